@@ -1,0 +1,49 @@
+# gridshim — make demo | make test | make bench | make sandbox-up | make sandbox-down
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: all venv sandbox-build sandbox-up sandbox-down sandbox-status test test-unit test-e2e demo bench lint clean
+
+all: test
+
+$(STAMP): setup.cfg pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+sandbox-build:
+	bash sandbox/build.sh
+
+sandbox-up: venv
+	$(PY) -m sandbox.up up
+
+sandbox-down:
+	@if [ -x $(PY) ]; then $(PY) -m sandbox.up down; else echo "sandbox: not set up"; fi
+
+sandbox-status: venv
+	$(PY) -m sandbox.up status
+
+# The whole suite: unit tests, then end-to-end tests against the real sandbox (started if needed).
+test: venv sandbox-build
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: venv
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+test-e2e: venv sandbox-build
+	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
+demo: venv sandbox-up
+	bash sandbox/demo.sh
+
+bench: venv sandbox-up
+	$(PY) bench/run.py
+
+clean: sandbox-down
+	rm -rf .sandbox build dist src/*.egg-info

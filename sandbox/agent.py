@@ -1,0 +1,1717 @@
+#!/usr/bin/env python3
+"""gridshim sandbox node agent: a tiny stand-in for the kubelet.
+
+The sandbox control plane (etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler on 127.0.0.1) has no kubelet and no container runtime. This agent
+fills that gap for tests:
+
+* it registers one Node (labels kubernetes.io/hostname|os|arch, no taints, Ready),
+  keeps it Ready by renewing its Lease in kube-node-lease every 10 s and refreshing
+  the Ready condition's heartbeat every minute;
+* it list+watches the pods bound to that Node and runs each container's
+  ``command`` + ``args`` as an ordinary local process: init containers one after the
+  other, then all containers at once, with the container's env (plus PATH and
+  HOSTNAME defaults, nothing inherited from the agent), workingDir, runAsUser /
+  runAsGroup / fsGroup / supplementalGroups (when the agent is root; uid 0 is
+  refused), ``resources.limits.memory`` as RLIMIT_AS, in a new session with stdin
+  from /dev/null and stdout+stderr appended to
+  ``STATE_DIR/logs/<ns>_<pod>_<uid>/<container>/<restartCount>.log``;
+* it writes real pod status (phase, conditions, container states, restart counts,
+  exit codes, 128+N for a signal) through the status subresource, applies the
+  pod's restartPolicy with the kubelet's crash-loop back-off, enforces
+  activeDeadlineSeconds, honours graceful deletion (SIGTERM, grace period,
+  SIGKILL, then the final DELETE with gracePeriodSeconds=0 and a uid
+  precondition, as the kubelet does);
+* on SIGTERM/SIGINT it kills every process it started (SIGTERM, 5 s, SIGKILL) and
+  exits 0 without touching pod statuses; on its next start, pods left Running or
+  Pending by an earlier life are marked Failed (reason NodeAgentRestarted) and any
+  process an earlier life left behind (after a crash) is killed.
+
+What it is NOT: there are no images (``image`` is recorded, never pulled: the
+command must exist on this machine), no isolation (no namespaces, cgroups, chroot
+or mounts: a hostPath volume is simply the same local path, other volume types
+are ignored), no networking (podIP = hostIP = 127.0.0.1, no Services, no ports),
+no probes (a running container is ready), no sidecar semantics for init
+containers with restartPolicy Always, no ``kubectl logs``/``exec`` serving (read
+the log files instead), no resource accounting beyond RLIMIT_AS, no eviction.
+Processes that leave their session (setsid/daemonize) escape the cleanup.
+
+Usage:
+  python sandbox/agent.py --kubeconfig PATH --node NAME --state-dir DIR
+         [--restart-backoff 10] [--max-backoff 300]
+         [--capacity-cpu 64] [--capacity-memory 64Gi] [--capacity-pods 250]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import errno
+import json
+import logging
+import math
+import os
+import platform
+import queue
+import re
+import resource
+import selectors
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from fractions import Fraction
+from typing import Any, Callable
+
+log = logging.getLogger("gridshim-agent")
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+NODE_IP = "127.0.0.1"
+KUBELET_VERSION = "v1.36.3"
+RUNTIME_VERSION = "gridshim-agent://0.1"
+LEASE_NAMESPACE = "kube-node-lease"
+LEASE_RENEW_SECONDS = 10
+LEASE_DURATION_SECONDS = 40
+NODE_STATUS_SECONDS = 60
+BACKOFF_RESET_SECONDS = 600       # a container that ran this long starts over at no back-off
+SHUTDOWN_GRACE_SECONDS = 5
+DEFAULT_TERMINATION_GRACE = 30
+SMP = "application/strategic-merge-patch+json"
+MERGE = "application/merge-patch+json"
+TERMINAL_PHASES = ("Succeeded", "Failed")
+UNKNOWN_MESSAGE = "The container could not be located when the pod was terminated"
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+class QuantityError(ValueError):
+    pass
+
+
+_QUANTITY_RE = re.compile(r"^([+-]?)(\d+(?:\.\d*)?|\.\d+)(.*)$")
+_BINARY_SUFFIX = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_DECIMAL_SUFFIX = {"n": Fraction(1, 10**9), "u": Fraction(1, 10**6), "m": Fraction(1, 1000), "": 1,
+                   "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
+_EXPONENT_RE = re.compile(r"^[eE]([+-]?\d+)$")
+
+
+def parse_quantity(q: Any) -> Fraction:
+    """Parse a Kubernetes resource quantity ("128Mi", "1.5G", "500m", "1e3") exactly."""
+    if isinstance(q, bool):
+        raise QuantityError(f"invalid quantity {q!r}")
+    if isinstance(q, int):
+        return Fraction(q)
+    if isinstance(q, float):
+        return Fraction(str(q))
+    if not isinstance(q, str):
+        raise QuantityError(f"invalid quantity {q!r}")
+    m = _QUANTITY_RE.match(q.strip())
+    if not m:
+        raise QuantityError(f"invalid quantity {q!r}")
+    sign, number, suffix = m.groups()
+    value = Fraction(number)
+    if suffix in _BINARY_SUFFIX:
+        value *= _BINARY_SUFFIX[suffix]
+    elif suffix in _DECIMAL_SUFFIX:
+        value *= _DECIMAL_SUFFIX[suffix]
+    else:
+        e = _EXPONENT_RE.match(suffix)
+        if not e:
+            raise QuantityError(f"invalid quantity {q!r}: unknown suffix {suffix!r}")
+        value *= Fraction(10) ** int(e.group(1))
+    return -value if sign == "-" else value
+
+
+def quantity_bytes(q: Any) -> int:
+    """A memory quantity as whole bytes, rounded up like Quantity.Value()."""
+    v = parse_quantity(q)
+    if v < 0:
+        raise QuantityError(f"negative quantity {q!r}")
+    return math.ceil(v)
+
+
+def rfc3339(t: float | None = None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if t is None else t))
+
+
+def micro_time(t: float | None = None) -> str:
+    dt = datetime.fromtimestamp(time.time() if t is None else t, tz=timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def go_duration(seconds: float) -> str:
+    """Format like Go's time.Duration.String() for whole seconds: 10s, 2m40s, 5m0s, 1h0m0s."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    m, s = divmod(s, 60)
+    if m < 60:
+        return f"{m}m{s}s"
+    h, m = divmod(m, 60)
+    return f"{h}h{m}m{s}s"
+
+
+def expand_vars(s: str, mapping: dict[str, str]) -> str:
+    """Kubernetes $(VAR) expansion: $(NAME) -> value when NAME is defined, else left as is;
+    $$ -> $; an unterminated $( is kept literally."""
+    out: list[str] = []
+    i, n = 0, len(s)
+    while i < n:
+        c = s[i]
+        if c == "$" and i + 1 < n:
+            nxt = s[i + 1]
+            if nxt == "$":
+                out.append("$")
+                i += 2
+                continue
+            if nxt == "(":
+                j = s.find(")", i + 2)
+                if j < 0:
+                    out.append(s[i:])
+                    break
+                name = s[i + 2:j]
+                out.append(mapping[name] if name in mapping else s[i:j + 1])
+                i = j + 1
+                continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+_FIELD_LABEL_RE = re.compile(r"^metadata\.(labels|annotations)\['(.*)'\]$")
+
+
+def field_ref_value(pod: dict, field_path: str) -> str | None:
+    """Value of a downward-API fieldRef for this agent, or None when unsupported."""
+    md = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    simple = {
+        "metadata.name": md.get("name", ""),
+        "metadata.namespace": md.get("namespace", ""),
+        "metadata.uid": md.get("uid", ""),
+        "spec.nodeName": spec.get("nodeName", ""),
+        "spec.serviceAccountName": spec.get("serviceAccountName", ""),
+        "status.podIP": NODE_IP,
+        "status.hostIP": NODE_IP,
+        "status.podIPs": NODE_IP,
+        "status.hostIPs": NODE_IP,
+    }
+    if field_path in simple:
+        return simple[field_path]
+    m = _FIELD_LABEL_RE.match(field_path)
+    if m:
+        return (md.get(m.group(1)) or {}).get(m.group(2), "")
+    return None
+
+
+def spec_env(container: dict, pod: dict) -> tuple[dict[str, str], list[str]]:
+    """The container's own env list resolved to a dict (in order, with $(VAR) expansion of
+    values against earlier entries), plus warnings for what could not be resolved."""
+    env: dict[str, str] = {}
+    warnings: list[str] = []
+    if container.get("envFrom"):
+        warnings.append(f"container {container.get('name')}: envFrom is not supported, ignored")
+    for item in container.get("env") or []:
+        name = item.get("name")
+        if not name:
+            continue
+        if "valueFrom" in item and item["valueFrom"] is not None:
+            vf = item["valueFrom"]
+            value = None
+            if vf.get("fieldRef"):
+                value = field_ref_value(pod, vf["fieldRef"].get("fieldPath", ""))
+                what = f"fieldRef {vf['fieldRef'].get('fieldPath')!r}"
+            else:
+                what = "valueFrom " + ",".join(sorted(k for k in vf if vf[k] is not None))
+            if value is None:
+                warnings.append(f"container {container.get('name')}: env {name}: {what} is not supported, using \"\"")
+                value = ""
+            env[name] = value
+        else:
+            env[name] = expand_vars(item.get("value") or "", env)
+    return env, warnings
+
+
+def with_env_defaults(env: dict[str, str], pod: dict) -> dict[str, str]:
+    full = dict(env)
+    full.setdefault("PATH", DEFAULT_PATH)
+    full.setdefault("HOSTNAME", (pod.get("metadata") or {}).get("name", ""))
+    return full
+
+
+def build_env(container: dict, pod: dict) -> tuple[dict[str, str], list[str]]:
+    """Complete process environment: the container's env plus PATH/HOSTNAME defaults
+    (nothing from the agent's own environment)."""
+    env, warnings = spec_env(container, pod)
+    return with_env_defaults(env, pod), warnings
+
+
+def container_argv(container: dict, mapping: dict[str, str]) -> list[str]:
+    """argv = command + args (args alone when there is no command), $(VAR)-expanded."""
+    argv = list(container.get("command") or []) + list(container.get("args") or [])
+    return [expand_vars(str(a), mapping) for a in argv]
+
+
+class ConfigError(Exception):
+    """The container cannot be started as specified (CreateContainerConfigError)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Identity:
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+
+
+def resolve_identity(pod: dict, container: dict, agent_is_root: bool) -> Identity | None:
+    """The uid/gid/groups a container runs as; None = as the agent itself (agent not root).
+    Raises ConfigError when a root agent would have to run the container as uid 0."""
+    psc = (pod.get("spec") or {}).get("securityContext") or {}
+    csc = container.get("securityContext") or {}
+    if not agent_is_root:
+        return None
+    uid = csc.get("runAsUser")
+    if uid is None:
+        uid = psc.get("runAsUser")
+    if uid is None or int(uid) == 0:
+        raise ConfigError("container would run as root")
+    gid = csc.get("runAsGroup")
+    if gid is None:
+        gid = psc.get("runAsGroup")
+    if gid is None:
+        gid = uid
+    groups: list[int] = []
+    for g in [psc.get("fsGroup")] + list(psc.get("supplementalGroups") or []):
+        if g is not None and int(g) not in groups:
+            groups.append(int(g))
+    return Identity(int(uid), int(gid), tuple(groups))
+
+
+def memory_limit(container: dict) -> int | None:
+    mem = ((container.get("resources") or {}).get("limits") or {}).get("memory")
+    return None if mem is None else quantity_bytes(mem)
+
+
+def restart_delay(crashes: int, base: float, cap: float) -> float:
+    """Back-off before restarting after the crashes-th consecutive exit (kubelet style:
+    the first restart is immediate, then base, 2*base, 4*base ... capped at cap)."""
+    if crashes <= 1:
+        return 0.0
+    return float(min(cap, base * (2 ** (crashes - 2))))
+
+
+def should_restart(policy: str, exit_code: int) -> bool:
+    if policy == "Always":
+        return True
+    if policy == "OnFailure":
+        return exit_code != 0
+    return False
+
+
+def exit_status(returncode: int) -> tuple[int, int | None]:
+    """(exitCode, signal) from a Popen returncode; killed by signal N -> (128+N, N)."""
+    if returncode < 0:
+        return 128 - returncode, -returncode
+    return returncode, None
+
+
+def terminated_state(exit_code: int, started_at: str | None, finished_at: str,
+                     container_id: str | None = None, signal_no: int | None = None,
+                     reason: str | None = None, message: str | None = None) -> dict:
+    t: dict[str, Any] = {"exitCode": exit_code,
+                         "reason": reason or ("Completed" if exit_code == 0 else "Error"),
+                         "finishedAt": finished_at}
+    if started_at:
+        t["startedAt"] = started_at
+    if signal_no:
+        t["signal"] = signal_no
+    if message:
+        t["message"] = message
+    if container_id:
+        t["containerID"] = container_id
+    return t
+
+
+def final_phase(exit_codes: list[int | None]) -> str:
+    """Succeeded when every container exited 0, else Failed."""
+    return "Succeeded" if exit_codes and all(c == 0 for c in exit_codes) else "Failed"
+
+
+def start_error(exc: BaseException, argv: list[str], cwd: str) -> tuple[int, str]:
+    """(exitCode, message) for a process that could not be started."""
+    if isinstance(exc, OSError):
+        fname = exc.filename if isinstance(exc.filename, str) else None
+        if fname == cwd and exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.EACCES):
+            return 128, f"chdir to cwd ({cwd!r}) set in the container spec failed: {exc.strerror}"
+        if exc.errno == errno.ENOENT:
+            return 127, f"exec: {argv[0]!r}: executable file not found in $PATH"
+        if exc.errno in (errno.EACCES, errno.ENOEXEC):
+            return 126, f"exec: {argv[0]!r}: {exc.strerror}"
+        return 128, f"failed to start {argv[0]!r}: {exc.strerror or exc}"
+    return 128, f"failed to start {argv[0]!r}: {exc}"
+
+
+@dataclasses.dataclass
+class ContainerRun:
+    """What the agent knows about one container of a pod (one record across restarts)."""
+    name: str
+    image: str
+    init: bool
+    spec: dict
+    restart_count: int = 0
+    starts: int = 0
+    state: dict = dataclasses.field(default_factory=lambda: {"waiting": {"reason": "ContainerCreating"}})
+    last_state: dict = dataclasses.field(default_factory=dict)
+    prev_last_state: dict = dataclasses.field(default_factory=dict)
+    container_id: str | None = None
+    crashes: int = 0
+    restart_at: float | None = None
+    done: bool = False          # exited for good (no restart coming)
+    blocked: bool = False       # config error under restartPolicy Always: never started
+    proc: Any = None
+    started_at: str | None = None
+    started_mono: float = 0.0
+
+    @classmethod
+    def from_spec(cls, spec: dict, init: bool, waiting_reason: str = "ContainerCreating") -> "ContainerRun":
+        return cls(name=spec["name"], image=spec.get("image") or "", init=init, spec=spec,
+                   state={"waiting": {"reason": waiting_reason}})
+
+
+def container_status(c: ContainerRun, terminating: bool = False) -> dict:
+    running = "running" in c.state
+    if c.init:
+        ready = "terminated" in c.state and c.state["terminated"].get("exitCode") == 0
+    else:
+        ready = running and not terminating
+    st: dict[str, Any] = {
+        "name": c.name, "image": c.image, "imageID": "",
+        "ready": ready, "started": running, "restartCount": c.restart_count,
+        "state": c.state, "lastState": c.last_state or {},
+    }
+    if c.container_id:
+        st["containerID"] = c.container_id
+    return st
+
+
+def _names(names: list[str]) -> str:
+    return "[" + " ".join(names) + "]"
+
+
+def desired_conditions(phase: str, incomplete_inits: list[str], unready: list[str]) -> dict[str, tuple]:
+    """Pod conditions the agent owns: type -> (status, reason, message)."""
+    terminal = phase in TERMINAL_PHASES
+    out: dict[str, tuple] = {}
+    out["PodReadyToStartContainers"] = ("False", None, None) if terminal else ("True", None, None)
+    if incomplete_inits:
+        out["Initialized"] = ("False", "ContainersNotInitialized",
+                              f"containers with incomplete status: {_names(incomplete_inits)}")
+    else:
+        out["Initialized"] = ("True", None, None)
+    if terminal:
+        ready = ("False", "PodCompleted" if phase == "Succeeded" else "PodFailed", None)
+    elif unready:
+        ready = ("False", "ContainersNotReady", f"containers with unready status: {_names(unready)}")
+    else:
+        ready = ("True", None, None)
+    out["Ready"] = ready
+    out["ContainersReady"] = ready
+    return out
+
+
+def make_conditions(desired: dict[str, tuple], previous: dict[str, dict], now: str,
+                    generation: int | None = None) -> list[dict]:
+    """Condition dicts for a strategic-merge patch; lastTransitionTime only moves when the
+    status changes; absent reason/message are sent as null so stale ones are removed."""
+    out = []
+    for ctype, (status, reason, message) in desired.items():
+        prev = previous.get(ctype)
+        ltt = prev["lastTransitionTime"] if prev and prev.get("status") == status else now
+        c: dict[str, Any] = {"type": ctype, "status": status, "lastProbeTime": None,
+                             "lastTransitionTime": ltt, "reason": reason, "message": message}
+        if generation is not None:
+            c["observedGeneration"] = generation
+        out.append(c)
+    return out
+
+
+def pod_ip_fields() -> dict:
+    return {"hostIP": NODE_IP, "hostIPs": [{"ip": NODE_IP}],
+            "podIP": NODE_IP, "podIPs": [{"ip": NODE_IP}]}
+
+
+def is_terminal(pod: dict) -> bool:
+    return ((pod.get("status") or {}).get("phase")) in TERMINAL_PHASES
+
+
+def is_deleting(pod: dict) -> bool:
+    return bool((pod.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def touched_by_agent(pod: dict) -> bool:
+    """True when some agent already started this pod (it has a startTime or is Running)."""
+    st = pod.get("status") or {}
+    return bool(st.get("startTime")) or st.get("phase") == "Running"
+
+
+def grace_seconds(pod: dict) -> int:
+    md = pod.get("metadata") or {}
+    g = md.get("deletionGracePeriodSeconds")
+    if g is None:
+        g = (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
+    return DEFAULT_TERMINATION_GRACE if g is None else max(0, int(g))
+
+
+def orphan_status(pod: dict, now: str, node: str) -> dict:
+    """Status marking a pod left over from an earlier agent life as Failed."""
+    st = pod.get("status") or {}
+    conds = {c.get("type"): c for c in st.get("conditions") or []}
+    initialized = conds.get("Initialized", {}).get("status") == "True" or not (pod.get("spec") or {}).get("initContainers")
+    lost = {"exitCode": 137, "reason": "ContainerStatusUnknown",
+            "message": "The node agent restarted; the container's process was killed", "finishedAt": now}
+
+    def convert(statuses: list[dict], specs: list[dict], convert_waiting: bool) -> list[dict]:
+        by_name = {s.get("name"): s for s in statuses or []}
+        out = []
+        for spec in specs:
+            s = dict(by_name.get(spec["name"]) or {"name": spec["name"], "image": spec.get("image") or "",
+                                                  "imageID": "", "restartCount": 0,
+                                                  "state": {"waiting": {"reason": "ContainerCreating"}}})
+            state = s.get("state") or {}
+            if "running" in state:
+                t = dict(lost)
+                if state["running"].get("startedAt"):
+                    t["startedAt"] = state["running"]["startedAt"]
+                if s.get("containerID"):
+                    t["containerID"] = s["containerID"]
+                s["state"] = {"terminated": t}
+            elif "terminated" not in state and (convert_waiting or (s.get("lastState") or {}).get("terminated")):
+                s["state"] = {"terminated": dict(lost)}
+            s["ready"] = False
+            s["started"] = False
+            s.setdefault("imageID", "")
+            s.setdefault("image", spec.get("image") or "")
+            s.setdefault("restartCount", 0)
+            out.append(s)
+        return out
+
+    spec = pod.get("spec") or {}
+    status: dict[str, Any] = {
+        "phase": "Failed",
+        "reason": "NodeAgentRestarted",
+        "message": f"The node agent on {node} restarted while the pod was active; its processes were lost",
+        "containerStatuses": convert(st.get("containerStatuses"), spec.get("containers") or [], initialized),
+    }
+    if spec.get("initContainers"):
+        status["initContainerStatuses"] = convert(st.get("initContainerStatuses"), spec["initContainers"], False)
+    prev = {c["type"]: c for c in st.get("conditions") or [] if c.get("type")}
+    desired = desired_conditions("Failed", [], [])
+    if not initialized:
+        old = prev.get("Initialized") or {}
+        desired["Initialized"] = ("False", old.get("reason") or "ContainersNotInitialized", old.get("message"))
+    status["conditions"] = make_conditions(desired, prev, now)
+    if not st.get("startTime"):
+        status["startTime"] = now
+    status.update(pod_ip_fields())
+    return status
+
+
+def node_conditions(now: str, since: str) -> list[dict]:
+    def cond(ctype: str, status: str, reason: str, message: str) -> dict:
+        return {"type": ctype, "status": status, "reason": reason, "message": message,
+                "lastHeartbeatTime": now, "lastTransitionTime": since}
+    return [
+        cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+        cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+        cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+        cond("Ready", "True", "KubeletReady", "gridshim node agent is posting ready status"),
+    ]
+
+
+def node_labels(name: str) -> dict:
+    return {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+            "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": "amd64"}
+
+
+def node_status(name: str, capacity: dict[str, str], now: str, since: str, info: dict[str, str]) -> dict:
+    node_info = {"machineID": "", "systemUUID": "", "bootID": "", "kernelVersion": "", "osImage": "",
+                 "containerRuntimeVersion": RUNTIME_VERSION, "kubeletVersion": KUBELET_VERSION,
+                 "kubeProxyVersion": "", "operatingSystem": "linux", "architecture": "amd64"}
+    node_info.update(info)
+    return {
+        "capacity": dict(capacity),
+        "allocatable": dict(capacity),
+        "conditions": node_conditions(now, since),
+        "addresses": [{"type": "InternalIP", "address": NODE_IP}, {"type": "Hostname", "address": name}],
+        "nodeInfo": node_info,
+    }
+
+
+def without_agent_taints(taints: list[dict] | None) -> list[dict]:
+    return [t for t in taints or [] if not str(t.get("key", "")).startswith("node.kubernetes.io/")]
+
+
+# --------------------------------------------------------------------------- /proc helpers
+
+def proc_stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, session id, start time in clock ticks) of a process, or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    rest = data[data.rfind(")") + 2:].split()
+    try:
+        return rest[0], int(rest[3]), int(rest[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def session_members(sids: set[int], started_after: dict[int, int] | None = None) -> list[int]:
+    """Live (non-zombie) processes whose session id is in sids."""
+    if not sids:
+        return []
+    out = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    me = os.getpid()
+    for e in entries:
+        if not e.isdigit():
+            continue
+        pid = int(e)
+        if pid == me:
+            continue
+        st = proc_stat(pid)
+        if not st or st[0] == "Z" or st[1] not in sids:
+            continue
+        if started_after and st[1] in started_after and st[2] < started_after[st[1]]:
+            continue
+        out.append(pid)
+    return out
+
+
+def signal_sessions(sids: set[int], sig: int, started_after: dict[int, int] | None = None) -> int:
+    """Send sig to the process groups sids and to every other member of those sessions."""
+    for sid in sids:
+        try:
+            os.killpg(sid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+    members = session_members(sids, started_after)
+    for pid in members:
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return len(members)
+
+
+# --------------------------------------------------------------------------- API access
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class Api:
+    """Thin JSON layer over the official client's ApiClient (auth, TLS, pooling)."""
+
+    def __init__(self, kubeconfig: str, temp_dir: str):
+        from kubernetes import client as kclient, config as kconfig
+        cfg = kclient.Configuration()
+        kconfig.load_kube_config(config_file=kubeconfig, client_configuration=cfg,
+                                 persist_config=False, temp_file_path=temp_dir)
+        cfg.connection_pool_maxsize = 32
+        self.client = kclient.ApiClient(cfg)
+        self.client.user_agent = "gridshim-agent/0.1"
+
+    def _send(self, method: str, path: str, query: dict | None, body: Any, content_type: str | None,
+              timeout: Any):
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type or "application/json"
+        ser = self.client.param_serialize(
+            method=method, resource_path=path,
+            query_params=[(k, v) for k, v in (query or {}).items() if v is not None],
+            header_params=headers, body=body, auth_settings=["BearerToken"])
+        return self.client.call_api(*ser, _request_timeout=timeout)
+
+    @staticmethod
+    def _error(status: int, data: bytes | None) -> ApiError:
+        msg = ""
+        try:
+            msg = json.loads(data or b"{}").get("message", "")
+        except (ValueError, AttributeError):
+            msg = (data or b"")[:300].decode("utf-8", "replace")
+        return ApiError(status, msg)
+
+    def request(self, method: str, path: str, query: dict | None = None, body: Any = None,
+                content_type: str | None = None, timeout: Any = (10, 60)) -> Any:
+        resp = self._send(method, path, query, body, content_type, timeout)
+        data = resp.read()
+        if not 200 <= resp.status < 300:
+            raise self._error(resp.status, data)
+        return json.loads(data) if data else None
+
+    def stream(self, path: str, query: dict, timeout: Any):
+        resp = self._send("GET", path, query, None, None, timeout)
+        if resp.status != 200:
+            raise self._error(resp.status, resp.read())
+        return resp.response
+
+
+# --------------------------------------------------------------------------- process reaping
+
+class Reaper:
+    """One thread that waits for child exits through pidfds and calls a callback."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.pending: list[tuple[int, Callable[[], None]]] = []
+        self.use_pidfd = hasattr(os, "pidfd_open")
+        self.sel = selectors.DefaultSelector()
+        self.rfd, self.wfd = os.pipe()
+        os.set_blocking(self.rfd, False)
+        os.set_blocking(self.wfd, False)
+        self.sel.register(self.rfd, selectors.EVENT_READ, None)
+        threading.Thread(target=self._run, name="reaper", daemon=True).start()
+
+    def watch(self, proc: subprocess.Popen, callback: Callable[[], None]) -> None:
+        if self.use_pidfd:
+            try:
+                fd = os.pidfd_open(proc.pid)
+            except OSError as e:
+                if e.errno == errno.ESRCH:
+                    callback()
+                    return
+                self.use_pidfd = False
+            else:
+                with self.lock:
+                    self.pending.append((fd, callback))
+                try:
+                    os.write(self.wfd, b"x")
+                except BlockingIOError:
+                    pass
+                return
+
+        def wait_then_call():
+            try:
+                proc.wait()
+            except Exception:  # noqa: BLE001 - the worker polls anyway
+                pass
+            callback()
+        threading.Thread(target=wait_then_call, name=f"wait-{proc.pid}", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            for key, _ in self.sel.select():
+                if key.fd == self.rfd:
+                    try:
+                        while os.read(self.rfd, 4096):
+                            pass
+                    except BlockingIOError:
+                        pass
+                    with self.lock:
+                        pending, self.pending = self.pending, []
+                    for fd, cb in pending:
+                        self.sel.register(fd, selectors.EVENT_READ, cb)
+                    continue
+                self.sel.unregister(key.fd)
+                os.close(key.fd)
+                try:
+                    key.data()
+                except Exception:  # noqa: BLE001
+                    log.exception("reaper callback failed")
+
+
+class TaskRunner:
+    """A few daemon threads for one-shot API chores (finalizing deleted pods, orphans)."""
+
+    def __init__(self, n: int):
+        self.q: queue.Queue = queue.Queue()
+        for i in range(n):
+            threading.Thread(target=self._run, name=f"task-{i}", daemon=True).start()
+
+    def submit(self, fn: Callable, *args) -> None:
+        self.q.put((fn, args))
+
+    def _run(self) -> None:
+        while True:
+            fn, args = self.q.get()
+            try:
+                fn(*args)
+            except Exception:  # noqa: BLE001
+                log.exception("task %s failed", getattr(fn, "__name__", fn))
+
+
+# --------------------------------------------------------------------------- pod worker
+
+class PodGone(Exception):
+    pass
+
+
+class StartFailure(Exception):
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class PodWorker:
+    """Runs one pod from start to its terminal status (and final DELETE when deleted)."""
+
+    def __init__(self, agent: "Agent", pod: dict):
+        self.agent = agent
+        self.pod = pod
+        md = pod["metadata"]
+        self.uid, self.ns, self.name = md["uid"], md["namespace"], md["name"]
+        self.key = f"{self.ns}/{self.name}"
+        spec = pod.get("spec") or {}
+        self.policy = spec.get("restartPolicy") or "Always"
+        init_specs = spec.get("initContainers") or []
+        self.inits = [ContainerRun.from_spec(c, True, "ContainerCreating" if i == 0 else "PodInitializing")
+                      for i, c in enumerate(init_specs)]
+        self.mains = [ContainerRun.from_spec(c, False, "PodInitializing" if init_specs else "ContainerCreating")
+                      for c in spec.get("containers") or []]
+        self.cond = threading.Condition()
+        self.kicked = False
+        self.gone = False
+        self.stage = "init"          # init -> main -> terminating -> final
+        self.init_idx = 0
+        self.phase = "Pending"
+        self.reason: str | None = None
+        self.message: str | None = None
+        self.start_time = ""
+        self.start_mono = 0.0
+        self.conditions: dict[str, dict] = {}
+        self.dirty = True
+        self.retry_at: float | None = None
+        self.retry_delay = 1.0
+        self.term_kind: str | None = None
+        self.term_started = 0.0
+        self.kill_deadline = 0.0
+        self.sigkilled = False
+        self.finalized = False
+        self.thread = threading.Thread(target=self.run, name=f"pod:{self.key}", daemon=True)
+
+    # -- called from other threads
+    def kick(self) -> None:
+        with self.cond:
+            self.kicked = True
+            self.cond.notify()
+
+    def update(self, pod: dict) -> None:
+        with self.cond:
+            self.pod = pod
+            self.kicked = True
+            self.cond.notify()
+
+    def mark_gone(self) -> None:
+        with self.cond:
+            self.gone = True
+            self.kicked = True
+            self.cond.notify()
+
+    # -- helpers
+    def log(self, msg: str, *args) -> None:
+        log.info("pod %s: " + msg, self.key, *args)
+
+    def all_containers(self) -> list[ContainerRun]:
+        return self.inits + self.mains
+
+    def live(self) -> list[ContainerRun]:
+        return [c for c in self.all_containers() if c.proc is not None]
+
+    # -- main loop
+    def run(self) -> None:
+        try:
+            self.main()
+        except PodGone:
+            self.log("gone from the API; killing its processes")
+            self.kill_now()
+        except Exception:  # noqa: BLE001
+            log.exception("pod %s: worker failed; killing its processes", self.key)
+            self.kill_now()
+        finally:
+            self.save_state()
+            self.agent.worker_exited(self)
+
+    def main(self) -> None:
+        self.start_time = rfc3339()
+        self.start_mono = time.monotonic()
+        ignored = [v.get("name") for v in (self.pod.get("spec") or {}).get("volumes") or []
+                   if "hostPath" not in v and not str(v.get("name", "")).startswith("kube-api-access-")]
+        self.log("starting (restartPolicy %s, %d init, %d containers)%s", self.policy, len(self.inits),
+                 len(self.mains), f"; ignoring volumes {ignored}" if ignored else "")
+        while True:
+            if self.agent.stopping:
+                return
+            with self.cond:
+                if self.gone:
+                    raise PodGone()
+                pod = self.pod
+                self.kicked = False
+            self.step(pod)
+            if self.stage == "final":
+                if self.flush():
+                    if is_deleting(pod):
+                        self.finalize_delete()
+                    return
+            else:
+                self.flush()
+            timeout = self.next_timeout()
+            with self.cond:
+                if not self.kicked and not self.gone and not self.agent.stopping:
+                    self.cond.wait(timeout)
+
+    def next_timeout(self) -> float:
+        now = time.monotonic()
+        cands = [30.0]
+        if self.stage in ("init", "main"):
+            for c in self.all_containers():
+                if c.restart_at is not None and c.proc is None and not c.done:
+                    cands.append(c.restart_at - now)
+            ads = (self.pod.get("spec") or {}).get("activeDeadlineSeconds")
+            if ads is not None:
+                cands.append(self.start_mono + int(ads) - now)
+        if self.stage == "terminating":
+            cands.append((self.kill_deadline - now) if not self.sigkilled else 1.0)
+        if self.dirty and self.retry_at is not None:
+            cands.append(self.retry_at - now)
+        return max(0.0, min(cands))
+
+    def step(self, pod: dict) -> None:
+        now = time.monotonic()
+        self.reap(now)
+        if self.stage in ("init", "main"):
+            ads = (pod.get("spec") or {}).get("activeDeadlineSeconds")
+            if is_deleting(pod):
+                self.begin_terminate("deleted", grace_seconds(pod), now)
+            elif ads is not None and now - self.start_mono >= int(ads):
+                self.log("active deadline of %ss exceeded", ads)
+                self.begin_terminate("deadline", grace_seconds({"spec": pod.get("spec")}), now)
+        if self.stage == "terminating":
+            if self.term_kind == "deleted":
+                self.kill_deadline = min(self.kill_deadline, self.term_started + grace_seconds(pod))
+            live = self.live()
+            if live and not self.sigkilled and now >= self.kill_deadline:
+                self.log("grace period over; SIGKILL %s", [c.name for c in live])
+                self.sigkilled = True
+                signal_sessions({c.proc.pid for c in live}, signal.SIGKILL)
+            if not live:
+                self.finish_terminated()
+        if self.stage == "init":
+            self.advance_init(now)
+        if self.stage == "main":
+            self.advance_main(now)
+
+    def advance_init(self, now: float) -> None:
+        while self.stage == "init":
+            if self.init_idx >= len(self.inits):
+                self.stage = "main"
+                for c in self.mains:
+                    if c.state.get("waiting", {}).get("reason") == "PodInitializing":
+                        c.state = {"waiting": {"reason": "ContainerCreating"}}
+                self.dirty = True
+                return
+            c = self.inits[self.init_idx]
+            if c.proc is not None:
+                return
+            if c.done:
+                if "terminated" in c.state and c.state["terminated"].get("exitCode") == 0:
+                    self.init_idx += 1
+                    continue
+                return
+            if c.blocked or (c.restart_at is not None and now < c.restart_at):
+                return
+            self.start(c, now)
+            if c.proc is None and c.restart_at is None and not c.done:
+                return  # not started (shutting down or blocked)
+
+    def advance_main(self, now: float) -> None:
+        for c in self.mains:
+            if c.proc is not None or c.done or c.blocked:
+                continue
+            if c.restart_at is None or now >= c.restart_at:
+                self.start(c, now)
+        if self.stage == "main" and self.mains and all(c.done for c in self.mains):
+            codes = [c.state.get("terminated", {}).get("exitCode") for c in self.mains]
+            self.finish(final_phase(codes))
+
+    # -- starting and exits
+    def start(self, c: ContainerRun, now: float) -> None:
+        pod = self.pod
+        c.restart_at = None
+        if self.agent.stopping:
+            return
+        try:
+            env_map, warnings = spec_env(c.spec, pod)
+            env = with_env_defaults(env_map, pod)
+            argv = container_argv(c.spec, env_map)
+            ident = resolve_identity(pod, c.spec, self.agent.is_root)
+            mem = memory_limit(c.spec)
+        except ConfigError as e:
+            self.config_error(c, str(e))
+            return
+        except QuantityError as e:
+            self.config_error(c, f"invalid memory limit: {e}")
+            return
+        for w in warnings:
+            self.log("%s", w)
+        if c.starts > 0:
+            c.restart_count += 1
+        c.starts += 1
+        started_at = rfc3339()
+        cwd = c.spec.get("workingDir") or "/"
+        logf = None
+        proc = None
+        try:
+            logdir = os.path.join(self.agent.state_dir, "logs", f"{self.ns}_{self.name}_{self.uid}", c.name)
+            os.makedirs(logdir, exist_ok=True)
+            logf = open(os.path.join(logdir, f"{c.restart_count}.log"), "ab", buffering=0)
+            if not argv:
+                raise StartFailure(128, "no command or args in the container spec (images are not run)")
+            limits = child_limits(mem)
+            kwargs: dict[str, Any] = {}
+            if ident is not None:
+                kwargs = {"user": ident.uid, "group": ident.gid, "extra_groups": list(ident.groups)}
+            with self.agent.spawn_lock:
+                if self.agent.stopping:
+                    return
+                try:
+                    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf,
+                                            stderr=subprocess.STDOUT, cwd=cwd, env=env, close_fds=True,
+                                            start_new_session=True, preexec_fn=limits, **kwargs)
+                except (OSError, subprocess.SubprocessError) as e:
+                    raise StartFailure(*start_error(e, argv, cwd)) from e
+                self.agent.procs[proc.pid] = proc
+        except (StartFailure, OSError) as e:
+            code, msg = (e.code, e.message) if isinstance(e, StartFailure) else (128, f"cannot set up the container: {e}")
+            if logf is not None:
+                try:
+                    logf.write(f"gridshim-agent: {msg}\n".encode())
+                except OSError:
+                    pass
+            self.log("container %s failed to start: %s", c.name, msg)
+            self.on_exit(c, code, None, started_at, reason="StartError", message=msg)
+            return
+        finally:
+            if logf is not None:
+                logf.close()
+        c.proc = proc
+        c.container_id = f"gridshim://{proc.pid}"
+        c.started_at = started_at
+        c.started_mono = time.monotonic()
+        c.state = {"running": {"startedAt": started_at}}
+        if not c.init:
+            self.phase = "Running"
+        self.dirty = True
+        self.log("container %s started: pid %d%s, argv %s", c.name, proc.pid,
+                 f" uid {ident.uid} gid {ident.gid} groups {list(ident.groups)}" if ident else "", argv)
+        self.agent.reaper.watch(proc, self.kick)
+        self.save_state()
+
+    def config_error(self, c: ContainerRun, msg: str) -> None:
+        self.log("container %s: CreateContainerConfigError: %s", c.name, msg)
+        self.dirty = True
+        if self.policy == "Always":
+            c.blocked = True
+            c.state = {"waiting": {"reason": "CreateContainerConfigError", "message": msg}}
+            return
+        c.done = True
+        c.state = {"terminated": terminated_state(126, None, rfc3339(), reason="CreateContainerConfigError",
+                                                  message=msg)}
+        if c.init:
+            self.finish("Failed")
+
+    def reap(self, now: float) -> None:
+        for c in self.all_containers():
+            if c.proc is None:
+                continue
+            rc = c.proc.poll()
+            if rc is None:
+                continue
+            pid = c.proc.pid
+            stragglers = signal_sessions({pid}, signal.SIGKILL)
+            if stragglers:
+                self.log("container %s: killed %d leftover process(es) of its session", c.name, stragglers)
+            self.agent.procs.pop(pid, None)
+            code, sig = exit_status(rc)
+            self.log("container %s (pid %d) exited with code %d%s", c.name, pid, code,
+                     f" (signal {sig})" if sig else "")
+            c.proc = None
+            self.on_exit(c, code, sig, c.started_at, ran=now - c.started_mono)
+            self.save_state()
+
+    def on_exit(self, c: ContainerRun, code: int, sig: int | None, started_at: str | None,
+                reason: str | None = None, message: str | None = None, ran: float = 0.0) -> None:
+        self.dirty = True
+        # a StartError has no process, hence no containerID of its own
+        term = terminated_state(code, started_at, rfc3339(), None if reason else c.container_id,
+                                sig, reason, message)
+        if ran >= BACKOFF_RESET_SECONDS:
+            c.crashes = 0
+        if self.stage in ("terminating", "final") or self.agent.stopping:
+            c.state = {"terminated": term}
+            c.done = True
+            return
+        if c.init and code == 0:
+            c.state = {"terminated": term}
+            c.done = True
+            return
+        restart = (self.policy != "Never") if c.init else should_restart(self.policy, code)
+        if not restart:
+            c.state = {"terminated": term}
+            c.done = True
+            if c.init:
+                self.log("init container %s failed; pod fails (restartPolicy %s)", c.name, self.policy)
+                self.finish("Failed")
+            return
+        c.crashes += 1
+        delay = restart_delay(c.crashes, self.agent.restart_backoff, self.agent.max_backoff)
+        c.prev_last_state = c.last_state
+        c.last_state = {"terminated": term}
+        c.restart_at = time.monotonic() + delay
+        c.state = {"waiting": {"reason": "CrashLoopBackOff",
+                               "message": f"back-off {go_duration(delay)} restarting failed container={c.name} "
+                                          f"pod={self.name}_{self.ns}({self.uid})"}}
+        self.log("container %s will restart in %s (restartPolicy %s)", c.name, go_duration(delay), self.policy)
+
+    # -- termination
+    def begin_terminate(self, kind: str, grace: int, now: float) -> None:
+        self.stage = "terminating"
+        self.term_kind = kind
+        self.term_started = now
+        self.kill_deadline = now + grace
+        self.dirty = True
+        for c in self.all_containers():
+            c.restart_at = None
+        live = self.live()
+        self.log("%s: stopping %s with grace %ds", "deleted" if kind == "deleted" else "deadline exceeded",
+                 [c.name for c in live] or "nothing", grace)
+        if live:
+            sig = signal.SIGKILL if grace <= 0 else signal.SIGTERM
+            self.sigkilled = grace <= 0
+            signal_sessions({c.proc.pid for c in live}, sig)
+
+    def finish_terminated(self) -> None:
+        if self.term_kind == "deadline":
+            self.finish("Failed", "DeadlineExceeded", "Pod was active on the node longer than the specified deadline")
+            return
+        if self.init_idx < len(self.inits):
+            self.finish("Failed")
+            return
+        self.finish(None)
+
+    def finish(self, phase: str | None, reason: str | None = None, message: str | None = None) -> None:
+        initialized = self.init_idx >= len(self.inits)
+        for c in self.all_containers():
+            if "terminated" in c.state:
+                continue
+            if (c.last_state or {}).get("terminated"):
+                c.state, c.last_state = c.last_state, c.prev_last_state
+            elif (c.init and c.starts > 0) or (not c.init and initialized):
+                c.state = {"terminated": {"exitCode": 137, "reason": "ContainerStatusUnknown",
+                                          "message": UNKNOWN_MESSAGE, "finishedAt": rfc3339()}}
+        if phase is None:
+            phase = final_phase([c.state.get("terminated", {}).get("exitCode") for c in self.mains])
+        self.stage = "final"
+        self.phase, self.reason, self.message = phase, reason, message
+        self.dirty = True
+        self.retry_at = None
+        self.log("phase %s%s", phase, f" ({reason})" if reason else "")
+
+    def kill_now(self) -> None:
+        live = self.live()
+        if not live:
+            return
+        sids = {c.proc.pid for c in live}
+        signal_sessions(sids, signal.SIGKILL)
+        for c in live:
+            try:
+                c.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.log("pid %d did not die after SIGKILL", c.proc.pid)
+            self.agent.procs.pop(c.proc.pid, None)
+            c.proc = None
+
+    # -- status
+    def render_status(self) -> dict:
+        now = rfc3339()
+        terminating = self.stage in ("terminating", "final")
+        incomplete = [c.name for c in self.inits
+                      if not ("terminated" in c.state and c.state["terminated"].get("exitCode") == 0)]
+        if self.init_idx >= len(self.inits):
+            incomplete = []
+        unready = [c.name for c in self.mains if not ("running" in c.state and not terminating)]
+        gen = (self.pod.get("metadata") or {}).get("generation")
+        conds = make_conditions(desired_conditions(self.phase, incomplete, unready), self.conditions, now, gen)
+        self.conditions = {c["type"]: c for c in conds}
+        status: dict[str, Any] = {
+            "phase": self.phase, "reason": self.reason, "message": self.message,
+            "startTime": self.start_time, "conditions": conds,
+            "containerStatuses": [container_status(c, terminating) for c in self.mains],
+        }
+        if self.inits:
+            status["initContainerStatuses"] = [container_status(c, terminating) for c in self.inits]
+        if gen is not None:
+            status["observedGeneration"] = gen
+        status.update(pod_ip_fields())
+        return status
+
+    def flush(self) -> bool:
+        """Write the status when it changed. True when nothing is left to write."""
+        if not self.dirty or self.agent.stopping:
+            return True
+        now = time.monotonic()
+        if self.retry_at is not None and now < self.retry_at:
+            return False
+        status = self.render_status()
+        try:
+            self.agent.patch_pod_status(self.ns, self.name, self.uid, status)
+        except ApiError as e:
+            if e.status in (404, 409):
+                raise PodGone() from e
+            if e.status in (400, 403, 422):
+                log.error("pod %s: status rejected (%s); not retrying", self.key, e)
+                self.dirty = False
+                return True
+            self._retry_later(e)
+            return False
+        except Exception as e:  # noqa: BLE001
+            self._retry_later(e)
+            return False
+        self.dirty = False
+        self.retry_at = None
+        self.retry_delay = 1.0
+        return True
+
+    def _retry_later(self, e: Exception) -> None:
+        log.warning("pod %s: status write failed (%s); retrying in %.0fs", self.key, e, self.retry_delay)
+        self.retry_at = time.monotonic() + self.retry_delay
+        self.retry_delay = min(self.retry_delay * 2, 30.0)
+
+    def finalize_delete(self) -> None:
+        delay = 1.0
+        while not self.agent.stopping:
+            with self.cond:
+                if self.gone:
+                    return
+            try:
+                self.agent.delete_pod(self.ns, self.name, self.uid)
+                self.finalized = True
+                return
+            except ApiError as e:
+                if e.status in (404, 409):
+                    self.finalized = True
+                    return
+                log.warning("pod %s: final delete failed (%s); retrying", self.key, e)
+            except Exception as e:  # noqa: BLE001
+                log.warning("pod %s: final delete failed (%s); retrying", self.key, e)
+            with self.cond:
+                self.cond.wait(delay)
+            delay = min(delay * 2, 30.0)
+
+    def save_state(self) -> None:
+        """Record live pids in STATE_DIR/pods/<uid>.json so a later agent can kill them
+        after a crash; the file goes away once nothing runs."""
+        if self.agent.stopping:
+            return
+        path = os.path.join(self.agent.state_dir, "pods", f"{self.uid}.json")
+        procs = []
+        for c in self.live():
+            st = proc_stat(c.proc.pid)
+            if st:
+                procs.append({"container": c.name, "pid": c.proc.pid, "start": st[2]})
+        try:
+            if not procs:
+                if os.path.exists(path):
+                    os.unlink(path)
+                return
+            tmp = path + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump({"namespace": self.ns, "name": self.name, "uid": self.uid, "procs": procs}, f)
+            os.replace(tmp, path)
+        except OSError as e:
+            log.warning("pod %s: cannot write state file: %s", self.key, e)
+
+
+def child_limits(mem: int | None) -> Callable[[], None]:
+    """preexec_fn: RLIMIT_CORE 0 and RLIMIT_AS = memory limit. Values are computed here in
+    the parent so the child only makes two setrlimit calls."""
+    as_limit = None
+    if mem is not None:
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        as_limit = mem if hard == resource.RLIM_INFINITY else min(mem, hard)
+    setrlimit, r_as, r_core = resource.setrlimit, resource.RLIMIT_AS, resource.RLIMIT_CORE
+
+    def preexec() -> None:
+        setrlimit(r_core, (0, 0))
+        if as_limit is not None:
+            setrlimit(r_as, (as_limit, as_limit))
+    return preexec
+
+
+# --------------------------------------------------------------------------- agent
+
+class Agent:
+    def __init__(self, args: argparse.Namespace):
+        self.node = args.node
+        self.state_dir = os.path.abspath(args.state_dir)
+        self.restart_backoff = float(args.restart_backoff)
+        self.max_backoff = float(args.max_backoff)
+        for q in (args.capacity_cpu, args.capacity_memory, args.capacity_pods):
+            parse_quantity(q)
+        self.capacity = {"cpu": str(args.capacity_cpu), "memory": str(args.capacity_memory),
+                         "pods": str(args.capacity_pods)}
+        for sub in ("logs", "pods", "tmp"):
+            os.makedirs(os.path.join(self.state_dir, sub), exist_ok=True)
+        try:
+            sv = os.statvfs(self.state_dir)
+            self.capacity["ephemeral-storage"] = str(sv.f_blocks * sv.f_frsize)
+        except OSError:
+            self.capacity["ephemeral-storage"] = "100Gi"
+        self.api = Api(args.kubeconfig, os.path.join(self.state_dir, "tmp"))
+        self.is_root = os.geteuid() == 0
+        self.lock = threading.RLock()
+        self.spawn_lock = threading.Lock()
+        self.stopping = False
+        self.stop_event = threading.Event()
+        self.workers: dict[str, PodWorker] = {}
+        self.done: dict[str, str] = {}       # uid -> "terminal" | "finalizing" (no thread kept)
+        self.procs: dict[int, subprocess.Popen] = {}
+        self.reaper = Reaper()
+        self.tasks = TaskRunner(4)
+        self.node_uid: str | None = None
+        self.ready_since = rfc3339()
+        self.field_selector = f"spec.nodeName={self.node}"
+
+    # -- API calls
+    def patch_pod_status(self, ns: str, name: str, uid: str, status: dict) -> None:
+        self.api.request("PATCH", f"/api/v1/namespaces/{ns}/pods/{name}/status",
+                         body={"metadata": {"uid": uid}, "status": status}, content_type=SMP)
+
+    def delete_pod(self, ns: str, name: str, uid: str) -> None:
+        self.api.request("DELETE", f"/api/v1/namespaces/{ns}/pods/{name}",
+                         body={"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0,
+                               "preconditions": {"uid": uid}})
+        log.info("pod %s/%s: finalized (deleted with grace 0)", ns, name)
+
+    # -- node
+    def node_info(self) -> dict[str, str]:
+        def read(path: str) -> str:
+            try:
+                with open(path) as f:
+                    return f.read().strip()
+            except OSError:
+                return ""
+        os_image = "Linux"
+        for line in read("/etc/os-release").splitlines():
+            if line.startswith("PRETTY_NAME="):
+                os_image = line.split("=", 1)[1].strip().strip('"')
+        machine_id = read("/etc/machine-id") or uuid.uuid5(uuid.NAMESPACE_DNS, self.node).hex
+        return {"machineID": machine_id, "systemUUID": str(uuid.uuid5(uuid.NAMESPACE_DNS, self.node)),
+                "bootID": read("/proc/sys/kernel/random/boot_id"), "kernelVersion": platform.release(),
+                "osImage": os_image}
+
+    def register_node(self) -> None:
+        body = {"apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": self.node, "labels": node_labels(self.node)}, "spec": {}}
+        try:
+            node = self.api.request("POST", "/api/v1/nodes", body=body)
+            log.info("node %s registered", self.node)
+        except ApiError as e:
+            if e.status != 409:
+                raise
+            node = self.api.request("PATCH", f"/api/v1/nodes/{self.node}",
+                                    body={"metadata": {"labels": node_labels(self.node)}}, content_type=MERGE)
+            log.info("node %s exists; adopted", self.node)
+        self.node_uid = node["metadata"]["uid"]
+        self.patch_node_status(full=True)
+        self.remove_agent_taints()
+
+    def patch_node_status(self, full: bool) -> None:
+        now = rfc3339()
+        if full:
+            status = node_status(self.node, self.capacity, now, self.ready_since, self.node_info())
+            self.api.request("PATCH", f"/api/v1/nodes/{self.node}/status", body={"status": status},
+                             content_type=MERGE)
+        else:
+            self.api.request("PATCH", f"/api/v1/nodes/{self.node}/status",
+                             body={"status": {"conditions": node_conditions(now, self.ready_since)}},
+                             content_type=SMP)
+
+    def remove_agent_taints(self) -> None:
+        for _ in range(5):
+            node = self.api.request("GET", f"/api/v1/nodes/{self.node}")
+            taints = (node.get("spec") or {}).get("taints") or []
+            keep = without_agent_taints(taints)
+            if len(keep) == len(taints):
+                return
+            try:
+                self.api.request("PATCH", f"/api/v1/nodes/{self.node}",
+                                 body={"metadata": {"resourceVersion": node["metadata"]["resourceVersion"]},
+                                       "spec": {"taints": keep or None}}, content_type=MERGE)
+                log.info("node %s: removed taints %s", self.node,
+                         [t.get("key") for t in taints if t not in keep])
+                return
+            except ApiError as e:
+                if e.status != 409:
+                    raise
+
+    def renew_lease(self) -> None:
+        path = f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases"
+        spec = {"holderIdentity": self.node, "leaseDurationSeconds": LEASE_DURATION_SECONDS,
+                "renewTime": micro_time()}
+        owner = [{"apiVersion": "v1", "kind": "Node", "name": self.node, "uid": self.node_uid}]
+        try:
+            self.api.request("PATCH", f"{path}/{self.node}",
+                             body={"metadata": {"ownerReferences": owner}, "spec": spec}, content_type=MERGE)
+        except ApiError as e:
+            if e.status != 404:
+                raise
+            self.api.request("POST", path, body={
+                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": self.node, "namespace": LEASE_NAMESPACE, "ownerReferences": owner},
+                "spec": dict(spec, acquireTime=spec["renewTime"])})
+            log.info("lease %s/%s created", LEASE_NAMESPACE, self.node)
+
+    def heartbeat_loop(self) -> None:
+        next_lease = 0.0
+        next_status = time.monotonic() + NODE_STATUS_SECONDS
+        while not self.stop_event.is_set():
+            now = time.monotonic()
+            if now >= next_lease:
+                try:
+                    self.renew_lease()
+                except Exception as e:  # noqa: BLE001
+                    log.warning("lease renewal failed: %s", e)
+                next_lease = now + LEASE_RENEW_SECONDS
+            if now >= next_status:
+                try:
+                    self.patch_node_status(full=False)
+                except ApiError as e:
+                    if e.status == 404:
+                        log.warning("node %s disappeared; registering again", self.node)
+                        try:
+                            self.register_node()
+                        except Exception as e2:  # noqa: BLE001
+                            log.warning("node registration failed: %s", e2)
+                    else:
+                        log.warning("node status update failed: %s", e)
+                except Exception as e:  # noqa: BLE001
+                    log.warning("node status update failed: %s", e)
+                next_status = now + NODE_STATUS_SECONDS
+            self.stop_event.wait(max(0.1, min(next_lease, next_status) - time.monotonic()))
+
+    # -- pods: list/watch
+    def list_pods(self) -> tuple[list[dict], str]:
+        items: list[dict] = []
+        cont = None
+        while True:
+            data = self.api.request("GET", "/api/v1/pods", query={
+                "fieldSelector": self.field_selector, "limit": "500", "continue": cont}, timeout=(10, 120))
+            items.extend(data.get("items") or [])
+            cont = (data.get("metadata") or {}).get("continue")
+            if not cont:
+                return items, data["metadata"]["resourceVersion"]
+
+    def watch_loop(self) -> None:
+        rv: str | None = None
+        delay = 1.0
+        last_list = 0.0
+        while not self.stop_event.is_set():
+            try:
+                if rv is None or time.monotonic() - last_list > 900:
+                    items, rv = self.list_pods()
+                    last_list = time.monotonic()
+                    self.reconcile(items)
+                rv = self.watch_once(rv)
+                delay = 1.0
+            except ApiError as e:
+                if e.status == 410:
+                    log.info("watch: resourceVersion too old; listing again")
+                    rv = None
+                    continue
+                log.warning("watch: %s; retrying in %.0fs", e, delay)
+                self.stop_event.wait(delay)
+                delay = min(delay * 2, 10.0)
+            except Exception as e:  # noqa: BLE001
+                if self.stop_event.is_set():
+                    return
+                log.warning("watch: %s: %s; retrying in %.0fs", type(e).__name__, e, delay)
+                self.stop_event.wait(delay)
+                delay = min(delay * 2, 10.0)
+
+    def watch_once(self, rv: str) -> str:
+        resp = self.api.stream("/api/v1/pods", {
+            "fieldSelector": self.field_selector, "watch": "true", "resourceVersion": rv,
+            "allowWatchBookmarks": "true", "timeoutSeconds": "300"}, timeout=(10, 330))
+        try:
+            buf = b""
+            for chunk in resp.stream(amt=None, decode_content=False):
+                buf += chunk
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    if not line.strip():
+                        continue
+                    ev = json.loads(line)
+                    etype, obj = ev.get("type"), ev.get("object") or {}
+                    if etype == "ERROR":
+                        raise ApiError(int(obj.get("code") or 500), obj.get("message", "watch error"))
+                    rv = (obj.get("metadata") or {}).get("resourceVersion") or rv
+                    if etype != "BOOKMARK":
+                        self.handle(etype, obj)
+                if self.stop_event.is_set():
+                    break
+        finally:
+            resp.release_conn()
+        return rv
+
+    def reconcile(self, items: list[dict]) -> None:
+        seen = set()
+        for pod in items:
+            seen.add(pod["metadata"]["uid"])
+            self.handle("SYNC", pod)
+        with self.lock:
+            for uid, w in list(self.workers.items()):
+                if uid not in seen:
+                    w.mark_gone()
+            for uid in list(self.done):
+                if uid not in seen:
+                    del self.done[uid]
+
+    def handle(self, etype: str, pod: dict) -> None:
+        md = pod.get("metadata") or {}
+        uid = md.get("uid")
+        if not uid:
+            return
+        with self.lock:
+            if self.stopping:
+                return
+            if etype == "DELETED":
+                w = self.workers.get(uid)
+                if w:
+                    w.mark_gone()
+                self.done.pop(uid, None)
+                return
+            w = self.workers.get(uid)
+            if w:
+                w.update(pod)
+                return
+            known = self.done.get(uid)
+            if known is not None:
+                if known == "terminal" and is_deleting(pod):
+                    self.done[uid] = "finalizing"
+                    self.tasks.submit(self.finalize_task, md["namespace"], md["name"], uid)
+                return
+            if is_terminal(pod):
+                if is_deleting(pod):
+                    self.done[uid] = "finalizing"
+                    self.tasks.submit(self.finalize_task, md["namespace"], md["name"], uid)
+                else:
+                    self.done[uid] = "terminal"
+                return
+            if touched_by_agent(pod):
+                self.done[uid] = "finalizing" if is_deleting(pod) else "terminal"
+                self.tasks.submit(self.orphan_task, pod)
+                return
+            try:
+                w = PodWorker(self, pod)
+            except Exception:  # noqa: BLE001 - a malformed pod must not stop the watch
+                log.exception("pod %s/%s: cannot be run", md.get("namespace"), md.get("name"))
+                self.done[uid] = "terminal"
+                return
+            self.workers[uid] = w
+            w.thread.start()
+
+    def worker_exited(self, w: PodWorker) -> None:
+        with self.lock:
+            self.workers.pop(w.uid, None)
+            if self.stopping or w.gone:
+                return
+            if w.finalized:
+                self.done[w.uid] = "finalizing"
+                return
+            with w.cond:
+                pod = w.pod
+            if is_deleting(pod):
+                self.done[w.uid] = "finalizing"
+                self.tasks.submit(self.finalize_task, w.ns, w.name, w.uid)
+            else:
+                self.done[w.uid] = "terminal"
+
+    def _retrying(self, what: str, fn: Callable[[], None], attempts: int = 12) -> bool:
+        delay = 1.0
+        for _ in range(attempts):
+            if self.stopping:
+                return False
+            try:
+                fn()
+                return True
+            except ApiError as e:
+                if e.status in (404, 409):
+                    return True
+                log.warning("%s failed: %s; retrying", what, e)
+            except Exception as e:  # noqa: BLE001
+                log.warning("%s failed: %s; retrying", what, e)
+            self.stop_event.wait(delay)
+            delay = min(delay * 2, 30.0)
+        log.error("%s: giving up", what)
+        return False
+
+    def finalize_task(self, ns: str, name: str, uid: str) -> None:
+        if not self._retrying(f"final delete of pod {ns}/{name}", lambda: self.delete_pod(ns, name, uid)):
+            with self.lock:
+                if self.done.get(uid) == "finalizing":
+                    self.done[uid] = "terminal"
+
+    def orphan_task(self, pod: dict) -> None:
+        md = pod["metadata"]
+        ns, name, uid = md["namespace"], md["name"], md["uid"]
+        log.info("pod %s/%s: left %s by an earlier agent life; marking it Failed (NodeAgentRestarted)",
+                 ns, name, (pod.get("status") or {}).get("phase"))
+        status = orphan_status(pod, rfc3339(), self.node)
+        self._retrying(f"marking pod {ns}/{name} failed", lambda: self.patch_pod_status(ns, name, uid, status))
+        if is_deleting(pod):
+            self.finalize_task(ns, name, uid)
+
+    # -- leftovers, lifecycle
+    def kill_leftovers(self) -> None:
+        """Kill processes a crashed earlier life left behind (recorded in STATE_DIR/pods)."""
+        d = os.path.join(self.state_dir, "pods")
+        for fname in os.listdir(d):
+            path = os.path.join(d, fname)
+            if not fname.endswith(".json"):
+                if fname.endswith(".tmp"):
+                    os.unlink(path)
+                continue
+            try:
+                with open(path) as f:
+                    data = json.load(f)
+            except (OSError, ValueError):
+                os.unlink(path)
+                continue
+            for p in data.get("procs") or []:
+                pid, start = int(p["pid"]), int(p["start"])
+                st = proc_stat(pid)
+                if st is not None and st[2] == start:
+                    try:
+                        os.killpg(pid, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        pass
+                # members of that session started no earlier than its leader are ours
+                others = session_members({pid}, {pid: start})
+                for o in others:
+                    try:
+                        os.kill(o, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        pass
+                if (st is not None and st[2] == start) or others:
+                    log.info("killed leftover processes of pod %s/%s container %s (session %d)",
+                             data.get("namespace"), data.get("name"), p.get("container"), pid)
+            os.unlink(path)
+
+    def request_stop(self, signum: int, _frame: Any) -> None:
+        log.info("received %s", signal.Signals(signum).name)
+        self.stop_event.set()
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        log.info("gridshim node agent starting: node %s, state dir %s, running as %s", self.node,
+                 self.state_dir, "root (containers run as their runAsUser)" if self.is_root
+                 else f"uid {os.geteuid()} (containers run as this uid)")
+        self.kill_leftovers()
+        delay = 1.0
+        while not self.stop_event.is_set():
+            try:
+                self.register_node()
+                break
+            except Exception as e:  # noqa: BLE001
+                log.warning("node registration failed: %s; retrying in %.0fs", e, delay)
+                self.stop_event.wait(delay)
+                delay = min(delay * 2, 10.0)
+        if not self.stop_event.is_set():
+            threading.Thread(target=self.heartbeat_loop, name="heartbeat", daemon=True).start()
+            threading.Thread(target=self.watch_loop, name="watch", daemon=True).start()
+        while not self.stop_event.wait(1.0):
+            pass
+        self.shutdown()
+        return 0
+
+    def shutdown(self) -> None:
+        with self.spawn_lock:
+            with self.lock:
+                self.stopping = True
+                workers = list(self.workers.values())
+            procs = dict(self.procs)
+        for w in workers:
+            w.kick()
+        sids = set(procs)
+        log.info("shutting down: stopping %d process(es) of %d pod(s)", len(sids), len(workers))
+        if sids:
+            signal_sessions(sids, signal.SIGTERM)
+            deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
+            while time.monotonic() < deadline:
+                for p in procs.values():
+                    p.poll()
+                if all(p.returncode is not None for p in procs.values()) and not session_members(sids):
+                    break
+                time.sleep(0.1)
+            left = [pid for pid, p in procs.items() if p.returncode is None] + session_members(sids)
+            if left:
+                log.info("shutting down: SIGKILL %d process(es)", len(set(left)))
+                signal_sessions(sids, signal.SIGKILL)
+            for p in procs.values():
+                try:
+                    p.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    log.error("pid %d survived SIGKILL", p.pid)
+        d = os.path.join(self.state_dir, "pods")
+        for fname in os.listdir(d):
+            try:
+                os.unlink(os.path.join(d, fname))
+            except OSError:
+                pass
+        log.info("node agent stopped")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="gridshim sandbox node agent (runs pods as local processes)")
+    p.add_argument("--kubeconfig", required=True)
+    p.add_argument("--node", required=True)
+    p.add_argument("--state-dir", required=True)
+    p.add_argument("--restart-backoff", type=float, default=10.0, metavar="SECONDS")
+    p.add_argument("--max-backoff", type=float, default=300.0, metavar="SECONDS")
+    p.add_argument("--capacity-cpu", default="64")
+    p.add_argument("--capacity-memory", default="64Gi")
+    p.add_argument("--capacity-pods", default="250")
+    return p.parse_args(argv)
+
+
+class _UTCFormatter(logging.Formatter):
+    converter = time.gmtime
+
+    def formatTime(self, record, datefmt=None):  # noqa: N802
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_UTCFormatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    return Agent(args).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""What every command shares: the injectable environment, the error funnel, cluster and host setup.
+
+Layer: CLI edge. The only place that turns GridshimError into stderr text and an exit code.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, TextIO
+
+from gridshim.errors import ExitCode, GridshimError, UsageError
+
+
+@dataclass
+class Env:
+    """Streams, environment, clock and cwd, injectable for tests (HTTPie's Environment)."""
+
+    stdout: TextIO = field(default_factory=lambda: sys.stdout)
+    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    stdin: TextIO = field(default_factory=lambda: sys.stdin)
+    environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    cwd: str = field(default_factory=lambda: os.environ.get("PWD") if _pwd_ok() else os.getcwd())
+    clock: Callable[[], float] = time.time
+
+    @property
+    def debug(self) -> bool:
+        return self.environ.get("GRIDSHIM_DEBUG", "") not in ("", "0")
+
+    def stderr_isatty(self) -> bool:
+        return hasattr(self.stderr, "isatty") and self.stderr.isatty()
+
+    def stdout_isatty(self) -> bool:
+        return hasattr(self.stdout, "isatty") and self.stdout.isatty()
+
+    def color(self) -> bool:
+        return self.stderr_isatty() and "NO_COLOR" not in self.environ and self.environ.get("TERM") != "dumb"
+
+    @property
+    def home(self) -> str:
+        home = self.environ.get("HOME")
+        if home:
+            return home
+        import pwd  # noqa: PLC0415
+
+        return pwd.getpwuid(os.getuid()).pw_dir
+
+
+def _pwd_ok() -> bool:
+    """$PWD keeps symlinked paths as the user typed them (like jsub); trust it only if it is right."""
+    pwd = os.environ.get("PWD")
+    try:
+        return bool(pwd) and os.path.samefile(pwd, ".")
+    except OSError:
+        return False
+
+
+def ctime(now: float) -> str:
+    return time.ctime(now)
+
+
+def report(env: Env, prog: str, err: BaseException) -> int:
+    """The error funnel: one line (or argparse's two) on stderr, and the exit code."""
+    if isinstance(err, UsageError):
+        env.stderr.write(f"{prog}: error: {err.message}\n")
+        return int(ExitCode.USAGE)
+    if isinstance(err, GridshimError):
+        text = str(err)
+        env.stderr.write(text if text.startswith(prog) else f"{prog}: {text}")
+        env.stderr.write("\n")
+        if env.debug and err.detail:
+            env.stderr.write(f"{prog}: detail: {err.detail}\n")
+        return int(err.exit_code)
+    if isinstance(err, KeyboardInterrupt):
+        return int(ExitCode.INTERRUPTED)
+    env.stderr.write(f"{prog}: internal error: {type(err).__name__}: {err} "
+                     "(please report this; set GRIDSHIM_DEBUG=1 for details)\n")
+    if env.debug:
+        traceback.print_exception(err, file=env.stderr)
+    return int(ExitCode.ERROR)
+
+
+def run(prog: str, fn: Callable[[Env], int], env: Env | None = None) -> int:
+    """Run FN through the funnel. Never lets a traceback reach the user unless GRIDSHIM_DEBUG is set."""
+    env = env or Env()
+    try:
+        return fn(env)
+    except BrokenPipeError:
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (silence the interpreter's flush at exit)
+        except OSError:
+            pass
+        return int(ExitCode.ERROR)
+    except (GridshimError, KeyboardInterrupt, Exception) as e:  # noqa: BLE001  (the one funnel)
+        return report(env, prog, e)
+
+
+def load_cluster(env: Env) -> Any:
+    from gridshim.cluster import KubeCluster  # noqa: PLC0415  (commands that never reach the API skip it)
+
+    return KubeCluster.from_kubeconfig(environ=env.environ, context=env.environ.get("GRIDSHIM_CONTEXT"))
+
+
+def tool_uid(policy: str, *, tool: str, home: str) -> int:
+    """The uid a tool's pods run as: 'self' (whoever submits), 'home-owner', 'passwd:PATTERN' or a number."""
+    if policy.isdigit():
+        return int(policy)
+    if policy == "self":
+        return os.getuid()
+    if policy == "home-owner":
+        try:
+            return os.stat(home).st_uid
+        except OSError as e:
+            raise GridshimError(f"cannot find the tool's uid: {home}: {e.strerror}",
+                                hint="site config 'uid: home-owner' needs the home directory") from None
+    if policy.startswith("passwd:"):
+        import pwd  # noqa: PLC0415
+
+        account = policy[len("passwd:"):].replace("{tool}", tool)
+        try:
+            return pwd.getpwnam(account).pw_uid
+        except KeyError:
+            raise GridshimError(f"cannot find the uid of account {account!r}",
+                                hint="check the site config's 'uid' setting") from None
+    raise GridshimError(f"site config: uid: unknown policy {policy!r} (self, home-owner, passwd:PATTERN or a number)")

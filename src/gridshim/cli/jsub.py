@@ -1,0 +1,235 @@
+"""jsub, jstart and qcronsub: submit a grid job as a Kubernetes Job (edge: parse → translate → submit).
+
+jsub's own errors after option parsing go to the job's .err file (unless -stderr), prefixed with
+the time as jsub printed them; on a terminal they are shown too.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from gridshim import config, gridflags
+from gridshim.cli._common import Env, ctime, load_cluster, report, run, tool_uid
+from gridshim.errors import ExitCode, GridshimError, UsageError
+from gridshim.model import Preset
+
+HELP_TEXT = """\
+{usage}
+
+Submit a program to the grid (here: as a Kubernetes Job in your tool's namespace).
+
+jsub options:
+  -h, --help         show this help message and exit
+  -continuous        keep the job running: restart it 5 s after a non-zero exit (implies -once)
+  -once              refuse to start if a job with the same name is queued or running
+  -mem MEM           memory limit, an integer followed by k, m or g (default 512m)
+  -quiet             print nothing on success
+  -stderr            do not send jsub's own errors to the job's .err file
+  -umask UMASK       umask for the job's output files (default 007 for tools)
+  -release RELEASE   any value; selects the image through the site config
+  -N NAME            job name (default: the program's name up to the first dot)
+
+qsub options:
+  -a DATE            do not start before [[CC]YY]MMDDhhmm[.SS]
+  -cwd               run in the current directory (default: $HOME)
+  -wd DIR            run in DIR
+  -i PATH            read stdin from PATH
+  -o PATH, -e PATH   append stdout / stderr to PATH (default ~/NAME.out, ~/NAME.err)
+  -j y|n             merge stderr into stdout
+  -l RES=VAL,...     h_vmem / virtual_free (memory), mem_free (memory request),
+                     h_rt (wall-clock limit, seconds or hh:mm:ss), release
+  -v VAR[=VAL],...   set environment variables in the job
+  -sync y|n          wait for the job and exit with its exit code
+  -q QUEUE           queue name shown by qstat (default task, or continuous)
+  -m bea, -M ADDR    recorded; no mail is sent
+  -b, -hard, -soft, -now, -p   accepted for compatibility; no effect
+
+gridshim:
+  --dry-run          print the Kubernetes manifests as YAML and contact nothing
+
+Everything after the program is passed to it unchanged.
+"""
+
+
+def _read_text(path: str, limit: int = 65536) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit)
+    except OSError:
+        return None
+    if b"\0" in data:
+        return None  # a binary: no #$ lines
+    return data.decode("utf-8", "replace")
+
+
+def _namespace_or_default(env: Env) -> tuple[object | None, str]:
+    """--dry-run works without a cluster: the kubeconfig's namespace if readable, else 'default'."""
+    try:
+        from gridshim.cluster import kubeconfig_paths, load_credentials  # noqa: PLC0415
+
+        creds = load_credentials(kubeconfig_paths(env.environ), env.environ.get("GRIDSHIM_CONTEXT"))
+        return None, creds.namespace or "default"
+    except GridshimError:
+        return None, "default"
+
+
+def submit_main(env: Env, argv: list[str], preset: Preset) -> int:
+    prog = preset.value
+    settings = config.load(env.environ)
+    try:
+        cli = gridflags.split_argv(argv)
+        if any(flag == "-h" for flag, _ in cli.events):
+            env.stdout.write(HELP_TEXT.format(usage=gridflags.USAGE.format(prog=prog)))
+            return 0
+        if cli.program is None:
+            raise UsageError("the following arguments are required: program, args...")
+    except UsageError as e:
+        env.stderr.write(gridflags.USAGE.format(prog=prog) + "\n")
+        return report(env, prog, e)
+
+    from gridshim.translate import SubmitHost, resolve_program, translate  # noqa: PLC0415
+
+    resolved = resolve_program(cli.program, cwd=env.cwd, path_env=env.environ.get("PATH", ""),
+                               exists=os.path.exists)
+    home = env.home
+    rc_path = env.environ.get("JOBUTILS_JSUBRC") or os.path.join(home, ".jsubrc")
+    rc_text = _read_text(rc_path)
+    script = _read_text(resolved) if resolved else None
+    err_path: str | None = None
+    keep_stderr = False
+    try:
+        opts = gridflags.parse(argv, default_mem=settings.default_mem,
+                               jsubrc=(rc_text, rc_path) if rc_text is not None else None,
+                               script=(script, resolved or cli.program) if script is not None else None)
+        keep_stderr = opts.keep_stderr
+        if opts.unrecognized:
+            # argparse took the unknown option's value for the program (jsub -t 1-5 env)
+            if resolved is None:
+                raise UsageError(f"argument program: Program '{cli.program}' not found.")
+            raise UsageError(f"unrecognized arguments: {' '.join(opts.unrecognized)}")
+        if opts.dry_run:
+            cluster, namespace = _namespace_or_default(env)
+        else:
+            cluster = load_cluster(env)
+            namespace = cluster.namespace  # type: ignore[attr-defined]
+        tool = namespace[5:] if namespace.startswith("tool-") else namespace
+        uid = tool_uid(settings.uid, tool=tool, home=home) if not opts.dry_run or settings.uid != "home-owner" \
+            else _safe_uid(settings.uid, tool, home)
+        host = SubmitHost(tool=tool, home=home, cwd=env.cwd, env=env.environ, uid=uid, now=env.clock(),
+                          token=secrets.token_hex(8), isdir=os.path.isdir)
+        program = resolved or cli.program
+        result = translate(opts, preset=preset, settings=settings, host=host, program=program,
+                           command_line=" ".join([prog, *argv]))
+    except UsageError as e:
+        env.stderr.write(gridflags.USAGE.format(prog=prog) + "\n")
+        return report(env, prog, e)
+    except GridshimError as e:
+        return _die(env, prog, e, err_path=None, keep_stderr=True)
+
+    req = result.request
+    err_path = req.stderr
+    try:
+        if resolved and not os.path.isdir(resolved) and not os.access(resolved, os.X_OK):
+            raise GridshimError(f"{resolved}: not an executable file")
+        from gridshim.render import render  # noqa: PLC0415
+
+        manifests = render(req, settings)
+        if opts.dry_run:
+            from gridshim.render import to_yaml  # noqa: PLC0415
+
+            env.stdout.write(to_yaml(manifests))
+            return 0
+        if not opts.quiet:
+            if resolved is None:
+                env.stderr.write(f"{prog}: warning: program '{cli.program}' was not found on this host; "
+                                 "passing it unchanged (the image may have it)\n")
+            for w in result.warnings:
+                env.stderr.write(f"{prog}: warning: {w}\n")
+        from gridshim import ops  # noqa: PLC0415
+
+        ops.submit(cluster, manifests[0], req)  # type: ignore[arg-type]
+    except GridshimError as e:
+        return _die(env, prog, e, err_path=err_path, keep_stderr=keep_stderr)
+    if not opts.quiet:
+        env.stdout.write(f'Your job {req.job_id} ("{req.name}") has been submitted\n')
+        env.stdout.flush()
+    if not opts.sync:
+        return 0
+    return _sync(env, prog, cluster, req, manifests[0], err_path=err_path, keep_stderr=keep_stderr)
+
+
+def _safe_uid(policy: str, tool: str, home: str) -> int | None:
+    try:
+        return tool_uid(policy, tool=tool, home=home)
+    except GridshimError:
+        return None
+
+
+def _sync(env: Env, prog: str, cluster: object, req: object, manifest: dict, *, err_path: str,
+          keep_stderr: bool) -> int:
+    from gridshim import ops  # noqa: PLC0415
+
+    name = manifest["metadata"].get("name")
+    try:
+        job = cluster.get("Job", name) if name else None  # type: ignore[attr-defined]
+        if job is None:
+            items, _ = cluster.list("Job", selector=f"gridshim.io/job-id={req.job_id}")  # type: ignore[attr-defined]
+            job = items[0]
+        outcome = ops.wait(cluster, job)  # type: ignore[arg-type]
+    except KeyboardInterrupt:
+        try:
+            cluster.delete("Job", job["metadata"]["name"], propagation="Background")  # type: ignore[attr-defined]
+        except (GridshimError, NameError, TypeError):
+            pass
+        env.stderr.write(f"{prog}: interrupted; job {req.job_id} deleted\n")  # type: ignore[attr-defined]
+        return int(ExitCode.INTERRUPTED)
+    except GridshimError as e:
+        return _die(env, prog, e, err_path=err_path, keep_stderr=keep_stderr)
+    out, err, code = ops.sync_lines(req.job_id, outcome)  # type: ignore[attr-defined]
+    if out:
+        env.stdout.write(out + "\n")
+    if err:
+        _to_err(env, err, err_path=err_path, keep_stderr=keep_stderr)
+    return code
+
+
+def _to_err(env: Env, text: str, *, err_path: str | None, keep_stderr: bool) -> None:
+    """jsub re-opened its stderr onto the job's .err file; gridshim appends there, and shows it on a tty."""
+    if keep_stderr or not err_path:
+        env.stderr.write(text + "\n")
+        return
+    try:
+        with open(err_path, "a") as f:
+            f.write(text + "\n")
+    except OSError:
+        env.stderr.write(text + "\n")
+        return
+    if env.stderr_isatty():
+        env.stderr.write(text + "\n")
+
+
+def _die(env: Env, prog: str, e: GridshimError, *, err_path: str | None, keep_stderr: bool) -> int:
+    text = str(e)
+    if not text.startswith("Unable to run job"):
+        text = f"[{ctime(env.clock())}] {text}"
+    if env.debug and e.detail:
+        text += f"\n{prog}: detail: {e.detail}"
+    _to_err(env, text, err_path=err_path, keep_stderr=keep_stderr)
+    return int(e.exit_code)
+
+
+def _main(preset: Preset) -> None:
+    sys.exit(run(preset.value, lambda env: submit_main(env, sys.argv[1:], preset)))
+
+
+def jsub_main() -> None:
+    _main(Preset.JSUB)
+
+
+def jstart_main() -> None:
+    _main(Preset.JSTART)
+
+
+def qcronsub_main() -> None:
+    _main(Preset.QCRONSUB)

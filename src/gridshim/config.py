@@ -1,0 +1,161 @@
+"""Site configuration (/etc/gridshim/config.yaml, or $GRIDSHIM_CONFIG): images, volumes, homes, limits.
+
+Layer: read by cli/ and passed down as a frozen `Settings`; imports only errors. Every key is
+documented in docs/site-config.md.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gridshim.errors import GridshimError
+
+DEFAULT_PATH = "/etc/gridshim/config.yaml"
+MiB = 1024 * 1024
+
+
+class ConfigError(GridshimError):
+    """The site config is unreadable or holds a bad value."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Volume:
+    name: str
+    mount: str
+    host_path: str | None = None
+    nfs_server: str | None = None
+    nfs_path: str | None = None
+    claim: str | None = None
+    read_only: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything site-specific; defaults are Toolforge's where it had one."""
+
+    images: dict[str, str] = field(default_factory=lambda: {"default": "docker-registry.tools.wmflabs.org/toolforge-bookworm-sssd:latest"})
+    volumes: tuple[Volume, ...] = ()
+    home: str = "/data/project/{tool}"
+    uid: str = "self"  # the submitting user; or "home-owner", "passwd:tools.{tool}", or a number
+    default_mem: int = 512 * MiB  # jsub's 524288k
+    max_mem: int | None = None  # None: only the namespace LimitRange decides
+    memory_request: str = "toolforge"  # "toolforge": request = limit up to 512Mi, else limit/2; "limit": = limit
+    cpu_request: str = "100m"
+    cpu_limit: str | None = "500m"
+    ttl_seconds: int = 120  # how long finished Jobs stay visible before the TTL controller removes them
+    grace_seconds: int = 20  # qdel: SIGTERM, then SIGKILL after this (the grid's jobkill took ~20 s)
+    spread_macros: bool = False  # @daily etc. spread per tool and job (Toolforge) instead of cron's times
+    mail_domain: str = "toolforge.org"
+    user_prefix: str = "tools."  # qstat's user column: tools.NAME
+    path: str | None = None  # where this config was read from
+
+    def image_for(self, release: str | None) -> str:
+        if release and release in self.images:
+            return self.images[release]
+        return self.images.get("default") or next(iter(self.images.values()))
+
+    def home_for(self, tool: str) -> str:
+        return self.home.replace("{tool}", tool)
+
+
+_QTY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]i?)?[bB]?\s*$")
+_UNITS = {"": 1, "k": 1024, "m": MiB, "g": 1024 * MiB, "t": 1024 * 1024 * MiB}
+
+
+def parse_size(value: Any, *, key: str, path: str) -> int:
+    """'512M', '2G', '1536Mi', 1048576 → bytes (binary units, like jsub's -mem)."""
+    if isinstance(value, int):
+        return value
+    m = _QTY.match(str(value))
+    if not m:
+        raise ConfigError(f"{path}: {key}: expected a size like 512M or 2G, got {value!r}")
+    return int(float(m.group(1)) * _UNITS[(m.group(2) or "")[:1].lower()])
+
+
+def load(environ: dict[str, str] | None = None) -> Settings:
+    """Read the site config named by $GRIDSHIM_CONFIG, else /etc/gridshim/config.yaml; defaults if absent."""
+    env = os.environ if environ is None else environ
+    explicit = env.get("GRIDSHIM_CONFIG")
+    path = Path(explicit or DEFAULT_PATH)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        if explicit:
+            raise ConfigError(f"site config {path} (from GRIDSHIM_CONFIG) does not exist") from None
+        return Settings()
+    except OSError as e:
+        raise ConfigError(f"cannot read site config {path}: {e.strerror}") from None
+    import yaml  # noqa: PLC0415  (only when a config exists)
+
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"site config {path} is not valid YAML: {e}".splitlines()[0]) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"site config {path}: expected a mapping at the top level")
+    return from_dict(data, path=str(path))
+
+
+def from_dict(data: dict[str, Any], *, path: str = "<config>") -> Settings:
+    known = {"images", "volumes", "home", "uid", "memory", "cpu", "ttl_seconds", "grace_seconds",
+             "spread_macros", "mail_domain", "user_prefix"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"site config {path}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+    kw: dict[str, Any] = {"path": path}
+    if "images" in data:
+        images = data["images"]
+        if not isinstance(images, dict) or not images:
+            raise ConfigError(f"site config {path}: images: expected a mapping of release → image")
+        kw["images"] = {str(k): str(v) for k, v in images.items()}
+    if "volumes" in data:
+        kw["volumes"] = tuple(_volume(v, i, path) for i, v in enumerate(data["volumes"] or []))
+    for key in ("home", "mail_domain", "user_prefix"):
+        if key in data:
+            kw[key] = str(data[key])
+    if "uid" in data:
+        kw["uid"] = str(data["uid"])
+    mem = data.get("memory") or {}
+    if "default" in mem:
+        kw["default_mem"] = parse_size(mem["default"], key="memory.default", path=path)
+    if "max" in mem:
+        kw["max_mem"] = parse_size(mem["max"], key="memory.max", path=path)
+    if "request" in mem:
+        if mem["request"] not in ("toolforge", "limit"):
+            raise ConfigError(f"site config {path}: memory.request: expected 'toolforge' or 'limit'")
+        kw["memory_request"] = mem["request"]
+    cpu = data.get("cpu") or {}
+    if "request" in cpu:
+        kw["cpu_request"] = str(cpu["request"])
+    if "limit" in cpu:
+        kw["cpu_limit"] = None if cpu["limit"] is None else str(cpu["limit"])
+    for key in ("ttl_seconds", "grace_seconds"):
+        if key in data:
+            if not isinstance(data[key], int) or data[key] < 0:
+                raise ConfigError(f"site config {path}: {key}: expected a whole number of seconds")
+            kw[key] = data[key]
+    if "spread_macros" in data:
+        kw["spread_macros"] = bool(data["spread_macros"])
+    return Settings(**kw)
+
+
+def _volume(v: Any, i: int, path: str) -> Volume:
+    if not isinstance(v, dict) or "mount" not in v:
+        raise ConfigError(f"site config {path}: volumes[{i}]: expected a mapping with 'mount'")
+    kinds = [k for k in ("hostPath", "nfs", "claim") if k in v]
+    if len(kinds) != 1:
+        raise ConfigError(f"site config {path}: volumes[{i}]: give exactly one of hostPath, nfs, claim")
+    name = str(v.get("name") or f"vol-{i}")
+    common = {"name": name, "mount": str(v["mount"]), "read_only": bool(v.get("readOnly", False))}
+    if "hostPath" in v:
+        return Volume(host_path=str(v["hostPath"]), **common)
+    if "claim" in v:
+        return Volume(claim=str(v["claim"]), **common)
+    nfs = v["nfs"]
+    if not isinstance(nfs, dict) or "server" not in nfs or "path" not in nfs:
+        raise ConfigError(f"site config {path}: volumes[{i}].nfs: expected server and path")
+    return Volume(nfs_server=str(nfs["server"]), nfs_path=str(nfs["path"]), **common)

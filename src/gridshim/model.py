@@ -1,0 +1,101 @@
+"""Domain types shared by every layer (leaf: imports nothing from gridshim).
+
+Neutral words only: no Grid Engine flags and no Kubernetes fields here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+Manifest = dict[str, Any]
+
+
+class JobKind(str, Enum):
+    """How a job runs: once, kept running until it exits 0, or on a schedule."""
+
+    ONE_OFF = "one-off"
+    CONTINUOUS = "continuous"
+    SCHEDULED = "scheduled"
+
+
+class Preset(str, Enum):
+    """Which command name was used: jstart and qcronsub are jsub with options forced on."""
+
+    JSUB = "jsub"
+    JSTART = "jstart"  # -continuous -once
+    QCRONSUB = "qcronsub"  # -once
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobRequest:
+    """A fully decided job: what translate() produces and render() turns into manifests."""
+
+    name: str  # the grid job name, as the user gave it (may hold characters Kubernetes forbids)
+    kind: JobKind
+    tool: str
+    argv: tuple[str, ...]  # program (resolved) + its arguments, byte-exact; empty when `shell` is set
+    shell: str | None = None  # a shell command line (crontab entries that are not jsub lines)
+    command_line: str = ""  # what the user typed, for display (qstat -j job_args, annotations)
+    mem_bytes: int
+    once: bool
+    stdout: str  # absolute paths, resolved against the tool's home at submit time
+    stderr: str
+    merge: bool = False
+    stdin: str | None = None
+    workdir: str
+    home: str
+    env: tuple[tuple[str, str], ...] = ()
+    umask: int = 0o007
+    image: str
+    release: str | None = None
+    queue: str = "task"
+    wall_seconds: int | None = None  # -l h_rt
+    schedule: str | None = None  # SCHEDULED only: the cron line Kubernetes runs
+    schedule_text: str | None = None  # the schedule as the user typed it (@daily …)
+    timezone: str | None = None
+    uid: int | None = None
+    token: str = ""  # client-generated, lets a retried create recognise its own object
+    options: dict[str, Any] = field(default_factory=dict)  # grid options kept for read-back (qstat -j)
+    suspend: bool = False  # benchmarks create jobs that never start
+    not_before: int | None = None  # -a: epoch seconds before which the program must not start
+    job_id: int = 0  # the grid job number shown by qstat (derived from token)
+
+
+class GridState(str, Enum):
+    """Grid Engine state codes as qstat prints them."""
+
+    QUEUED = "qw"
+    HELD = "hqw"
+    ERROR = "Eqw"
+    RUNNING = "r"
+    RESTARTED = "Rr"
+    DELETING = "dr"
+    SUSPENDED = "s"
+    DONE = "z"  # finished, only with qstat -s z
+    UNKNOWN = "qw"
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobRow:
+    """One job as qstat, job, jstop and qdel see it (decoded from Kubernetes objects)."""
+
+    job_id: int
+    name: str
+    owner: str  # tools.NAME
+    state: GridState
+    queue: str
+    submit_time: float  # epoch seconds
+    start_time: float | None
+    kind: JobKind
+    object_kind: str  # Job | CronJob
+    object_name: str
+    uid: str
+    command_line: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    mem_bytes: int | None = None
+    exit_code: int | None = None
+    restarts: int = 0
+    message: str = ""  # why it is Eqw / pending, for qstat -j "error reason" / "scheduling info"
+    finished: bool = False

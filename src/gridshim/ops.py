@@ -1,0 +1,146 @@
+"""Use cases: submit a job, wait for it. They take a `KubeCluster`-like object and plain data.
+
+Imports cluster (by duck type), render, status, model and errors; never click or rich.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+from gridshim.errors import ClusterError, GridshimError, JobExistsError, JobNotFoundError, QuotaExceededError
+from gridshim.model import JobRequest, Manifest
+from gridshim.render import labels as L
+from gridshim.status import Outcome, job_finished, job_outcome
+
+# A -once submission meets a finished job of the same name at most this often before giving up
+# (each time it deletes the finished one with a uid precondition and tries again).
+ONCE_ATTEMPTS = 5
+
+
+class Cluster(Protocol):
+    namespace: str
+
+    @property
+    def tool(self) -> str: ...
+    def create(self, manifest: Manifest) -> Manifest: ...
+    def get(self, kind: str, name: str) -> Manifest: ...
+    def list(self, kind: str, *, selector: str | None = None,
+             field_selector: str | None = None) -> tuple[list[Manifest], str]: ...
+    def delete(self, kind: str, name: str, *, uid: str | None = None, resource_version: str | None = None,
+               grace: int | None = None, propagation: str = "Background") -> Manifest | None: ...
+    def watch(self, kind: str, *, resource_version: str, selector: str | None = None,
+              field_selector: str | None = None, timeout: float = 300) -> Any: ...
+
+
+class AlreadyActiveError(GridshimError):
+    """-once: a queued or running job with this name exists (jsub's message, exit 1)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"there is a job named '{name}' already active")
+
+
+def quota_message(err: QuotaExceededError) -> QuotaExceededError:
+    """The API server's quota refusal in qsub's words (exit 25)."""
+    import re  # noqa: PLC0415
+
+    m = re.search(r"used: [^,]*count/jobs\.batch=(\d+), limited: [^,]*count/jobs\.batch=(\d+)", err.message)
+    if m:
+        text = (f"Unable to run job: job rejected: only {m.group(2)} jobs are allowed per user "
+                f"(current job count: {m.group(1)})")
+    else:
+        detail = err.message.split("exceeded quota: ", 1)[-1]
+        text = f"Unable to run job: job rejected: exceeded quota: {detail}"
+    return QuotaExceededError(text + "\nExiting.", detail=err.detail)
+
+
+def _live_same_name(cluster: Cluster, req: JobRequest, skip: str) -> bool:
+    items, _ = cluster.list("Job", selector=L.selector(req.tool, **{L.NAME: L.label_value(req.name)}))
+    return any(not job_finished(j) and j["metadata"]["name"] != skip
+               and L.name_of(j["metadata"]) == req.name for j in items)
+
+
+def submit(cluster: Cluster, manifest: Manifest, req: JobRequest) -> Manifest:
+    """Create the job. With -once the API server decides: the object is named after the job, so a
+    second live one is refused with 409; a finished one in the way is removed first."""
+    try:
+        if not req.once:
+            return cluster.create(manifest)
+        name = manifest["metadata"]["name"]
+        # Jobs submitted without -once do not hold the name, so look for a live one of them first.
+        if _live_same_name(cluster, req, skip=name):
+            raise AlreadyActiveError(req.name)
+        for _ in range(ONCE_ATTEMPTS):
+            try:
+                return cluster.create(manifest)
+            except JobExistsError:
+                pass
+            try:
+                existing = cluster.get("Job", name)
+            except JobNotFoundError:
+                continue  # it finished and was cleaned up meanwhile: try again
+            meta = existing["metadata"]
+            if (meta.get("annotations") or {}).get(L.A_TOKEN) == req.token and req.token:
+                return existing  # our own create, whose answer was lost
+            if not job_finished(existing) or meta.get("deletionTimestamp"):
+                raise AlreadyActiveError(req.name)
+            try:
+                cluster.delete("Job", name, uid=meta["uid"], propagation="Background")
+            except (JobNotFoundError, ClusterError, GridshimError):
+                pass  # someone else removed or replaced it: the next create decides
+        raise AlreadyActiveError(req.name)
+    except QuotaExceededError as e:
+        raise quota_message(e) from None
+
+
+def wait(cluster: Cluster, job: Manifest, *, on_change: Callable[[Manifest], None] | None = None) -> Outcome:
+    """Watch (not poll) the Job until it finishes; return how it ended."""
+    name = job["metadata"]["name"]
+    rv = job["metadata"].get("resourceVersion", "")
+    current = job
+    while not job_finished(current):
+        try:
+            for etype, obj in cluster.watch("Job", resource_version=rv, field_selector=f"metadata.name={name}",
+                                            timeout=240):
+                if etype == "BOOKMARK":
+                    rv = obj["metadata"]["resourceVersion"]
+                    continue
+                if etype == "ERROR":
+                    rv = ""
+                    break
+                if etype == "DELETED":
+                    return Outcome(exit_code=None, reason="deleted")
+                current = obj
+                rv = obj["metadata"].get("resourceVersion", rv)
+                if on_change:
+                    on_change(obj)
+                if job_finished(obj):
+                    break
+        except ClusterError:
+            time.sleep(1)
+        if not job_finished(current):
+            try:
+                current = cluster.get("Job", name)  # re-sync after a dropped or expired watch
+            except JobNotFoundError:
+                return Outcome(exit_code=None, reason="deleted")
+            rv = current["metadata"].get("resourceVersion", "")
+    pods, _ = cluster.list("Pod", selector=f"batch.kubernetes.io/controller-uid={current['metadata']['uid']}")
+    return job_outcome(current, pods)
+
+
+def sync_lines(job_id: int, outcome: Outcome) -> tuple[str | None, str | None, int]:
+    """qsub -sync y's closing lines: (stdout line, stderr line, exit code)."""
+    if outcome.exit_code is None:
+        return None, f"Unable to run job {job_id}", 0  # SGE 8.1.9 returns 0 here, despite its man page
+    if outcome.signal_name:
+        return None, f"Job {job_id} exited because of signal {outcome.signal_name}", 1
+    if outcome.exit_code == 0:
+        return f"Job {job_id} exited with exit code 0.", None, 0
+    return None, f"Job {job_id} exited with exit code {outcome.exit_code}.", outcome.exit_code
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job: Manifest
+    job_id: int

@@ -1,0 +1,62 @@
+"""The command wrapper: how a job's program runs inside the pod, and how it is read back.
+
+The program and its arguments are passed to /bin/sh as positional parameters and run as "$@",
+so they reach the program byte-exact: nothing is ever spliced into shell text. The wrapper
+appends stdout/stderr to the grid's files, applies -umask, -i and -a, and for continuous jobs
+runs jsub's respawn loop. Imports model only.
+"""
+
+from __future__ import annotations
+
+from gridshim.model import JobKind, JobRequest
+
+SHELL = "/bin/sh"
+ARGV0 = "gridshim-job"  # $0 of the wrapper; marks the layout so unwrap() can recognise it
+# Continuous jobs: restart 5 s after a non-zero exit, with jsub's respawn line on stderr (grid 1.8).
+RESPAWN_DELAY = 5
+# Positional parameters before the program: out, err, stdin, not-before.
+FIXED = 4
+
+_PRELUDE = (
+    'umask {umask:03o}\n'
+    'if [ "$1" = "$2" ]; then exec >>"$1" 2>&1; else exec >>"$1" 2>>"$2"; fi\n'
+    'if [ -n "$3" ]; then exec <"$3"; else exec </dev/null; fi\n'
+    'if [ -n "$4" ]; then now=$(date +%s); if [ "$now" -lt "$4" ]; then sleep $(( $4 - now )); fi; fi\n'
+    'shift {fixed}\n'
+)
+_ONE_OFF = 'exec "$@"\n'
+_CONTINUOUS = (
+    'until "$@"; do\n'
+    '    rc=$?\n'
+    '    echo "[$(date +%Y-%m-%dT%H:%M:%S)] $1 exited with code $rc. Respawning..." >&2\n'
+    '    sleep {delay}\n'
+    'done\n'
+)
+
+
+def script_for(req: JobRequest) -> str:
+    body = _CONTINUOUS.format(delay=RESPAWN_DELAY) if req.kind is JobKind.CONTINUOUS else _ONE_OFF
+    return _PRELUDE.format(umask=req.umask, fixed=FIXED) + body
+
+
+def program_argv(req: JobRequest) -> list[str]:
+    if req.shell is not None:
+        return [SHELL, "-c", req.shell]
+    return list(req.argv)
+
+
+def wrap_command(req: JobRequest) -> list[str]:
+    """The container's `command`: sh -c SCRIPT gridshim-job OUT ERR STDIN NOT_BEFORE PROGRAM ARGS..."""
+    err = req.stdout if req.merge else req.stderr
+    fixed = [req.stdout, err, req.stdin or "", str(req.not_before or "")]
+    return [SHELL, "-c", script_for(req), ARGV0, *fixed, *program_argv(req)]
+
+
+def unwrap_command(command: list[str]) -> dict[str, object] | None:
+    """Mirror of wrap_command: the paths and the program argv from a container command."""
+    if len(command) < 4 + FIXED or command[:2] != [SHELL, "-c"] or command[3] != ARGV0:
+        return None
+    out, err, stdin, not_before = command[4:4 + FIXED]
+    return {"stdout": out, "stderr": err, "merge": out == err, "stdin": stdin or None,
+            "not_before": int(not_before) if not_before else None, "argv": command[4 + FIXED:],
+            "continuous": "until " in command[2]}

@@ -1,0 +1,146 @@
+"""Labels and annotations: how a grid job is written onto Kubernetes objects and read back.
+
+Every encoder here has its decoder beside it (names, ids, options); tests check the round trips.
+Imports model only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from gridshim.model import JobKind, JobRequest
+
+DOMAIN = "gridshim.io"
+MANAGED_BY = "app.kubernetes.io/managed-by"
+CREATED_BY = "app.kubernetes.io/created-by"
+COMPONENT = "app.kubernetes.io/component"
+VERSION = "app.kubernetes.io/version"
+NAME = f"{DOMAIN}/name"  # label-safe form of the grid name (see label_value)
+JOB_ID = f"{DOMAIN}/job-id"
+QUEUE = f"{DOMAIN}/queue"
+ONCE = f"{DOMAIN}/once"
+CRONTAB = f"{DOMAIN}/crontab"  # CronJobs made by the crontab wrapper: the crontab's owner
+# Annotations (free text): the original name, command line, options and the submit token.
+A_NAME = f"{DOMAIN}/name"
+A_COMMAND = f"{DOMAIN}/command"
+A_OPTIONS = f"{DOMAIN}/options"
+A_TOKEN = f"{DOMAIN}/token"
+A_SCHEDULE = f"{DOMAIN}/schedule"  # the schedule as the user typed it (@daily)
+
+MANAGER = "gridshim"
+LAYOUT_VERSION = "1"  # bump when the encoding changes; decoders keep reading older layouts
+COMPONENTS = {JobKind.ONE_OFF: "jobs", JobKind.CONTINUOUS: "continuous", JobKind.SCHEDULED: "cronjobs"}
+KIND_OF_COMPONENT = {v: k for k, v in COMPONENTS.items()}
+
+_LABEL_OK = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
+_DNS_BAD = re.compile(r"[^a-z0-9-]+")
+# Job ids: 7 digits like the grid's. Derived from a random client token, so jsub knows the id before
+# the object exists (one round trip) and the pod gets it as $JOB_ID.
+ID_BASE, ID_SPAN = 1_000_000, 9_000_000
+
+
+def _digest(text: str, n: int = 6) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:n]
+
+
+def label_value(name: str) -> str:
+    """Grid name → a valid label value, deterministically; names that are already valid stay as they are."""
+    if _LABEL_OK.match(name):
+        return name
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-_.")[:50].strip("-_.")
+    return f"{safe or 'x'}-{_digest(name, 10)}"
+
+
+def object_name(name: str, *, limit: int = 63) -> str:
+    """Grid name → a valid object name (DNS-1123 label) of at most LIMIT characters, deterministically.
+
+    Lower-case names made of [a-z0-9-] keep their name; anything else gets a hash of the original
+    appended, so 'Bot', 'bot_2' and 'bot.2' never collide with 'bot' or with each other.
+    """
+    base = _DNS_BAD.sub("-", name.lower()).strip("-")
+    if base == name and base and len(base) <= limit:
+        return base
+    digest = _digest(name)
+    base = base[: limit - len(digest) - 1].rstrip("-") or "job"
+    if not base[0].isalnum():
+        base = "j" + base
+    return f"{base}-{digest}"
+
+
+def job_id_for(token: str) -> int:
+    return ID_BASE + int(_digest(token, 12), 16) % ID_SPAN
+
+
+def job_id_from_uid(uid: str) -> int:
+    """Ids for Jobs gridshim did not create itself (CronJob runs): derived from the object's uid."""
+    return job_id_for(uid)
+
+
+def base_labels(tool: str) -> dict[str, str]:
+    return {MANAGED_BY: MANAGER, CREATED_BY: tool}
+
+
+def selector(tool: str, **extra: str) -> str:
+    """The label selector for this tool's gridshim objects (plus EXTRA label=value pairs)."""
+    parts = [f"{MANAGED_BY}={MANAGER}", f"{CREATED_BY}={tool}"]
+    parts += [f"{k}={v}" for k, v in extra.items()]
+    return ",".join(parts)
+
+
+def labels_for(req: JobRequest, *, with_id: bool = True) -> dict[str, str]:
+    labels = {
+        "toolforge": "tool",  # Toolforge's admission webhooks select pods by this label
+        **base_labels(req.tool),
+        COMPONENT: COMPONENTS[req.kind],
+        VERSION: LAYOUT_VERSION,
+        NAME: label_value(req.name),
+        QUEUE: label_value(req.queue),
+    }
+    if req.once:
+        labels[ONCE] = "true"
+    if with_id:
+        labels[JOB_ID] = str(req.job_id)
+    return labels
+
+
+def annotations_for(req: JobRequest) -> dict[str, str]:
+    ann = {
+        A_NAME: req.name,
+        A_COMMAND: req.command_line,
+        A_OPTIONS: json.dumps(req.options, sort_keys=True, separators=(",", ":")),
+    }
+    if req.token:
+        ann[A_TOKEN] = req.token
+    if req.schedule_text:
+        ann[A_SCHEDULE] = req.schedule_text
+    return ann
+
+
+def name_of(meta: dict[str, Any]) -> str:
+    """Decode the grid name from object metadata (annotation first; the label for older layouts)."""
+    ann = meta.get("annotations") or {}
+    labels = meta.get("labels") or {}
+    return ann.get(A_NAME) or labels.get(NAME) or meta.get("name", "")
+
+
+def options_of(meta: dict[str, Any]) -> dict[str, Any]:
+    raw = (meta.get("annotations") or {}).get(A_OPTIONS)
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def job_id_of(meta: dict[str, Any]) -> int:
+    raw = (meta.get("labels") or {}).get(JOB_ID, "")
+    return int(raw) if raw.isdigit() else job_id_from_uid(meta.get("uid", ""))
+
+
+def kind_of(meta: dict[str, Any]) -> JobKind:
+    return KIND_OF_COMPONENT.get((meta.get("labels") or {}).get(COMPONENT, ""), JobKind.ONE_OFF)

@@ -1,0 +1,151 @@
+"""One builder per Kubernetes kind (Job, CronJob), sharing the pod template. Pure: dicts in, dicts out.
+
+Imports model, config and the other render modules only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gridshim.config import Settings
+from gridshim.model import JobKind, JobRequest, Manifest
+from gridshim.render import labels as L
+from gridshim.render.command import wrap_command
+
+CONTAINER = "job"
+# The grid never retried a task: one pod, and a failure is final.
+ONE_OFF_BACKOFF_LIMIT = 0
+# Continuous jobs restart inside the pod (the respawn loop); the Job only replaces a lost pod
+# (deleted, node gone, qmod -rj), so its failure budget is effectively unlimited.
+CONTINUOUS_BACKOFF_LIMIT = 2_147_483_647
+# CronJob runs: keep one finished run of each outcome for qstat -j / debugging (Toolforge T404176).
+CRON_HISTORY = 1
+# A run that could not start within this many seconds of its time is skipped, not run late.
+CRON_STARTING_DEADLINE = 60
+MiB = 1024 * 1024
+
+
+def quantity(nbytes: int) -> str:
+    """Bytes → the shortest exact Kubernetes quantity ('512Mi', '2Gi', or plain bytes)."""
+    for suffix, size in (("Gi", 1024 * MiB), ("Mi", MiB), ("Ki", 1024)):
+        if nbytes % size == 0:
+            return f"{nbytes // size}{suffix}"
+    return str(nbytes)
+
+
+def memory_request(req: JobRequest, settings: Settings) -> int:
+    requested = req.options.get("mem_request")
+    if isinstance(requested, int):
+        return min(requested, req.mem_bytes)
+    if settings.memory_request == "limit" or req.mem_bytes <= 512 * MiB:
+        return req.mem_bytes
+    return req.mem_bytes // 2  # Toolforge: big limits reserve half, so the node is not over-booked
+
+
+def _resources(req: JobRequest, settings: Settings) -> dict[str, Any]:
+    limits = {"memory": quantity(req.mem_bytes)}
+    if settings.cpu_limit:
+        limits["cpu"] = settings.cpu_limit
+    return {"limits": limits,
+            "requests": {"memory": quantity(memory_request(req, settings)), "cpu": settings.cpu_request}}
+
+
+def _volumes(settings: Settings) -> tuple[list[Manifest], list[Manifest]]:
+    volumes, mounts = [], []
+    for v in settings.volumes:
+        if v.host_path:
+            src: Manifest = {"hostPath": {"path": v.host_path, "type": "Directory"}}
+        elif v.claim:
+            src = {"persistentVolumeClaim": {"claimName": v.claim}}
+        else:
+            src = {"nfs": {"server": v.nfs_server, "path": v.nfs_path}}
+        volumes.append({"name": v.name, **src})
+        mounts.append({"name": v.name, "mountPath": v.mount, "readOnly": v.read_only})
+    return volumes, mounts
+
+
+def _security(uid: int | None) -> tuple[Manifest, Manifest]:
+    """PodSecurity `restricted`: non-root, no privilege escalation, no capabilities, RuntimeDefault seccomp."""
+    ids = {} if uid is None else {"runAsUser": uid, "runAsGroup": uid}
+    pod = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}, **ids}
+    if uid is not None:
+        pod["fsGroup"] = uid
+    container = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "privileged": False,
+                 "runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}, **ids}
+    return pod, container
+
+
+def _pod_template(req: JobRequest, settings: Settings, labels: dict[str, str]) -> Manifest:
+    pod_sec, container_sec = _security(req.uid)
+    volumes, mounts = _volumes(settings)
+    env = [{"name": k, "value": v} for k, v in req.env]
+    container: Manifest = {
+        "name": CONTAINER,
+        "image": req.image,
+        "command": wrap_command(req),
+        "workingDir": req.workdir,
+        "env": env,
+        "resources": _resources(req, settings),
+        "securityContext": container_sec,
+    }
+    if mounts:
+        container["volumeMounts"] = mounts
+    spec: Manifest = {
+        "restartPolicy": "OnFailure" if req.kind is JobKind.CONTINUOUS else "Never",
+        "terminationGracePeriodSeconds": settings.grace_seconds,
+        "automountServiceAccountToken": False,  # jobs act on files, not on the API
+        "enableServiceLinks": False,
+        "securityContext": pod_sec,
+        "containers": [container],
+    }
+    if volumes:
+        spec["volumes"] = volumes
+    return {"metadata": {"labels": labels}, "spec": spec}
+
+
+def _job_spec(req: JobRequest, settings: Settings, labels: dict[str, str]) -> Manifest:
+    spec: Manifest = {
+        "backoffLimit": CONTINUOUS_BACKOFF_LIMIT if req.kind is JobKind.CONTINUOUS else ONE_OFF_BACKOFF_LIMIT,
+        "ttlSecondsAfterFinished": settings.ttl_seconds,
+        "template": _pod_template(req, settings, labels),
+    }
+    if req.wall_seconds:
+        spec["activeDeadlineSeconds"] = req.wall_seconds
+    if req.suspend:
+        spec["suspend"] = True
+    return spec
+
+
+def job(req: JobRequest, settings: Settings) -> Manifest:
+    """A one-off or continuous grid job as a batch/v1 Job.
+
+    -once jobs are named after the job so the API server refuses a second one (409); other jobs
+    use generateName, because the grid allowed any number of jobs with one name.
+    """
+    labels = L.labels_for(req)
+    base = L.object_name(req.name, limit=57)
+    meta: Manifest = {"labels": labels, "annotations": L.annotations_for(req)}
+    if req.once:
+        meta["name"] = base
+    else:
+        meta["generateName"] = f"{base}-"
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": _job_spec(req, settings, labels)}
+
+
+def cronjob(req: JobRequest, settings: Settings, *, name: str | None = None) -> Manifest:
+    """A crontab entry as a batch/v1 CronJob; -once entries never overlap (concurrencyPolicy Forbid)."""
+    labels = L.labels_for(req, with_id=False)
+    spec: Manifest = {
+        "schedule": req.schedule,
+        "concurrencyPolicy": "Forbid" if req.once else "Allow",
+        "startingDeadlineSeconds": CRON_STARTING_DEADLINE,
+        "successfulJobsHistoryLimit": CRON_HISTORY,
+        "failedJobsHistoryLimit": CRON_HISTORY,
+        "jobTemplate": {"metadata": {"labels": labels, "annotations": L.annotations_for(req)},
+                        "spec": _job_spec(req, settings, labels)},
+    }
+    if req.timezone:
+        spec["timeZone"] = req.timezone
+    meta = {"name": name or L.object_name(req.name, limit=52), "labels": labels,
+            "annotations": L.annotations_for(req)}
+    return {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": meta, "spec": spec}

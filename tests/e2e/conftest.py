@@ -1,0 +1,153 @@
+"""End-to-end fixtures: the real sandbox control plane, per-test tools, and running installed commands.
+
+The session fixture starts the sandbox (`python -m sandbox.up up`) unless one is already running,
+and stops it at the end only if it started it. These tests never skip: if the control plane cannot
+start, they fail.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+STATE = REPO / ".sandbox"
+VENV_BIN = REPO / ".venv" / "bin"
+
+pytestmark = pytest.mark.e2e
+
+
+@dataclass
+class Sandbox:
+    state: dict[str, Any]
+    started_here: bool
+
+    @property
+    def bin(self) -> Path:
+        return Path(self.state["bin"])
+
+    @property
+    def admin_kubeconfig(self) -> str:
+        return str(STATE / "admin.kubeconfig")
+
+    def kubectl(self, *args: str, kubeconfig: str | None = None, check: bool = True,
+                input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(self.bin / "kubectl"), f"--kubeconfig={kubeconfig or self.admin_kubeconfig}",
+                               *args], capture_output=True, text=True, check=check, input=input, timeout=120)
+
+    def kubectl_json(self, *args: str, kubeconfig: str | None = None) -> Any:
+        return json.loads(self.kubectl(*args, "-o", "json", kubeconfig=kubeconfig).stdout)
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Any:
+    from sandbox import up
+
+    running = subprocess.run([sys.executable, "-m", "sandbox.up", "status"], cwd=REPO,
+                             capture_output=True, text=True).returncode == 0
+    if not running:
+        proc = subprocess.run([sys.executable, "-m", "sandbox.up", "up"], cwd=REPO, capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.fail(f"the sandbox control plane did not start (exit {proc.returncode}):\n"
+                        f"{proc.stdout}\n{proc.stderr}", pytrace=False)
+    sb = Sandbox(state=up.load_state(), started_here=not running)
+    yield sb
+    if sb.started_here and os.environ.get("GRIDSHIM_KEEP_SANDBOX") != "1":
+        subprocess.run([sys.executable, "-m", "sandbox.up", "down"], cwd=REPO, capture_output=True)
+
+
+_counter = itertools.count()
+
+
+@dataclass
+class Tool:
+    """A tool account in the sandbox: its namespace, home, uid and kubeconfig."""
+
+    name: str
+    home: Path
+    uid: int
+    sandbox: Sandbox
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def namespace(self) -> str:
+        return f"tool-{self.name}"
+
+    @property
+    def kubeconfig(self) -> str:
+        return str(self.home / ".kube" / "config")
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {
+            "HOME": str(self.home),
+            "KUBECONFIG": self.kubeconfig,
+            "GRIDSHIM_CONFIG": str(STATE / "gridshim.yaml"),
+            "PATH": f"{VENV_BIN}:{self.sandbox.bin}:/usr/local/bin:/usr/bin:/bin",
+            "USER": f"tools.{self.name}",
+            "LOGNAME": f"tools.{self.name}",
+            "LANG": "C.UTF-8",
+            **self.extra_env,
+        }
+        env.update(extra)
+        return env
+
+    def run(self, *argv: str, input: str | bytes | None = None, cwd: str | Path | None = None,
+            env: dict[str, str] | None = None, timeout: float = 180, shell: bool = False,
+            ) -> subprocess.CompletedProcess[str]:
+        """Run an installed command (or a shell line) as this tool's uid, like `become NAME`."""
+        cmd = ["/bin/sh", "-c", argv[0]] if shell else list(argv)
+        if os.geteuid() == 0 and self.uid != 0:
+            cmd = ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups", *cmd]
+        env_all = self.env(**(env or {}))
+        env_all["PWD"] = str(cwd or self.home)
+        return subprocess.run(cmd, input=input, cwd=cwd or self.home, env=env_all, capture_output=True,
+                              text=not isinstance(input, bytes), timeout=timeout)
+
+    def kubectl_json(self, *args: str) -> Any:
+        return self.sandbox.kubectl_json("-n", self.namespace, *args)
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 60, interval: float = 0.3,
+                 what: str = "condition") -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def make_tool(sandbox: Sandbox) -> Callable[..., Tool]:
+    """Factory: a fresh tool (namespace, RBAC, quota, home, kubeconfig) for a test."""
+    from sandbox import up
+
+    def factory(prefix: str = "t", *, quota: dict[str, str] | None = None,
+                limits: dict[str, Any] | None = None) -> Tool:
+        name = f"{prefix}{os.getpid() % 1000}x{next(_counter)}"
+        generous = {"pods": "40", "limits.cpu": "40", "limits.memory": "80Gi", "requests.cpu": "40",
+                    "requests.memory": "80Gi", "count/jobs.batch": "200", "count/cronjobs.batch": "300",
+                    "configmaps": "20"}
+        limit_range = {"default": {"cpu": "500m", "memory": "512Mi"},
+                       "defaultRequest": {"cpu": "50m", "memory": "64Mi"},
+                       "max": {"cpu": "2", "memory": "16Gi"}, "min": {"cpu": "10m", "memory": "4Mi"}}
+        home, uid = up.add_tool(name, quota=quota or generous, limits=limits or limit_range)
+        return Tool(name=name, home=home, uid=uid, sandbox=sandbox)
+
+    return factory
+
+
+@pytest.fixture
+def tool(make_tool: Callable[..., Tool]) -> Tool:
+    return make_tool()
