@@ -1,6 +1,10 @@
 # gridshim — make demo | make test | make bench | make sandbox-up | make sandbox-down
 SHELL := /bin/bash
-PYTHON ?= python3
+# The venv's interpreter must be usable by the sandbox's tool uids (tests run the commands as them),
+# so prefer the system Python over one under a private home such as /root/.pyenv.
+PYTHON ?= $(shell for p in /usr/bin/python3 /usr/local/bin/python3 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys, venv; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+	&& echo $$p && break; done)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed

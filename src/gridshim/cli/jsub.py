@@ -156,7 +156,8 @@ def submit_main(env: Env, argv: list[str], preset: Preset) -> int:
         env.stdout.flush()
     if not opts.sync:
         return 0
-    return _sync(env, prog, cluster, req, manifests[0], err_path=err_path, keep_stderr=keep_stderr)
+    return _sync(env, prog, cluster, req, manifests[0], err_path=err_path, keep_stderr=keep_stderr,
+                 quiet=opts.quiet)
 
 
 def _safe_uid(policy: str, tool: str, home: str) -> int | None:
@@ -167,7 +168,7 @@ def _safe_uid(policy: str, tool: str, home: str) -> int | None:
 
 
 def _sync(env: Env, prog: str, cluster: object, req: object, manifest: dict, *, err_path: str,
-          keep_stderr: bool) -> int:
+          keep_stderr: bool, quiet: bool) -> int:
     from gridshim import ops  # noqa: PLC0415
 
     name = manifest["metadata"].get("name")
@@ -187,7 +188,10 @@ def _sync(env: Env, prog: str, cluster: object, req: object, manifest: dict, *, 
     except GridshimError as e:
         return _die(env, prog, e, err_path=err_path, keep_stderr=keep_stderr)
     out, err, code = ops.sync_lines(req.job_id, outcome)  # type: ignore[attr-defined]
-    if out:
+    if quiet and code != 0:
+        # jsub -quiet hides qsub's output only on success; on failure all of it is shown
+        env.stdout.write(f'Your job {req.job_id} ("{req.name}") has been submitted\n')  # type: ignore[attr-defined]
+    if out and not quiet:
         env.stdout.write(out + "\n")
     if err:
         _to_err(env, err, err_path=err_path, keep_stderr=keep_stderr)
