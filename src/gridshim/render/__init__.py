@@ -22,4 +22,9 @@ def to_yaml(manifests: list[Manifest]) -> str:
         def ignore_aliases(self, data: object) -> bool:
             return True
 
+    def _str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+        style = "|" if "\n" in data and not any(c in data for c in "\t\r") and data == data.rstrip(" ") else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+    _Dumper.add_representer(str, _str)
     return yaml.dump_all(manifests, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1000)
