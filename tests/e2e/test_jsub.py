@@ -236,3 +236,21 @@ def test_real_toolforge_lines_work_unchanged(real_tree: Tool) -> None:
     # jstart is -once: the watchdog pattern is a no-op while it runs
     again = tool.run("jstart -N stewardbot -mem 2G ~/venv-py3/bin/python3 -u ~/StewardBot.py", shell=True)
     assert again.returncode == 1
+
+
+def test_ctrl_c_during_sync_deletes_the_job(tool: Tool) -> None:
+    import os
+    import signal
+    import subprocess
+
+    env = tool.env()
+    env["PWD"] = str(tool.home)
+    cmd = ["setpriv", f"--reuid={tool.uid}", f"--regid={tool.uid}", "--clear-groups"] if os.geteuid() == 0 else []
+    proc = subprocess.Popen([*cmd, "jsub", "-sync", "y", "-N", "interrupted", "/bin/sleep", "300"], cwd=tool.home,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    tool.wait_for(lambda: running(tool, "interrupted"), timeout=60, what="the job to run")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "deleted" in err and "Traceback" not in err
+    tool.wait_for(lambda: not job_objects(tool, "interrupted"), timeout=60, what="the job to be deleted")

@@ -126,3 +126,31 @@ def tool_uid(policy: str, *, tool: str, home: str) -> int:
             raise GridshimError(f"cannot find the uid of account {account!r}",
                                 hint="check the site config's 'uid' setting") from None
     raise GridshimError(f"site config: uid: unknown policy {policy!r} (self, home-owner, passwd:PATTERN or a number)")
+
+
+class LiveStatus:
+    """A one-line live status on stderr when it is a terminal (rich); does nothing otherwise.
+
+    Scripts never see it: it is drawn only on a tty and erased when the command ends.
+    """
+
+    def __init__(self, env: Env, text: str) -> None:
+        self._status: Any = None
+        if env.stderr_isatty() and env.environ.get("TERM") != "dumb":
+            from rich.console import Console  # noqa: PLC0415  (only on a terminal)
+
+            console = Console(file=env.stderr, no_color="NO_COLOR" in env.environ, highlight=False)
+            self._status = console.status(text)
+
+    def __enter__(self) -> "LiveStatus":
+        if self._status is not None:
+            self._status.__enter__()
+        return self
+
+    def update(self, text: str) -> None:
+        if self._status is not None:
+            self._status.update(text)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._status is not None:
+            self._status.__exit__(*exc)

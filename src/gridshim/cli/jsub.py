@@ -10,7 +10,7 @@ import os
 import secrets
 import sys
 from gridshim import config, gridflags
-from gridshim.cli._common import Env, ctime, load_cluster, report, run, tool_uid
+from gridshim.cli._common import Env, LiveStatus, ctime, load_cluster, report, run, tool_uid
 from gridshim.errors import ExitCode, GridshimError, UsageError
 from gridshim.model import Preset
 
@@ -177,7 +177,17 @@ def _sync(env: Env, prog: str, cluster: object, req: object, manifest: dict, *, 
         if job is None:
             items, _ = cluster.list("Job", selector=f"gridshim.io/job-id={req.job_id}")  # type: ignore[attr-defined]
             job = items[0]
-        outcome = ops.wait(cluster, job)  # type: ignore[arg-type]
+        t0 = env.clock()
+        label = f'job {req.job_id} ("{req.name}")'  # type: ignore[attr-defined]
+
+        def show(obj: dict) -> None:
+            st = obj.get("status") or {}
+            state = "r" if st.get("active") else ("done" if st.get("succeeded") or st.get("failed") else "qw")
+            live.update(f"{label}: {state}, {env.clock() - t0:.0f}s — Ctrl-C deletes the job")
+
+        with LiveStatus(env, f"{label}: qw — waiting for it to finish (Ctrl-C deletes the job)") as live:
+            show(job)
+            outcome = ops.wait(cluster, job, on_change=show)  # type: ignore[arg-type]
     except KeyboardInterrupt:
         try:
             cluster.delete("Job", job["metadata"]["name"], propagation="Background")  # type: ignore[attr-defined]
