@@ -15,7 +15,11 @@ fills that gap for tests:
   runAsGroup / fsGroup / supplementalGroups (when the agent is root; uid 0 is
   refused), ``resources.limits.memory`` as RLIMIT_AS, in a new session with stdin
   from /dev/null and stdout+stderr appended to
-  ``STATE_DIR/logs/<ns>_<pod>_<uid>/<container>/<restartCount>.log``;
+  ``STATE_DIR/logs/<ns>_<pod>_<uid>/<container>/<restartCount>.log``; as the
+  kubelet does, ``$(VAR)`` in command/args/env values is expanded from the
+  container's env and ``$$`` becomes ``$`` (so a shell's ``$$`` must be written
+  ``$$$$``); when a container's main process exits, whatever is left in its
+  session is killed;
 * it writes real pod status (phase, conditions, container states, restart counts,
   exit codes, 128+N for a signal) through the status subresource, applies the
   pod's restartPolicy with the kubelet's crash-loop back-off, enforces
@@ -33,8 +37,15 @@ or mounts: a hostPath volume is simply the same local path, other volume types
 are ignored), no networking (podIP = hostIP = 127.0.0.1, no Services, no ports),
 no probes (a running container is ready), no sidecar semantics for init
 containers with restartPolicy Always, no ``kubectl logs``/``exec`` serving (read
-the log files instead), no resource accounting beyond RLIMIT_AS, no eviction.
-Processes that leave their session (setsid/daemonize) escape the cleanup.
+the log files instead), no resource accounting beyond RLIMIT_AS, no eviction,
+no HOME default (set it in the env). A process that leaves its container's
+session (setsid/daemonize) outlives its container; the agent is a child
+subreaper, so such processes are still killed when the agent shuts down, but
+not after the agent itself was SIGKILLed.
+
+State dir layout: logs/ (container output, kept after the pod is gone), pods/
+(pids of running containers, for cleanup after a crash), tmp/ (client certs
+from an inline kubeconfig).
 
 Usage:
   python sandbox/agent.py --kubeconfig PATH --node NAME --state-dir DIR
@@ -428,7 +439,7 @@ def make_conditions(desired: dict[str, tuple], previous: dict[str, dict], now: s
     out = []
     for ctype, (status, reason, message) in desired.items():
         prev = previous.get(ctype)
-        ltt = prev["lastTransitionTime"] if prev and prev.get("status") == status else now
+        ltt = (prev.get("lastTransitionTime") or now) if prev and prev.get("status") == status else now
         c: dict[str, Any] = {"type": ctype, "status": status, "lastProbeTime": None,
                              "lastTransitionTime": ltt, "reason": reason, "message": message}
         if generation is not None:
@@ -469,7 +480,7 @@ def orphan_status(pod: dict, now: str, node: str) -> dict:
     st = pod.get("status") or {}
     conds = {c.get("type"): c for c in st.get("conditions") or []}
     initialized = conds.get("Initialized", {}).get("status") == "True" or not (pod.get("spec") or {}).get("initContainers")
-    lost = {"exitCode": 137, "reason": "ContainerStatusUnknown",
+    lost = {"exitCode": 137, "reason": "NodeAgentRestarted",
             "message": "The node agent restarted; the container's process was killed", "finishedAt": now}
 
     def convert(statuses: list[dict], specs: list[dict], convert_waiting: bool) -> list[dict]:
@@ -549,14 +560,21 @@ def node_status(name: str, capacity: dict[str, str], now: str, since: str, info:
     }
 
 
-def without_agent_taints(taints: list[dict] | None) -> list[dict]:
-    return [t for t in taints or [] if not str(t.get("key", "")).startswith("node.kubernetes.io/")]
+def without_agent_taints(taints: list[dict] | None, unschedulable: bool = False) -> list[dict]:
+    """Drop the node.kubernetes.io/* taints the node-lifecycle controller puts on a node
+    whose agent is away (not-ready, unreachable, *-pressure ...), keeping the ones that
+    reflect an admin's decision: out-of-service, and unschedulable on a cordoned node."""
+    keep = {"node.kubernetes.io/out-of-service"}
+    if unschedulable:
+        keep.add("node.kubernetes.io/unschedulable")
+    return [t for t in taints or [] if not str(t.get("key", "")).startswith("node.kubernetes.io/")
+            or t.get("key") in keep]
 
 
 # --------------------------------------------------------------------------- /proc helpers
 
-def proc_stat(pid: int) -> tuple[str, int, int] | None:
-    """(state, session id, start time in clock ticks) of a process, or None."""
+def proc_info(pid: int) -> tuple[str, int, int, int, int] | None:
+    """(state, ppid, process group, session id, start time in clock ticks), or None."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read().decode("ascii", "replace")
@@ -564,13 +582,47 @@ def proc_stat(pid: int) -> tuple[str, int, int] | None:
         return None
     rest = data[data.rfind(")") + 2:].split()
     try:
-        return rest[0], int(rest[3]), int(rest[19])
+        return rest[0], int(rest[1]), int(rest[2]), int(rest[3]), int(rest[19])
     except (IndexError, ValueError):
         return None
 
 
-def session_members(sids: set[int], started_after: dict[int, int] | None = None) -> list[int]:
-    """Live (non-zombie) processes whose session id is in sids."""
+def proc_start(pid: int) -> int | None:
+    info = proc_info(pid)
+    return None if info is None else info[4]
+
+
+def children_of(parent: int) -> list[tuple[int, str]]:
+    """(pid, state) of the direct children of parent."""
+    out = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for e in entries:
+        if e.isdigit():
+            info = proc_info(int(e))
+            if info and info[1] == parent:
+                out.append((int(e), info[0]))
+    return out
+
+
+def set_child_subreaper() -> bool:
+    """Make orphaned descendants (e.g. a container's `setsid daemon &`) our children, so the
+    agent can still find and kill them at shutdown."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
+def session_members(sids: set[int], started_after: dict[int, int] | None = None,
+                    outside_groups: bool = False) -> list[int]:
+    """Live (non-zombie) processes whose session id is in sids (optionally only those that
+    moved to another process group; optionally only those started no earlier than
+    started_after[sid])."""
     if not sids:
         return []
     out = []
@@ -585,24 +637,28 @@ def session_members(sids: set[int], started_after: dict[int, int] | None = None)
         pid = int(e)
         if pid == me:
             continue
-        st = proc_stat(pid)
-        if not st or st[0] == "Z" or st[1] not in sids:
+        info = proc_info(pid)
+        if not info or info[0] == "Z" or info[3] not in sids:
             continue
-        if started_after and st[1] in started_after and st[2] < started_after[st[1]]:
+        if outside_groups and info[2] in sids:
+            continue
+        if started_after and info[3] in started_after and info[4] < started_after[info[3]]:
             continue
         out.append(pid)
     return out
 
 
-def signal_sessions(sids: set[int], sig: int, started_after: dict[int, int] | None = None) -> int:
-    """Send sig to the process groups sids and to every other member of those sessions."""
+def signal_sessions(sids: set[int], sig: int) -> int:
+    """Send sig once to every process of the sessions sids: to each session's process group
+    (pgid = sid, as the container was started with setsid) and to members that moved to
+    another group. Returns how many live members the sessions had."""
     for sid in sids:
         try:
             os.killpg(sid, sig)
         except (ProcessLookupError, PermissionError):
             pass
-    members = session_members(sids, started_after)
-    for pid in members:
+    members = session_members(sids)
+    for pid in session_members(sids, outside_groups=True):
         try:
             os.kill(pid, sig)
         except (ProcessLookupError, PermissionError):
@@ -671,7 +727,8 @@ class Api:
 class Reaper:
     """One thread that waits for child exits through pidfds and calls a callback."""
 
-    def __init__(self):
+    def __init__(self, periodic: Callable[[], None] | None = None, period: float = 10.0):
+        self.periodic, self.period = periodic, period
         self.lock = threading.Lock()
         self.pending: list[tuple[int, Callable[[], None]]] = []
         self.use_pidfd = hasattr(os, "pidfd_open")
@@ -709,8 +766,17 @@ class Reaper:
         threading.Thread(target=wait_then_call, name=f"wait-{proc.pid}", daemon=True).start()
 
     def _run(self) -> None:
+        next_periodic = time.monotonic() + self.period
         while True:
-            for key, _ in self.sel.select():
+            events = self.sel.select(max(0.0, next_periodic - time.monotonic()))
+            if time.monotonic() >= next_periodic:
+                next_periodic = time.monotonic() + self.period
+                if self.periodic is not None:
+                    try:
+                        self.periodic()
+                    except Exception:  # noqa: BLE001
+                        log.exception("periodic reaping failed")
+            for key, _ in events:
                 if key.fd == self.rfd:
                     try:
                         while os.read(self.rfd, 4096):
@@ -795,6 +861,7 @@ class PodWorker:
         self.retry_delay = 1.0
         self.term_kind: str | None = None
         self.term_started = 0.0
+        self.term_grace = 0
         self.kill_deadline = 0.0
         self.sigkilled = False
         self.finalized = False
@@ -897,8 +964,10 @@ class PodWorker:
                 self.log("active deadline of %ss exceeded", ads)
                 self.begin_terminate("deadline", grace_seconds({"spec": pod.get("spec")}), now)
         if self.stage == "terminating":
-            if self.term_kind == "deleted":
-                self.kill_deadline = min(self.kill_deadline, self.term_started + grace_seconds(pod))
+            if self.term_kind == "deleted" and grace_seconds(pod) != self.term_grace:
+                # a second delete with a shorter grace period (e.g. --force) counts from now
+                self.term_grace = grace_seconds(pod)
+                self.kill_deadline = min(self.kill_deadline, now + self.term_grace)
             live = self.live()
             if live and not self.sigkilled and now >= self.kill_deadline:
                 self.log("grace period over; SIGKILL %s", [c.name for c in live])
@@ -1088,6 +1157,7 @@ class PodWorker:
         self.stage = "terminating"
         self.term_kind = kind
         self.term_started = now
+        self.term_grace = grace
         self.kill_deadline = now + grace
         self.dirty = True
         for c in self.all_containers():
@@ -1195,7 +1265,7 @@ class PodWorker:
     def _retry_later(self, e: Exception) -> None:
         log.warning("pod %s: status write failed (%s); retrying in %.0fs", self.key, e, self.retry_delay)
         self.retry_at = time.monotonic() + self.retry_delay
-        self.retry_delay = min(self.retry_delay * 2, 30.0)
+        self.retry_delay = min(self.retry_delay * 2, 10.0)
 
     def finalize_delete(self) -> None:
         delay = 1.0
@@ -1226,9 +1296,9 @@ class PodWorker:
         path = os.path.join(self.agent.state_dir, "pods", f"{self.uid}.json")
         procs = []
         for c in self.live():
-            st = proc_stat(c.proc.pid)
-            if st:
-                procs.append({"container": c.name, "pid": c.proc.pid, "start": st[2]})
+            start = proc_start(c.proc.pid)
+            if start is not None:
+                procs.append({"container": c.name, "pid": c.proc.pid, "start": start})
         try:
             if not procs:
                 if os.path.exists(path):
@@ -1286,7 +1356,8 @@ class Agent:
         self.workers: dict[str, PodWorker] = {}
         self.done: dict[str, str] = {}       # uid -> "terminal" | "finalizing" (no thread kept)
         self.procs: dict[int, subprocess.Popen] = {}
-        self.reaper = Reaper()
+        self.subreaper = set_child_subreaper()
+        self.reaper = Reaper(self.reap_adopted)
         self.tasks = TaskRunner(4)
         self.node_uid: str | None = None
         self.ready_since = rfc3339()
@@ -1333,6 +1404,9 @@ class Agent:
                                     body={"metadata": {"labels": node_labels(self.node)}}, content_type=MERGE)
             log.info("node %s exists; adopted", self.node)
         self.node_uid = node["metadata"]["uid"]
+        for c in (node.get("status") or {}).get("conditions") or []:
+            if c.get("type") == "Ready" and c.get("status") == "True" and c.get("lastTransitionTime"):
+                self.ready_since = c["lastTransitionTime"]  # adopted while still Ready: no transition
         self.patch_node_status(full=True)
         self.remove_agent_taints()
 
@@ -1351,7 +1425,7 @@ class Agent:
         for _ in range(5):
             node = self.api.request("GET", f"/api/v1/nodes/{self.node}")
             taints = (node.get("spec") or {}).get("taints") or []
-            keep = without_agent_taints(taints)
+            keep = without_agent_taints(taints, bool((node.get("spec") or {}).get("unschedulable")))
             if len(keep) == len(taints):
                 return
             try:
@@ -1382,18 +1456,32 @@ class Agent:
                 "spec": dict(spec, acquireTime=spec["renewTime"])})
             log.info("lease %s/%s created", LEASE_NAMESPACE, self.node)
 
+    def node_needs_status(self) -> bool:
+        """True when the API shows our Node not Ready (e.g. the node-lifecycle controller set
+        Ready=Unknown during an apiserver outage) or gone: then the status is re-posted now
+        rather than at the next minutely heartbeat."""
+        try:
+            node = self.api.request("GET", f"/api/v1/nodes/{self.node}")
+        except ApiError as e:
+            return e.status == 404
+        ready = [c for c in (node.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"]
+        return not ready or ready[0].get("status") != "True"
+
     def heartbeat_loop(self) -> None:
         next_lease = 0.0
         next_status = time.monotonic() + NODE_STATUS_SECONDS
         while not self.stop_event.is_set():
             now = time.monotonic()
             if now >= next_lease:
+                next_lease = now + LEASE_RENEW_SECONDS
                 try:
                     self.renew_lease()
+                    if self.node_needs_status():
+                        next_status = now
                 except Exception as e:  # noqa: BLE001
                     log.warning("lease renewal failed: %s", e)
-                next_lease = now + LEASE_RENEW_SECONDS
             if now >= next_status:
+                next_status = now + NODE_STATUS_SECONDS
                 try:
                     self.patch_node_status(full=False)
                 except ApiError as e:
@@ -1403,11 +1491,13 @@ class Agent:
                             self.register_node()
                         except Exception as e2:  # noqa: BLE001
                             log.warning("node registration failed: %s", e2)
+                            next_status = now + LEASE_RENEW_SECONDS
                     else:
                         log.warning("node status update failed: %s", e)
+                        next_status = now + LEASE_RENEW_SECONDS
                 except Exception as e:  # noqa: BLE001
                     log.warning("node status update failed: %s", e)
-                next_status = now + NODE_STATUS_SECONDS
+                    next_status = now + LEASE_RENEW_SECONDS
             self.stop_event.wait(max(0.1, min(next_lease, next_status) - time.monotonic()))
 
     # -- pods: list/watch
@@ -1455,7 +1545,7 @@ class Agent:
             "allowWatchBookmarks": "true", "timeoutSeconds": "300"}, timeout=(10, 330))
         try:
             buf = b""
-            for chunk in resp.stream(amt=None, decode_content=False):
+            for chunk in resp.stream(amt=None, decode_content=True):
                 buf += chunk
                 while b"\n" in buf:
                     line, buf = buf.split(b"\n", 1)
@@ -1583,6 +1673,22 @@ class Agent:
             self.finalize_task(ns, name, uid)
 
     # -- leftovers, lifecycle
+    def adopted(self) -> list[tuple[int, str]]:
+        """Children of the agent that are not container main processes: descendants of
+        containers that left their session and were re-parented to us (subreaper)."""
+        me = os.getpid()
+        return [(pid, st) for pid, st in children_of(me) if pid not in self.procs]
+
+    def reap_adopted(self) -> None:
+        """Collect zombies of adopted processes (Popen reaps its own children)."""
+        with self.spawn_lock:
+            for pid, st in self.adopted():
+                if st == "Z":
+                    try:
+                        os.waitpid(pid, os.WNOHANG)
+                    except ChildProcessError:
+                        pass
+
     def kill_leftovers(self) -> None:
         """Kill processes a crashed earlier life left behind (recorded in STATE_DIR/pods)."""
         d = os.path.join(self.state_dir, "pods")
@@ -1590,18 +1696,23 @@ class Agent:
             path = os.path.join(d, fname)
             if not fname.endswith(".json"):
                 if fname.endswith(".tmp"):
-                    os.unlink(path)
+                    try:
+                        os.unlink(path)
+                    except OSError:
+                        pass
                 continue
             try:
                 with open(path) as f:
                     data = json.load(f)
             except (OSError, ValueError):
-                os.unlink(path)
-                continue
-            for p in data.get("procs") or []:
-                pid, start = int(p["pid"]), int(p["start"])
-                st = proc_stat(pid)
-                if st is not None and st[2] == start:
+                data = {}
+            for p in data.get("procs") or [] if isinstance(data, dict) else []:
+                try:
+                    pid, start = int(p["pid"]), int(p["start"])
+                except (KeyError, TypeError, ValueError):
+                    continue
+                leader_ok = proc_start(pid) == start
+                if leader_ok:
                     try:
                         os.killpg(pid, signal.SIGKILL)
                     except (ProcessLookupError, PermissionError):
@@ -1613,10 +1724,31 @@ class Agent:
                         os.kill(o, signal.SIGKILL)
                     except (ProcessLookupError, PermissionError):
                         pass
-                if (st is not None and st[2] == start) or others:
+                if leader_ok or others:
                     log.info("killed leftover processes of pod %s/%s container %s (session %d)",
                              data.get("namespace"), data.get("name"), p.get("container"), pid)
-            os.unlink(path)
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+    def kill_adopted(self, sig: int) -> int:
+        n = 0
+        for pid, st in self.adopted():
+            if st == "Z":
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+                continue
+            try:
+                os.kill(pid, sig)
+                n += 1
+            except (ProcessLookupError, PermissionError):
+                pass
+        if n and sig == signal.SIGKILL:
+            log.info("shutting down: killed %d escaped process(es)", n)
+        return n
 
     def request_stop(self, signum: int, _frame: Any) -> None:
         log.info("received %s", signal.Signals(signum).name)
@@ -1656,6 +1788,7 @@ class Agent:
             w.kick()
         sids = set(procs)
         log.info("shutting down: stopping %d process(es) of %d pod(s)", len(sids), len(workers))
+        self.kill_adopted(signal.SIGTERM)
         if sids:
             signal_sessions(sids, signal.SIGTERM)
             deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
@@ -1674,12 +1807,17 @@ class Agent:
                     p.wait(timeout=2)
                 except subprocess.TimeoutExpired:
                     log.error("pid %d survived SIGKILL", p.pid)
+        # escaped descendants are re-parented to us once their parents die: a few passes
+        for _ in range(10):
+            if not self.kill_adopted(signal.SIGKILL):
+                break
+            time.sleep(0.1)
         d = os.path.join(self.state_dir, "pods")
-        for fname in os.listdir(d):
-            try:
+        try:
+            for fname in os.listdir(d):
                 os.unlink(os.path.join(d, fname))
-            except OSError:
-                pass
+        except OSError as e:
+            log.warning("cannot clean %s: %s", d, e)
         log.info("node agent stopped")
 
 

@@ -165,7 +165,7 @@ def test_jsubrc_then_command_line_then_script_directives(tool: Tool) -> None:
 
 
 HOSTILE = ["a b", '"double"', "it's", "semi;colon", "$(id)", "`id`", "*", "new\nline", "tab\there",
-           "ünïcødé", "--", "-N", "x", "$HOME", "back\\slash", ""]
+           "ünïcødé", "--", "-N", "x", "$HOME", "$(HOME)", "$$", "$$(HOME)", "back\\slash", ""]
 
 
 def test_hostile_arguments_reach_the_program_byte_exact(tool: Tool) -> None:

@@ -104,7 +104,10 @@ def test_label_and_annotation_round_trip() -> None:
 
 def test_wrap_unwrap_round_trip() -> None:
     req = request("-j", "y", "-i", "in.txt", "/bin/prog", "a b", "$(x)")
-    back = unwrap_command(wrap_command(req))
+    (job,) = render(req, SETTINGS)
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert "$$(x)" in container["command"]  # survives the kubelet's $(VAR) expansion
+    back = unwrap_command(container["command"])
     assert back is not None
     assert back["argv"] == ["/bin/prog", "a b", "$(x)"] and back["merge"] and back["stdin"] == "/data/project/demo/in.txt"
     assert unwrap_command(["/bin/true"]) is None

@@ -52,8 +52,19 @@ def wrap_command(req: JobRequest) -> list[str]:
     return [SHELL, "-c", script_for(req), ARGV0, *fixed, *program_argv(req)]
 
 
+def escape_expansion(text: str) -> str:
+    """The kubelet expands `$(VAR)` in command, args and env values and turns `$$` into `$`;
+    doubling every `$` makes it hand our text to the process unchanged."""
+    return text.replace("$", "$$")
+
+
+def unescape_expansion(text: str) -> str:
+    return text.replace("$$", "$")
+
+
 def unwrap_command(command: list[str]) -> dict[str, object] | None:
-    """Mirror of wrap_command: the paths and the program argv from a container command."""
+    """Mirror of wrap_command (after escape_expansion): the paths and program argv of a container."""
+    command = [unescape_expansion(c) for c in command]
     if len(command) < 4 + FIXED or command[:2] != [SHELL, "-c"] or command[3] != ARGV0:
         return None
     out, err, stdin, not_before = command[4:4 + FIXED]

@@ -10,7 +10,7 @@ from typing import Any
 from gridshim.config import Settings
 from gridshim.model import JobKind, JobRequest, Manifest
 from gridshim.render import labels as L
-from gridshim.render.command import wrap_command
+from gridshim.render.command import escape_expansion, wrap_command
 
 CONTAINER = "job"
 # The grid never retried a task: one pod, and a failure is final.
@@ -78,11 +78,11 @@ def _security(uid: int | None) -> tuple[Manifest, Manifest]:
 def _pod_template(req: JobRequest, settings: Settings, labels: dict[str, str]) -> Manifest:
     pod_sec, container_sec = _security(req.uid)
     volumes, mounts = _volumes(settings)
-    env = [{"name": k, "value": v} for k, v in req.env]
+    env = [{"name": k, "value": escape_expansion(v)} for k, v in req.env]
     container: Manifest = {
         "name": CONTAINER,
         "image": req.image,
-        "command": wrap_command(req),
+        "command": [escape_expansion(part) for part in wrap_command(req)],
         "workingDir": req.workdir,
         "env": env,
         "resources": _resources(req, settings),
