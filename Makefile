@@ -9,7 +9,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv sandbox-build sandbox-up sandbox-down sandbox-status test test-unit test-e2e demo bench lint clean
+# System tools the tests use beyond Python and Go: groff (man pages render), setpriv (run as a tool uid).
+system-deps:
+	@command -v groff >/dev/null && command -v setpriv >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq groff-base util-linux >/dev/null; \
+	  else echo "make test needs groff and setpriv: apt-get install groff-base util-linux" >&2; exit 1; fi; }
+
+.PHONY: all system-deps venv sandbox-build sandbox-up sandbox-down sandbox-status test test-unit test-e2e demo bench lint clean
 
 all: test
 
@@ -34,7 +41,7 @@ sandbox-status: venv
 	$(PY) -m sandbox.up status
 
 # The whole suite: unit tests, then end-to-end tests against the real sandbox (started if needed).
-test: venv sandbox-build
+test: system-deps venv sandbox-build
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: venv

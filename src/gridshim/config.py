@@ -68,7 +68,9 @@ _UNITS = {"": 1, "k": 1024, "m": MiB, "g": 1024 * MiB, "t": 1024 * 1024 * MiB}
 
 def parse_size(value: Any, *, key: str, path: str) -> int:
     """'512M', '2G', '1536Mi', 1048576 → bytes (binary units, like jsub's -mem)."""
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value <= 0:
+            raise ConfigError(f"{path}: {key}: expected a positive size, got {value}")
         return value
     m = _QTY.match(str(value))
     if not m:
@@ -100,6 +102,40 @@ def load(environ: dict[str, str] | None = None) -> Settings:
     return from_dict(data, path=str(path))
 
 
+def _mapping(data: dict[str, Any], key: str, keys: set[str], path: str) -> dict[str, Any]:
+    value = data.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"site config {path}: {key}: expected a mapping with {', '.join(sorted(keys))}")
+    unknown = sorted(set(value) - keys)
+    if unknown:
+        raise ConfigError(f"site config {path}: {key}: unknown key(s) {', '.join(unknown)}; "
+                          f"valid: {', '.join(sorted(keys))}")
+    return value
+
+
+def _bool(value: Any, key: str, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"site config {path}: {key}: expected true or false, got {value!r}")
+    return value
+
+
+def _text(value: Any, key: str, path: str) -> str:
+    if not isinstance(value, (str, int)) or isinstance(value, bool) or str(value) == "":
+        raise ConfigError(f"site config {path}: {key}: expected a non-empty string, got {value!r}")
+    return str(value)
+
+
+UID_POLICIES = ("self", "home-owner", "passwd:PATTERN", "a number")
+
+
+def check_uid_policy(policy: str, path: str) -> str:
+    if policy in ("self", "home-owner") or policy.isdigit() or (policy.startswith("passwd:") and len(policy) > 7):
+        return policy
+    raise ConfigError(f"site config {path}: uid: unknown policy {policy!r}; use {', '.join(UID_POLICIES)}")
+
+
 def from_dict(data: dict[str, Any], *, path: str = "<config>") -> Settings:
     known = {"images", "volumes", "home", "uid", "memory", "cpu", "ttl_seconds", "grace_seconds",
              "spread_macros", "mail_domain", "user_prefix"}
@@ -111,35 +147,44 @@ def from_dict(data: dict[str, Any], *, path: str = "<config>") -> Settings:
         images = data["images"]
         if not isinstance(images, dict) or not images:
             raise ConfigError(f"site config {path}: images: expected a mapping of release → image")
-        kw["images"] = {str(k): str(v) for k, v in images.items()}
+        kw["images"] = {str(k): _text(v, f"images.{k}", path) for k, v in images.items()}
     if "volumes" in data:
-        kw["volumes"] = tuple(_volume(v, i, path) for i, v in enumerate(data["volumes"] or []))
+        vols = data["volumes"] or []
+        if not isinstance(vols, list):
+            raise ConfigError(f"site config {path}: volumes: expected a list")
+        kw["volumes"] = tuple(_volume(v, i, path) for i, v in enumerate(vols))
+        names = [v.name for v in kw["volumes"]]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"site config {path}: volumes: names must be unique")
     for key in ("home", "mail_domain", "user_prefix"):
         if key in data:
-            kw[key] = str(data[key])
+            kw[key] = _text(data[key], key, path)
     if "uid" in data:
-        kw["uid"] = str(data["uid"])
-    mem = data.get("memory") or {}
+        kw["uid"] = check_uid_policy(_text(data["uid"], "uid", path), path)
+    mem = _mapping(data, "memory", {"default", "max", "request"}, path)
     if "default" in mem:
         kw["default_mem"] = parse_size(mem["default"], key="memory.default", path=path)
     if "max" in mem:
         kw["max_mem"] = parse_size(mem["max"], key="memory.max", path=path)
+    if "default_mem" in kw and kw.get("max_mem") is not None and kw["default_mem"] > kw["max_mem"]:
+        raise ConfigError(f"site config {path}: memory.default is larger than memory.max")
     if "request" in mem:
         if mem["request"] not in ("toolforge", "limit"):
             raise ConfigError(f"site config {path}: memory.request: expected 'toolforge' or 'limit'")
         kw["memory_request"] = mem["request"]
-    cpu = data.get("cpu") or {}
+    cpu = _mapping(data, "cpu", {"request", "limit"}, path)
     if "request" in cpu:
-        kw["cpu_request"] = str(cpu["request"])
+        kw["cpu_request"] = _text(cpu["request"], "cpu.request", path)
     if "limit" in cpu:
-        kw["cpu_limit"] = None if cpu["limit"] is None else str(cpu["limit"])
+        kw["cpu_limit"] = None if cpu["limit"] is None else _text(cpu["limit"], "cpu.limit", path)
     for key in ("ttl_seconds", "grace_seconds"):
         if key in data:
-            if not isinstance(data[key], int) or data[key] < 0:
+            value = data[key]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"site config {path}: {key}: expected a whole number of seconds")
-            kw[key] = data[key]
+            kw[key] = value
     if "spread_macros" in data:
-        kw["spread_macros"] = bool(data["spread_macros"])
+        kw["spread_macros"] = _bool(data["spread_macros"], "spread_macros", path)
     return Settings(**kw)
 
 
@@ -150,7 +195,12 @@ def _volume(v: Any, i: int, path: str) -> Volume:
     if len(kinds) != 1:
         raise ConfigError(f"site config {path}: volumes[{i}]: give exactly one of hostPath, nfs, claim")
     name = str(v.get("name") or f"vol-{i}")
-    common = {"name": name, "mount": str(v["mount"]), "read_only": bool(v.get("readOnly", False))}
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name) or len(name) > 63:
+        raise ConfigError(f"site config {path}: volumes[{i}].name: {name!r} is not a valid volume name")
+    mount = str(v["mount"])
+    if not mount.startswith("/"):
+        raise ConfigError(f"site config {path}: volumes[{i}].mount: expected an absolute path, got {mount!r}")
+    common = {"name": name, "mount": mount, "read_only": _bool(v.get("readOnly", False), f"volumes[{i}].readOnly", path)}
     if "hostPath" in v:
         return Volume(host_path=str(v["hostPath"]), **common)
     if "claim" in v:

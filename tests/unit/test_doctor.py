@@ -1,0 +1,311 @@
+"""gridshim doctor: every check against a fake cluster, and the CLI's plain and coloured output."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gridshim import doctor as D
+from gridshim.cli._common import Env
+from gridshim.cli.gridshim import main_with
+from gridshim.config import ConfigError, Settings, from_dict
+from gridshim.errors import ClusterConfigError, ClusterError, ForbiddenError, GridshimError
+
+NOW = 1_800_000_000.0
+DAY = 86400.0
+
+
+@dataclass
+class Creds:
+    path: str = "/home/tool/.kube/config"
+    context: str = "toolforge"
+    server: str = "https://k8s.example:6443"
+    namespace: str | None = "tool-demo"
+    cert_file: str | None = "/home/tool/.toolskube/client.crt"
+    cert_data: bytes | None = None
+    token: str | None = None
+
+
+@dataclass
+class FakeCluster:
+    """Answers the doctor's few requests from plain data; errors are raised where the real client raises."""
+
+    creds: Creds = field(default_factory=Creds)
+    namespace: str = "tool-demo"
+    denied: set[tuple[str, str]] = field(default_factory=set)
+    quotas: list[dict[str, Any]] = field(default_factory=list)
+    ranges: list[dict[str, Any]] = field(default_factory=list)
+    version_error: GridshimError | None = None
+    quota_error: GridshimError | None = None
+    user: str | None = "demo"
+    calls: list[str] = field(default_factory=list)
+
+    @property
+    def tool(self) -> str:
+        return self.namespace.removeprefix("tool-")
+
+    def request(self, method: str, path: str, body: Any = None, *, idempotent: bool | None = None) -> Any:
+        self.calls.append(f"{method} {path}")
+        if path == "/version":
+            if self.version_error:
+                raise self.version_error
+            return {"gitVersion": "v1.36.3"}
+        if path.endswith("/selfsubjectreviews"):
+            if self.user is None:
+                raise ClusterError("the Kubernetes API answered 404 NotFound", status=404)
+            return {"status": {"userInfo": {"username": self.user}}}
+        raise AssertionError(path)
+
+    def access_review(self, verb: str, resource: str, group: str = "") -> bool:
+        self.calls.append(f"review {verb} {resource}")
+        return (verb, resource) not in self.denied
+
+    def list(self, kind: str, *, selector: str | None = None) -> tuple[list[dict[str, Any]], str]:
+        if kind == "ResourceQuota":
+            if self.quota_error:
+                raise self.quota_error
+            return self.quotas, "1"
+        if kind == "LimitRange":
+            return self.ranges, "1"
+        raise AssertionError(kind)
+
+
+def quota(hard: dict[str, str], used: dict[str, str]) -> dict[str, Any]:
+    return {"metadata": {"name": "tool-demo"}, "status": {"hard": hard, "used": used}}
+
+
+def limit_range(max_: dict[str, str], min_: dict[str, str] | None = None) -> dict[str, Any]:
+    return {"spec": {"limits": [{"type": "Container", "max": max_, "min": min_ or {}}]}}
+
+
+TOOLFORGE_QUOTA = quota({"pods": "10", "count/jobs.batch": "15", "limits.memory": "8Gi", "limits.cpu": "2"},
+                        {"pods": "3", "count/jobs.batch": "3", "limits.memory": "1536Mi", "limits.cpu": "1500m"})
+
+
+def run(cluster: FakeCluster | None = None, *, connect_error: GridshimError | None = None,
+        settings: Settings | None = None, settings_error: GridshimError | None = None,
+        dates: tuple[float, float] | None = (NOW - 10 * DAY, NOW + 355 * DAY),
+        uid_error: GridshimError | None = None) -> D.Report:
+    fake = cluster or FakeCluster(quotas=[TOOLFORGE_QUOTA], ranges=[limit_range({"memory": "4Gi", "cpu": "1"})])
+
+    def connect() -> FakeCluster:
+        if connect_error:
+            raise connect_error
+        return fake
+
+    def load() -> Settings:
+        if settings_error:
+            raise settings_error
+        return settings or Settings(path="/etc/gridshim/config.yaml")
+
+    def resolve_uid(s: Settings, tool: str) -> int:
+        if uid_error:
+            raise uid_error
+        return 52000
+
+    return D.diagnose(connect=connect, load_settings=load, cert_dates=lambda path, data: dates,
+                      paths=["/home/tool/.kube/config"], resolve_uid=resolve_uid, now=NOW, timer=iter([0.0, 0.012]).__next__)
+
+
+def by_name(report: D.Report) -> dict[str, D.Check]:
+    return {c.name: c for c in report.checks}
+
+
+def test_a_healthy_tool_passes_every_check_in_order() -> None:
+    report = run()
+    assert [c.name for c in report.checks] == ["kubeconfig", "certificate", "API server", "permissions", "quota",
+                                               "site config"]
+    assert all(c.level is D.Level.OK for c in report.checks), report.checks
+    assert report.ok and report.tool == "demo" and report.namespace == "tool-demo"
+    checks = by_name(report)
+    assert "context toolforge, namespace tool-demo" in checks["kubeconfig"].summary
+    assert "355 more days" in checks["certificate"].summary
+    assert "v1.36.3 (12 ms)" in checks["API server"].summary
+    assert f"all {len(D.REQUIRED_ACCESS)} operations" in checks["permissions"].summary
+    assert "as user demo" in checks["permissions"].summary
+    assert "pods 3/10" in checks["quota"].summary and "limits.memory 1.5G/8G" in checks["quota"].summary
+
+
+def test_missing_kubeconfig_names_the_path_and_skips_what_needs_it() -> None:
+    err = ClusterConfigError("no kubeconfig found (tried /home/tool/.kube/config)",
+                             hint="run 'become <tool>' first, or set KUBECONFIG to your tool's kubeconfig")
+    report = run(connect_error=err)
+    checks = by_name(report)
+    assert checks["kubeconfig"].level is D.Level.FAIL
+    assert "/home/tool/.kube/config" in checks["kubeconfig"].summary and "become" in (checks["kubeconfig"].fix or "")
+    for name in ("certificate", "API server", "permissions", "quota"):
+        assert checks[name].level is D.Level.SKIP
+    assert checks["site config"].level is D.Level.OK  # still checked
+    assert not report.ok
+
+
+def test_a_message_without_the_path_gets_it_added() -> None:
+    check = D.check_kubeconfig(None, ClusterConfigError("kubeconfig sets no current-context"),
+                               paths=["/a", "/b"], from_env=True)
+    assert "(tried /a, /b (from $KUBECONFIG))" in check.summary
+
+
+@pytest.mark.parametrize("dates,level,text", [
+    ((NOW - 400 * DAY, NOW - 2 * DAY), D.Level.FAIL, "expired on"),
+    ((NOW - 300 * DAY, NOW + 10 * DAY), D.Level.WARN, "valid for 10 more days"),
+    ((NOW - 300 * DAY, NOW + 1.5 * DAY), D.Level.WARN, "valid for 1 more day "),
+    ((NOW + DAY, NOW + 300 * DAY), D.Level.FAIL, "not valid before"),
+    (None, D.Level.FAIL, "cannot read the client certificate"),
+], ids=["expired", "expires-soon", "one-day", "not-yet-valid", "unreadable"])
+def test_certificate_expiry(dates: tuple[float, float] | None, level: D.Level, text: str) -> None:
+    check = by_name(run(dates=dates))["certificate"]
+    assert check.level is level and text in check.summary
+    assert check.fix
+
+
+def test_a_certificate_warning_does_not_fail_the_run() -> None:
+    report = run(dates=(NOW - 300 * DAY, NOW + 5 * DAY))
+    assert report.ok and [c.name for c in report.problems] == ["certificate"]
+
+
+def test_token_auth_has_no_certificate_to_check() -> None:
+    fake = FakeCluster(creds=Creds(cert_file=None, token="t"), quotas=[TOOLFORGE_QUOTA])
+    assert by_name(run(fake))["certificate"].level is D.Level.OK
+
+
+def test_no_credentials_at_all_is_a_kubeconfig_problem() -> None:
+    fake = FakeCluster(creds=Creds(cert_file=None))
+    check = by_name(run(fake))["kubeconfig"]
+    assert check.level is D.Level.FAIL and "client-certificate" in (check.fix or "")
+
+
+def test_unreachable_server_fails_and_skips_the_api_checks() -> None:
+    fake = FakeCluster(version_error=ClusterError("cannot reach the Kubernetes API at https://k8s.example:6443: "
+                                                  "Connection refused"))
+    checks = by_name(run(fake))
+    assert checks["API server"].level is D.Level.FAIL and "Connection refused" in checks["API server"].summary
+    assert "/home/tool/.kube/config" in (checks["API server"].fix or "")
+    assert checks["permissions"].level is D.Level.SKIP and checks["quota"].level is D.Level.SKIP
+    assert not any(c.startswith("review") for c in fake.calls)
+
+
+def test_tls_failure_keeps_the_clients_hint() -> None:
+    fake = FakeCluster(version_error=ClusterConfigError("TLS handshake failed", hint="the client certificate "
+                                                        "expired 2026-01-01; renew it"))
+    assert "renew it" in (by_name(run(fake))["API server"].fix or "")
+
+
+def test_every_operation_is_asked_once_and_denials_name_the_commands() -> None:
+    fake = FakeCluster(denied={("create", "cronjobs"), ("deletecollection", "pods")}, quotas=[TOOLFORGE_QUOTA])
+    check = by_name(run(fake))["permissions"]
+    asked = [c for c in fake.calls if c.startswith("review")]
+    assert len(asked) == len(D.REQUIRED_ACCESS) == len(set(asked))
+    assert check.level is D.Level.FAIL and "2 of" in check.summary
+    assert "create cronjobs (needed by crontab)" in check.details
+    assert any(d.startswith("deletecollection pods") and "qdel" in d for d in check.details)
+    assert "tool-demo" in (check.fix or "")
+
+
+def test_nothing_allowed_means_the_wrong_tool() -> None:
+    fake = FakeCluster(denied={(v, r) for v, r, _, _ in D.REQUIRED_ACCESS}, namespace="tool-other")
+    check = by_name(run(fake))["permissions"]
+    assert "as user demo in namespace tool-other" in (check.fix or "") and "become" in (check.fix or "")
+
+
+def test_without_selfsubjectreview_the_user_is_left_out() -> None:
+    fake = FakeCluster(user=None, quotas=[TOOLFORGE_QUOTA])
+    check = by_name(run(fake))["permissions"]
+    assert check.level is D.Level.OK and "as user" not in check.summary
+
+
+def test_used_up_quota_is_a_warning_with_the_fix() -> None:
+    full = quota({"pods": "10", "count/jobs.batch": "15"}, {"pods": "10", "count/jobs.batch": "7"})
+    check = by_name(run(FakeCluster(quotas=[full])))["quota"]
+    assert check.level is D.Level.WARN and "pods is used up (10 of 10)" in check.summary
+    assert "qdel" in (check.fix or "")
+
+
+def test_no_quota_and_unreadable_quota() -> None:
+    assert by_name(run(FakeCluster()))["quota"].level is D.Level.OK
+    fake = FakeCluster(quota_error=ForbiddenError("not allowed: resourcequotas is forbidden"))
+    check = by_name(run(fake))["quota"]
+    assert check.level is D.Level.WARN and "forbidden" in check.summary
+
+
+@pytest.mark.parametrize("ranges,quotas,settings,text", [
+    ([limit_range({"memory": "256Mi"})], [], Settings(), "default job memory (512M) is more than this namespace's "
+                                                         "per-container maximum (256Mi)"),
+    ([limit_range({"cpu": "250m"})], [], Settings(), "cpu.limit (500m) is more than"),
+    ([limit_range({}, {"cpu": "200m"})], [], Settings(), "cpu.request (100m) is less than"),
+    ([], [quota({"limits.memory": "256Mi"}, {})], Settings(), "whole limits.memory quota (256Mi)"),
+], ids=["memory-max", "cpu-max", "cpu-min", "memory-quota"])
+def test_limits_that_refuse_every_default_job_fail(ranges: list[Any], quotas: list[Any], settings: Settings,
+                                                   text: str) -> None:
+    check = by_name(run(FakeCluster(ranges=ranges, quotas=quotas), settings=settings))["quota"]
+    assert check.level is D.Level.FAIL and text in " ".join((check.summary, *check.details))
+    assert "memory.default" in (check.fix or "")
+
+
+def test_site_config_problems() -> None:
+    checks = by_name(run(settings_error=ConfigError("site config /etc/gridshim/config.yaml: unknown key(s) mem")))
+    assert checks["site config"].level is D.Level.FAIL and "unknown key(s) mem" in checks["site config"].summary
+    assert "docs/site-config.md" in (checks["site config"].fix or "")
+
+    bad = from_dict({"memory": {"default": "2G", "max": "1G"}}, path="/etc/gridshim/config.yaml")
+    check = by_name(run(settings=bad))["site config"]
+    assert check.level is D.Level.FAIL and "memory.default (2G) is more than memory.max (1G)" in (check.fix or "")
+
+    check = by_name(run(uid_error=GridshimError("cannot find the uid of account 'tools.demo'",
+                                                 hint="check the site config's 'uid' setting")))["site config"]
+    assert check.level is D.Level.FAIL and "tools.demo" in check.summary
+
+
+def test_site_config_summary_and_volume_note() -> None:
+    s = from_dict({"volumes": [{"name": "data", "mount": "/data/project", "hostPath": "/srv/project"},
+                               {"name": "pvc", "mount": "/scratch", "claim": "scratch"}]}, path="/etc/g.yaml")
+    check = by_name(run(settings=s))["site config"]
+    assert check.level is D.Level.OK and "2 volumes" in check.summary and "uid self" in check.summary
+    assert len(check.details) == 1 and "restricted" in check.details[0]
+    assert "built-in defaults" in by_name(run(settings=Settings()))["site config"].summary
+
+
+@pytest.mark.parametrize("text,value", [
+    ("512Mi", 512 * 2**20), ("2Gi", 2 * 2**30), ("1.5", 1.5), ("250m", 0.25), ("2G", 2e9), ("10", 10.0),
+    ("1e3", 1000.0), ("", None), ("lots", None), (None, None),
+])
+def test_quantity(text: str | None, value: float | None) -> None:
+    assert D.quantity(text) == value
+
+
+# -- the CLI ---------------------------------------------------------------------------------------
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def cli(argv: list[str], environ: dict[str, str], stdout: io.StringIO | None = None) -> tuple[int, str, str]:
+    out, err = stdout or io.StringIO(), io.StringIO()
+    env = Env(stdout=out, stderr=err, stdin=io.StringIO(), environ=environ, cwd="/", clock=lambda: NOW)
+    code = main_with(env, argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_cli_missing_kubeconfig_is_plain_text_and_exit_1(tmp_path: Path) -> None:
+    missing = tmp_path / "nope" / "config"
+    code, out, _ = cli(["doctor"], {"KUBECONFIG": str(missing), "HOME": str(tmp_path),
+                                    "GRIDSHIM_CONFIG": str(tmp_path / "none.yaml")})
+    assert code == 1
+    assert "\x1b[" not in out
+    assert f"FAIL  kubeconfig" in out and str(missing) in out and "fix: run 'become <tool>'" in out
+    assert "FAIL  site config  site config" in out and "does not exist" in out
+    assert out.rstrip().endswith("2 problems: kubeconfig, site config.")
+
+
+def test_cli_colour_only_on_a_terminal_without_no_color(tmp_path: Path) -> None:
+    environ = {"KUBECONFIG": str(tmp_path / "nope"), "HOME": str(tmp_path), "TERM": "xterm"}
+    _, out, _ = cli(["doctor"], environ, stdout=Tty())
+    assert "\x1b[" in out
+    _, out, _ = cli(["doctor"], {**environ, "NO_COLOR": "1"}, stdout=Tty())
+    assert "\x1b[" not in out
+    _, out, _ = cli(["doctor"], {**environ, "TERM": "dumb"}, stdout=Tty())
+    assert "\x1b[" not in out

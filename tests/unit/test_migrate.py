@@ -1,0 +1,336 @@
+"""gridshim migrate-check: every grid command found, named and classified as the code would treat it."""
+
+from __future__ import annotations
+
+import ast
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+from gridshim import migrate as M
+from gridshim.cli._common import Env
+from gridshim.cli.gridshim import main_with
+from gridshim.config import Settings, from_dict
+from gridshim.crontab import CronHost
+from gridshim.errors import UsageError
+from gridshim.gridflags import OPTIONS
+
+REPO = Path(__file__).resolve().parents[2]
+HOME = "/data/project/demo"
+U, D, N = M.Verdict.UNCHANGED, M.Verdict.DIFFERENT, M.Verdict.UNSUPPORTED
+
+
+def host(files: dict[str, str] | None = None) -> CronHost:
+    files = files or {}
+    return CronHost(tool="demo", home=HOME, uid=52000, user="tools.demo", exists=lambda p: p in files,
+                    isdir=lambda p: False, executable=lambda p: True, read_text=files.get)
+
+
+def check_crontab(text: str, *, settings: Settings | None = None, files: dict[str, str] | None = None,
+                  scripts: list[M.Source] | None = None) -> list[M.Finding]:
+    sources = [M.Source(name="crontab", text=text, crontab=True), *(scripts or [])]
+    return list(M.check(sources, settings=settings or Settings(), host=host(files)).findings)
+
+
+def check_script(text: str, *, name: str = "run.sh", files: dict[str, str] | None = None) -> list[M.Finding]:
+    return list(M.check([M.Source(name=name, text=text, path=f"{HOME}/{name}")], settings=Settings(),
+                        host=host(files)).findings)
+
+
+def one(findings: list[M.Finding]) -> M.Finding:
+    assert len(findings) == 1, findings
+    return findings[0]
+
+
+def notes(f: M.Finding) -> str:
+    return "\n".join(n.text + (f" | instead: {n.instead}" if n.instead else "") for n in f.notes)
+
+
+# -- the crontab -----------------------------------------------------------------------------------
+
+MIXED = """\
+# tool demo
+MAILTO=demo@example.org
+
+0 0 * * 0 /usr/bin/jsub -N taxonomy -mem 512m -once ~/py/bin/python ~/libera/taxonomy.py > /dev/null
+*/5 * * * * jsub -t 1-5 -N arr ~/bin/task.sh
+@reboot jstart -N bot ~/bot.sh
+@reboot ~/bin/startup.sh
+@daily ~/bin/cleanup.sh > /dev/null 2>&1
+* * * * * jstart -N watch -mem 1g ~/watch.sh
+45 */2 * * * /usr/bin/jsub -l release=trusty -N backup -once -quiet "$HOME/backup.sh" &> /dev/null
+0 * * * * jsub -hold_jid 123 -N after ~/x.sh
+61 * * * * jsub -N late ~/late.sh
+15 3 * * * jsub -N plain ~/plain.sh
+"""
+
+
+def test_mixed_crontab_names_every_job_and_classifies_every_line() -> None:
+    got = [(f.line, f.command, f.job, f.verdict) for f in check_crontab(MIXED)]
+    assert got == [
+        (4, "jsub", "taxonomy", U),
+        (5, "jsub", "arr", N),
+        (6, "jstart", "bot", N),
+        (7, "cron entry", "cron-6", N),  # Toolforge's rule: cron-<0-based line index>
+        (8, "cron entry", "cron-7", U),
+        (9, "jstart", "watch", D),
+        (10, "jsub", "backup", D),
+        (11, "jsub", "after", N),
+        (12, "jsub", "late", N),
+        (13, "jsub", "plain", U),
+    ]
+
+
+def test_array_jobs_say_why_and_what_instead() -> None:
+    f = [f for f in check_crontab(MIXED) if f.job == "arr"][0]
+    text = notes(f)
+    assert "-t 1-5: array jobs (-t) are not supported" in text and "the grid's jsub refused it too" in text
+    assert "instead: submit one job per task in a loop" in text
+    assert "unrecognized arguments" not in text  # the explanation replaces jsub's bare error
+
+
+def test_reboot_points_to_jstart() -> None:
+    findings = {f.line: f for f in check_crontab(MIXED)}
+    assert "no @reboot" in notes(findings[6]) and "jstart -N bot …" in notes(findings[6])
+    assert "jstart -N NAME ~/bin/startup.sh" in notes(findings[7])
+
+
+def test_reboot_is_refused_by_the_crontab_module_too() -> None:
+    from gridshim import crontab
+
+    _, problems = crontab.parse("@reboot jstart -N bot x\n")
+    assert problems and "@reboot" in problems[0].message
+
+
+def test_plain_line_runs_as_toolforge_wrapped_it() -> None:
+    f = [f for f in check_crontab(MIXED) if f.line == 8][0]
+    assert f.notes[0].kind is M.Kind.INFO
+    assert "/usr/bin/jsub -N cron-7 -once -quiet ~/bin/cleanup.sh" in f.notes[0].text
+
+
+def test_watchdog_and_release_differences() -> None:
+    findings = {f.job: f for f in check_crontab(MIXED)}
+    assert "jstart watchdog" in notes(findings["watch"]) and "both would run" in notes(findings["watch"])
+    assert "release trusty: the site config has no image for it" in notes(findings["backup"])
+    assert "-once: runs of this line never overlap" in notes(findings["taxonomy"])
+
+
+def test_a_release_the_site_maps_is_no_difference() -> None:
+    s = from_dict({"images": {"default": "img:bookworm", "trusty": "img:trusty"}})
+    f = [f for f in check_crontab(MIXED, settings=s) if f.job == "backup"][0]
+    assert f.verdict is U
+
+
+def test_bad_schedule_names_the_field() -> None:
+    f = [f for f in check_crontab(MIXED) if f.job == "late"][0]
+    assert "bad minute field '61'" in notes(f)
+
+
+def test_spread_macros_are_a_difference_when_the_site_turns_them_on() -> None:
+    f = one(check_crontab("@daily jsub -N nightly ~/n.sh\n", settings=from_dict({"spread_macros": True})))
+    assert f.verdict is D and "spread per tool and job" in notes(f)
+
+
+def test_qsub_in_a_crontab_runs_as_jsub() -> None:
+    f = one(check_crontab("0 * * * * qsub -N q /bin/true\n"))
+    assert f.job == "q" and f.verdict is D and "as jsub would run it" in notes(f)
+
+
+def test_control_command_in_a_plain_line_would_run_inside_the_job() -> None:
+    f = one(check_crontab("\n10 * * * * jstop bot\n"))
+    assert (f.job, f.verdict) == ("cron-1", N)
+    assert "jstop bot: it runs inside job cron-1, where jstop does not exist" in notes(f)
+
+
+def test_grid_command_after_another_command_is_refused_as_the_crontab_does() -> None:
+    f = one(check_crontab("0 * * * * cd x && echo hi && jsub -N y /bin/true\n"))
+    assert f.verdict is N and "must be the first command" in notes(f)
+
+
+def test_a_followed_script_with_directives_names_the_job_and_explains() -> None:
+    task = "#!/bin/sh\n#$ -t 1-5\n#$ -N tasky\necho $SGE_TASK_ID\n"
+    findings = check_crontab("@hourly jsub ~/bin/task.sh\n", files={f"{HOME}/bin/task.sh": task})
+    cron = [f for f in findings if f.source == "crontab"][0]
+    assert (cron.job, cron.verdict) == ("tasky", N)
+    assert "#$ -t 1-5: array jobs" in notes(cron)
+    directives = [f for f in findings if f.command == "#$ lines"][0]
+    assert directives.source == f"{HOME}/bin/task.sh" and directives.line == 2 and directives.job == "tasky"
+    assert directives.verdict is N
+
+
+def test_scripts_that_jobs_run_cannot_use_grid_commands() -> None:
+    bigbrother = ("#!/bin/bash\nif ! /usr/bin/qstat | awk '{ print $3 }' | grep -q \"$1\"; then\n"
+                  "  /usr/bin/jstart -N \"$1\" run.sh\nfi\n")
+    path = f"{HOME}/bin/bigbrother.sh"
+    findings = check_crontab("* * * * * /usr/bin/jsub -once -quiet ~/bin/bigbrother.sh cluebot3\n",
+                             files={path: bigbrother})
+    inner = [f for f in findings if f.source == path]
+    assert [(f.line, f.command, f.verdict) for f in inner] == [(2, "qstat", N), (3, "jstart", N)]
+    assert all(f.via == "crontab:1" for f in inner)
+    assert "runs inside a job" in notes(inner[0])
+
+
+def test_a_script_given_by_name_and_run_by_the_crontab_is_read_once_as_a_job_script() -> None:
+    path = f"{HOME}/cleanup.sh"
+    script = M.Source(name="cleanup.sh", text="#!/bin/sh\nqstat\n", path=path)
+    findings = check_crontab("@daily ~/cleanup.sh\n", files={path: script.text}, scripts=[script])
+    inner = [f for f in findings if f.command == "qstat"]
+    assert len(inner) == 1 and inner[0].source == "cleanup.sh" and inner[0].verdict is N
+
+
+def test_clean_crontab_has_nothing_unsupported() -> None:
+    result = M.check([M.Source(name="c", text="*/5 * * * * jsub -N x -quiet ~/x.sh\n", crontab=True)],
+                     settings=Settings(), host=host())
+    assert result.summary() == {"works unchanged": 1, "works with a difference": 0, "not supported": 0}
+
+
+# -- scripts ---------------------------------------------------------------------------------------
+
+def test_only_command_positions_count() -> None:
+    text = ("for job in a b; do echo job qstat; done\n"
+            "id=$(job stashbot)\n"
+            "qdel $(/usr/bin/job stashbot) && /usr/local/bin/qstat -j stashbot >/dev/null 2>&1\n"
+            "/opt/bin/jsub -N nope x\n"
+            "FOO=1 jstop bot\n"
+            "cat <<EOF\njsub -N inside-heredoc x\nEOF\n"
+            "jsub -N long \\\n   -mem 1g /bin/true\n")
+    got = [(f.line, f.command, f.job) for f in check_script(text)]
+    assert got == [(2, "job", "stashbot"), (3, "job", "stashbot"), (3, "qdel", "$(/usr/bin/job stashbot)"),
+                   (3, "qstat", "stashbot"), (5, "jstop", "bot"), (9, "jsub", "long")]
+
+
+def test_variables_set_in_the_script_are_used_for_names() -> None:
+    f = one(check_script("JOB=stashbot\njsub -once -continuous -N $JOB run.sh\n"))
+    assert f.job == "stashbot" and f.verdict is U
+
+
+@pytest.mark.parametrize("line,verdict,text", [
+    ("jsub -N x -pe smp 4 /bin/true", N, "-pe smp 4: parallel environments"),
+    ("jsub -hold_jid 12 -N x /bin/true", N, "job dependencies (-hold_jid)"),
+    ("jsub -V -N x /bin/true", N, "-V (copy the whole environment)"),
+    ("jsub -frobnicate -N x /bin/true", N, "-frobnicate is not an option jsub accepts"),
+    ("jsub -mem 1.5g /bin/true", N, "expected an integer followed by 'k', 'm' or 'g'. '1.5g' given."),
+    ("jsub -N 9lives /bin/true", N, "invalid job name '9lives'"),
+    ("jsub -mem 64g /bin/true", N, "more than this site's maximum"),
+    ("jsub -q webgrid-lighttpd /bin/true", D, "there are no queues; the name is only shown in qstat's queue "
+     "column | instead: use webservice"),
+    ("jsub -p 5 -now y /bin/true", D, "-p 5: accepted but has no effect"),
+    ("jsub -a 202701011200 /bin/true", D, "waits inside until the given time"),
+    ("jsub -m bea /bin/true", D, "mail on job events is not sent"),
+    ("jsub -l arch=amd64 /bin/true", D, "-l arch=amd64 has no meaning on Kubernetes"),
+    ("jsub -l h_rt=1:00:00,h_vmem=2G -j y -sync y -cwd /bin/true", U, ""),
+    ("jstart -N bot -mem 2G /bin/true", U, ""),
+    ("qcronsub -N c /bin/true", U, ""),
+], ids=lambda v: v if isinstance(v, str) and v.startswith(("jsub", "jstart", "qcron")) else "")
+def test_jsub_lines(line: str, verdict: M.Verdict, text: str) -> None:
+    settings = from_dict({"memory": {"max": "16G"}})
+    result = M.check([M.Source(name="s.sh", text=line + "\n")], settings=settings,
+                     host=host({"/bin/true": ""}))
+    f = one(list(result.findings))
+    assert f.verdict is verdict, notes(f)
+    assert text in notes(f)
+
+
+def test_qsub_and_absent_clients() -> None:
+    findings = check_script("qsub -t 1-10 -N arr -b y /bin/true\nqalter -l h_vmem=2g 123\nqhold 5\nqacct -j 5\n"
+                            "qrsh\nqmod -sj bot\nqstat -f\ncrontab -u tools.demo -l\n", files={"/bin/true": ""})
+    by = {f.command: f for f in findings}
+    assert by["qsub"].job == "arr" and by["qsub"].verdict is N
+    assert "gridshim has no qsub" in notes(by["qsub"]) and "array jobs" in notes(by["qsub"])
+    assert "grid's jsub refused" not in notes(by["qsub"])
+    for cmd in ("qalter", "qhold", "qacct", "qrsh"):
+        assert by[cmd].verdict is N and "instead:" in notes(by[cmd]), cmd
+    assert by["qmod"].verdict is N and "only -rj" in notes(by["qmod"])
+    assert by["qstat"].verdict is N and "qstat -f: not an option" in notes(by["qstat"])
+    assert by["crontab"].verdict is U and "only your own tool" in notes(by["crontab"])
+
+
+def test_python_argv_lists_and_command_strings() -> None:
+    text = ('#!/usr/bin/python3\nimport subprocess\n'
+            'subprocess.check_call(["/usr/bin/jsub", "-N", job, "-mem", "1G", "-once", "-continuous", "/bin/true"])\n'
+            'subprocess.call("qmod -rj %s" % job, shell=True)\n'
+            'print("qstat is not a command here")\n'
+            'os.system(f"/usr/bin/qdel {name}")\n')
+    got = [(f.line, f.command, f.job, f.verdict) for f in check_script(text, name="manage.py",
+                                                                        files={"/bin/true": ""})]
+    assert got == [(3, "jsub", "{job}", U), (4, "qmod", "%s", U), (6, "qdel", "{name}", U)]
+
+
+def test_directives_of_a_script_given_by_name() -> None:
+    f = one(check_script("#!/bin/sh\n#$ -N embedded\n#$ -l h_vmem=1g\necho hi\n"))
+    assert (f.command, f.job, f.verdict, f.line) == ("#$ lines", "embedded", U, 2)
+
+
+def test_a_bad_jsubrc_breaks_every_jsub() -> None:
+    result = M.check([], settings=Settings(), host=host({f"{HOME}/.jsubrc": "-t 1-5\n"}))
+    f = one(list(result.findings))
+    assert f.command == ".jsubrc" and f.verdict is N
+
+
+# -- kept in step with the code --------------------------------------------------------------------
+
+def test_unsupported_options_are_really_unknown_to_jsub() -> None:
+    assert not set(M.UNSUPPORTED_OPTIONS) & set(OPTIONS)
+
+
+@pytest.mark.parametrize("cmd", sorted(M.CONTROL))
+def test_control_table_matches_each_commands_parser(cmd: str) -> None:
+    src = (REPO / "src" / "gridshim" / "cli" / f"{cmd}.py").read_text()
+    literals = {n.value for n in ast.walk(ast.parse(src)) if isinstance(n, ast.Constant)
+                and isinstance(n.value, str) and re.fullmatch(r"--?[a-z][a-z-]*", n.value)}
+    literals -= {"-c"}  # crontab's `/bin/sh -c` for the editor
+    table = set(M.CONTROL[cmd])
+    assert literals <= table, f"{cmd} accepts {sorted(literals - table)}; add them to migrate.CONTROL"
+    assert table - {"-h", "--help", "-help"} <= literals, f"{cmd} no longer accepts {sorted(table - literals)}"
+
+
+def test_absent_clients_are_really_absent() -> None:
+    setup = (REPO / "setup.cfg").read_text()
+    scripts = set(re.findall(r"^\s+(\w+) = gridshim", setup, re.M))
+    assert not scripts & set(M.ABSENT)
+    assert set(M.SUBMIT) | set(M.CONTROL) <= scripts
+
+
+# -- the CLI ---------------------------------------------------------------------------------------
+
+def test_cli_reports_and_exits_1_when_something_is_unsupported(tmp_path: Path) -> None:
+    (tmp_path / "crontab").write_text(MIXED)
+    out, err = io.StringIO(), io.StringIO()
+    env = Env(stdout=out, stderr=err, stdin=io.StringIO(), cwd=str(tmp_path),
+              environ={"HOME": str(tmp_path), "USER": "tools.demo", "GRIDSHIM_CONFIG": str(tmp_path / "none")})
+    code = main_with(env, ["migrate-check", str(tmp_path / "crontab")])
+    text = out.getvalue()
+    assert code == 1 and "\x1b[" not in text
+    assert f"{tmp_path}/crontab:5: not supported: jsub, job 'arr'" in text
+    assert f"{tmp_path}/crontab:8: works unchanged: cron entry, job 'cron-7'" in text
+    assert "instead: submit one job per task in a loop" in text
+    assert text.rstrip().endswith("10 grid commands in 1 file: 3 work unchanged, 2 with a difference, "
+                                  "5 not supported.")
+    assert "does not exist" in err.getvalue()  # the missing site config is a warning, not a stop
+
+
+def test_cli_reads_the_crontab_from_stdin_and_exits_0_when_all_is_supported(tmp_path: Path) -> None:
+    out = io.StringIO()
+    env = Env(stdout=out, stderr=io.StringIO(), stdin=io.StringIO("*/5 * * * * jsub -N x -quiet /bin/true\n"),
+              cwd=str(tmp_path), environ={"HOME": str(tmp_path)})
+    assert main_with(env, ["migrate-check"]) == 0
+    assert "<stdin>:1: works unchanged: jsub, job 'x'" in out.getvalue()
+
+
+def test_cli_missing_file_is_a_usage_error(tmp_path: Path) -> None:
+    env = Env(stdout=io.StringIO(), stderr=io.StringIO(), stdin=io.StringIO(), cwd=str(tmp_path),
+              environ={"HOME": str(tmp_path)})
+    with pytest.raises(UsageError, match="cannot read"):
+        main_with(env, ["migrate-check", str(tmp_path / "nope")])
+
+
+def test_the_logic_stays_out_of_the_edge() -> None:
+    """doctor.py and migrate.py are pure: no CLI, no click or rich, and the cluster only by duck type."""
+    for mod in ("doctor.py", "migrate.py"):
+        tree = ast.parse((REPO / "src" / "gridshim" / mod).read_text())
+        names = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        names |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        bad = [n for n in names if n.startswith(("gridshim.cli", "gridshim.cluster", "click", "rich", "kubernetes"))]
+        assert not bad, f"{mod} imports {bad}"
