@@ -166,8 +166,10 @@ def from_dict(data: dict[str, Any], *, path: str = "<config>") -> Settings:
         kw["default_mem"] = parse_size(mem["default"], key="memory.default", path=path)
     if "max" in mem:
         kw["max_mem"] = parse_size(mem["max"], key="memory.max", path=path)
-    if "default_mem" in kw and kw.get("max_mem") is not None and kw["default_mem"] > kw["max_mem"]:
-        raise ConfigError(f"site config {path}: memory.default is larger than memory.max")
+    default_mem = kw.get("default_mem", Settings.default_mem)
+    if kw.get("max_mem") is not None and default_mem > kw["max_mem"]:
+        raise ConfigError(f"site config {path}: memory.default ({default_mem // MiB}M) is larger than "
+                          f"memory.max ({kw['max_mem'] // MiB}M)")
     if "request" in mem:
         if mem["request"] not in ("toolforge", "limit"):
             raise ConfigError(f"site config {path}: memory.request: expected 'toolforge' or 'limit'")

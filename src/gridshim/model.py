@@ -71,6 +71,7 @@ class GridState(str, Enum):
     ERROR = "Eqw"
     RUNNING = "r"
     RESTARTED = "Rr"
+    RESTARTED_QUEUED = "Rq"  # qmod -rj: the old run is gone, the new one has not started yet
     DELETING = "dr"
     SUSPENDED = "s"
     DONE = "z"  # finished, only with qstat -s z
@@ -99,3 +100,30 @@ class JobRow:
     restarts: int = 0
     message: str = ""  # why it is Eqw / pending, for qstat -j "error reason" / "scheduling info"
     finished: bool = False
+    node: str = ""  # where it runs (qstat's queue@host); empty unless running
+    namespace: str = ""
+    argv: tuple[str, ...] = ()  # program and arguments as the wrapper runs them
+    run_uid: int | None = None
+    run_gid: int | None = None
+    not_before: int | None = None  # -a, epoch seconds
+    observation: str = ""  # what Kubernetes showed (status.Observation value), for -debug and tests
+
+    @property
+    def is_running(self) -> bool:
+        """r, Rr, dr, s count as running (job's exit 1, qstat's running section), the rest as queued."""
+        return self.state in RUNNING_STATES
+
+    @property
+    def shown_time(self) -> float:
+        """Start time if running, else submit time (qstat's 'submit/start at', JAT_start_time)."""
+        return self.start_time if self.is_running and self.start_time is not None else self.submit_time
+
+    @property
+    def listing_key(self) -> tuple[int, float, int]:
+        """qstat's order: running, then pending, then finished (-s z); oldest first within each. Ids are
+        not sequential like the grid's, so time keeps the grid's oldest-first order."""
+        section = 2 if self.state is GridState.DONE else (0 if self.is_running else 1)
+        return (section, self.shown_time, self.job_id)
+
+
+RUNNING_STATES = frozenset({GridState.RUNNING, GridState.RESTARTED, GridState.DELETING, GridState.SUSPENDED})

@@ -1,15 +1,19 @@
-"""Kubernetes objects → grid state (pure). Reads the JSON the API server stores; no I/O.
-
-Imports render.labels, model and errors only.
+"""Kubernetes objects → grid state (pure). Reads the JSON the API server stores; no I/O, no clock
+(the caller passes `now`). Imports render.labels and render.command (decoders), model and errors only.
 """
 
 from __future__ import annotations
 
+import re
 import signal
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from enum import Enum
+from typing import Any, Callable, Sequence
 
-from gridshim.model import Manifest
+from gridshim.model import RUNNING_STATES, GridState, JobRow, Manifest
+from gridshim.render import labels as L
+from gridshim.render.command import unwrap_command
 
 
 def condition(obj: Manifest, ctype: str) -> dict[str, Any] | None:
@@ -64,3 +68,304 @@ def job_outcome(job: Manifest, pods: list[Manifest]) -> Outcome:
     if condition(job, "Complete"):
         return Outcome(exit_code=0)
     return Outcome(exit_code=None, reason=(failed or {}).get("reason", ""))
+
+
+# -- grid states for qstat, job, jstop, qdel, qmod -----------------------------------------------------
+#
+# A Job and its pods are first reduced to one `Observation` (what Kubernetes shows), by the detector
+# table `DETECTORS` (first match wins); `K8S_TO_GRID` then maps the observation to the grid's state
+# letters. Both are tables, so adding a case is one row, not another branch.
+
+
+class Observation(str, Enum):
+    """What the Kubernetes objects of one grid job show, before translation into grid letters."""
+
+    FINISHED = "finished"  # Complete/Failed condition: only `qstat -s z` shows it
+    DELETING = "deleting"  # deletionTimestamp on the Job: qdel'ed, its process is still dying
+    SUSPENDED = "suspended"  # spec.suspend: created but held back (benchmarks, admins)
+    NOT_BEFORE = "not-before"  # -a: the wrapper waits for the start time
+    CANNOT_START = "cannot-start"  # image/config/start errors, or a quota the job can never fit in
+    RUNNING_RESTARTED = "running-restarted"  # running again after its pod or container was replaced
+    RUNNING = "running"
+    WAITING_RESTARTED = "waiting-restarted"  # qmod -rj: the old pod is gone, the new one not started
+    WAITING = "waiting"  # not scheduled yet, waiting for a quota slot, container being created
+
+
+K8S_TO_GRID: dict[Observation, GridState] = {
+    Observation.FINISHED: GridState.DONE,
+    Observation.DELETING: GridState.DELETING,
+    Observation.SUSPENDED: GridState.QUEUED,
+    Observation.NOT_BEFORE: GridState.HELD,
+    Observation.CANNOT_START: GridState.ERROR,
+    Observation.RUNNING_RESTARTED: GridState.RESTARTED,
+    Observation.RUNNING: GridState.RUNNING,
+    Observation.WAITING_RESTARTED: GridState.RESTARTED_QUEUED,
+    Observation.WAITING: GridState.QUEUED,
+}
+
+# Container waiting/terminated reasons after which the job cannot start without someone fixing it
+# (the grid's Eqw): the kubelet keeps retrying, but the result will not change on its own.
+START_ERRORS = frozenset({
+    "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "RegistryUnavailable",
+    "CreateContainerConfigError", "CreateContainerError", "RunContainerError", "StartError",
+    "ContainerCannotRun",
+})
+
+_QUOTA = re.compile(r"exceeded quota: [^,]+, requested: (?P<req>.+?), used: (?P<used>.+?), limited: (?P<lim>[^\n]+)")
+_QTY = re.compile(r"^([0-9.]+)([a-zA-Z]*)$")
+_QTY_UNITS = {"": 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15,
+              "Ki": 1024.0, "Mi": 1024.0 ** 2, "Gi": 1024.0 ** 3, "Ti": 1024.0 ** 4, "Pi": 1024.0 ** 5}
+
+
+def epoch(stamp: str | None) -> float | None:
+    """RFC 3339 (the API server's 'Z' form) → epoch seconds."""
+    if not stamp:
+        return None
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _quantity(text: str) -> float | None:
+    m = _QTY.match(text.strip())
+    if not m or m.group(2) not in _QTY_UNITS:
+        return None
+    return float(m.group(1)) * _QTY_UNITS[m.group(2)]
+
+
+def _pairs(text: str) -> dict[str, float]:
+    out = {}
+    for part in text.split(","):
+        key, _, value = part.strip().partition("=")
+        q = _quantity(value)
+        if key and q is not None:
+            out[key] = q
+    return out
+
+
+def quota_never_fits(message: str) -> bool | None:
+    """A FailedCreate 'exceeded quota' message: True if the pod alone is larger than the quota (it can
+    never start: Eqw), False if it only waits for others to finish (qw), None if it is not a quota message."""
+    m = _QUOTA.search(message)
+    if not m:
+        return None
+    requested, limited = _pairs(m.group("req")), _pairs(m.group("lim"))
+    return any(requested[k] > limited[k] for k in requested if k in limited)
+
+
+def _container_statuses(pod: Manifest) -> list[dict[str, Any]]:
+    status = pod.get("status") or {}
+    return list(status.get("initContainerStatuses") or []) + list(status.get("containerStatuses") or [])
+
+
+def _pod_terminal(pod: Manifest) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+def _start_error(pod: Manifest) -> str | None:
+    """The message of a container that cannot start, or None."""
+    for cs in _container_statuses(pod):
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        last = (cs.get("lastState") or {}).get("terminated") or {}
+        if waiting.get("reason") in START_ERRORS:
+            return f"{waiting['reason']}: {waiting.get('message') or ''}".rstrip(": ")
+        if waiting.get("reason") == "CrashLoopBackOff" and last.get("reason") in START_ERRORS:
+            return f"{last['reason']}: {last.get('message') or ''}".rstrip(": ")
+    return None
+
+
+def _running_since(pod: Manifest) -> float | None:
+    """When the pod's current run started, if a container of it is running (or restarting in place)."""
+    status = pod.get("status") or {}
+    if status.get("phase") != "Running":
+        return None
+    for cs in status.get("containerStatuses") or []:
+        running = (cs.get("state") or {}).get("running")
+        if running:
+            return epoch(running.get("startedAt")) or epoch(status.get("startTime"))
+    if any((cs.get("lastState") or {}).get("terminated") for cs in status.get("containerStatuses") or []):
+        return epoch(status.get("startTime"))  # restarting in place (OnFailure): still this job's run
+    return None
+
+
+def _unschedulable(pod: Manifest) -> str | None:
+    for c in (pod.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "PodScheduled" and c.get("status") == "False":
+            return c.get("message") or c.get("reason") or "not scheduled yet"
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Facts:
+    """Everything the detectors look at, computed once per job."""
+
+    finished: bool
+    deleting: bool
+    suspended: bool
+    waiting_for_start: bool
+    start_error: str | None
+    running_since: float | None
+    restarted: bool
+    message: str
+
+
+# The detector table: (observation, test). First match wins; the order is the grid's precedence
+# (d before E before h before R before r/q, as in SGE's state string).
+DETECTORS: tuple[tuple[Observation, Callable[[Facts], bool]], ...] = (
+    (Observation.DELETING, lambda f: f.deleting),  # before FINISHED: a dying job may already be Failed
+    (Observation.FINISHED, lambda f: f.finished),
+    (Observation.SUSPENDED, lambda f: f.suspended),
+    (Observation.CANNOT_START, lambda f: f.start_error is not None),
+    (Observation.NOT_BEFORE, lambda f: f.waiting_for_start),
+    (Observation.RUNNING_RESTARTED, lambda f: f.running_since is not None and f.restarted),
+    (Observation.RUNNING, lambda f: f.running_since is not None),
+    (Observation.WAITING_RESTARTED, lambda f: f.restarted),
+    (Observation.WAITING, lambda f: True),
+)
+
+
+def observe(facts: Facts) -> Observation:
+    return next(obs for obs, test in DETECTORS if test(facts))
+
+
+def looks_stuck(job: Manifest, pods: Sequence[Manifest]) -> bool:
+    """A live, unsuspended Job without a live pod: only its Events (FailedCreate) can say why."""
+    spec = job.get("spec") or {}
+    return (not job_finished(job) and not (job.get("metadata") or {}).get("deletionTimestamp")
+            and not spec.get("suspend") and not any(not _pod_terminal(p) for p in pods))
+
+
+def facts_of(job: Manifest, pods: Sequence[Manifest], events: Sequence[Manifest], *, now: float) -> Facts:
+    meta = job.get("metadata") or {}
+    spec = job.get("spec") or {}
+    status = job.get("status") or {}
+    live = sorted((p for p in pods if not _pod_terminal(p)),
+                  key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "")
+    restarts = sum(int(cs.get("restartCount") or 0) for p in live for cs in _container_statuses(p))
+    running = [t for t in (_running_since(p) for p in live if not (p.get("metadata") or {}).get("deletionTimestamp"))
+               if t is not None]
+    if not running:  # a pod that is being killed (qmod -rj) still runs until it is gone
+        running = [t for t in (_running_since(p) for p in live) if t is not None]
+    start_error = next((e for e in (_start_error(p) for p in live) if e), None)
+    message = ""
+    if start_error is None and not live and looks_stuck(job, pods):
+        newest = sorted(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+        for ev in reversed(newest):
+            text = str(ev.get("message") or "")
+            verdict = quota_never_fits(text)
+            message = text
+            if verdict or (verdict is None and ev.get("reason") == "FailedCreate"):
+                start_error = text  # refused by admission (quota it can never fit, policy): Eqw
+            break
+    if not message:
+        message = next((u for u in (_unschedulable(p) for p in live) if u), "")
+    not_before = options_not_before(job)
+    # qdel'ed: the Job stays (foreground deletion) until its pods are gone, and it is `dr` for as long
+    # as it exists: that is also exactly as long as jsub -once refuses the name (ops.submit treats a
+    # Job with a deletionTimestamp as active), so `while qstat -j x; do sleep 1; done; jstart -N x`
+    # never races.
+    return Facts(
+        finished=job_finished(job),
+        deleting=bool(meta.get("deletionTimestamp")),
+        suspended=bool(spec.get("suspend")),
+        waiting_for_start=not_before is not None and not_before > now,
+        start_error=start_error,
+        running_since=min(running) if running else None,
+        restarted=restarts > 0 or int(status.get("failed") or 0) > 0,
+        message=start_error or message,
+    )
+
+
+def options_not_before(job: Manifest) -> int | None:
+    """-a: the not-before time the wrapper got (its 4th fixed argument), from the pod template."""
+    for c in ((((job.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []):
+        unwrapped = unwrap_command(list(c.get("command") or []))
+        if unwrapped:
+            nb = unwrapped.get("not_before")
+            return int(nb) if isinstance(nb, int) else None
+    return None
+
+
+def _template(job: Manifest) -> Manifest:
+    return (((job.get("spec") or {}).get("template") or {}).get("spec") or {})
+
+
+def job_row(job: Manifest, pods: Sequence[Manifest], events: Sequence[Manifest] = (), *,
+            now: float, user_prefix: str = "tools.") -> JobRow:
+    """One grid job (JobRow) from its Job, the Job's pods and (only if it looks stuck) its Events."""
+    meta = job.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    facts = facts_of(job, pods, events, now=now)
+    obs = observe(facts)
+    state = K8S_TO_GRID.get(obs, GridState.UNKNOWN)
+    options = L.options_of(meta)
+    namespace = meta.get("namespace", "")
+    tool = labels.get(L.CREATED_BY) or (namespace[5:] if namespace.startswith("tool-") else namespace)
+    node = ""
+    for p in sorted(pods, key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or ""):
+        if not _pod_terminal(p) and (p.get("spec") or {}).get("nodeName"):
+            node = p["spec"]["nodeName"]
+    template = _template(job)
+    containers = template.get("containers") or [{}]
+    unwrapped = unwrap_command(list(containers[0].get("command") or [])) or {}
+    sec = containers[0].get("securityContext") or template.get("securityContext") or {}
+    not_before = unwrapped.get("not_before")
+    start = facts.running_since
+    if start is not None and isinstance(not_before, int):
+        start = max(start, float(not_before))
+    outcome = job_outcome(job, list(pods)) if facts.finished else None
+    queue = str(options.get("queue") or labels.get(L.QUEUE) or "task")
+    return JobRow(
+        job_id=L.job_id_of(meta),
+        name=L.name_of(meta),
+        owner=f"{user_prefix}{tool}",
+        state=state,
+        queue=queue,
+        submit_time=epoch(meta.get("creationTimestamp")) or 0.0,
+        start_time=start if state in RUNNING_STATES else None,
+        kind=L.kind_of(meta),
+        object_kind=job.get("kind", "Job"),
+        object_name=meta.get("name", ""),
+        uid=meta.get("uid", ""),
+        command_line=(meta.get("annotations") or {}).get(L.A_COMMAND, ""),
+        options=options,
+        mem_bytes=options.get("mem") if isinstance(options.get("mem"), int) else None,
+        exit_code=outcome.exit_code if outcome else None,
+        restarts=sum(int(cs.get("restartCount") or 0) for p in pods for cs in _container_statuses(p)),
+        message=facts.message,
+        finished=facts.finished,
+        node=node if state in RUNNING_STATES else "",
+        namespace=namespace,
+        argv=tuple(str(a) for a in unwrapped.get("argv") or ()),
+        run_uid=sec.get("runAsUser"),
+        run_gid=sec.get("runAsGroup"),
+        not_before=not_before if isinstance(not_before, int) else None,
+        observation=obs.value,
+    )
+
+
+def controller_uid(pod: Manifest) -> str:
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    if labels.get("batch.kubernetes.io/controller-uid"):
+        return str(labels["batch.kubernetes.io/controller-uid"])
+    for ref in (pod.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("kind") == "Job":
+            return str(ref.get("uid", ""))
+    return ""
+
+
+def rows_from_objects(jobs: Sequence[Manifest], pods: Sequence[Manifest], events: Sequence[Manifest] = (),
+                      *, now: float, user_prefix: str = "tools.") -> list[JobRow]:
+    """All grid jobs from one LIST of Jobs, one of Pods and (optionally) one of FailedCreate Events."""
+    by_job: dict[str, list[Manifest]] = {}
+    for p in pods:
+        by_job.setdefault(controller_uid(p), []).append(p)
+    ev_by_job: dict[str, list[Manifest]] = {}
+    for e in events:
+        ev_by_job.setdefault(str((e.get("involvedObject") or {}).get("uid", "")), []).append(e)
+    rows = []
+    for j in jobs:
+        uid = (j.get("metadata") or {}).get("uid", "")
+        rows.append(job_row(j, by_job.get(uid, []), ev_by_job.get(uid, []), now=now, user_prefix=user_prefix))
+    return rows

@@ -132,7 +132,7 @@ def test_continuous_wrapper_respawns_with_jsubs_line(tmp_path: Path) -> None:
     script.chmod(0o755)
     req = request("-o", str(tmp_path / "o"), "-e", str(tmp_path / "e"), str(script), preset=Preset.JSTART)
     cmd = wrap_command(req)
-    cmd[2] = cmd[2].replace("sleep 5", "sleep 0")
+    cmd[2] = cmd[2].replace("pause 5", "pause 0")
     assert subprocess.run(cmd).returncode == 0
     import re
 
@@ -144,3 +144,49 @@ def test_dry_run_yaml_reads_back_to_the_same_manifests() -> None:
 
     manifests = render(request("-N", "x", "/bin/p", *HOSTILE), SETTINGS)
     assert list(yaml.safe_load_all(to_yaml(manifests))) == manifests
+
+
+def _start_wrapper(tmp_path: Path, *argv: str, preset: Preset = Preset.JSUB, extra: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+    req = request("-o", str(tmp_path / "o"), "-e", str(tmp_path / "e"), *extra, *argv, preset=preset)
+    cmd = wrap_command(req)
+    return subprocess.Popen(cmd, cwd=tmp_path, start_new_session=True)
+
+
+TERM_AWARE = ("import signal, sys, time, pathlib\n"
+              "def bye(*_): pathlib.Path(sys.argv[1]).write_text('got TERM'); sys.exit(3)\n"
+              "signal.signal(signal.SIGTERM, bye)\n"
+              "pathlib.Path(sys.argv[1] + '.ready').write_text('')\n"
+              "time.sleep(60)\n")
+
+
+@pytest.mark.parametrize("preset", [Preset.JSUB, Preset.JSTART])
+def test_sigterm_to_the_wrapper_alone_reaches_the_program(tmp_path: Path, preset: Preset) -> None:
+    """On a node only PID 1 (the wrapper) gets SIGTERM: it must forward it, and a continuous job stops."""
+    import signal
+    import sys
+    import time
+
+    marker = tmp_path / "m"
+    proc = _start_wrapper(tmp_path, sys.executable, "-c", TERM_AWARE, str(marker), preset=preset)
+    deadline = time.monotonic() + 20
+    while not (tmp_path / "m.ready").exists():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)  # the wrapper only, not its process group
+    assert proc.wait(timeout=20) == 3
+    assert marker.read_text() == "got TERM"
+    assert "Respawning" not in (tmp_path / "e").read_text()
+
+
+def test_stdin_from_i_reaches_the_program(tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("from stdin\n")
+    proc = _start_wrapper(tmp_path, "/bin/cat", extra=("-i", str(tmp_path / "in.txt")))
+    assert proc.wait(timeout=20) == 0
+    assert (tmp_path / "o").read_text() == "from stdin\n"
+    proc = _start_wrapper(tmp_path, "/bin/cat")
+    assert proc.wait(timeout=20) == 0  # no -i: /dev/null, never the submitter's terminal
+
+
+def test_exit_code_and_signal_death_are_passed_on(tmp_path: Path) -> None:
+    assert _start_wrapper(tmp_path, "/bin/sh", "-c", "exit 42").wait(timeout=20) == 42
+    assert _start_wrapper(tmp_path, "/bin/sh", "-c", "kill -KILL $$").wait(timeout=20) == 137

@@ -17,19 +17,33 @@ RESPAWN_DELAY = 5
 # Positional parameters before the program: out, err, stdin, not-before.
 FIXED = 4
 
+# The wrapper stays PID 1 of the container and runs the program as its child: on a real node
+# SIGTERM (qdel, jstop) reaches only PID 1, and a program exec'd into PID 1 without a handler of its
+# own would ignore it until the SIGKILL. So the wrapper traps TERM/INT/HUP, forwards TERM to the
+# program and stops respawning. Background jobs get /dev/null as stdin unless redirected, hence fd 3.
 _PRELUDE = (
     'umask {umask:03o}\n'
     'if [ "$1" = "$2" ]; then exec >>"$1" 2>&1; else exec >>"$1" 2>>"$2"; fi\n'
-    'if [ -n "$3" ]; then exec <"$3"; else exec </dev/null; fi\n'
-    'if [ -n "$4" ]; then now=$(date +%s); if [ "$now" -lt "$4" ]; then sleep $(( $4 - now )); fi; fi\n'
+    'if [ -n "$3" ]; then exec 3<"$3"; else exec 3</dev/null; fi\n'
+    'stop=; child=\n'
+    'trap \'stop=1; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null\' TERM INT HUP\n'
+    'pause() {{ sleep "$1" <&3 & child=$!; wait "$child"; child=; }}\n'
+    'run() {{\n'
+    '    "$@" 0<&3 3<&- & child=$!\n'
+    '    while :; do wait "$child"; rc=$?; kill -0 "$child" 2>/dev/null || break; done\n'
+    '    child=; return "$rc"\n'
+    '}}\n'
+    'if [ -n "$4" ]; then now=$(date +%s); if [ "$now" -lt "$4" ]; then pause $(( $4 - now )); fi; fi\n'
+    'if [ -n "$stop" ]; then exit 143; fi\n'
     'shift {fixed}\n'
 )
-_ONE_OFF = 'exec "$@"\n'
+_ONE_OFF = 'run "$@"\nexit "$rc"\n'
 _CONTINUOUS = (
-    'until "$@"; do\n'
-    '    rc=$?\n'
+    'until run "$@"; do\n'
+    '    if [ -n "$stop" ]; then exit "$rc"; fi\n'
     '    echo "[$(date +%Y-%m-%dT%H:%M:%S)] $1 exited with code $rc. Respawning..." >&2\n'
-    '    sleep {delay}\n'
+    '    pause {delay}\n'
+    '    if [ -n "$stop" ]; then exit "$rc"; fi\n'
     'done\n'
 )
 

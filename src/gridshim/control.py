@@ -1,0 +1,273 @@
+"""Use cases for qstat, job, jstop, qdel and qmod -rj: list a tool's grid jobs, find them, delete and
+restart them with the grid's messages.
+
+Listing costs one LIST per object kind (Jobs, then Pods, and Events only when a job looks stuck),
+each with a label selector and paginated by the cluster; never a call per job. Lookups by exact name
+or id narrow the selectors to that name or id. Imports the cluster (by duck type), status, render.labels,
+model and errors; never click, argparse or rich.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Protocol
+
+from gridshim.errors import ConflictError, ForbiddenError, JobNotFoundError
+from gridshim.model import RUNNING_STATES, GridState, JobKind, JobRow, Manifest
+from gridshim.render import labels as L
+from gridshim.status import controller_uid, looks_stuck, rows_from_objects
+
+# The Job controller's event when it cannot create a pod (quota, admission): the only reason we read
+# Events, and only for jobs without a live pod.
+FAILED_CREATE = "involvedObject.kind=Job,reason=FailedCreate"
+# qdel of a waiting job: nothing of the program runs yet (at most the -a wrapper's sleep), so its pod
+# goes at once, as the grid removed pending jobs at once.
+PENDING_GRACE = 0
+
+
+class Cluster(Protocol):
+    namespace: str
+
+    @property
+    def tool(self) -> str: ...
+    def list(self, kind: str, *, selector: str | None = None, field_selector: str | None = None,
+             namespace: str | None = None) -> tuple[list[Manifest], str]: ...
+    def delete(self, kind: str, name: str, *, uid: str | None = None, resource_version: str | None = None,
+               grace: int | None = None, propagation: str = "Background") -> Manifest | None: ...
+    def delete_collection(self, kind: str, *, selector: str, grace: int | None = None) -> None: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class Listing:
+    """The rows found, and the namespaces RBAC did not let us read (qstat -u other: shown as nothing)."""
+
+    rows: list[JobRow]
+    forbidden: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Answer:
+    """One line of qdel/qmod output (all on stdout, like the grid) and whether it was an error."""
+
+    text: str
+    error: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scope:
+    """Which namespaces to read, from qstat/qdel -u (default: the kubeconfig's own)."""
+
+    namespaces: tuple[str, ...]
+    users: tuple[str, ...] = ()
+
+
+_TOOL_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,50}[a-z0-9])?$")
+
+
+def shown(text: str) -> str:
+    """User input echoed in a message, kept on one line: control characters and undecodable argv bytes
+    are written as escapes (a newline in a job name must not split qdel's one-line answers)."""
+    raw = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in raw)
+
+
+def tool_namespace(cluster: Cluster, tool: str) -> str:
+    """Toolforge's naming (tool-NAME), following the kubeconfig's own namespace's form."""
+    return f"tool-{tool}" if cluster.namespace.startswith("tool-") else tool
+
+
+def scope_for(cluster: Cluster, users: Iterable[str], *, user_prefix: str) -> Scope:
+    """-u USER,… → namespaces. '*' means every namespace this certificate may list, which for a tool
+    is its own (RBAC); other users' namespaces are tried and skipped when forbidden."""
+    users = [u for u in users if u]
+    if not users:
+        return Scope(namespaces=(cluster.namespace,))
+    if "*" in users:
+        return Scope(namespaces=(cluster.namespace,), users=tuple(users))
+    namespaces: list[str] = []
+    for u in users:
+        if not u.startswith(user_prefix) or not _TOOL_NAME.match(u[len(user_prefix):]):
+            continue  # not a tool account: it has no jobs here (qstat -u nosuchuser → nothing)
+        ns = tool_namespace(cluster, u[len(user_prefix):])
+        if ns not in namespaces:
+            namespaces.append(ns)
+    return Scope(namespaces=tuple(namespaces), users=tuple(users))
+
+
+def _tool_of(cluster: Cluster, namespace: str) -> str:
+    if namespace == cluster.namespace:
+        return cluster.tool
+    return namespace[5:] if namespace.startswith("tool-") else namespace
+
+
+def _list(cluster: Cluster, kind: str, namespace: str, **kw: Any) -> list[Manifest]:
+    if namespace == cluster.namespace:
+        items, _ = cluster.list(kind, **kw)  # the common case: no namespace argument at all
+    else:
+        items, _ = cluster.list(kind, namespace=namespace, **kw)
+    return items
+
+
+def _read_namespace(cluster: Cluster, namespace: str, *, now: float, user_prefix: str,
+                    extra: dict[str, str]) -> list[JobRow]:
+    """One LIST of Jobs, one of their Pods, and one of FailedCreate Events only if a job looks stuck."""
+    selector = L.selector(_tool_of(cluster, namespace), **extra)
+    jobs = _list(cluster, "Job", namespace, selector=selector)
+    if not jobs:
+        return []
+    pods = _list(cluster, "Pod", namespace, selector=selector)
+    by_uid: dict[str, list[Manifest]] = {}
+    for p in pods:
+        by_uid.setdefault(controller_uid(p), []).append(p)
+    stuck = [j for j in jobs if looks_stuck(j, by_uid.get(j["metadata"].get("uid", ""), []))]
+    events: list[Manifest] = []
+    if stuck:
+        fields = FAILED_CREATE
+        if len(stuck) == 1:
+            fields += f",involvedObject.uid={stuck[0]['metadata'].get('uid', '')}"
+        try:
+            events = _list(cluster, "Event", namespace, field_selector=fields)
+        except ForbiddenError:
+            events = []  # only the reasons are lost: such jobs show qw instead of Eqw
+    return rows_from_objects(jobs, pods, events, now=now, user_prefix=user_prefix)
+
+
+def list_rows(cluster: Cluster, *, now: float, user_prefix: str, scope: Scope | None = None,
+              name: str | None = None, job_id: int | None = None, include_finished: bool = False) -> Listing:
+    """The grid jobs in SCOPE (default: the tool's own namespace), optionally narrowed to one exact
+    NAME or JOB_ID by label selector. Finished jobs (Complete/Failed, kept until their TTL) are left
+    out unless INCLUDE_FINISHED (qstat -s z).
+
+    A 403 on the tool's own namespace is an error (wrong kubeconfig); on another namespace it only
+    means RBAC hides it, and the listing goes on without it.
+    """
+    scope = scope or Scope(namespaces=(cluster.namespace,))
+    extra: dict[str, str] = {}
+    if name is not None:
+        extra[L.NAME] = L.label_value(name)
+    rows: list[JobRow] = []
+    forbidden: list[str] = []
+    for ns in scope.namespaces:
+        try:
+            if job_id is not None:
+                found = _read_namespace(cluster, ns, now=now, user_prefix=user_prefix,
+                                        extra={**extra, L.JOB_ID: str(job_id)})
+                if not found:
+                    # CronJob runs carry no id label (their id comes from their uid): look among them.
+                    found = _read_namespace(cluster, ns, now=now, user_prefix=user_prefix,
+                                            extra={**extra, L.COMPONENT: L.COMPONENTS[JobKind.SCHEDULED]})
+                found = [r for r in found if r.job_id == job_id]
+            else:
+                found = _read_namespace(cluster, ns, now=now, user_prefix=user_prefix, extra=extra)
+        except ForbiddenError:
+            if ns == cluster.namespace:
+                raise
+            forbidden.append(ns)
+            continue
+        rows.extend(found)
+    if name is not None:
+        rows = [r for r in rows if r.name == name]
+    if not include_finished:
+        rows = [r for r in rows if r.state is not GridState.DONE]
+    return Listing(rows=rows, forbidden=tuple(forbidden))
+
+
+# -- finding -----------------------------------------------------------------------------------------
+
+def ordered(rows: list[JobRow]) -> list[JobRow]:
+    """Running before pending (before finished), oldest first: the order qstat and job use."""
+    return sorted(rows, key=lambda r: r.listing_key)
+
+
+def is_job_id(spec: str) -> bool:
+    """qstat -j / qdel: an element that starts with a digit is a job number, anything else a name pattern."""
+    return bool(spec) and spec[0].isdigit()
+
+
+def matches(row: JobRow, spec: str) -> bool:
+    if is_job_id(spec):
+        return spec.isdigit() and row.job_id == int(spec)
+    return fnmatch.fnmatchcase(row.name, spec)
+
+
+def select(rows: list[JobRow], specs: Iterable[str]) -> list[tuple[str, list[JobRow]]]:
+    """Each requested id/name/pattern with the rows it matches, in the grid's running-first order."""
+    ordered_rows = ordered(rows)
+    return [(spec, [r for r in ordered_rows if matches(r, spec)]) for spec in specs]
+
+
+def find_by_name(rows: list[JobRow], name: str) -> JobRow | None:
+    """`job NAME`: the first job with exactly this name, running before pending (as job read qstat -xml)."""
+    exact = ordered([r for r in rows if r.name == name])
+    return exact[0] if exact else None
+
+
+def narrow(specs: list[str]) -> dict[str, Any]:
+    """When a lookup is a single exact name or id, list only that (label selector) instead of everything."""
+    if len(specs) != 1:
+        return {}
+    spec = specs[0]
+    if is_job_id(spec):
+        return {"job_id": int(spec)} if spec.isdigit() else {}
+    if any(c in spec for c in "*?["):
+        return {}
+    return {"name": spec}
+
+
+# -- deleting and restarting ---------------------------------------------------------------------------
+
+def _pods_of(row: JobRow) -> str:
+    return f"batch.kubernetes.io/controller-uid={row.uid}"
+
+
+def delete_job(cluster: Cluster, row: JobRow, *, caller: str, grace: int, force: bool = False) -> Answer:
+    """qdel one job with the grid's message.
+
+    Running (r, Rr, dr): the Job is deleted with propagationPolicy=Foreground, so it stays visible with a
+    deletionTimestamp (qstat shows `dr`, `qstat -j` and `job` still find it) until its pods are gone;
+    then its pods are deleted with GRACE seconds (SIGTERM, then SIGKILL), or 0 with -f. The Job goes
+    first so that the Job controller cannot start a replacement pod for a continuous job.
+    Waiting (qw, hqw, Eqw, Rq): removed at once (Background), like the grid's pending jobs.
+    Both deletes carry the Job's uid as a precondition, so a newer job with the same object name is
+    never touched.
+    """
+    running = row.state in RUNNING_STATES
+    try:
+        try:
+            cluster.delete(row.object_kind, row.object_name, uid=row.uid,
+                           propagation="Foreground" if running else "Background")
+        except (JobNotFoundError, ConflictError):
+            pass  # it is already gone (or replaced by another object of that name): nothing left to stop
+        cluster.delete_collection("Pod", selector=_pods_of(row),
+                                  grace=0 if force else (grace if running else PENDING_GRACE))
+    except ForbiddenError:
+        return Answer(text=f'{caller} - you do not have the necessary privileges to delete the job "{row.job_id}"',
+                      error=True)
+    if running:
+        return Answer(text=f"{caller} has registered the job {row.job_id} for deletion")
+    return Answer(text=f"{caller} has deleted job {row.job_id}")
+
+
+def restart_job(cluster: Cluster, row: JobRow, *, grace: int) -> Answer:
+    """qmod -rj one job: a continuous job's pod is deleted (with the grace period) and the Job controller
+    starts a new one; a task-queue job is refused as the grid refused it (rerun FALSE)."""
+    task = f"{row.job_id}.1"
+    if row.state is GridState.DELETING:
+        return Answer(text=f"The job {task} is already in deleted state. No rescheduling!", error=True)
+    if row.state not in RUNNING_STATES:
+        return Answer(text=f"The job {task} is not running; there is nothing to reschedule.", error=True)
+    if row.kind is not JobKind.CONTINUOUS:
+        return Answer(text=f"The job {task} is running in queue {row.queue}@{row.node} where jobs are not "
+                           "rerunable.", error=True)
+    cluster.delete_collection("Pod", selector=_pods_of(row), grace=grace)
+    return Answer(text=f"Pushed rescheduling of job {task}")
+
+
+def not_exist(spec: str) -> Answer:
+    return Answer(text=f'denied: job "{shown(spec)}" does not exist', error=True)
+
+
+def caller_of(cluster: Cluster, user_prefix: str) -> str:
+    return f"{user_prefix}{cluster.tool}"

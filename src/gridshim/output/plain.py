@@ -1,0 +1,129 @@
+"""qstat's plain layouts, byte for byte: the default ("reduced") listing and `qstat -j`.
+
+Formats follow SGE 8.1.9 (qstat.c job_stdout_job, show_job.c cull_show_job). Pure; imports model
+and the output package only.
+"""
+
+from __future__ import annotations
+
+import time
+
+from gridshim.model import GridState, JobKind, JobRow
+from gridshim.output import PRIORITY, is_running, ordered, queue_instance, shown_time
+
+HEADER = ("job-ID  prior   name       user         state submit/start at     "
+          "queue                          slots ja-task-ID \n")
+RULE = "-" * 113 + "\n"
+DETAIL_RULE = "=" * 62 + "\n"
+KEY_WIDTH = 28  # show_job.c pads every "key:" to column 28
+SLOTS = 1  # every gridshim job is one pod with one container
+
+
+def grid_time(epoch: float) -> str:
+    """MM/DD/YYYY HH:MM:SS in local time (SGE sge_time.c, the qstat column)."""
+    return time.strftime("%m/%d/%Y %H:%M:%S", time.localtime(epoch))
+
+
+def format_row(row: JobRow) -> str:
+    prio = PRIORITY[is_running(row)]
+    return (f"{row.job_id:7d} {prio:7.5f} {row.name:<10.10} {row.owner:<12.12} {row.state.value:<5.5} "
+            f"{grid_time(shown_time(row))} {queue_instance(row):<30.30} {SLOTS:5d} " + " " * 7 + "\n")
+
+
+def format_plain(rows: list[JobRow]) -> str:
+    """The default qstat listing; nothing at all (not even the header) when there are no jobs."""
+    if not rows:
+        return ""
+    return HEADER + RULE + "".join(format_row(r) for r in ordered(rows))
+
+
+def _kv(key: str, value: object) -> str:
+    return f"{key + ':':<{KEY_WIDTH}}{value}\n"
+
+
+def resource_list(row: JobRow) -> str:
+    """The `-l` list as jsub passed it to qsub: h_vmem in k (1024-byte units, jsub's form), then the rest."""
+    opts = row.options
+    parts = []
+    if row.mem_bytes:
+        parts.append(f"h_vmem={row.mem_bytes // 1024}k")
+    if opts.get("mem_request"):
+        parts.append(f"mem_free={int(opts['mem_request']) // 1024}k")
+    if opts.get("wall_seconds"):
+        parts.append(f"h_rt={opts['wall_seconds']}")
+    if opts.get("release"):
+        parts.append(f"release={opts['release']}")
+    return ",".join(parts)
+
+
+def format_detail(row: JobRow) -> str:
+    """One job as `qstat -j` shows it (without the leading rule)."""
+    o = row.options
+    user = row.owner
+    out = [_kv("job_number", row.job_id)]
+    if row.kind is JobKind.CONTINUOUS:
+        out.append(_kv("exec_file", f"job_scripts/{row.job_id}"))  # jstart sent its wrapper on stdin
+    out.append(_kv("submission_time", time.ctime(row.submit_time)))
+    out.append(_kv("owner", user))
+    if row.run_uid is not None:
+        out.append(_kv("uid", row.run_uid))
+    out.append(_kv("group", user))
+    if row.run_gid is not None:
+        out.append(_kv("gid", row.run_gid))
+    home = o.get("home") or ""
+    if home:
+        out.append(_kv("sge_o_home", home))
+    out.append(_kv("sge_o_log_name", user))
+    if o.get("workdir"):
+        out.append(_kv("sge_o_workdir", o["workdir"]))
+    if row.not_before:
+        out.append(_kv("execution_time", time.ctime(row.not_before)))
+    out.append(_kv("account", "sge"))
+    if o.get("cwd") and o.get("workdir"):
+        out.append(_kv("cwd", o["workdir"]))
+    if o.get("stderr"):
+        out.append(_kv("stderr_path_list", f"NONE:NONE:{o['stderr']}"))
+    if o.get("join"):
+        out.append(_kv("merge", "y"))
+    resources = resource_list(row)
+    if resources:
+        out.append(_kv("hard resource_list", resources))
+    if o.get("mail"):
+        out.append(_kv("mail_list", o["mail"]))
+    out.append(_kv("notify", "FALSE"))
+    out.append(_kv("job_name", row.name))
+    if o.get("stdout"):
+        out.append(_kv("stdout_path_list", f"NONE:NONE:{o['stdout']}"))
+    if o.get("stdin"):
+        out.append(_kv("stdin_path_list", f"NONE:NONE:{o['stdin']}"))
+    out.append(_kv("jobshare", 0))
+    out.append(_kv("hard_queue_list", row.queue))
+    env = ",".join(f"{k}={v}" for k, v in (o.get("env") or []))
+    out.append(_kv("env_list", env))
+    if row.kind is JobKind.CONTINUOUS:
+        out.append(_kv("script_file", "STDIN"))
+    else:
+        if len(row.argv) > 1:
+            out.append(_kv("job_args", ",".join(row.argv[1:])))
+        if row.argv:
+            out.append(_kv("script_file", row.argv[0]))
+    out.append(_kv("binding", "NONE"))
+    if row.kind is not JobKind.CONTINUOUS:
+        out.append(_kv("job_type", "binary"))  # jsub submits with -b y; jstart's wrapper is a script
+    if row.state is GridState.ERROR and row.message:
+        out.append(f"{'error reason':s} {1:10d}:      {row.message}\n")
+    elif not is_running(row) and row.message:
+        lines = row.message.splitlines() or [""]
+        out.append(_kv("scheduling info", lines[0]))
+        out.extend(" " * KEY_WIDTH + line + "\n" for line in lines[1:])
+    return "".join(out)
+
+
+def format_details(rows: list[JobRow]) -> str:
+    """`qstat -j …`: each job preceded by a rule of 62 '='."""
+    return "".join(DETAIL_RULE + format_detail(r) for r in ordered(rows))
+
+
+def not_found(requested: list[str]) -> str:
+    """stderr when no requested job exists (SGE MSG_QSTAT_FOLLOWINGDONOTEXIST, note the trailing space)."""
+    return "Following jobs do not exist: \n" + ", ".join(requested) + "\n"
