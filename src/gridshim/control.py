@@ -12,10 +12,10 @@ from __future__ import annotations
 import fnmatch
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable, Protocol
+from typing import Any, Iterable
 
 from gridshim.errors import ConflictError, ForbiddenError, JobNotFoundError
-from gridshim.model import RUNNING_STATES, GridState, JobKind, JobRow, Manifest
+from gridshim.model import Cluster, GridState, JobKind, JobRow, Manifest, RUNNING_STATES
 from gridshim.render import labels as L
 from gridshim.status import controller_uid, looks_stuck, rows_from_objects
 
@@ -26,17 +26,6 @@ FAILED_CREATE = "involvedObject.kind=Job,reason=FailedCreate"
 # goes at once, as the grid removed pending jobs at once.
 PENDING_GRACE = 0
 
-
-class Cluster(Protocol):
-    namespace: str
-
-    @property
-    def tool(self) -> str: ...
-    def list(self, kind: str, *, selector: str | None = None, field_selector: str | None = None,
-             namespace: str | None = None) -> tuple[list[Manifest], str]: ...
-    def delete(self, kind: str, name: str, *, uid: str | None = None, resource_version: str | None = None,
-               grace: int | None = None, propagation: str = "Background") -> Manifest | None: ...
-    def delete_collection(self, kind: str, *, selector: str, grace: int | None = None) -> None: ...
 
 
 @dataclass(frozen=True, kw_only=True)

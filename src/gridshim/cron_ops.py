@@ -21,11 +21,11 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable
 
 from gridshim.config import Settings
 from gridshim.errors import ConflictError, GridshimError, JobExistsError, JobNotFoundError
-from gridshim.model import JobKind, Manifest
+from gridshim.model import Cluster, JobKind, Manifest
 from gridshim.render import labels as L
 from gridshim.render.manifests import cronjob, job
 
@@ -47,18 +47,6 @@ PASSES = 8
 # re-creating its name; wait this long for it, polling with back-off, before giving up.
 TERMINATING_WAIT = 60.0
 
-
-class Cluster(Protocol):
-    namespace: str
-
-    @property
-    def tool(self) -> str: ...
-    def create(self, manifest: Manifest) -> Manifest: ...
-    def get(self, kind: str, name: str) -> Manifest: ...
-    def replace(self, manifest: Manifest) -> Manifest: ...
-    def list(self, kind: str, *, selector: str | None = None) -> tuple[list[Manifest], str]: ...
-    def delete(self, kind: str, name: str, *, uid: str | None = None, resource_version: str | None = None,
-               propagation: str = "Background") -> Manifest | None: ...
 
 
 class NoCrontab(GridshimError):

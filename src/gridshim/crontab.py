@@ -474,6 +474,7 @@ def tokenize(s: str) -> list[Token]:
                 i = j + 1
             elif c == '"':
                 i += 1
+                tok.parts.append(("lit", "", True))  # "" is a word of its own, as in sh
                 while True:
                     if i >= n:
                         raise ValueError("unterminated double quote")

@@ -12,14 +12,14 @@ from __future__ import annotations
 import ast
 import posixpath
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from enum import Enum
 
 from gridshim import crontab as C
 from gridshim import gridflags
 from gridshim.config import Settings
 from gridshim.errors import GridshimError
-from gridshim.model import JobKind, JobRequest, Preset
+from gridshim.model import JobRequest, Preset
 from gridshim.translate import SubmitHost, default_job_name, resolve_program, translate
 
 SUBMIT: dict[str, Preset] = {"jsub": Preset.JSUB, "jstart": Preset.JSTART, "qcronsub": Preset.QCRONSUB}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Iterator, Protocol
 
 Manifest = dict[str, Any]
 
@@ -127,3 +127,25 @@ class JobRow:
 
 
 RUNNING_STATES = frozenset({GridState.RUNNING, GridState.RESTARTED, GridState.DELETING, GridState.SUSPENDED})
+
+
+class Cluster(Protocol):
+    """The port every use case talks to: one tool's namespace on an API server, speaking dicts.
+
+    `cluster.KubeCluster` implements it; unit tests use fakes. Errors are gridshim's (errors.py).
+    """
+
+    namespace: str
+
+    @property
+    def tool(self) -> str: ...
+    def create(self, manifest: Manifest) -> Manifest: ...
+    def get(self, kind: str, name: str) -> Manifest: ...
+    def replace(self, manifest: Manifest) -> Manifest: ...
+    def list(self, kind: str, *, selector: str | None = None, field_selector: str | None = None,
+             namespace: str | None = None) -> tuple[list[Manifest], str]: ...
+    def delete(self, kind: str, name: str, *, uid: str | None = None, resource_version: str | None = None,
+               grace: int | None = None, propagation: str = "Background") -> Manifest | None: ...
+    def delete_collection(self, kind: str, *, selector: str, grace: int | None = None) -> None: ...
+    def watch(self, kind: str, *, resource_version: str, selector: str | None = None,
+              field_selector: str | None = None, timeout: float = 300) -> Iterator[tuple[str, Manifest]]: ...

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Callable
 
 from gridshim.errors import ClusterError, GridshimError, JobExistsError, JobNotFoundError, QuotaExceededError
-from gridshim.model import JobRequest, Manifest
+from gridshim.model import Cluster, JobRequest, Manifest
 from gridshim.render import labels as L
 from gridshim.status import Outcome, job_finished, job_outcome
 
@@ -18,20 +18,6 @@ from gridshim.status import Outcome, job_finished, job_outcome
 # (each time it deletes the finished one with a uid precondition and tries again).
 ONCE_ATTEMPTS = 5
 
-
-class Cluster(Protocol):
-    namespace: str
-
-    @property
-    def tool(self) -> str: ...
-    def create(self, manifest: Manifest) -> Manifest: ...
-    def get(self, kind: str, name: str) -> Manifest: ...
-    def list(self, kind: str, *, selector: str | None = None,
-             field_selector: str | None = None) -> tuple[list[Manifest], str]: ...
-    def delete(self, kind: str, name: str, *, uid: str | None = None, resource_version: str | None = None,
-               grace: int | None = None, propagation: str = "Background") -> Manifest | None: ...
-    def watch(self, kind: str, *, resource_version: str, selector: str | None = None,
-              field_selector: str | None = None, timeout: float = 300) -> Any: ...
 
 
 class AlreadyActiveError(GridshimError):

@@ -182,7 +182,24 @@ def translate(
         timezone=timezone, uid=host.uid, token=host.token, options=options, not_before=not_before,
         job_id=job_id,
     )
+    _check_text(req)
     return Translation(request=req, warnings=tuple(warnings))
+
+
+def _check_text(req: JobRequest) -> None:
+    """Kubernetes objects are JSON text: bytes that are not UTF-8 (surrogate-escaped by Python's
+    argv decoding) would arrive as U+FFFD. Refuse them rather than change them silently."""
+    fields = [("the job name", req.name), ("-o", req.stdout), ("-e", req.stderr), ("-i", req.stdin or ""),
+              ("the working directory", req.workdir), ("the command", req.shell or "")]
+    fields += [(f"argument {i}" if i else "the program", a) for i, a in enumerate(req.argv)]
+    fields += [(f"-v {k}", f"{k}={v}") for k, v in req.env]
+    for what, text in fields:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = text.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+            raise GridshimError(f"{what} ({shown}) is not valid UTF-8, and Kubernetes stores only text",
+                                hint="rename the file or pass the value in UTF-8") from None
 
 
 def resolve_program(program: str, *, cwd: str, path_env: str, exists: Callable[[str], bool]) -> str | None:

@@ -112,3 +112,11 @@ def test_resolve_program_like_argparse_whence() -> None:
     assert resolve_program("./run.sh", cwd="/data/project/demo/sub", path_env=path, exists=ex) == "/data/project/demo/sub/run.sh"
     assert resolve_program("/usr/bin//python3", cwd="/", path_env=path, exists=lambda p: True) == "/usr/bin/python3"
     assert resolve_program("nope", cwd="/", path_env=path, exists=ex) is None
+
+
+def test_bytes_that_are_not_utf8_are_refused_not_mangled() -> None:
+    bad = b"caf\xe9".decode("utf-8", "surrogateescape")  # how Python hands such argv bytes to us
+    with pytest.raises(GridshimError, match=r"argument 1 \(caf\\xe9\) is not valid UTF-8"):
+        tr("/bin/p", bad)
+    with pytest.raises(GridshimError, match="the job name"):
+        tr("-N", bad, "/bin/p")

@@ -12,7 +12,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, TextIO
 
-from gridshim.errors import ExitCode, GridshimError, UsageError
+from gridshim.errors import ExitCode, GridshimError, QuotaExceededError, UsageError
 
 
 @dataclass
@@ -62,13 +62,25 @@ def ctime(now: float) -> str:
     return time.ctime(now)
 
 
+# Control characters that reach a message from user input (a job name with a newline, an escape
+# sequence in an argument) are shown escaped: every error stays one line and cannot drive the terminal.
+_CONTROL = {**{c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))},
+            0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+_CONTROL_KEEP_NL = {k: v for k, v in _CONTROL.items() if k != 0x0A}
+
+
+def printable(text: str, *, keep_newlines: bool = False) -> str:
+    """TEXT with control characters escaped (newlines kept only where a message means them)."""
+    return text.translate(_CONTROL_KEEP_NL if keep_newlines else _CONTROL)
+
+
 def report(env: Env, prog: str, err: BaseException) -> int:
     """The error funnel: one line (or argparse's two) on stderr, and the exit code."""
     if isinstance(err, UsageError):
-        env.stderr.write(f"{prog}: error: {err.message}\n")
+        env.stderr.write(f"{prog}: error: {printable(err.message)}\n")
         return int(ExitCode.USAGE)
     if isinstance(err, GridshimError):
-        text = str(err)
+        text = printable(str(err), keep_newlines=isinstance(err, QuotaExceededError))  # qsub's "\nExiting."
         env.stderr.write(text if text.startswith(prog) else f"{prog}: {text}")
         env.stderr.write("\n")
         if env.debug and err.detail:
@@ -154,3 +166,15 @@ class LiveStatus:
     def __exit__(self, *exc: object) -> None:
         if self._status is not None:
             self._status.__exit__(*exc)
+
+
+def read_script_head(path: str, limit: int = 65536) -> str | None:
+    """The start of a program file as text, for its `#$` lines; None for binaries and unreadable files."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit)
+    except OSError:
+        return None
+    if b"\0" in data:
+        return None
+    return data.decode("utf-8", "replace")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from gridshim import config
-from gridshim.cli._common import Env, load_cluster, report, run, tool_uid
+from gridshim.cli._common import Env, load_cluster, read_script_head, report, run, tool_uid
 from gridshim.errors import GridshimError, UsageError
 
 PROG = "crontab"
@@ -150,16 +150,6 @@ def parse_args(argv: list[str]) -> Args:
 
 # -- host facts ----------------------------------------------------------------------------------------
 
-def _read_text(path: str, limit: int = 65536) -> str | None:
-    try:
-        with open(path, "rb") as f:
-            data = f.read(limit)
-    except OSError:
-        return None
-    if b"\0" in data:
-        return None  # a binary: no #$ lines
-    return data.decode("utf-8", "replace")
-
 
 def _host(env: Env, settings: config.Settings, tool: str, *, strict_uid: bool) -> Any:
     from gridshim.crontab import CronHost  # noqa: PLC0415
@@ -172,7 +162,7 @@ def _host(env: Env, settings: config.Settings, tool: str, *, strict_uid: bool) -
             raise
         uid = None
     return CronHost(tool=tool, home=home, uid=uid, user=f"{settings.user_prefix}{tool}", exists=os.path.exists,
-                    isdir=os.path.isdir, executable=lambda p: os.access(p, os.X_OK), read_text=_read_text)
+                    isdir=os.path.isdir, executable=lambda p: os.access(p, os.X_OK), read_text=read_script_head)
 
 
 def _offline_tool(env: Env) -> str:

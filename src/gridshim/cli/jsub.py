@@ -7,11 +7,11 @@ the time as jsub printed them; on a terminal they are shown too.
 from __future__ import annotations
 
 import os
-import secrets
 import sys
 from gridshim import config, gridflags
-from gridshim.cli._common import Env, LiveStatus, ctime, load_cluster, report, run, tool_uid
-from gridshim.errors import ExitCode, GridshimError, UsageError
+from gridshim.cli._common import (Env, LiveStatus, ctime, load_cluster, printable, read_script_head, report, run,
+                                  tool_uid)
+from gridshim.errors import ExitCode, GridshimError, QuotaExceededError, UsageError
 from gridshim.model import Preset
 
 HELP_TEXT = """\
@@ -52,16 +52,6 @@ Everything after the program is passed to it unchanged.
 """
 
 
-def _read_text(path: str, limit: int = 65536) -> str | None:
-    try:
-        with open(path, "rb") as f:
-            data = f.read(limit)
-    except OSError:
-        return None
-    if b"\0" in data:
-        return None  # a binary: no #$ lines
-    return data.decode("utf-8", "replace")
-
 
 def _namespace_or_default(env: Env) -> tuple[object | None, str]:
     """--dry-run works without a cluster: the kubeconfig's namespace if readable, else 'default'."""
@@ -94,8 +84,8 @@ def submit_main(env: Env, argv: list[str], preset: Preset) -> int:
                                exists=os.path.exists)
     home = env.home
     rc_path = env.environ.get("JOBUTILS_JSUBRC") or os.path.join(home, ".jsubrc")
-    rc_text = _read_text(rc_path)
-    script = _read_text(resolved) if resolved else None
+    rc_text = read_script_head(rc_path)
+    script = read_script_head(resolved) if resolved else None
     err_path: str | None = None
     keep_stderr = False
     try:
@@ -117,7 +107,8 @@ def submit_main(env: Env, argv: list[str], preset: Preset) -> int:
         uid = tool_uid(settings.uid, tool=tool, home=home) if not opts.dry_run or settings.uid != "home-owner" \
             else _safe_uid(settings.uid, tool, home)
         host = SubmitHost(tool=tool, home=home, cwd=env.cwd, env=env.environ, uid=uid, now=env.clock(),
-                          token=secrets.token_hex(8), isdir=os.path.isdir)
+                          token=os.urandom(8).hex(),  # = secrets.token_hex(8), without its imports
+                          isdir=os.path.isdir)
         program = resolved or cli.program
         result = translate(opts, preset=preset, settings=settings, host=host, program=program,
                            command_line=" ".join([prog, *argv]))
@@ -214,7 +205,7 @@ def _to_err(env: Env, text: str, *, err_path: str | None, keep_stderr: bool) -> 
         env.stderr.write(text + "\n")
         return
     try:
-        with open(err_path, "a") as f:
+        with open(err_path, "a", errors="surrogateescape") as f:  # undecodable argv bytes go back as bytes
             f.write(text + "\n")
     except OSError:
         env.stderr.write(text + "\n")
@@ -224,7 +215,7 @@ def _to_err(env: Env, text: str, *, err_path: str | None, keep_stderr: bool) -> 
 
 
 def _die(env: Env, prog: str, e: GridshimError, *, err_path: str | None, keep_stderr: bool) -> int:
-    text = str(e)
+    text = printable(str(e), keep_newlines=isinstance(e, QuotaExceededError))  # qsub's "\nExiting."
     if not text.startswith("Unable to run job"):
         text = f"[{ctime(env.clock())}] {text}"
     if env.debug and e.detail:

@@ -1,0 +1,54 @@
+"""Issue 6: a small run of the benchmark (bench/run.py) against the sandbox.
+
+It checks that the bench runs end to end and writes every figure with a sane value. It never asserts
+on time: the figures go to docs/performance.md. (`make bench` is the real run.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import REPO, Sandbox
+
+FIGURES = ("jsub_vs_kubectl", "qstat5000_vs_kubectl", "qstat5000_peak_rss_mb", "crontab200_vs_kubectl_apply",
+           "sync_latency_s")
+
+
+def test_bench_writes_every_figure(sandbox: Sandbox, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "results.json"
+    tool = f"bsmoke{os.getpid() % 1000}"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "run.py"), "--pairs", "2", "--sync-runs", "2", "--qstat-jobs", "40",
+         "--crontab-entries", "5", "--tool", tool, "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
+    results = json.loads(out.read_text())
+
+    for key in FIGURES:
+        value = results[key]
+        assert isinstance(value, (int, float)) and not isinstance(value, bool), (key, value)
+        assert 0 < value < 10_000 or (key == "sync_latency_s" and 0 <= value < 60), (key, value)
+        assert key in proc.stdout  # one line per figure
+    assert results["goals"]["jsub_vs_kubectl"] == 1.0
+    assert results["machine"]["cpu_count"] >= 1 and results["machine"]["python"]
+
+    d = results["details"]
+    for fig in ("jsub", "crontab", "qstat"):
+        assert d[fig]["pairs"] == 2
+        assert len(d[fig]["gridshim_s"]) == len(d[fig]["kubectl_s"]) == 2
+        assert d[fig]["gridshim_median_s"] > 0 and d[fig]["kubectl_median_s"] > 0
+        assert d[fig]["round_trips"] >= 1 and d[fig]["kubectl_requests"] >= 1
+    assert d["jsub"]["round_trips"] == 1  # the id is known before the object exists: one POST
+    assert d["qstat"]["jobs"] >= 40 and d["qstat"]["qstat_lines"] >= 40
+    assert 5 < results["qstat5000_peak_rss_mb"] < 1000  # a child's own peak, not the bench's
+    assert d["sync"]["runs"] == 2 and len(d["sync"]["latencies_s"]) == 2
+    assert d["crontab"]["entries"] == 5
+
+    # the bench cleaned up after itself
+    ns = f"tool-{tool}"
+    for kind in ("jobs", "cronjobs"):
+        left = sandbox.kubectl_json("-n", ns, "get", kind)["items"]
+        assert left == [], (kind, [o["metadata"]["name"] for o in left])
