@@ -12,11 +12,11 @@ step 'jsub -N hello /bin/echo "Hello from the grid, now on Kubernetes"'
 step 'jsub -sync y -quiet -N hello2 /bin/true; cat ~/hello.out'
 
 say "-sync y waits (by watching the Job) and exits with the job's own exit code"
-step 'jsub -sync y -N count /bin/sh -c "for i in 1 2 3; do echo line \$i; done; exit 3"; echo "jsub exited with \$?"; cat ~/count.out ~/count.err'
+step 'jsub -sync y -N count /bin/sh -c "for i in 1 2 3; do echo line \$i; done; exit 3"; echo "jsub exited with $?"; cat ~/count.out ~/count.err'
 
 say "A continuous job (jstart = -continuous -once): restarted until it exits 0"
 step 'jstart -N bot -mem 256m /bin/sh -c "while true; do date; sleep 5; done"'
-step 'sleep 2; jstart -N bot -mem 256m /bin/sh -c "sleep 1"; echo "second jstart exited with \$? (-once)"; tail -1 ~/bot.err'
+step 'sleep 2; jstart -N bot -mem 256m /bin/sh -c "sleep 1"; echo "second jstart exited with $? (-once)"; tail -1 ~/bot.err'
 
 say "qstat and job see it; scripts parse these exactly as they did on the grid"
 step 'for i in $(seq 30); do job -q bot; [ $? = 1 ] && break; sleep 1; done; qstat'
