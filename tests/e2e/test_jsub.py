@@ -246,8 +246,11 @@ def test_ctrl_c_during_sync_deletes_the_job(tool: Tool) -> None:
     env = tool.env()
     env["PWD"] = str(tool.home)
     cmd = ["setpriv", f"--reuid={tool.uid}", f"--regid={tool.uid}", "--clear-groups"] if os.geteuid() == 0 else []
+    # A terminal's Ctrl-C: the test runner itself may have been started with SIGINT ignored (a background
+    # job of a non-interactive shell), which the child would inherit, so give jsub the default disposition.
     proc = subprocess.Popen([*cmd, "jsub", "-sync", "y", "-N", "interrupted", "/bin/sleep", "300"], cwd=tool.home,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     tool.wait_for(lambda: running(tool, "interrupted"), timeout=60, what="the job to run")
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
