@@ -438,6 +438,14 @@ def _dollar(s: str, i: int, quoted: bool) -> tuple[tuple[str, str, bool], int]:
     return ("lit", "$", quoted), i + 1
 
 
+def _backquote(s: str, i: int, quoted: bool) -> tuple[tuple[str, str, bool], int]:
+    """A `…` command substitution starting at s[i]: only known at run time, so kept as 'bad'."""
+    j = s.find("`", i + 1)
+    if j < 0:
+        raise ValueError("unterminated backquote")
+    return ("bad", s[i:j + 1], quoted), j + 1
+
+
 def tokenize(s: str) -> list[Token]:
     """POSIX sh words and operators of one command line (enough to read it, not to run it)."""
     tokens: list[Token] = []
@@ -489,11 +497,8 @@ def tokenize(s: str) -> list[Token]:
                         part, i = _dollar(s, i, True)
                         tok.parts.append(part)
                     elif c == "`":
-                        j = s.find("`", i + 1)
-                        if j < 0:
-                            raise ValueError("unterminated backquote")
-                        tok.parts.append(("bad", s[i:j + 1], True))
-                        i = j + 1
+                        part, i = _backquote(s, i, True)
+                        tok.parts.append(part)
                     else:
                         tok.parts.append(("lit", c, True))
                         i += 1
@@ -501,11 +506,8 @@ def tokenize(s: str) -> list[Token]:
                 part, i = _dollar(s, i, False)
                 tok.parts.append(part)
             elif c == "`":
-                j = s.find("`", i + 1)
-                if j < 0:
-                    raise ValueError("unterminated backquote")
-                tok.parts.append(("bad", s[i:j + 1], False))
-                i = j + 1
+                part, i = _backquote(s, i, False)
+                tok.parts.append(part)
             elif c == "~" and not tok.parts:
                 m2 = re.match(r"~([A-Za-z0-9._-]*)", s[i:])
                 assert m2 is not None
