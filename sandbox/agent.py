@@ -592,6 +592,14 @@ def proc_start(pid: int) -> int | None:
     return None if info is None else info[4]
 
 
+def _reap(pid: int) -> None:
+    """Collect a zombie child without blocking (it may already have been collected)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
 def children_of(parent: int) -> list[tuple[int, str]]:
     """(pid, state) of the direct children of parent."""
     out = []
@@ -1684,10 +1692,7 @@ class Agent:
         with self.spawn_lock:
             for pid, st in self.adopted():
                 if st == "Z":
-                    try:
-                        os.waitpid(pid, os.WNOHANG)
-                    except ChildProcessError:
-                        pass
+                    _reap(pid)
 
     def kill_leftovers(self) -> None:
         """Kill processes a crashed earlier life left behind (recorded in STATE_DIR/pods)."""
@@ -1736,10 +1741,7 @@ class Agent:
         n = 0
         for pid, st in self.adopted():
             if st == "Z":
-                try:
-                    os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    pass
+                _reap(pid)
                 continue
             try:
                 os.kill(pid, sig)

@@ -26,7 +26,7 @@ from typing import Any, Iterator
 
 from gridshim.errors import (ClusterConfigError, ClusterError, ConflictError, ForbiddenError, GridshimError,
                              JobExistsError, JobNotFoundError, QuotaExceededError)
-from gridshim.model import Manifest
+from gridshim.model import Manifest, tool_of
 
 # kind → (API prefix, plural). Everything gridshim touches is namespaced except the access review.
 KINDS: dict[str, tuple[str, str]] = {
@@ -384,7 +384,7 @@ class KubeCluster:
     @property
     def tool(self) -> str:
         """Toolforge's rule: the tool is the namespace without its `tool-` prefix."""
-        return self.namespace[5:] if self.namespace.startswith("tool-") else self.namespace
+        return tool_of(self.namespace)
 
     # -- transport ---------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from gridshim.errors import ConflictError, ForbiddenError, JobNotFoundError
-from gridshim.model import Cluster, GridState, JobKind, JobRow, Manifest, RUNNING_STATES
+from gridshim.model import Cluster, GridState, JobKind, JobRow, Manifest, RUNNING_STATES, tool_of
 from gridshim.render import labels as L
 from gridshim.status import controller_uid, looks_stuck, rows_from_objects
 
@@ -88,7 +88,7 @@ def scope_for(cluster: Cluster, users: Iterable[str], *, user_prefix: str) -> Sc
 def _tool_of(cluster: Cluster, namespace: str) -> str:
     if namespace == cluster.namespace:
         return cluster.tool
-    return namespace[5:] if namespace.startswith("tool-") else namespace
+    return tool_of(namespace)
 
 
 def _list(cluster: Cluster, kind: str, namespace: str, **kw: Any) -> list[Manifest]:

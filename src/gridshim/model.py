@@ -12,6 +12,11 @@ from typing import Any, Iterator, Protocol
 Manifest = dict[str, Any]
 
 
+def tool_of(namespace: str) -> str:
+    """Toolforge's rule: the tool is its namespace without the `tool-` prefix."""
+    return namespace[5:] if namespace.startswith("tool-") else namespace
+
+
 class JobKind(str, Enum):
     """How a job runs: once, kept running until it exits 0, or on a schedule."""
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Callable, Sequence
 
-from gridshim.model import RUNNING_STATES, GridState, JobRow, Manifest
+from gridshim.model import RUNNING_STATES, GridState, JobRow, Manifest, tool_of
 from gridshim.render import labels as L
 from gridshim.render.command import unwrap_command
 
@@ -301,7 +301,7 @@ def job_row(job: Manifest, pods: Sequence[Manifest], events: Sequence[Manifest] 
     state = K8S_TO_GRID.get(obs, GridState.UNKNOWN)
     options = L.options_of(meta)
     namespace = meta.get("namespace", "")
-    tool = labels.get(L.CREATED_BY) or (namespace[5:] if namespace.startswith("tool-") else namespace)
+    tool = labels.get(L.CREATED_BY) or tool_of(namespace)
     node = ""
     for p in sorted(pods, key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or ""):
         if not _pod_terminal(p) and (p.get("spec") or {}).get("nodeName"):

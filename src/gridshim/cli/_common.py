@@ -178,3 +178,14 @@ def read_script_head(path: str, limit: int = 65536) -> str | None:
     if b"\0" in data:
         return None
     return data.decode("utf-8", "replace")
+
+
+def offline_namespace(env: Env) -> str:
+    """--dry-run contacts nothing: the kubeconfig's namespace if it can be read, else 'default'."""
+    from gridshim.cluster import kubeconfig_paths, load_credentials  # noqa: PLC0415
+
+    try:
+        creds = load_credentials(kubeconfig_paths(env.environ), env.environ.get("GRIDSHIM_CONTEXT"))
+    except GridshimError:
+        return "default"
+    return creds.namespace or "default"

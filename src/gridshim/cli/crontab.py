@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from gridshim import config
-from gridshim.cli._common import Env, load_cluster, read_script_head, report, run, tool_uid
+from gridshim.cli._common import (Env, load_cluster, offline_namespace, read_script_head, report, run,
+                                  tool_uid)
+from gridshim.model import tool_of
 from gridshim.errors import GridshimError, UsageError
 
 PROG = "crontab"
@@ -165,17 +167,6 @@ def _host(env: Env, settings: config.Settings, tool: str, *, strict_uid: bool) -
                     isdir=os.path.isdir, executable=lambda p: os.access(p, os.X_OK), read_text=read_script_head)
 
 
-def _offline_tool(env: Env) -> str:
-    """--dry-run contacts nothing: the tool comes from the kubeconfig's namespace, if it can be read."""
-    try:
-        from gridshim.cluster import kubeconfig_paths, load_credentials  # noqa: PLC0415
-
-        ns = load_credentials(kubeconfig_paths(env.environ), env.environ.get("GRIDSHIM_CONTEXT")).namespace
-    except GridshimError:
-        ns = None
-    ns = ns or "default"
-    return ns[5:] if ns.startswith("tool-") else ns
-
 
 def _workers(cluster: Any) -> Callable[[], Any] | None:
     """Extra connections for parallel writes (a KubeCluster's connection is not shared across threads)."""
@@ -298,7 +289,7 @@ def _dry_run(env: Env, args: Args, settings: config.Settings) -> int:
     from gridshim.render import to_yaml  # noqa: PLC0415
 
     text, source = _read_input(env, args.file)
-    tool = _offline_tool(env)
+    tool = tool_of(offline_namespace(env))
     plan = _plan(env, text, settings, _host(env, settings, tool, strict_uid=False), source)
     env.stdout.write(to_yaml([e["manifest"] for e in cron_ops.render_plan(plan, settings)]))
     return 0

@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 import sys
 from gridshim import config, gridflags
-from gridshim.cli._common import (Env, LiveStatus, ctime, load_cluster, printable, read_script_head, report, run,
-                                  tool_uid)
+from gridshim.cli._common import (Env, LiveStatus, ctime, load_cluster, offline_namespace, printable,
+                                  read_script_head, report, run, tool_uid)
 from gridshim.errors import ExitCode, GridshimError, QuotaExceededError, UsageError
-from gridshim.model import Preset
+from gridshim.model import Preset, tool_of
 
 HELP_TEXT = """\
 {usage}
@@ -53,16 +53,6 @@ Everything after the program is passed to it unchanged.
 
 
 
-def _namespace_or_default(env: Env) -> tuple[object | None, str]:
-    """--dry-run works without a cluster: the kubeconfig's namespace if readable, else 'default'."""
-    try:
-        from gridshim.cluster import kubeconfig_paths, load_credentials  # noqa: PLC0415
-
-        creds = load_credentials(kubeconfig_paths(env.environ), env.environ.get("GRIDSHIM_CONTEXT"))
-        return None, creds.namespace or "default"
-    except GridshimError:
-        return None, "default"
-
 
 def submit_main(env: Env, argv: list[str], preset: Preset) -> int:
     prog = preset.value
@@ -99,11 +89,11 @@ def submit_main(env: Env, argv: list[str], preset: Preset) -> int:
                 raise UsageError(f"argument program: Program '{cli.program}' not found.")
             raise UsageError(f"unrecognized arguments: {' '.join(opts.unrecognized)}")
         if opts.dry_run:
-            cluster, namespace = _namespace_or_default(env)
+            cluster, namespace = None, offline_namespace(env)
         else:
             cluster = load_cluster(env)
             namespace = cluster.namespace  # type: ignore[attr-defined]
-        tool = namespace[5:] if namespace.startswith("tool-") else namespace
+        tool = tool_of(namespace)
         uid = tool_uid(settings.uid, tool=tool, home=home) if not opts.dry_run or settings.uid != "home-owner" \
             else _safe_uid(settings.uid, tool, home)
         host = SubmitHost(tool=tool, home=home, cwd=env.cwd, env=env.environ, uid=uid, now=env.clock(),
