@@ -51,6 +51,13 @@ class Settings:
     spread_macros: bool = False  # @daily etc. spread per tool and job (Toolforge) instead of cron's times
     mail_domain: str = "toolforge.org"
     user_prefix: str = "tools."  # qstat's user column: tools.NAME
+    # qsub: parallel environments (name → most slots on one node, None = no cap of the site's own),
+    # extra -l names the site accepts without meaning (Toolforge's release, user_slot …), and the
+    # site default request file (SGE's $SGE_ROOT/$SGE_CELL/common/sge_request).
+    parallel_environments: dict[str, int | None] = field(default_factory=lambda: {
+        "smp": None, "shm": None, "threads": None, "make": None, "mpi": None})
+    qsub_resources: tuple[str, ...] = ("user_slot", "sql", "tmpfs", "release")
+    sge_request: str | None = "/etc/gridshim/sge_request"
     path: str | None = None  # where this config was read from
 
     def image_for(self, release: str | None) -> str:
@@ -138,7 +145,7 @@ def check_uid_policy(policy: str, path: str) -> str:
 
 def from_dict(data: dict[str, Any], *, path: str = "<config>") -> Settings:
     known = {"images", "volumes", "home", "uid", "memory", "cpu", "ttl_seconds", "grace_seconds",
-             "spread_macros", "mail_domain", "user_prefix"}
+             "spread_macros", "mail_domain", "user_prefix", "qsub"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"site config {path}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
@@ -187,7 +194,31 @@ def from_dict(data: dict[str, Any], *, path: str = "<config>") -> Settings:
             kw[key] = value
     if "spread_macros" in data:
         kw["spread_macros"] = _bool(data["spread_macros"], "spread_macros", path)
+    kw.update(_qsub(data, path))
     return Settings(**kw)
+
+
+def _qsub(data: dict[str, Any], path: str) -> dict[str, Any]:
+    q = _mapping(data, "qsub", {"parallel_environments", "resources", "request_file"}, path)
+    kw: dict[str, Any] = {}
+    if "parallel_environments" in q:
+        pes = q["parallel_environments"]
+        if not isinstance(pes, dict) or not pes:
+            raise ConfigError(f"site config {path}: qsub.parallel_environments: expected a mapping of "
+                              "PE name → most slots (or null)")
+        for name, cap in pes.items():
+            if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 1):
+                raise ConfigError(f"site config {path}: qsub.parallel_environments.{name}: expected a "
+                                  f"positive number of slots or null, got {cap!r}")
+        kw["parallel_environments"] = {str(k): v for k, v in pes.items()}
+    if "resources" in q:
+        res = q["resources"]
+        if not isinstance(res, list) or not all(isinstance(r, str) and r for r in res):
+            raise ConfigError(f"site config {path}: qsub.resources: expected a list of resource names")
+        kw["qsub_resources"] = tuple(res)
+    if "request_file" in q:
+        kw["sge_request"] = None if q["request_file"] is None else _text(q["request_file"], "qsub.request_file", path)
+    return kw
 
 
 def _volume(v: Any, i: int, path: str) -> Volume:

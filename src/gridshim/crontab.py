@@ -739,56 +739,43 @@ def _map_grid_line(entry: Entry, cmd: str, rest: list[Token], pre: _Prefix, *, e
             warnings.append(f"the unquoted wildcard in '{t.text}' is passed literally (quote it to be sure)")
         k += 1
 
-    preset = GRID_COMMANDS[cmd]
+    from gridshim import submit  # noqa: PLC0415  (imports translate; crontab's own grammar does not need it)
+
+    cron_env = {"PATH": CRON_PATH, **env}
+    port = SubmitHost(tool=host.tool, home=home, cwd=pre.cwd, env=cron_env, uid=host.uid, isdir=host.isdir,
+                      exists=host.exists, executable=host.executable, read_text=host.read_text)
+    shell = None
+    if pre.tests:
+        if cmd == "qsub":
+            raise _LineError("qsub: a test before qsub ran on the cron host; put it at the top of the job script")
+        # cron ran the test on the cron host, in its working directory, before jsub; the job runs it
+        # first, there, and ends successfully without running the program when it fails.
+        test = " && ".join(pre.tests)
+
+        def shell(program: str, args: tuple[str, ...]) -> str:
+            return (f"if ! ( cd {shlex.quote(pre.cwd)} && {test} ); then exit 0; fi; "
+                    f"exec {shlex.join([program, *args])}")
     try:
-        cli = gridflags.split_argv(argv)
-        if any(flag == "-h" for flag, _ in cli.events):
-            raise UsageError("-h asks for help; it is not a job")
-        if cli.program is None:
-            raise UsageError("the following arguments are required: program, args...")
-        resolved = resolve_program(cli.program, cwd=pre.cwd, path_env=env.get("PATH", CRON_PATH),
-                                   exists=host.exists)
-        if resolved is not None:
-            program = resolved
-            if not host.isdir(resolved) and not host.executable(resolved):
-                warnings.append(f"{resolved} is not executable (chmod +x it, or the job will fail)")
-        elif "/" in cli.program or cli.program.startswith("."):
-            program = posixpath.normpath(posixpath.join(pre.cwd, cli.program))
+        p = submit.plan(cmd, argv, settings=settings, host=port, command_line=entry.command.strip(),
+                        cron=submit.Cron(schedule=entry.schedule, schedule_text=entry.schedule_text,
+                                         timezone=entry.timezone, shell=shell))
+    except submit.HelpRequested:
+        raise _LineError(f"{cmd}: -h asks for help; it is not a job") from None
+    except GridshimError as e:  # UsageError included: jsub's own words; QsubError: qsub's
+        raise _LineError(f"{cmd}: {e.message}") from None
+    watchdog = p.watchdog
+    if p.late_error is not None:
+        warnings.append(f"{p.program} is not executable (chmod +x it, or the job will fail)")
+    elif not p.found:
+        program = p.request.argv[0] if p.request.argv else argv[-1]
+        if program.startswith("/"):
             warnings.append(f"program {program} does not exist (yet); the job will run it from there")
         else:
-            program = cli.program
-            warnings.append(f"program '{cli.program}' was not found in PATH ({env.get('PATH', CRON_PATH)}) "
+            warnings.append(f"program '{program}' was not found in PATH ({cron_env['PATH']}) "
                             f"nor in {pre.cwd}; it is passed unchanged (the image may have it)")
-        rc_path = env.get("JOBUTILS_JSUBRC") or posixpath.join(home, ".jsubrc")
-        rc_text = host.read_text(rc_path)
-        script = host.read_text(program) if resolved else None
-        opts = gridflags.parse(argv, default_mem=settings.default_mem,
-                               jsubrc=(rc_text, rc_path) if rc_text is not None else None,
-                               script=(script, program) if script is not None else None)
-        if opts.unrecognized:
-            raise UsageError(f"unrecognized arguments: {' '.join(opts.unrecognized)}")
-        watchdog = opts.continuous or preset is Preset.JSTART
-        if opts.sync:
-            warnings.append("-sync y has no meaning for a scheduled job; ignored")
-            opts = replace(opts, sync=False)
-        if opts.dry_run or opts.debug:
-            opts = replace(opts, dry_run=False, debug=False)
-        shell = None
-        if pre.tests:
-            # cron ran the test on the cron host, in its working directory, before jsub; the job runs it
-            # first, there, and ends successfully without running the program when it fails.
-            test = " && ".join(pre.tests)
-            shell = (f"if ! ( cd {shlex.quote(pre.cwd)} && {test} ); then exit 0; fi; "
-                     f"exec {shlex.join([program, *opts.args])}")
-        result = translate(opts, preset=preset, settings=settings,
-                           host=SubmitHost(tool=host.tool, home=home, cwd=pre.cwd, env=dict(env), uid=host.uid,
-                                           isdir=host.isdir),
-                           program=program, schedule=None if watchdog else entry.schedule,
-                           schedule_text=None if watchdog else entry.schedule_text,
-                           timezone=None if watchdog else entry.timezone, shell=shell,
-                           command_line=entry.command.strip())
-    except GridshimError as e:  # UsageError included: jsub's own words
-        raise _LineError(f"{cmd}: {e.message}") from None
+    if p.sync_ignored:
+        warnings.append("-sync y has no meaning for a scheduled job; ignored")
+    result = p
     warnings.extend(result.warnings)
     return _Mapped(request=result.request, key=object_name(result.request.name, limit=NAME_LIMIT),
                    watchdog=watchdog, rewritten=None, warnings=warnings)

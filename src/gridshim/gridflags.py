@@ -81,6 +81,7 @@ class GridOptions:
     debug: bool = False
     help: bool = False
     unrecognized: tuple[str, ...] = ()
+    sge: dict = field(default_factory=dict)  # qsub dialect only: -pe, -S, -terse, -notify, -A, -P, -h, ...
 
 
 def parse_mem(value: str) -> int:

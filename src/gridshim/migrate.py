@@ -22,12 +22,13 @@ from gridshim.errors import GridshimError
 from gridshim.model import JobRequest, Preset
 from gridshim.translate import SubmitHost, default_job_name, resolve_program, translate
 
-SUBMIT: dict[str, Preset] = {"jsub": Preset.JSUB, "jstart": Preset.JSTART, "qcronsub": Preset.QCRONSUB}
+SUBMIT: dict[str, Preset] = {"jsub": Preset.JSUB, "jstart": Preset.JSTART, "qcronsub": Preset.QCRONSUB,
+                             "qsub": Preset.JSUB}
 # gridshim's other commands, with the options their parsers accept (cli/qstat.py, qdel.py, qmod.py,
 # job.py, jstop.py, crontab.py) and how many values each takes; tests/unit/test_migrate.py keeps this
 # table in step with those parsers.
 CONTROL: dict[str, dict[str, int]] = {
-    "qstat": {"-u": 1, "-s": 1, "-q": 1, "-j": 1, "-xml": 0, "--watch": 0, "-watch": 0, "-help": 0, "-h": 0,
+    "qstat": {"-u": 1, "-s": 1, "-q": 1, "-j": 1, "-r": 0, "-xml": 0, "--watch": 0, "-watch": 0, "-help": 0, "-h": 0,
               "--help": 0},
     "qdel": {"-f": 0, "-u": 1, "-help": 0, "-h": 0, "--help": 0},
     "jstop": {},
@@ -38,10 +39,6 @@ CONTROL: dict[str, dict[str, int]] = {
 }
 # Grid clients gridshim does not provide: why, and what to do instead.
 ABSENT: dict[str, tuple[str, str]] = {
-    "qsub": ("gridshim has no qsub",
-             "use jsub with the same options (it accepts qsub's -a -b -cwd -e -i -j -l -m -M -N -now -o -p -q "
-             "-sync -v -wd); note that jsub's default job name drops the extension (run.sh → run) and its "
-             "logs are appended to ~/NAME.out and ~/NAME.err rather than NAME.oJOBID"),
     "qalter": ("jobs cannot be changed after submission", "jstop the job and submit it again with the new options"),
     "qhold": ("jobs cannot be held", "jstop the job and submit it again later (jsub -a DATE waits until DATE)"),
     "qrls": ("jobs cannot be held, so there is nothing to release", "submit the job when it should run"),
@@ -378,55 +375,74 @@ def _translation_notes(warnings: tuple[str, ...] | list[str]) -> list[Note]:
 
 def analyse_submit(cmd: str, argv: list[str], *, settings: Settings, host: C.CronHost, cwd: str | None = None,
                    env: dict[str, str] | None = None) -> _Submit:
-    """A jsub/jstart/qcronsub/qsub command line (outside a crontab): its job name and every note."""
-    clean, notes = _strip_unsupported(argv, cmd=cmd)
-    preset = SUBMIT.get(cmd, Preset.JSUB)
-    if cmd == "qsub":
-        reason, instead = ABSENT["qsub"]
-        notes.insert(0, Note(text=reason, kind=Kind.UNSUPPORTED, instead=instead))
-    try:
-        cli = gridflags.split_argv(clean)
-    except GridshimError as e:
-        return _Submit(job=None, notes=notes + [Note(text=f"{cmd}: {e.message}", kind=Kind.UNSUPPORTED)],
-                       program=None)
-    if any(flag == "-h" for flag, _ in cli.events):
-        return _Submit(job=None, notes=[Note(text=f"{cmd} -h prints the help text", kind=Kind.INFO)], program=None)
-    if cli.program is None:
-        return _Submit(job=None, program=None, notes=notes + [Note(
-            text=f"{cmd}: no program (jsub: error: the following arguments are required: program, args...)",
-            kind=Kind.UNSUPPORTED)])
+    """A jsub/jstart/qcronsub/qsub command line (outside a crontab): its job name and every note.
+
+    The verdict comes from the one submission pipeline (submit.plan), as the command would run."""
+    from gridshim import sgeflags, submit  # noqa: PLC0415
+
+    qsub = cmd == "qsub"
+    clean, notes = (_strip_qsub_unsupported(argv) if qsub else _strip_unsupported(argv, cmd=cmd))
     cwd = cwd or host.home
-    path_env = (env or {}).get("PATH", "/usr/local/bin:/usr/bin:/bin")
-    resolved = resolve_program(cli.program, cwd=cwd, path_env=path_env, exists=host.exists)
-    program = resolved or cli.program
-    name_guess = default_job_name(program)
-    script_text = host.read_text(resolved) if resolved else None
-    script = None
-    if script_text is not None:
-        filtered, dnotes = _filter_directives(script_text, where=program)
-        notes += dnotes
-        script = (filtered, program)
-    rc_path = posixpath.join(host.home, ".jsubrc")
-    rc_text = host.read_text(rc_path)
+    filtered: dict[str, str] = {}
+
+    def read_text(path: str) -> str | None:
+        text = host.read_text(path)
+        if text is not None and not qsub and path not in filtered:
+            # jsub's #$ lines that gridshim cannot use are blanked (each gets its own note)
+            filtered[path], dnotes = _filter_directives(text, where=path)
+            notes.extend(dnotes)
+        return filtered.get(path, text)
+
+    port = SubmitHost(tool=host.tool, home=host.home, cwd=cwd, env={"PATH": submit.DEFAULT_PATH, **(env or {})},
+                      uid=host.uid, isdir=host.isdir, exists=host.exists, executable=host.executable,
+                      read_text=read_text)
+    name_guess = submit.guess_name(cmd, clean, host=port)
     try:
-        opts = gridflags.parse(clean, default_mem=settings.default_mem, script=script,
-                               jsubrc=(rc_text, rc_path) if rc_text is not None else None)
-        name_guess = opts.name or name_guess
-        if opts.unrecognized:
-            raise GridshimError(f"unrecognized arguments: {' '.join(opts.unrecognized)}")
-        result = translate(opts, preset=preset, settings=settings,
-                           host=SubmitHost(tool=host.tool, home=host.home, cwd=cwd, env=dict(env or {}),
-                                           uid=host.uid, isdir=host.isdir), program=program)
+        p = submit.plan(cmd, clean, settings=settings, host=port, stdin_text="# (stdin)\n")
+    except submit.HelpRequested:
+        return _Submit(job=None, notes=[Note(text=f"{cmd} -h prints the help text", kind=Kind.INFO)], program=None)
+    except sgeflags.QsubError as e:
+        return _Submit(job=name_guess, program=None,
+                       notes=notes + [Note(text=f"qsub: {e.message} (exit {e.status})", kind=Kind.UNSUPPORTED)])
     except GridshimError as e:
-        return _Submit(job=name_guess, program=resolved,
-                       notes=notes + [Note(text=f"{cmd}: {e.message}", kind=Kind.UNSUPPORTED)])
-    req = result.request
-    notes += _translation_notes(result.warnings)
+        text = e.message.replace("\nExiting.", "")
+        if cmd != "qsub" and text.startswith("the following arguments are required"):
+            text = f"no program (jsub: error: {text})"
+        return _Submit(job=name_guess, program=None,
+                       notes=notes + [Note(text=f"{cmd}: {text}", kind=Kind.UNSUPPORTED)])
+    req = p.request
+    notes += _translation_notes(p.warnings)
     notes += request_notes(req, settings)
-    if resolved is None and "$" not in cli.program and "{" not in cli.program:
-        notes.append(Note(text=f"program '{cli.program}' is not on this machine; it must exist where the job runs "
+    if p.late_error is not None:
+        notes.append(Note(text=f"{cmd}: {p.late_error.message}", kind=Kind.UNSUPPORTED, instead="chmod +x it"))
+    program_word = req.argv[0] if req.argv and not qsub else ""
+    if not qsub and not p.found and "$" not in program_word and "{" not in program_word:
+        notes.append(Note(text=f"program '{program_word}' is not on this machine; it must exist where the job runs "
                                "(the image, or your home)", kind=Kind.INFO))
-    return _Submit(job=req.name, notes=notes, program=resolved, request=req)
+    return _Submit(job=req.name, notes=notes, program=p.program, request=req)
+
+
+def _strip_qsub_unsupported(argv: list[str]) -> tuple[list[str], list[Note]]:
+    """qsub options gridshim refuses (sgeflags.UNSUPPORTED), taken out with their values, each with its note."""
+    from gridshim import sgeflags  # noqa: PLC0415
+
+    clean: list[str] = []
+    notes: list[Note] = []
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok in ("-", "--") or not tok.startswith("-"):
+            clean += argv[i:]
+            break
+        arity = sgeflags.OPTIONS.get(tok, 0)
+        if tok in sgeflags.UNSUPPORTED:
+            _, why, instead = UNSUPPORTED_OPTIONS.get(tok, (arity, sgeflags.UNSUPPORTED[tok], "leave it out"))
+            shown = " ".join(argv[i:i + 1 + arity])
+            notes.append(Note(text=f"{shown}: {why}", kind=Kind.UNSUPPORTED, instead=instead))
+        else:
+            clean += argv[i:i + 1 + arity]
+        i += 1 + arity
+    return clean, notes
 
 
 # -- other commands --------------------------------------------------------------------------------
@@ -607,7 +623,7 @@ class _Checker:
                               kind=Kind.UNSUPPORTED,
                               instead="run it from your shell on the bastion; to keep a job running use jstart, or "
                                       "a '* * * * * jstart -N NAME PROGRAM' crontab line"))
-        if cmd in SUBMIT or cmd == "qsub":
+        if cmd in SUBMIT:
             sub = analyse_submit(cmd, argv, settings=self.settings, host=self.host, env=env)
             self._follow(sub.program, where)
             return sub.job, notes + sub.notes
@@ -712,28 +728,11 @@ class _Checker:
                 continue
             argv += _word(t, env)
             k += 1
-        clean, notes = _strip_unsupported(argv, cmd=name)
-        job: str | None = None
-        program: str | None = None
-        try:
-            cli = gridflags.split_argv(clean)
-            if cli.program:
-                program = resolve_program(cli.program, cwd=pre.cwd, path_env=C.CRON_PATH, exists=self.host.exists)
-                job = default_job_name(program or cli.program)
-            script = self.host.read_text(program) if program else None
-            pair = None
-            if script is not None:
-                filtered, dnotes = _filter_directives(script, where=program or "")
-                notes += dnotes
-                pair = (filtered, program or "")
-            opts = gridflags.parse(clean, default_mem=self.settings.default_mem, script=pair)
-            job = opts.name or job
-        except GridshimError:
-            pass
-        if name == "qsub":
-            notes.append(Note(text="qsub in a crontab runs as jsub would run it: jsub's default memory, a job name "
-                                   "without the extension, output appended to ~/NAME.out and ~/NAME.err",
-                              kind=Kind.DIFFERENCE))
+        sub = analyse_submit(name, argv, settings=self.settings, host=self.host, cwd=pre.cwd,
+                             env={"PATH": C.CRON_PATH, **env})
+        notes = [n for n in sub.notes if n.kind is Kind.UNSUPPORTED and n.instead is not None
+                 or "(jsub reads #$ lines" in n.text]
+        job, program = sub.job, sub.program
         return name, job, notes, program
 
     def _cron_problem(self, src: Source, lines: list[str], p: C.Problem) -> None:

@@ -66,6 +66,11 @@ class JobRequest:
     suspend: bool = False  # benchmarks create jobs that never start
     not_before: int | None = None  # -a: epoch seconds before which the program must not start
     job_id: int = 0  # the grid job number shown by qstat (derived from token)
+    cpus: int | None = None  # whole CPUs (parallel slots); None = the site's default request
+    script_text: str | None = None  # a job script copied at submission; the wrapper writes it out and runs it
+    notify: bool = False  # warn the program with SIGUSR2 before it is killed
+    held: bool = False  # created on hold: no pod until released
+    rerun: bool | None = None  # None = the default; True: run again after its node is lost
 
 
 class GridState(str, Enum):

@@ -82,6 +82,7 @@ class Observation(str, Enum):
 
     FINISHED = "finished"  # Complete/Failed condition: only `qstat -s z` shows it
     DELETING = "deleting"  # deletionTimestamp on the Job: qdel'ed, its process is still dying
+    HELD = "held"  # qsub -h: created suspended with a user hold
     SUSPENDED = "suspended"  # spec.suspend: created but held back (benchmarks, admins)
     NOT_BEFORE = "not-before"  # -a: the wrapper waits for the start time
     CANNOT_START = "cannot-start"  # image/config/start errors, or a quota the job can never fit in
@@ -94,6 +95,7 @@ class Observation(str, Enum):
 K8S_TO_GRID: dict[Observation, GridState] = {
     Observation.FINISHED: GridState.DONE,
     Observation.DELETING: GridState.DELETING,
+    Observation.HELD: GridState.HELD,
     Observation.SUSPENDED: GridState.QUEUED,
     Observation.NOT_BEFORE: GridState.HELD,
     Observation.CANNOT_START: GridState.ERROR,
@@ -204,6 +206,7 @@ class Facts:
     deleting: bool
     suspended: bool
     waiting_for_start: bool
+    user_hold: bool = False
     start_error: str | None
     running_since: float | None
     restarted: bool
@@ -215,6 +218,7 @@ class Facts:
 DETECTORS: tuple[tuple[Observation, Callable[[Facts], bool]], ...] = (
     (Observation.DELETING, lambda f: f.deleting),  # before FINISHED: a dying job may already be Failed
     (Observation.FINISHED, lambda f: f.finished),
+    (Observation.HELD, lambda f: f.suspended and f.user_hold),
     (Observation.SUSPENDED, lambda f: f.suspended),
     (Observation.CANNOT_START, lambda f: f.start_error is not None),
     (Observation.NOT_BEFORE, lambda f: f.waiting_for_start),
@@ -269,6 +273,7 @@ def facts_of(job: Manifest, pods: Sequence[Manifest], events: Sequence[Manifest]
         finished=job_finished(job),
         deleting=bool(meta.get("deletionTimestamp")),
         suspended=bool(spec.get("suspend")),
+        user_hold=bool(L.options_of(meta).get("hold")),
         waiting_for_start=not_before is not None and not_before > now,
         start_error=start_error,
         running_since=min(running) if running else None,

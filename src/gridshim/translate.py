@@ -20,6 +20,7 @@ from gridshim.errors import GridshimError, UsageError
 from gridshim.gridflags import GridOptions
 from gridshim.model import JobKind, JobRequest, Preset
 from gridshim.render.labels import job_id_for
+from gridshim.sgeflags import Rejected
 
 # SGE job names may not contain these, nor start with a digit (sge_types(5) "job_name").
 _BAD_NAME = re.compile(r"[/:@\\*?\s]")
@@ -41,6 +42,11 @@ class SubmitHost:
     now: float = 0.0
     token: str = ""
     isdir: Callable[[str], bool] = lambda _p: False
+    # The rest of the one host port (submit.py): files as the submitting user sees them, and names.
+    exists: Callable[[str], bool] = lambda _p: False
+    executable: Callable[[str], bool] = lambda _p: True
+    read_text: Callable[[str], str | None] = lambda _p: None  # whole file; None if absent or binary
+    hostname: str = ""  # the submit host's short name (SGE_O_HOST)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,12 +69,155 @@ def check_job_name(name: str) -> None:
                          "or contain / : @ \\ * ? or whitespace")
 
 
-def expand_path(path: str, *, host: SubmitHost, name: str, job_id: int) -> str:
-    """SGE expands these in -o/-e/-i paths; gridshim does it at submit time."""
+def expand_path(path: str, *, host: SubmitHost, name: str, job_id: int | str, task_id: str = "undefined") -> str:
+    """SGE expands these in -o/-e/-i paths; gridshim does it at submit time (CronJob runs: the
+    wrapper expands $JOB_ID when the run starts)."""
     values = {"HOME": host.home, "USER": host.env.get("USER", ""), "JOB_NAME": name,
-              "JOB_ID": str(job_id), "TASK_ID": "undefined", "HOSTNAME": host.env.get("HOSTNAME", "")}
+              "JOB_ID": str(job_id), "TASK_ID": task_id, "HOSTNAME": host.env.get("HOSTNAME", "")}
     return re.sub(r"\$(\{)?(HOME|USER|JOB_NAME|JOB_ID|TASK_ID|HOSTNAME)(?(1)\})",
                   lambda m: values[m.group(2)], path)
+
+
+# The wrapper replaces this text in -o/-e/-i paths with the run's $JOB_ID (render/command.py).
+RUNTIME_JOB_ID = "$JOB_ID"
+# Stock SGE complex attributes that mean nothing on Kubernetes: accepted, with a warning (complex(5)).
+SGE_COMPLEXES = ("arch", "calendar", "cpu", "display_win_gui", "h_core", "h_cpu", "h_fsize", "h_stack",
+                 "hostname", "load_avg", "load_long", "load_medium", "load_short", "m_core", "m_socket",
+                 "m_thread", "m_topology", "mem_total", "mem_used", "min_cpu_interval", "np_load_avg",
+                 "num_proc", "qname", "rerun", "s_core", "s_cpu", "s_fsize", "s_stack", "seq_no",
+                 "swap_free", "swap_rate", "swap_rsvd", "swap_total", "swap_used", "tmpdir", "virtual_total",
+                 "virtual_used", "exclusive")
+_SGE_NAME_CHARS = {"\n": "New line", "\t": "Tab", "\r": "Carriage return", "/": "Slash", ":": "Colon",
+                   "@": "At", "\\": "Backslash", "*": "Asterisk", "?": "Question mark"}
+
+
+def _tilde(path: str, home: str) -> str:
+    return home + path[1:] if path == "~" or path.startswith("~/") else path
+
+
+def check_sge_name(name: str) -> None:
+    """The qmaster's object-name rules for job names (sge_job_verify.c, verify_str_key)."""
+    if name[:1].isdigit():
+        raise Rejected(f'denied: "{name}" is not a valid object name (cannot start with a digit)')
+    for ch, what in _SGE_NAME_CHARS.items():
+        if ch in name:
+            raise Rejected(f"{what} ('{ch}') not allowed in objectname")
+    if name.upper() in ("NONE", "ALL", "TEMPLATE"):
+        raise Rejected(f'Keyword ("{name}") not allowed as objectname')
+    if len(name) > 512:
+        raise Rejected("string is longer than 512, this is not allowed for objectnames")
+
+
+def parallel_environment(sge: dict, resources: tuple[tuple[str, str], ...],
+                         settings: Settings) -> tuple[tuple[str, int] | None, int]:
+    """-pe NAME RANGE → (granted pe, slots): one node, the largest count the site allows (SGE tries
+    the largest first); `-l slots=N` without -pe gives N slots too (Nextflow sends it)."""
+    import fnmatch  # noqa: PLC0415
+
+    if "pe" not in sge:
+        for res, val in resources:
+            if res == "slots":
+                if not val.isdigit() or int(val) < 1:
+                    raise Rejected(f'wrong type in "slots={val}" - int expected')
+                return None, int(val)
+        return None, 1
+    pattern, low, high = sge["pe"]
+    names = [n for n in settings.parallel_environments if fnmatch.fnmatchcase(n, pattern)]
+    if not names:
+        raise Rejected(f'job rejected: the requested parallel environment "{pattern}" does not exist')
+    name = names[0]
+    cap = settings.parallel_environments[name]
+    slots = high if high is not None else max(low, cap or low)
+    if cap is not None:
+        slots = min(slots, cap)
+    if slots < low:
+        raise Rejected(f'job rejected: parallel environment "{name}" has at most {cap} slots; {low} requested')
+    return (name, slots), slots
+
+
+def _qsub_memory(opts: GridOptions, slots: int, settings: Settings) -> int:
+    """SGE: h_vmem and the other per-job memory limits are per slot; a request above the limit raises it."""
+    limit = opts.mem * slots if opts.mem is not None else settings.default_mem
+    if opts.mem_request is not None and opts.mem_request > limit:
+        limit = opts.mem_request
+    return limit
+
+
+def _qsub_checks(sge: dict) -> list[str]:
+    warnings = []
+    if sge.get("now"):
+        warnings.append("-now y: there are no interactive queues; the job was queued as a batch job")
+    if sge.get("priority", 0) > 0:
+        raise Rejected("job rejected: positive submission priority requires operator privileges")
+    return warnings
+
+
+_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")  # what Kubernetes accepts as an env var name
+
+
+def job_environment(opts: GridOptions, *, host: SubmitHost, user: str, name: str, queue: str, job_id: int,
+                    kind: JobKind, workdir: str, slots: int, pe: tuple[str, int] | None, sge: dict, qsub: bool,
+                    shell_path: str, program: str, script: bool, warnings: list[str]) -> dict[str, str]:
+    """The job's environment as SGE's execd builds it: -v/-V first, then the execd's own variables,
+    which win (qsub-behaviour §3). TMPDIR, PATH's TMPDIR prefix, JOB_SCRIPT of a script job, the
+    SGE_*_PATH variables and a CronJob run's JOB_ID are set by the wrapper when the job starts."""
+    env: dict[str, str] = {}
+    skipped = []
+    for var, val in opts.env:
+        value = host.env.get(var, "") if val is None else val
+        if not _ENV_NAME.match(var) or not _utf8(value):
+            skipped.append(var)
+            continue
+        env[var] = value
+    if skipped:
+        warnings.append(f"not passed to the job (not valid as Kubernetes env): {', '.join(sorted(skipped))}")
+    for var in ("HOME", "LOGNAME", "PATH", "SHELL", "MAIL", "TZ"):
+        if var in host.env and _utf8(host.env[var]):
+            env[f"SGE_O_{var}"] = host.env[var]
+    env.update({
+        "HOME": host.home, "USER": user, "LOGNAME": user, "TOOL_DATA_DIR": host.home,
+        "JOB_NAME": name, "REQUEST": name, "QUEUE": queue,
+        "SGE_TASK_ID": "undefined", "SGE_TASK_FIRST": "undefined", "SGE_TASK_LAST": "undefined",
+        "SGE_TASK_STEPSIZE": "undefined", "NSLOTS": str(slots), "NHOSTS": "1", "NQUEUES": "1",
+        "SGE_O_HOST": host.env.get("HOST") or host.hostname or "localhost", "SGE_O_WORKDIR": host.cwd,
+        "SGE_CWD_PATH": workdir, "SGE_CELL": "default", "SGE_ACCOUNT": str(sge.get("account") or "sge"),
+        "ENVIRONMENT": "BATCH", "RESTARTED": "0", "TERM": "",
+    })
+    if job_id and kind is not JobKind.SCHEDULED:
+        env["JOB_ID"] = str(job_id)
+    if pe:
+        env["PE"] = pe[0]
+    if opts.cwd or opts.wd:
+        env["PWD"] = workdir
+    if qsub:
+        env["SHELL"] = shell_path
+    if not script:
+        env["JOB_SCRIPT"] = program
+    return env
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _job_argv(opts: GridOptions, *, program: str, shell: str | None, qsub: bool, shell_path: str,
+              script: bool) -> tuple[str, ...]:
+    """What the wrapper runs. jsub: the program and its arguments byte-exact. qsub script jobs:
+    `<shell> <copied script> ARGS` (the wrapper inserts the copy's path; posix_compliant start,
+    the #! line is not used); `-b y`: `<shell> -c "CMD ARG…"` with the words joined by blanks and
+    re-read by the shell, as SGE's starter does (`-shell n`: exec'd directly, argv intact)."""
+    if shell is not None:
+        return ()
+    if qsub and script:
+        return (shell_path, *opts.args)
+    if qsub and opts.binary and opts.sge.get("shell_mode", True):
+        words = [a if a else '""' for a in (program, *opts.args)]
+        return (shell_path, "-c", " ".join(words) + " ")
+    return (program, *opts.args)
 
 
 def _resolve(path: str, base: str) -> str:
@@ -106,73 +255,108 @@ def translate(
     timezone: str | None = None,
     shell: str | None = None,
     command_line: str = "",
+    dialect: str = "jsub",
+    script_text: str | None = None,
+    default_name: str | None = None,
 ) -> Translation:
-    """Decide everything about one submission. PROGRAM is already resolved by the caller."""
+    """Decide everything about one submission. PROGRAM is already resolved by the caller.
+
+    DIALECT "qsub" applies Grid Engine's own defaults where jsub had its own (output file names,
+    memory units, slots, the job environment); SCRIPT_TEXT is a qsub job script, copied into the job.
+    """
+    qsub = dialect == "qsub"
+    sge = opts.sge
     warnings: list[str] = []
     if opts.unrecognized:
         raise UsageError(f"unrecognized arguments: {' '.join(opts.unrecognized)}")
     continuous = opts.continuous or preset is Preset.JSTART
     once = opts.once or continuous or preset in (Preset.JSTART, Preset.QCRONSUB)
     kind = JobKind.SCHEDULED if schedule else (JobKind.CONTINUOUS if continuous else JobKind.ONE_OFF)
-    name = opts.name if opts.name is not None else default_job_name(program)
-    check_job_name(name)
+    if opts.name is not None:
+        name = opts.name
+    else:
+        name = default_name if default_name is not None else default_job_name(program)
+    (check_sge_name if qsub else check_job_name)(name)
 
-    mem = opts.mem if opts.mem is not None else settings.default_mem
+    slots, pe = 1, None
+    if qsub:
+        pe, slots = parallel_environment(sge, opts.resources, settings)
+        mem = _qsub_memory(opts, slots, settings)
+    else:
+        mem = opts.mem if opts.mem is not None else settings.default_mem
     if settings.max_mem is not None and mem > settings.max_mem:
         raise GridshimError(f"Unable to run job: -mem {mem // (1024 * 1024)}M is more than this site's "
                             f"maximum of {settings.max_mem // (1024 * 1024)}M")
 
     job_id = job_id_for(host.token) if host.token else 0
+    # CronJob runs get their id when they start; their paths keep $JOB_ID for the wrapper to expand.
+    path_id = RUNTIME_JOB_ID if kind is JobKind.SCHEDULED else str(job_id)
     workdir = host.home
     if opts.cwd:
         workdir = host.cwd
     if opts.wd:
-        workdir = _resolve(expand_path(opts.wd, host=host, name=name, job_id=job_id), host.cwd)
-    # SGE resolves relative -o/-e/-i against $HOME unless the job runs in another directory.
+        workdir = _resolve(expand_path(opts.wd, host=host, name=name, job_id=path_id), host.cwd)
+    # SGE resolves relative -o/-e/-i against the job's working directory ($HOME unless -cwd/-wd).
     rel_base = workdir
 
     def out_path(given: str | None, suffix: str, letter: str) -> str:
         if given is None:
+            if qsub:  # SGE: <workdir>/<JOB_NAME>.o<JOB_ID>
+                return posixpath.join(workdir, f"{name}.{letter}{path_id}")
             return posixpath.join(host.home, f"{name}.{suffix}")
-        path = _resolve(expand_path(given, host=host, name=name, job_id=job_id), rel_base)
+        path = _resolve(expand_path(_tilde(given, host.home), host=host, name=name, job_id=path_id), rel_base)
         if host.isdir(path):
-            return posixpath.join(path, f"{name}.{letter}{job_id}")
+            return posixpath.join(path, f"{name}.{letter}{path_id}")
         return path
 
     stdout = out_path(opts.out, "out", "o")
     stderr = stdout if opts.join else out_path(opts.err, "err", "e")
-    stdin = _resolve(expand_path(opts.stdin, host=host, name=name, job_id=job_id), rel_base) if opts.stdin else None
+    stdin = (_resolve(expand_path(_tilde(opts.stdin, host.home), host=host, name=name, job_id=path_id), rel_base)
+             if opts.stdin else None)
 
     user = f"{settings.user_prefix}{host.tool}"
-    env: dict[str, str] = {"HOME": host.home, "USER": user, "LOGNAME": user, "TOOL_DATA_DIR": host.home,
-                           "JOB_NAME": name, "QUEUE": opts.queue or ("continuous" if continuous else "task")}
-    if job_id and kind is not JobKind.SCHEDULED:
-        env["JOB_ID"] = str(job_id)
-    for var, val in opts.env:
-        env[var] = host.env.get(var, "") if val is None else val
+    queue = opts.queue or ("continuous" if continuous else "task")
+    shell_path = sge.get("shell") or "/bin/sh"
+    env = job_environment(opts, host=host, user=user, name=name, queue=queue, job_id=job_id, kind=kind,
+                          workdir=workdir, slots=slots, pe=pe, sge=sge, qsub=qsub, shell_path=shell_path,
+                          program=program, script=script_text is not None, warnings=warnings)
 
     for res, val in opts.resources:
-        if res in _IGNORED_RESOURCES:
+        if res == "slots" and qsub:
+            continue
+        if res in _IGNORED_RESOURCES or (qsub and res in SGE_COMPLEXES):
             warnings.append(f"-l {res}={val} has no meaning on Kubernetes and was ignored")
+        elif qsub and res not in settings.qsub_resources:
+            raise Rejected(f'unknown resource "{res}"')
         else:
             warnings.append(f"-l {res}={val} is not a resource gridshim knows; it was ignored")
     if opts.mail_events and opts.mail_events != "n":
         warnings.append("-m: mail on job events is not sent by gridshim; the option was recorded only")
+    if qsub:
+        warnings += _qsub_checks(sge)
 
     umask = opts.umask if opts.umask is not None else (0o007 if (host.uid or 0) > 50000 else 0o077)
     not_before = parse_start_time(opts.start_at, host.now) if opts.start_at else None
-    queue = opts.queue or ("continuous" if continuous else "task")
     options = {
         "mem": mem, "once": once, "continuous": continuous, "stdout": stdout, "stderr": stderr,
         "join": opts.join, "queue": queue, "release": opts.release, "cwd": opts.cwd, "workdir": workdir,
         "umask": f"{umask:03o}", "wall_seconds": opts.wall_seconds, "mail_to": list(opts.mail_to),
         "mail_events": opts.mail_events, "resources": [list(p) for p in opts.resources],
-        "ignored": list(opts.ignored), "env": [list(p) for p in opts.env], "preset": preset.value,
+        "ignored": list(opts.ignored),
+        "env": [list(p) for p in opts.env if not sge.get("export_all") or p[0] in sge.get("v_vars", ())],
+        "preset": preset.value,
         "mail": ",".join(opts.mail_to) or f"{host.env.get('LOGNAME') or host.env.get('USER') or user}@{settings.mail_domain}",
     }
     if opts.mem_request is not None:
         options["mem_request"] = opts.mem_request
-    argv: tuple[str, ...] = () if shell is not None else (program, *opts.args)
+    if qsub:
+        options.update(dialect="qsub", slots=slots, pe=list(pe) if pe else None, shell=sge.get("shell"),
+                       args=list(opts.args),
+                       binary=bool(opts.binary), script_file=sge.get("script_file"),
+                       **{k: sge[k] for k in ("account", "project", "priority", "notify", "rerun", "hold",
+                                              "jobshare", "queues") if k in sge})
+    argv = _job_argv(opts, program=program, shell=shell, qsub=qsub, shell_path=shell_path,
+                     script=script_text is not None)
     req = JobRequest(
         name=name, kind=kind, tool=host.tool, argv=argv, shell=shell,
         command_line=command_line or shlex.join(argv), mem_bytes=mem, once=once,
@@ -180,7 +364,9 @@ def translate(
         env=tuple(env.items()), umask=umask, image=settings.image_for(opts.release), release=opts.release,
         queue=queue, wall_seconds=opts.wall_seconds, schedule=schedule, schedule_text=schedule_text,
         timezone=timezone, uid=host.uid, token=host.token, options=options, not_before=not_before,
-        job_id=job_id,
+        job_id=job_id, cpus=slots if qsub and slots > 1 else None, script_text=script_text,
+        notify=bool(sge.get("notify")), held=bool(sge.get("hold")),
+        rerun=sge.get("rerun"),
     )
     _check_text(req)
     return Translation(request=req, warnings=tuple(warnings))

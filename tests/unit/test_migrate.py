@@ -133,9 +133,14 @@ def test_spread_macros_are_a_difference_when_the_site_turns_them_on() -> None:
     assert f.verdict is D and "spread per tool and job" in notes(f)
 
 
-def test_qsub_in_a_crontab_runs_as_jsub() -> None:
-    f = one(check_crontab("0 * * * * qsub -N q /bin/true\n"))
-    assert f.job == "q" and f.verdict is D and "as jsub would run it" in notes(f)
+def test_qsub_in_a_crontab_is_read_with_qsubs_rules() -> None:
+    f = one(check_crontab("0 * * * * qsub -b y -N q /bin/true\n"))
+    assert f.job == "q" and f.verdict is not N, notes(f)
+    # without -b y qsub reads the file as a job script: the default name keeps the extension
+    g = one(check_crontab("0 * * * * qsub ~/run.sh\n", files={f"{HOME}/run.sh": "#!/bin/sh\n# c\n\n#$ -N late\n"}))
+    assert g.job == "late" and g.verdict is not N, notes(g)
+    h = one(check_crontab("0 * * * * qsub ~/go.sh\n", files={f"{HOME}/go.sh": "echo\n"}))
+    assert h.job == "go.sh"
 
 
 def test_control_command_in_a_plain_line_would_run_inside_the_job() -> None:
@@ -238,7 +243,7 @@ def test_qsub_and_absent_clients() -> None:
                             "qrsh\nqmod -sj bot\nqstat -f\ncrontab -u tools.demo -l\n", files={"/bin/true": ""})
     by = {f.command: f for f in findings}
     assert by["qsub"].job == "arr" and by["qsub"].verdict is N
-    assert "gridshim has no qsub" in notes(by["qsub"]) and "array jobs" in notes(by["qsub"])
+    assert "array jobs" in notes(by["qsub"])
     assert "grid's jsub refused" not in notes(by["qsub"])
     for cmd in ("qalter", "qhold", "qacct", "qrsh"):
         assert by[cmd].verdict is N and "instead:" in notes(by[cmd]), cmd

@@ -47,6 +47,7 @@ CASES = {
     "quota_wait": (GridState.QUEUED, Observation.WAITING, "exceeded quota"),
     "unschedulable": (GridState.QUEUED, Observation.WAITING, "didn't match Pod's node affinity/selector"),
     "suspended": (GridState.QUEUED, Observation.SUSPENDED, None),
+    "held": (GridState.HELD, Observation.HELD, None),  # qsub -h
     "not_before": (GridState.HELD, Observation.NOT_BEFORE, None),
     "finished_failed": (GridState.DONE, Observation.FINISHED, None),
     "finished_complete": (GridState.DONE, Observation.FINISHED, None),

@@ -180,6 +180,35 @@ def read_script_head(path: str, limit: int = 65536) -> str | None:
     return data.decode("utf-8", "replace")
 
 
+# qsub copies the whole script into the job; beyond this it is refused (render says why).
+SCRIPT_LIMIT = 4 * 1024 * 1024
+
+
+def read_text_file(path: str) -> str | None:
+    """A whole text file (up to SCRIPT_LIMIT), surrogate-escaped; None if unreadable or binary."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(65536)
+            if b"\0" in head:
+                return None
+            data = head + f.read(SCRIPT_LIMIT)
+    except OSError:
+        return None
+    return data.decode("utf-8", "surrogateescape")
+
+
+def local_host(env: Env, *, tool: str, uid: int | None, token: str = "") -> Any:
+    """The submit host port (translate.SubmitHost) for this machine, as the caller sees it."""
+    import socket  # noqa: PLC0415
+
+    from gridshim.translate import SubmitHost  # noqa: PLC0415
+
+    return SubmitHost(tool=tool, home=env.home, cwd=env.cwd, env=env.environ, uid=uid, now=env.clock(),
+                      token=token, isdir=os.path.isdir, exists=os.path.exists,
+                      executable=lambda p: os.access(p, os.X_OK), read_text=read_text_file,
+                      hostname=socket.gethostname().split(".")[0])
+
+
 def offline_namespace(env: Env) -> str:
     """--dry-run contacts nothing: the kubeconfig's namespace if it can be read, else 'default'."""
     from gridshim.cluster import kubeconfig_paths, load_credentials  # noqa: PLC0415

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Callable
+
 from gridshim import config, gridflags
-from gridshim.cli._common import (Env, LiveStatus, ctime, load_cluster, offline_namespace, printable,
-                                  read_script_head, report, run, tool_uid)
+from gridshim.cli._common import (Env, LiveStatus, ctime, load_cluster, local_host, offline_namespace, printable,
+                                  report, run, tool_uid)
 from gridshim.errors import ExitCode, GridshimError, QuotaExceededError, UsageError
-from gridshim.model import Preset, tool_of
+from gridshim.model import JobRequest, Preset, tool_of
 
 HELP_TEXT = """\
 {usage}
@@ -57,62 +59,33 @@ Everything after the program is passed to it unchanged.
 def submit_main(env: Env, argv: list[str], preset: Preset) -> int:
     prog = preset.value
     settings = config.load(env.environ)
+    from gridshim.submit import HelpRequested, plan  # noqa: PLC0415
+
     try:
-        cli = gridflags.split_argv(argv)
+        cli = gridflags.split_argv(argv)  # before the kubeconfig: usage errors need no cluster
         if any(flag == "-h" for flag, _ in cli.events):
-            env.stdout.write(HELP_TEXT.format(usage=gridflags.USAGE.format(prog=prog)))
-            return 0
+            raise HelpRequested()
         if cli.program is None:
             raise UsageError("the following arguments are required: program, args...")
-    except UsageError as e:
-        env.stderr.write(gridflags.USAGE.format(prog=prog) + "\n")
-        return report(env, prog, e)
-
-    from gridshim.translate import SubmitHost, resolve_program, translate  # noqa: PLC0415
-
-    resolved = resolve_program(cli.program, cwd=env.cwd, path_env=env.environ.get("PATH", ""),
-                               exists=os.path.exists)
-    home = env.home
-    rc_path = env.environ.get("JOBUTILS_JSUBRC") or os.path.join(home, ".jsubrc")
-    rc_text = read_script_head(rc_path)
-    script = read_script_head(resolved) if resolved else None
-    err_path: str | None = None
-    keep_stderr = False
-    try:
-        opts = gridflags.parse(argv, default_mem=settings.default_mem,
-                               jsubrc=(rc_text, rc_path) if rc_text is not None else None,
-                               script=(script, resolved or cli.program) if script is not None else None)
-        keep_stderr = opts.keep_stderr
-        if opts.unrecognized:
-            # argparse took the unknown option's value for the program (jsub -t 1-5 env)
-            if resolved is None:
-                raise UsageError(f"argument program: Program '{cli.program}' not found.")
-            raise UsageError(f"unrecognized arguments: {' '.join(opts.unrecognized)}")
-        if opts.dry_run:
-            cluster, namespace = None, offline_namespace(env)
-        else:
-            cluster = load_cluster(env)
-            namespace = cluster.namespace  # type: ignore[attr-defined]
-        tool = tool_of(namespace)
-        uid = tool_uid(settings.uid, tool=tool, home=home) if not opts.dry_run or settings.uid != "home-owner" \
-            else _safe_uid(settings.uid, tool, home)
-        host = SubmitHost(tool=tool, home=home, cwd=env.cwd, env=env.environ, uid=uid, now=env.clock(),
-                          token=os.urandom(8).hex(),  # = secrets.token_hex(8), without its imports
-                          isdir=os.path.isdir)
-        program = resolved or cli.program
-        result = translate(opts, preset=preset, settings=settings, host=host, program=program,
-                           command_line=" ".join([prog, *argv]))
+        dry_run = any(flag == "--dry-run" for flag, _ in cli.events)
+        cluster, tool, uid = connect(env, settings, dry_run=dry_run)
+        host = local_host(env, tool=tool, uid=uid, token=os.urandom(8).hex())  # = secrets.token_hex(8)
+        p = plan(prog, argv, settings=settings, host=host)
+    except HelpRequested:
+        env.stdout.write(HELP_TEXT.format(usage=gridflags.USAGE.format(prog=prog)))
+        return 0
     except UsageError as e:
         env.stderr.write(gridflags.USAGE.format(prog=prog) + "\n")
         return report(env, prog, e)
     except GridshimError as e:
         return _die(env, prog, e, err_path=None, keep_stderr=True)
 
-    req = result.request
+    req, opts = p.request, p.opts
     err_path = req.stderr
+    keep_stderr = opts.keep_stderr
     try:
-        if resolved and not os.path.isdir(resolved) and not os.access(resolved, os.X_OK):
-            raise GridshimError(f"{resolved}: not an executable file")
+        if p.late_error:
+            raise p.late_error
         from gridshim.render import render  # noqa: PLC0415
 
         manifests = render(req, settings)
@@ -122,10 +95,10 @@ def submit_main(env: Env, argv: list[str], preset: Preset) -> int:
             env.stdout.write(to_yaml(manifests))
             return 0
         if not opts.quiet:
-            if resolved is None:
+            if not p.found:
                 env.stderr.write(f"{prog}: warning: program '{cli.program}' was not found on this host; "
                                  "passing it unchanged (the image may have it)\n")
-            for w in result.warnings:
+            for w in p.warnings:
                 env.stderr.write(f"{prog}: warning: {w}\n")
         from gridshim import ops  # noqa: PLC0415
 
@@ -141,6 +114,20 @@ def submit_main(env: Env, argv: list[str], preset: Preset) -> int:
                  quiet=opts.quiet)
 
 
+def connect(env: Env, settings: config.Settings, *, dry_run: bool) -> tuple[object, str, int | None]:
+    """The cluster (None for --dry-run, which contacts nothing), the tool and the uid its pods run as."""
+    if dry_run:
+        cluster, namespace = None, offline_namespace(env)
+    else:
+        cluster = load_cluster(env)
+        namespace = cluster.namespace  # type: ignore[attr-defined]
+    tool = tool_of(namespace)
+    home = env.home
+    uid = tool_uid(settings.uid, tool=tool, home=home) if not dry_run or settings.uid != "home-owner" \
+        else _safe_uid(settings.uid, tool, home)
+    return cluster, tool, uid
+
+
 def _safe_uid(policy: str, tool: str, home: str) -> int | None:
     try:
         return tool_uid(policy, tool=tool, home=home)
@@ -148,18 +135,20 @@ def _safe_uid(policy: str, tool: str, home: str) -> int | None:
         return None
 
 
-def _sync(env: Env, prog: str, cluster: object, req: object, manifest: dict, *, err_path: str,
-          keep_stderr: bool, quiet: bool) -> int:
+def wait_for_job(env: Env, cluster: object, req: JobRequest, manifest: dict,
+                 interrupted: Callable[[], None]) -> object | None:
+    """Watch the job until it ends (a live line on a terminal); None after Ctrl-C, which deletes it."""
     from gridshim import ops  # noqa: PLC0415
 
     name = manifest["metadata"].get("name")
+    job = None
     try:
         job = cluster.get("Job", name) if name else None  # type: ignore[attr-defined]
         if job is None:
             items, _ = cluster.list("Job", selector=f"gridshim.io/job-id={req.job_id}")  # type: ignore[attr-defined]
             job = items[0]
         t0 = env.clock()
-        label = f'job {req.job_id} ("{req.name}")'  # type: ignore[attr-defined]
+        label = f'job {req.job_id} ("{req.name}")'
 
         def show(obj: dict) -> None:
             st = obj.get("status") or {}
@@ -168,20 +157,31 @@ def _sync(env: Env, prog: str, cluster: object, req: object, manifest: dict, *, 
 
         with LiveStatus(env, f"{label}: qw — waiting for it to finish (Ctrl-C deletes the job)") as live:
             show(job)
-            outcome = ops.wait(cluster, job, on_change=show)  # type: ignore[arg-type]
+            return ops.wait(cluster, job, on_change=show)  # type: ignore[arg-type]
     except KeyboardInterrupt:
         try:
-            cluster.delete("Job", job["metadata"]["name"], propagation="Background")  # type: ignore[attr-defined]
-        except (GridshimError, NameError, TypeError):
+            cluster.delete("Job", job["metadata"]["name"], propagation="Background")  # type: ignore[attr-defined,index]
+        except (GridshimError, TypeError):
             pass
-        env.stderr.write(f"{prog}: interrupted; job {req.job_id} deleted\n")  # type: ignore[attr-defined]
-        return int(ExitCode.INTERRUPTED)
+        interrupted()
+        return None
+
+
+def _sync(env: Env, prog: str, cluster: object, req: JobRequest, manifest: dict, *, err_path: str,
+          keep_stderr: bool, quiet: bool) -> int:
+    from gridshim import ops  # noqa: PLC0415
+
+    try:
+        outcome = wait_for_job(env, cluster, req, manifest, lambda: env.stderr.write(
+            f"{prog}: interrupted; job {req.job_id} deleted\n"))
     except GridshimError as e:
         return _die(env, prog, e, err_path=err_path, keep_stderr=keep_stderr)
-    out, err, code = ops.sync_lines(req.job_id, outcome)  # type: ignore[attr-defined]
+    if outcome is None:
+        return int(ExitCode.INTERRUPTED)
+    out, err, code = ops.sync_lines(req.job_id, outcome)  # type: ignore[arg-type]
     if quiet and code != 0:
         # jsub -quiet hides qsub's output only on success; on failure all of it is shown
-        env.stdout.write(f'Your job {req.job_id} ("{req.name}") has been submitted\n')  # type: ignore[attr-defined]
+        env.stdout.write(f'Your job {req.job_id} ("{req.name}") has been submitted\n')
     if out and not quiet:
         env.stdout.write(out + "\n")
     if err:

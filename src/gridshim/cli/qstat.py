@@ -18,12 +18,14 @@ from gridshim.errors import ExitCode
 from gridshim.model import GridState, JobRow
 
 USAGE = ("usage: qstat [-u user_list] [-s {p|r|s|z|hu|ho|hs|hd|hj|ha|h|a}[+]] [-q wc_queue_list] "
-         "[-j job_list] [-xml] [--watch]\n")
+         "[-j job_list] [-r] [-xml] [--watch]\n")
 # qstat -s: letters, 'h' with an optional hold kind; 'a' is psr, 'h' every hold. Default: prs.
 HOLD_KINDS = frozenset("uosdja")
 DEFAULT_STATES = frozenset("prs")
-# gridshim's only hold: a -a start time in the future ('ha', "jobs with a start time in future").
+# gridshim's holds: a -a start time in the future ('ha', "jobs with a start time in future") and
+# qsub -h ('hu', a user hold).
 HOLDS_OF_STATE = {GridState.HELD: frozenset("a")}
+USER_HOLD = frozenset("u")
 
 
 class OptionError(Exception):
@@ -38,6 +40,7 @@ class Options:
     queues: list[str] = field(default_factory=list)
     jobs: list[str] | None = None
     xml: bool = False
+    resources: bool = False
     watch: bool = False
     help: bool = False
 
@@ -88,6 +91,8 @@ def parse(argv: list[str]) -> Options:
                 opts.jobs = [j for j in args.pop(0).split(",") if j]
         elif a == "-xml":
             opts.xml = True
+        elif a == "-r":
+            opts.resources = True
         elif a in ("--watch", "-watch"):
             opts.watch = True
         elif a in ("-help", "-h", "--help"):
@@ -107,7 +112,8 @@ def state_filter(row: JobRow, opts: Options) -> bool:
         return "r" in opts.states
     if "p" in opts.states:
         return True
-    return bool(HOLDS_OF_STATE.get(row.state, frozenset()) & opts.holds)
+    kinds = USER_HOLD if row.options.get("hold") else HOLDS_OF_STATE.get(row.state, frozenset())
+    return bool(kinds & opts.holds)
 
 
 def queue_filter(row: JobRow, patterns: list[str]) -> bool:
@@ -154,7 +160,7 @@ def qstat_main(env: Env, argv: list[str], cluster: Any = None) -> int:
             pass
         return 0
     rows = fetch()
-    env.stdout.write(format_xml(rows) if opts.xml else format_plain(rows))
+    env.stdout.write(format_xml(rows) if opts.xml else format_plain(rows, resources=opts.resources))
     return 0
 
 

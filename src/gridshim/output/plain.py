@@ -16,7 +16,12 @@ HEADER = ("job-ID  prior   name       user         state submit/start at     "
 RULE = "-" * 113 + "\n"
 DETAIL_RULE = "=" * 62 + "\n"
 KEY_WIDTH = 28  # show_job.c pads every "key:" to column 28
-SLOTS = 1  # every gridshim job is one pod with one container
+SLOTS = 1  # a serial job: one pod, one slot (qsub -pe gives more)
+
+
+def slots_of(row: JobRow) -> int:
+    slots = row.options.get("slots")
+    return slots if isinstance(slots, int) and slots > 0 else SLOTS
 
 
 def grid_time(epoch: float) -> str:
@@ -27,14 +32,60 @@ def grid_time(epoch: float) -> str:
 def format_row(row: JobRow) -> str:
     prio = PRIORITY[is_running(row)]
     return (f"{row.job_id:7d} {prio:7.5f} {row.name:<10.10} {row.owner:<12.12} {row.state.value:<5.5} "
-            f"{grid_time(shown_time(row))} {queue_instance(row):<30.30} {SLOTS:5d} " + " " * 7 + "\n")
+            f"{grid_time(shown_time(row))} {queue_instance(row):<30.30} {slots_of(row):5d} " + " " * 7 + "\n")
 
 
-def format_plain(rows: list[JobRow]) -> str:
-    """The default qstat listing; nothing at all (not even the header) when there are no jobs."""
+def format_plain(rows: list[JobRow], *, resources: bool = False) -> str:
+    """The default qstat listing; nothing at all (not even the header) when there are no jobs.
+    RESOURCES (-r) adds each job's requested resources under its row."""
     if not rows:
         return ""
-    return HEADER + RULE + "".join(format_row(r) for r in ordered(rows))
+    return HEADER + RULE + "".join(format_row(r) + (format_requests(r) if resources else "") for r in ordered(rows))
+
+
+_R = " " * 7  # qstat -r's indent (sge_qstat.c)
+
+
+def requested(row: JobRow) -> list[str]:
+    """The hard resource requests as `name=value` (SGE's -r and -j lists)."""
+    opts = row.options
+    if opts.get("dialect") == "qsub":
+        out = []
+        if row.mem_bytes:
+            out.append(f"h_vmem={_sge_memory(row.mem_bytes // max(slots_of(row), 1))}")
+        if opts.get("mem_request"):
+            out.append(f"mem_free={_sge_memory(int(opts['mem_request']))}")
+        if opts.get("wall_seconds"):
+            out.append(f"h_rt={opts['wall_seconds']}")
+        out += [f"{k}={v}" for k, v in opts.get("resources") or []]
+        return out
+    return [p for p in resource_list(row).split(",") if p]
+
+
+def _sge_memory(n: int) -> str:
+    for suffix, size in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if n % size == 0:
+            return f"{n // size}{suffix}"
+    return str(n)
+
+
+def format_requests(row: JobRow) -> str:
+    """`qstat -r`'s lines under a job: full name, master queue, PE, hard and soft resources, queues."""
+    out = [f"{_R}Full jobname:     {row.name}\n"]
+    if row.is_running and row.node:
+        out.append(f"{_R}Master Queue:     {queue_instance(row)}\n")
+    pe = row.options.get("pe")
+    if isinstance(pe, list) and len(pe) == 2:
+        out.append(f"{_R}Requested PE:     {pe[0]} {pe[1]}\n")
+        if row.is_running:
+            out.append(f"{_R}Granted PE:       {pe[0]} {pe[1]}\n")
+    hard = requested(row)
+    first = f"{hard[0]} (0.000000)" if hard else ""
+    out.append(f"{_R}Hard Resources:   {first}\n")
+    out.extend(f"{' ' * 25}{h} (0.000000)\n" for h in hard[1:])
+    out.append(f"{_R}Soft Resources:   \n")
+    out.append(f"{_R}Hard requested queues: {row.queue}\n")
+    return "".join(out)
 
 
 def _kv(key: str, value: object) -> str:
@@ -85,12 +136,12 @@ def format_detail(row: JobRow) -> str:
         out.append(_kv("stderr_path_list", f"NONE:NONE:{o['stderr']}"))
     if o.get("join"):
         out.append(_kv("merge", "y"))
-    resources = resource_list(row)
+    resources = ",".join(requested(row))
     if resources:
         out.append(_kv("hard resource_list", resources))
     if o.get("mail"):
         out.append(_kv("mail_list", o["mail"]))
-    out.append(_kv("notify", "FALSE"))
+    out.append(_kv("notify", "TRUE" if o.get("notify") else "FALSE"))
     out.append(_kv("job_name", row.name))
     if o.get("stdout"):
         out.append(_kv("stdout_path_list", f"NONE:NONE:{o['stdout']}"))
@@ -100,15 +151,23 @@ def format_detail(row: JobRow) -> str:
     out.append(_kv("hard_queue_list", row.queue))
     env = ",".join(f"{k}={v}" for k, v in (o.get("env") or []))
     out.append(_kv("env_list", env))
+    qsub_script = o.get("dialect") == "qsub" and not o.get("binary")
     if row.kind is JobKind.CONTINUOUS:
         out.append(_kv("script_file", "STDIN"))
+    elif o.get("dialect") == "qsub":
+        args = o.get("args") or []
+        if args:
+            out.append(_kv("job_args", ",".join(args)))
+        out.append(_kv("script_file", o.get("script_file") or "STDIN"))
     else:
         if len(row.argv) > 1:
             out.append(_kv("job_args", ",".join(row.argv[1:])))
         if row.argv:
             out.append(_kv("script_file", row.argv[0]))
+    if o.get("pe"):
+        out.append(_kv("parallel environment", f"{o['pe'][0]} range: {o['pe'][1]}"))
     out.append(_kv("binding", "NONE"))
-    if row.kind is not JobKind.CONTINUOUS:
+    if row.kind is not JobKind.CONTINUOUS and not qsub_script:
         out.append(_kv("job_type", "binary"))  # jsub submits with -b y; jstart's wrapper is a script
     if row.state is GridState.ERROR and row.message:
         out.append(f"{'error reason':s} {1:10d}:      {row.message}\n")

@@ -43,11 +43,26 @@ def memory_request(req: JobRequest, settings: Settings) -> int:
 
 
 def _resources(req: JobRequest, settings: Settings) -> dict[str, Any]:
+    """Memory as decided; CPU the site's default, or one whole CPU per parallel slot (qsub -pe)."""
     limits = {"memory": quantity(req.mem_bytes)}
+    cpu_request = str(req.cpus) if req.cpus else settings.cpu_request
     if settings.cpu_limit:
-        limits["cpu"] = settings.cpu_limit
-    return {"limits": limits,
-            "requests": {"memory": quantity(memory_request(req, settings)), "cpu": settings.cpu_request}}
+        limits["cpu"] = str(req.cpus) if req.cpus else settings.cpu_limit
+    return {"limits": limits, "requests": {"memory": quantity(memory_request(req, settings)), "cpu": cpu_request}}
+
+
+# A CronJob run's pod learns its Job's uid from this label (the wrapper derives $JOB_ID from it).
+CONTROLLER_UID = "batch.kubernetes.io/controller-uid"
+
+
+def _env(req: JobRequest) -> list[Manifest]:
+    env: list[Manifest] = [{"name": k, "value": escape_expansion(v)} for k, v in req.env]
+    if req.kind is JobKind.SCHEDULED:
+        env.append({"name": "GRIDSHIM_JOB_UID",
+                    "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{CONTROLLER_UID}']"}}})
+    if req.script_text is not None:
+        env.append({"name": "GRIDSHIM_SCRIPT", "value": escape_expansion(req.script_text)})
+    return env
 
 
 def _volumes(settings: Settings) -> tuple[list[Manifest], list[Manifest]]:
@@ -78,13 +93,12 @@ def _security(uid: int | None) -> tuple[Manifest, Manifest]:
 def _pod_template(req: JobRequest, settings: Settings, labels: dict[str, str]) -> Manifest:
     pod_sec, container_sec = _security(req.uid)
     volumes, mounts = _volumes(settings)
-    env = [{"name": k, "value": escape_expansion(v)} for k, v in req.env]
     container: Manifest = {
         "name": CONTAINER,
         "image": req.image,
-        "command": [escape_expansion(part) for part in wrap_command(req)],
+        "command": [escape_expansion(part) for part in wrap_command(req, notify_delay=settings.grace_seconds // 2)],
         "workingDir": req.workdir,
-        "env": env,
+        "env": _env(req),
         "resources": _resources(req, settings),
         "securityContext": container_sec,
     }
@@ -111,8 +125,12 @@ def _job_spec(req: JobRequest, settings: Settings, labels: dict[str, str]) -> Ma
     }
     if req.wall_seconds:
         spec["activeDeadlineSeconds"] = req.wall_seconds
-    if req.suspend:
+    if req.suspend or req.held:
         spec["suspend"] = True
+    if req.rerun and req.kind is not JobKind.CONTINUOUS:
+        # -r y: a pod lost with its node (evicted, preempted, node gone) runs again instead of failing
+        spec["podFailurePolicy"] = {"rules": [{"action": "Ignore",
+                                               "onPodConditions": [{"type": "DisruptionTarget"}]}]}
     return spec
 
 

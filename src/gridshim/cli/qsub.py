@@ -1,0 +1,174 @@
+"""qsub: Grid Engine's own submission command, on the one pipeline (submit.py) that jsub uses.
+
+Output and exit codes as SGE 8.1.9's qsub (../shared/docs/qsub-behaviour.md §2): the submit line
+(or the bare id with -terse) on stdout, client errors as `qsub: <text>` with SGE's raw status,
+refusals as `Unable to run job: <text>` + `Exiting.` (exit 1; 25 for the job limit), -sync y's
+closing line and the job's own exit code.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from gridshim import config
+from gridshim.cli._common import Env, local_host, printable, run
+from gridshim.errors import ExitCode, GridshimError, QuotaExceededError
+
+USAGE = """\
+usage: qsub [options] [script [script_args] | -- [script_args]]
+       qsub -b y [options] command [command_args]
+
+   [-a date_time]                 request a start time
+   [-A account_string]            account string in accounting record
+   [-b y[es]|n[o]]                handle command as binary
+   [-C directive_prefix]          define command prefix for job script
+   [-clear]                       skip previous definitions for job
+   [-cwd]                         use current working directory
+   [-e path_list]                 specify standard error stream path(s)
+   [-h]                           place user hold on job
+   [-help]                        print this help
+   [-i file_list]                 specify standard input stream file(s)
+   [-j y[es]|n[o]]                merge stdout and stderr stream of job
+   [-js job_share]                share tree or functional job share
+   [-l resource_list]             request the given resources
+   [-m mail_options]              define mail notification events
+   [-M mail_list]                 notify these e-mail addresses
+   [-notify]                      notify job before killing/suspending it
+   [-now y[es]|n[o]]              start job immediately or not at all
+   [-N name]                      specify job name
+   [-o path_list]                 specify standard output stream path(s)
+   [-p priority]                  define job's relative priority
+   [-P project_name]              set job's project
+   [-pe pe-name slot_range]       request slot range for parallel jobs
+   [-q wc_queue_list]             bind job to queue(s)
+   [-r y[es]|n[o]]                define job as (not) restartable
+   [-R y[es]|n[o]]                reservation desired
+   [-S path_list]                 command interpreter to be used
+   [-shell y[es]|n[o]]            start command with or without wrapping <loginshell> -c
+   [-sync y[es]|n[o]]             wait for job to end and return exit code
+   [-terse]                       tersed output, print only the job-id
+   [-v variable_list]             export these environment variables
+   [-V]                           export all environment variables
+   [-w e|w|n|p|v]                 verify mode (error|warning|none|poke|just verify) for jobs
+   [-wd working_directory]
+   [-@ file]                      read commandline input from file
+   [--dry-run]                    gridshim: print the Kubernetes manifests, contact nothing
+"""
+
+
+def qsub(env: Env, argv: list[str]) -> int:
+    from gridshim.cli.jsub import connect  # noqa: PLC0415
+    from gridshim.sgeflags import QsubError  # noqa: PLC0415
+    from gridshim.submit import HelpRequested, plan  # noqa: PLC0415
+
+    settings = config.load(env.environ)
+    stdin_text = None
+    try:
+        dry_run = "--dry-run" in argv
+        try:
+            cluster, tool, uid = connect(env, settings, dry_run=dry_run)
+        except GridshimError as e:
+            env.stderr.write(f"Unable to initialize environment because of error: {printable(e.message)}\nExiting.\n")
+            return int(ExitCode.ERROR)
+        host = local_host(env, tool=tool, uid=uid, token=os.urandom(8).hex())
+        if _reads_stdin(argv):
+            stdin_text = _read_stdin(env)
+        p = plan("qsub", argv, settings=settings, host=host, stdin_text=stdin_text)
+    except HelpRequested:
+        env.stdout.write(USAGE)
+        return 0
+    except QsubError as e:
+        env.stderr.write(printable(e.shown()) + "\n")
+        return e.status
+    except GridshimError as e:
+        return _refused(env, e)
+
+    req, opts = p.request, p.opts
+    for line in p.notices:
+        env.stdout.write(line + "\n")
+    for w in p.warnings:
+        env.stderr.write(f"qsub: warning: {printable(w)}\n")
+    try:
+        from gridshim.render import render  # noqa: PLC0415
+
+        manifests = render(req, settings)
+        if opts.dry_run:
+            from gridshim.render import to_yaml  # noqa: PLC0415
+
+            env.stdout.write(to_yaml(manifests))
+            return 0
+        if p.verify_only:
+            env.stdout.write("verification: found suitable queue(s)\n")
+            return 0
+        from gridshim import ops  # noqa: PLC0415
+
+        ops.submit(cluster, manifests[0], req)  # type: ignore[arg-type]
+    except GridshimError as e:
+        return _refused(env, e)
+    env.stdout.write(f"{req.job_id}\n" if p.terse else f'Your job {req.job_id} ("{req.name}") has been submitted\n')
+    env.stdout.flush()
+    if not opts.sync:
+        return 0
+    return _sync(env, cluster, req, manifests[0], terse=p.terse)
+
+
+def _reads_stdin(argv: list[str]) -> bool:
+    """qsub reads its script from stdin when no script is named (or it is `-`), unless -b y."""
+    from gridshim.sgeflags import split_cmdline  # noqa: PLC0415
+
+    try:
+        cmd = split_cmdline(argv)
+    except GridshimError:
+        return False
+    return cmd.script is None and not cmd.help
+
+
+def _read_stdin(env: Env) -> str | None:
+    stream = env.stdin
+    if stream is None:
+        return None
+    try:
+        data = stream.buffer.read() if hasattr(stream, "buffer") else stream.read().encode("utf-8", "surrogateescape")
+    except (OSError, ValueError):
+        return None
+    return data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
+
+
+def _refused(env: Env, e: GridshimError) -> int:
+    """What the qmaster (here: the API server or gridshim's checks) refused: SGE's two-line form."""
+    text = printable(str(e), keep_newlines=True)
+    if not text.startswith("Unable to run job"):
+        text = f"Unable to run job: {text}\nExiting."
+    env.stderr.write(text + "\n")
+    if env.debug and e.detail:
+        env.stderr.write(f"qsub: detail: {e.detail}\n")
+    return int(ExitCode.TRY_LATER) if isinstance(e, QuotaExceededError) else int(e.exit_code)
+
+
+def _sync(env: Env, cluster: object, req: object, manifest: dict, *, terse: bool) -> int:
+    from gridshim import ops  # noqa: PLC0415
+    from gridshim.cli.jsub import wait_for_job  # noqa: PLC0415
+
+    def interrupted() -> None:
+        env.stderr.write("Interrupted!\nPlease wait while qsub shuts down.\n")
+
+    try:
+        outcome = wait_for_job(env, cluster, req, manifest, interrupted)  # type: ignore[arg-type]
+    except GridshimError as e:
+        env.stderr.write(f"No information available on job {req.job_id}'s exit status.\n")  # type: ignore[attr-defined]
+        if env.debug:
+            env.stderr.write(f"qsub: detail: {e}\n")
+        return int(ExitCode.ERROR)
+    if outcome is None:
+        return int(ExitCode.INTERRUPTED)
+    out, err, code = ops.sync_lines(req.job_id, outcome)  # type: ignore[attr-defined,arg-type]
+    if out and not terse:
+        env.stdout.write(out + "\n")
+    if err:
+        env.stderr.write(err + "\n")
+    return code
+
+
+def main() -> None:
+    sys.exit(run("qsub", lambda env: qsub(env, sys.argv[1:])))

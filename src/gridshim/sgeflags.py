@@ -1,0 +1,515 @@
+"""The qsub dialect: Grid Engine's own option syntax → `GridOptions` (pure; no decisions).
+
+Layer: parsing only, like gridflags.py (the jsub dialect). Imports gridflags (for GridOptions),
+errors. Follows Son of Grid Engine 8.1.9 (`parse_qsub.c`, `parse_job_cull.c`, `read_defaults.c`)
+as ../shared/docs/qsub-behaviour.md §1–§2 gives it:
+
+- sources are joined defaults files → `#$` lines of the script → command line, then folded: scalar
+  options last-wins, `-l`/`-v` keyed (a later entry for the same key replaces the earlier), `-M`
+  accumulates, `-m` letters OR-ed (`n` resets), `-q` from a later source replaces the earlier ones,
+  `-clear` drops everything before it, `-C` only from the command line;
+- `#$` lines anywhere in the file (column 1, prefix `-C`), cut at the first `#`, split on blanks
+  keeping quoted sections, then every quote character deleted;
+- errors carry SGE's text and its raw answer status as the exit code (2, 4, 5, 7, 14).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+from gridshim.errors import GridshimError
+from gridshim.gridflags import GridOptions
+
+# SGE answer status numbers used as exit codes (sge_answer.h)
+ESEMANTIC, EUNKNOWN, ENOIMP, ESYNTAX, EDISK = 2, 4, 5, 7, 14
+
+
+class QsubError(GridshimError):
+    """A qsub client-side error: SGE's message and its raw status as the exit code.
+
+    `prefix` is how qsub prints it: `qsub: ` for the command line, nothing for a defaults file,
+    `Unable to read script file because of error: ` for the script.
+    """
+
+    def __init__(self, message: str, status: int, *, prefix: str = "qsub: ") -> None:
+        super().__init__(message)
+        self.status = status
+        self.prefix = prefix
+        self.exit_code = status  # type: ignore[assignment]
+
+    def shown(self) -> str:
+        return f"{self.prefix}{self.message}"
+
+
+class Rejected(GridshimError):
+    """What SGE's qmaster refuses: `Unable to run job: <text>` + `Exiting.`, exit 1 (qsub.c)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(f"Unable to run job: {text}\nExiting.")
+        self.text = text
+
+
+# Option arities. Anything not listed is "invalid option argument" (2), except the UNSUPPORTED ones,
+# which SGE knows and gridshim cannot honour (ENOIMP, as SGE's "Unknown option").
+FLAG, VALUE, PAIR = 0, 1, 2
+OPTIONS: dict[str, int] = {
+    "-a": VALUE, "-A": VALUE, "-b": VALUE, "-C": VALUE, "-clear": FLAG, "-cwd": FLAG, "-e": VALUE,
+    "-h": FLAG, "-hard": FLAG, "-help": FLAG, "-i": VALUE, "-j": VALUE, "-js": VALUE, "-l": VALUE,
+    "-m": VALUE, "-M": VALUE, "-N": VALUE, "-notify": FLAG, "-now": VALUE, "-o": VALUE, "-p": VALUE,
+    "-P": VALUE, "-pe": PAIR, "-q": VALUE, "-r": VALUE, "-R": VALUE, "-S": VALUE, "-shell": VALUE,
+    "-soft": FLAG, "-sync": VALUE, "-terse": FLAG, "-v": VALUE, "-V": FLAG, "-w": VALUE, "-wd": VALUE,
+    "-@": VALUE,
+    # belong to later work (arrays, holds) or cannot be honoured on Kubernetes: refused with status 5
+    "-t": VALUE, "-tc": VALUE, "-hold_jid": VALUE, "-hold_jid_ad": VALUE, "-ckpt": VALUE, "-c": VALUE,
+    "-dl": VALUE, "-masterq": VALUE, "-ac": VALUE, "-dc": VALUE, "-sc": VALUE, "-ar": VALUE,
+    "-binding": VALUE, "-jsv": VALUE, "-verify": FLAG, "-display": VALUE, "-pty": VALUE, "-U": VALUE,
+    # gridshim's own (double dash never clashes with SGE)
+    "--dry-run": FLAG, "--debug": FLAG,
+}
+UNSUPPORTED: dict[str, str] = {
+    "-t": "array jobs", "-tc": "array jobs", "-hold_jid": "job dependencies", "-hold_jid_ad": "job dependencies",
+    "-ckpt": "checkpointing", "-c": "checkpointing", "-dl": "deadline scheduling", "-masterq": "parallel queues",
+    "-ac": "job contexts", "-dc": "job contexts", "-sc": "job contexts", "-ar": "advance reservations",
+    "-binding": "core binding", "-jsv": "job submission verifiers", "-verify": "-verify",
+    "-display": "interactive jobs", "-pty": "interactive jobs", "-U": "access lists",
+}
+# Repeating these within one source prints SGE's warning (MSG_PARSE_XOPTIONALREADYSETOVERWRITINGSETING_S).
+WARN_REPEAT = ("-a", "-A", "-b", "-C", "-dl", "-h", "-j", "-N", "-now", "-P", "-pe", "-r", "-R", "-shell",
+               "-sync", "-w")
+_MUST_HAVE = {"-pe": "-pe option must have pe_name argument", "-v": "-v option must have variable list argument",
+              "-S": "-S option must have path_name argument", "-@": "-@ option must have file argument",
+              "-t": "-t option must have a list of task id ranges"}
+_YES = {"y": True, "yes": True, "n": False, "no": False}
+_MEM = re.compile(r"^(\d+(?:\.\d+)?)([kKmMgGtT]?)$")
+_MEM_UNITS = {"": 1, "k": 1000, "K": 1024, "m": 1000 ** 2, "M": 1024 ** 2, "g": 1000 ** 3, "G": 1024 ** 3,
+              "t": 1000 ** 4, "T": 1024 ** 4}
+# -l shortcuts (complex(5) "shortcut" column of the stock complexes)
+SHORTCUTS = {"mf": "mem_free", "vf": "virtual_free", "s": "slots", "h_vmem": "h_vmem", "rt": "h_rt"}
+
+
+@dataclass(frozen=True)
+class Event:
+    """One option as read from one source (0 = defaults files, 1 = script, 2 = command line)."""
+
+    flag: str
+    value: str | None
+    source: int
+    value2: str | None = None  # -pe's range
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cmdline:
+    events: list[Event] = field(default_factory=list)
+    script: str | None = None  # None: read the script from stdin
+    args: tuple[str, ...] = ()
+    help: bool = False
+
+
+def _yes(flag: str, value: str) -> bool:
+    try:
+        return _YES[value.lower()]
+    except KeyError:
+        raise QsubError(f'invalid option argument "{flag} {value}"', ESYNTAX) from None
+
+
+def tokens_to_events(tokens: list[str], source: int, *, allow_script: bool,
+                     read_file: Callable[[str], str | None] | None = None, depth: int = 0,
+                     ) -> tuple[list[Event], int]:
+    """TOKENS → events, and the index where the script (or `-`/`--`) starts (len(tokens) if none)."""
+    events: list[Event] = []
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if allow_script and (tok in ("-", "--") or not tok.startswith("-")):
+            return events, i
+        if not tok.startswith("-") or tok in ("-", "--"):
+            raise QsubError(f'invalid option argument "{tok}"', ESEMANTIC)
+        arity = OPTIONS.get(tok)
+        if arity is None:
+            raise QsubError(f'invalid option argument "{tok}"', ESEMANTIC)
+        if tok in UNSUPPORTED:
+            raise QsubError(f"Unknown option {tok} (gridshim does not support {UNSUPPORTED[tok]} yet)", ENOIMP)
+        if arity == FLAG:
+            events.append(Event(tok, None, source))
+            i += 1
+            continue
+        if i + 1 >= len(tokens):
+            raise QsubError(_MUST_HAVE.get(tok, f"{tok} option must have argument"), ESEMANTIC)
+        if arity == PAIR:
+            if i + 2 >= len(tokens):
+                raise QsubError("-pe option must have range as 2nd argument", ESEMANTIC)
+            events.append(Event(tok, tokens[i + 1], source, tokens[i + 2]))
+            i += 3
+            continue
+        if tok == "-@":
+            events += _include(tokens[i + 1], source, read_file, depth)
+            i += 2
+            continue
+        events.append(Event(tok, tokens[i + 1], source))
+        i += 2
+    return events, len(tokens)
+
+
+def _include(path: str, source: int, read_file: Callable[[str], str | None] | None, depth: int) -> list[Event]:
+    if read_file is None or depth > 8:
+        raise QsubError(f"error opening {path}: Too many levels of -@", EDISK)
+    text = read_file(path)
+    if text is None:
+        raise QsubError(f"error opening {path}: No such file or directory", EDISK)
+    events, _ = tokens_to_events(defaults_tokens(text), source, allow_script=False, read_file=read_file,
+                                 depth=depth + 1)
+    return events
+
+
+def split_cmdline(argv: list[str], *, read_file: Callable[[str], str | None] | None = None) -> Cmdline:
+    """`qsub [opts] [script|-|--] [args...]`: every token after the script is a job argument."""
+    if any(a in ("-help",) for a in argv[:1]):
+        return Cmdline(help=True)
+    events, start = tokens_to_events(list(argv), 2, allow_script=True, read_file=read_file)
+    if any(e.flag == "-help" for e in events):
+        return Cmdline(events=events, help=True)
+    if start >= len(argv):
+        return Cmdline(events=events)
+    first = argv[start]
+    if first == "--":
+        if start + 1 >= len(argv):
+            raise QsubError("-- option must be followed by job arguments", ESEMANTIC)
+        return Cmdline(events=events, args=tuple(argv[start + 1:]))
+    if first == "-":
+        return Cmdline(events=events, args=tuple(argv[start + 1:]))
+    return Cmdline(events=events, script=first, args=tuple(argv[start + 1:]))
+
+
+def _split_quoted(text: str) -> list[str]:
+    """SGE's split on blanks keeping "…"/'…' sections whole; then every quote character is deleted."""
+    out: list[str] = []
+    cur: list[str] = []
+    quote = ""
+    have = False
+    for ch in text:
+        if quote:
+            if ch == quote:
+                quote = ""
+            else:
+                cur.append(ch)
+            continue
+        if ch in "\"'":
+            quote, have = ch, True
+        elif ch in " \t\n\r":
+            if cur or have:
+                out.append("".join(cur))
+            cur, have = [], False
+        else:
+            cur.append(ch)
+    if cur or have:
+        out.append("".join(cur))
+    return [t.replace('"', "").replace("'", "") for t in out]
+
+
+def directive_tokens(script: str, prefix: str = "#$") -> list[str]:
+    """Every line of the whole file that starts with PREFIX (column 1), cut at the next '#'."""
+    if not prefix:
+        return []
+    tokens: list[str] = []
+    for line in script.splitlines():
+        if not line.startswith(prefix):
+            continue
+        body = line[len(prefix):].split("#", 1)[0].rstrip()
+        tokens += _split_quoted(body)
+    return tokens
+
+
+def defaults_tokens(text: str) -> list[str]:
+    """sge_request(5): blank lines and lines with '#' in column 1 are skipped; text after '#' is cut."""
+    tokens: list[str] = []
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        tokens += _split_quoted(line.split("#", 1)[0])
+    return tokens
+
+
+def script_events(script: str, *, prefix: str, read_file: Callable[[str], str | None] | None = None) -> list[Event]:
+    try:
+        events, _ = tokens_to_events(directive_tokens(script, prefix), 1, allow_script=False, read_file=read_file)
+    except QsubError as e:
+        raise QsubError(e.message, e.status, prefix="Unable to read script file because of error: ") from None
+    return [e for e in events if e.flag != "-C"]  # -C in a script is silently ignored
+
+
+def defaults_events(text: str, *, read_file: Callable[[str], str | None] | None = None) -> list[Event]:
+    try:
+        events, _ = tokens_to_events(defaults_tokens(text), 0, allow_script=False, read_file=read_file)
+    except QsubError as e:
+        raise QsubError(e.message, e.status, prefix="") from None
+    return events
+
+
+def directive_prefix(cmdline: list[Event]) -> str:
+    prefix = "#$"
+    for e in cmdline:
+        if e.flag == "-C":
+            prefix = e.value or ""
+    return prefix
+
+
+def is_binary(events: list[Event]) -> bool:
+    """-b y on the command line or in a defaults file: the script is not read for directives."""
+    binary = False
+    for e in events:
+        if e.flag == "-b":
+            binary = _yes("-b", e.value or "")
+    return binary
+
+
+def repeat_warnings(events: list[Event]) -> list[str]:
+    """SGE's 'option has already been set' warnings (stdout, before the submit line)."""
+    seen: set[tuple[int, str]] = set()
+    out: list[str] = []
+    for e in events:
+        if e.flag in WARN_REPEAT:
+            key = (e.source, e.flag)
+            if key in seen:
+                head = "qsub: warning: " if e.source == 2 else "warning: "
+                out.append(f'{head}"{e.flag}" option has already been set, overriding previous setting')
+            seen.add(key)
+    return out
+
+
+# -- values ------------------------------------------------------------------------------------------
+
+def parse_memory(value: str) -> int:
+    """SGE memory_specifier: lower-case multipliers are decimal (k = 1000), upper-case binary (K = 1024)."""
+    m = _MEM.match(value.strip())
+    if not m:
+        raise ValueError(value)
+    return int(float(m.group(1)) * _MEM_UNITS[m.group(2)])
+
+
+def parse_time(value: str) -> int | None:
+    """SGE time_specifier: seconds or h:m:s (empty parts count 0); INFINITY → None (no limit)."""
+    v = value.strip()
+    if v.upper() == "INFINITY":
+        return None
+    parts = v.split(":")
+    if len(parts) > 3 or not all(p.isdigit() or p == "" for p in parts) or not any(parts):
+        raise ValueError(value)
+    seconds = 0
+    for p in parts:
+        seconds = seconds * 60 + int(p or 0)
+    return seconds
+
+
+def parse_pe_range(value: str) -> tuple[int, int | None]:
+    """`n`, `n-m`, `n-` (to infinity), `-m` (= 1-m) → (low, high or None)."""
+    m = re.fullmatch(r"(\d*)(-?)(\d*)", value.strip())
+    if not m or not (m.group(1) or m.group(3)) or (not m.group(2) and not m.group(1)):
+        raise QsubError(f'Wrong pe range "{value}"', ESYNTAX)
+    low = int(m.group(1)) if m.group(1) else 1
+    high = (int(m.group(3)) if m.group(3) else None) if m.group(2) else low
+    if high is not None and high < low:
+        low, high = high, low
+    if low == 0 and high == 0:
+        raise QsubError(f'Wrong pe range "{value}"', ESYNTAX)
+    return low, high
+
+
+def _resource_pairs(value: str) -> list[tuple[str, str]]:
+    pairs = []
+    for item in re.split(r"[,\s]+", value.strip()):
+        if not item:
+            continue
+        name, eq, val = item.partition("=")
+        if not name or (eq and not val):
+            raise QsubError(f'Wrong resource list format "{value}" specified to -l option', ESYNTAX)
+        pairs.append((name, val if eq else "TRUE"))
+    if not pairs:
+        raise QsubError(f'Wrong resource list format "{value}" specified to -l option', ESYNTAX)
+    return pairs
+
+
+def _env_pairs(value: str, environ: dict[str, str]) -> list[tuple[str, str | None]]:
+    out: list[tuple[str, str | None]] = []
+    for item in value.split(","):
+        var, eq, val = item.partition("=")
+        if not var or (not eq and var not in environ):
+            raise QsubError(f'Wrong variable list format -v "{value}" or environment variable not set', ESYNTAX)
+        out.append((var, val if eq else None))
+    return out
+
+
+def _path(flag: str, value: str) -> str | None:
+    """`[[host]:]path,…` → the path for every host (the entry without a host); host entries are kept
+    only when no default exists (they name this submit host's paths, as SGE would use them on one)."""
+    what = {"-o": "stdout path list", "-e": "path list", "-i": "stdin path list", "-S": "shell path list"}[flag]
+    default = None
+    other = None
+    for item in value.split(","):
+        if not item:
+            raise QsubError(f'Wrong {what} format "{value}" specified to {flag} option', ESYNTAX)
+        if item.startswith(":"):
+            default = item[1:]
+        elif ":" in item and not item.startswith("/"):
+            other = other or item.split(":", 1)[1]
+        else:
+            default = item
+    path = default if default is not None else other
+    if not path:
+        raise QsubError(f'Wrong {what} format "{value}" specified to {flag} option', ESYNTAX)
+    return path
+
+
+# -- folding -------------------------------------------------------------------------------------------
+
+def fold(events: list[Event], *, environ: dict[str, str], default_mem: int) -> GridOptions:
+    """Merge the events of every source by SGE's rules into GridOptions."""
+    cleared = max((i for i, e in enumerate(events) if e.flag == "-clear"), default=-1)
+    events = events[cleared + 1:]
+    opts = GridOptions(mem=None)
+    resources: dict[str, str] = {}
+    env: dict[str, str | None] = {}
+    queue_source = -1
+    queues: list[str] = []
+    mail_letters = ""
+    extra: dict[str, object] = {}
+    for e in events:
+        f, v = e.flag, e.value or ""
+        if f == "-N":
+            if not v:
+                raise QsubError("empty string argument to -N option invalid", ESYNTAX)
+            if "/" in v:
+                raise QsubError("argument to -N option must not contain / ", ESYNTAX)
+            opts = replace(opts, name=v)
+        elif f == "-a":
+            if not re.fullmatch(r"(\d{2}){0,2}\d{8}(\.\d{2})?", v):
+                raise QsubError(f'Wrong date/time format "{v}" specified to -a option', ESYNTAX)
+            opts = replace(opts, start_at=v)
+        elif f == "-A":
+            extra["account"] = v
+        elif f == "-b":
+            opts = replace(opts, binary=_yes(f, v))
+        elif f in ("-cwd",):
+            opts = replace(opts, cwd=True, wd=None)
+        elif f == "-wd":
+            opts = replace(opts, wd=v, cwd=False)
+        elif f in ("-o", "-e", "-i"):
+            p = _path(f, v)
+            opts = replace(opts, **{{"-o": "out", "-e": "err", "-i": "stdin"}[f]: p})
+        elif f == "-S":
+            extra["shell"] = _path(f, v)
+        elif f == "-j":
+            opts = replace(opts, join=_yes(f, v))
+        elif f == "-js":
+            if not v.isdigit():
+                raise QsubError("invalid jobshare, must be an unsigned integer", ESEMANTIC)
+            extra["jobshare"] = int(v)
+        elif f == "-l":
+            for name, val in _resource_pairs(v):
+                resources[SHORTCUTS.get(name, name)] = val
+        elif f == "-m":
+            if not re.fullmatch(r"[beasn]+", v):
+                raise QsubError(f'Wrong mail options list format "{v}" specified to -m option', ESYNTAX)
+            for ch in v:
+                mail_letters = "" if ch == "n" else mail_letters + (ch if ch not in mail_letters else "")
+            mail_letters = mail_letters or "n"
+        elif f == "-M":
+            addrs = v.split(",")
+            if not all(re.fullmatch(r"[^@\s,]+(@[^@\s,]+)?", a) for a in addrs):
+                raise QsubError(f'Wrong mail list format "{v}" specified to -M option', ESYNTAX)
+            opts = replace(opts, mail_to=opts.mail_to + tuple(a for a in addrs if a not in opts.mail_to))
+        elif f == "-notify":
+            extra["notify"] = True
+        elif f == "-now":
+            extra["now"] = _yes(f, v)
+        elif f == "-p":
+            if not re.fullmatch(r"-?\d+", v) or not -1023 <= int(v) <= 1024:
+                raise QsubError(f'invalid priority "{v}".  Must be an integer from -1023 to 1024', ESYNTAX)
+            extra["priority"] = int(v)
+        elif f == "-P":
+            extra["project"] = v
+        elif f == "-pe":
+            extra["pe"] = (v, *parse_pe_range(e.value2 or ""))
+        elif f == "-q":
+            if not v:
+                raise QsubError(f'Wrong queue list format "{v}" specified to -q option', ESYNTAX)
+            if e.source != queue_source:
+                queues, queue_source = [], e.source  # a later source replaces the earlier -q
+            queues += [q for q in v.split(",") if q]
+        elif f == "-r":
+            extra["rerun"] = _yes(f, v)
+        elif f == "-R":
+            extra["reservation"] = _yes(f, v)
+        elif f == "-shell":
+            extra["shell_mode"] = _yes(f, v)
+        elif f == "-sync":
+            opts = replace(opts, sync=_yes(f, v))
+        elif f == "-terse":
+            extra["terse"] = True
+        elif f == "-h":
+            extra["hold"] = True
+        elif f == "-v":
+            for var, val in _env_pairs(v, environ):
+                env.pop(var, None)
+                env[var] = environ.get(var) if val is None else val
+                extra.setdefault("v_vars", []).append(var)
+        elif f == "-V":
+            extra["export_all"] = True
+            for var, val in environ.items():
+                env.pop(var, None)
+                env[var] = val
+        elif f == "-w":
+            if v not in ("e", "w", "n", "p", "v"):
+                raise QsubError(f'invalid option argument "-w {v}"', ESYNTAX)
+            extra["verify"] = v
+        elif f in ("-hard", "-soft"):
+            opts = replace(opts, ignored=opts.ignored + (f,))
+        elif f == "--dry-run":
+            opts = replace(opts, dry_run=True)
+        elif f == "--debug":
+            opts = replace(opts, debug=True)
+        elif f in ("-C", "-clear", "-help"):
+            pass
+        else:  # pragma: no cover  (OPTIONS and this function are kept in step by tests)
+            raise AssertionError(f)
+    opts = _memory(opts, resources, default_mem=default_mem)
+    if queues:
+        opts = replace(opts, queue=queues[0])
+        extra["queues"] = queues
+    if mail_letters:
+        opts = replace(opts, mail_events=mail_letters)
+    return replace(opts, env=tuple(env.items()), sge=extra)
+
+
+MEMORY_LIMITS = ("h_vmem", "h_rss", "s_vmem", "s_rss", "h_data", "s_data")
+MEMORY_REQUESTS = ("mem_free", "virtual_free")
+
+
+def _memory(opts: GridOptions, resources: dict[str, str], *, default_mem: int) -> GridOptions:
+    """-l values that gridshim maps (memory, h_rt, slots, release); the rest stay in `resources`."""
+    limit: int | None = None
+    request: int | None = None
+    rest: list[tuple[str, str]] = []
+    for name, val in resources.items():
+        if name in MEMORY_LIMITS or name in MEMORY_REQUESTS:
+            try:
+                n = parse_memory(val)
+            except ValueError:
+                raise Rejected(f'wrong type in "{name}={val}" - memory expected') from None
+            if name in MEMORY_LIMITS:
+                limit = n if limit is None else min(limit, n)  # the tightest hard limit is what binds
+            else:
+                request = n if request is None else max(request, n)
+        elif name in ("h_rt", "s_rt"):
+            try:
+                secs = parse_time(val)
+            except ValueError:
+                raise Rejected(f'wrong type in "{name}={val}" - time expected') from None
+            if name == "h_rt" or opts.wall_seconds is None:
+                opts = replace(opts, wall_seconds=secs)
+        elif name == "release":
+            opts = replace(opts, release=val)
+        else:
+            rest.append((name, val))
+    return replace(opts, mem=limit, mem_request=request, resources=tuple(rest))
