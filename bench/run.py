@@ -53,7 +53,7 @@ LIMITS = {"default": {"cpu": "500m", "memory": "512Mi"}, "defaultRequest": {"cpu
 GOALS = {"jsub_vs_kubectl": 1.0, "qstat5000_vs_kubectl": 1.0, "qstat5000_peak_rss_mb": 150.0,
          "crontab200_vs_kubectl_apply": 1.0, "sync_latency_s": 0.5}
 POPULATED = "bench.gridshim.io/populated"  # label on the suspended Jobs made for qstat
-FIGURES = ("jsub", "sync", "crontab", "qstat")
+FIGURES = ("jsub", "qsub", "sync", "crontab", "qstat")
 
 
 def log(msg: str) -> None:
@@ -377,24 +377,36 @@ def have_command(module: str) -> bool:
         return False
 
 
-def fig_jsub(b: Bench, pairs: int) -> dict[str, Any]:
-    """jsub -quiet -N x /bin/true vs kubectl create job; every Job deleted before the next run."""
+def fig_submit(b: Bench, pairs: int, cmd: str, *args: str) -> dict[str, Any]:
+    """CMD ARGS (jsub, qsub) vs kubectl create job; every Job deleted before the next run."""
     def clear() -> None:
         b.delete_all("Job")
         time.sleep(0.2)  # let the controllers settle, the same for both sides
 
     clear()
     p = b.interleave(pairs,
-                     lambda i: b.gridshim("jsub", "-quiet", "-N", "x", "/bin/true"),
+                     lambda i: b.gridshim(cmd, *args),
                      lambda i: b.kctl("create", "job", f"x-kc-{i + 1}", f"--image={b.image}", "--", "/bin/true"),
                      between=clear)
-    rt = b.count_round_trips("jsub", "jsub", "-quiet", "-N", "x", "/bin/true")
+    rt = b.count_round_trips(cmd, cmd, *args)
     krt = b.kubectl_requests("kubectl_create_job", "create", "job", "x-kc-rt", f"--image={b.image}", "--", "/bin/true")
     clear()
-    return p.summary(command="jsub -quiet -N x /bin/true",
+    return p.summary(command=" ".join([cmd, *args]),
                      kubectl_command=f"kubectl create job x-kc-N --image={b.image} -- /bin/true",
                      round_trips=rt, kubectl_requests=krt,
-                     import_ms=b.import_ms("jsub", "--dry-run", "-N", "x", "/bin/true"))
+                     import_ms=b.import_ms(cmd, "--dry-run", *[a for a in args if a != "-quiet"]))
+
+
+def fig_jsub(b: Bench, pairs: int) -> dict[str, Any]:
+    return fig_submit(b, pairs, "jsub", "-quiet", "-N", "x", "/bin/true")
+
+
+def fig_qsub(b: Bench, pairs: int) -> dict[str, Any]:
+    """qsub of a small job script (read, parsed for #$ lines and copied into the Job) vs kubectl create job."""
+    script = b.workdir / "job.sh"
+    script.write_text("#!/bin/sh\n#$ -N x\n#$ -j y\n/bin/true\n")
+    script.chmod(0o644)
+    return fig_submit(b, pairs, "qsub", "-terse", str(script))
 
 
 class JobWatcher:
@@ -662,12 +674,14 @@ def main(argv: list[str] | None = None) -> int:
                        "goals": GOALS, "params": {"pairs": args.pairs, "sync_runs": args.sync_runs,
                                                   "qstat_jobs": args.qstat_jobs,
                                                   "crontab_entries": args.crontab_entries}}
-            if "jsub" in only:
-                log("jsub vs kubectl create job")
-                d = details["jsub"] = fig_jsub(b, args.pairs)
-                results["jsub_vs_kubectl"] = d["ratio"]
-                lines.append(line("jsub_vs_kubectl", d["ratio"], GOALS["jsub_vs_kubectl"],
-                                  f"jsub {d['gridshim_median_s'] * 1000:.0f} ms / kubectl create job "
+            for fig, maker in (("jsub", fig_jsub), ("qsub", fig_qsub)):
+                if fig not in only:
+                    continue
+                log(f"{fig} vs kubectl create job")
+                d = details[fig] = maker(b, args.pairs)
+                results[f"{fig}_vs_kubectl"] = d["ratio"]
+                lines.append(line(f"{fig}_vs_kubectl", d["ratio"], GOALS["jsub_vs_kubectl"],
+                                  f"{d['command']}: {d['gridshim_median_s'] * 1000:.0f} ms / kubectl create job "
                                   f"{d['kubectl_median_s'] * 1000:.0f} ms ({d['pairs']} pairs; "
                                   f"{d['round_trips']} round trip(s), imports {d['import_ms']:.0f} ms)"))
                 print(lines[-1], flush=True)

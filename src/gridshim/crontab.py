@@ -4,7 +4,7 @@ Layer: like translate.py. Parses a crontab the way cron does (line by line, `VAR
 order, five time fields or an @macro, cron's `%` rule), reads each command the way cron's /bin/sh
 would, and maps it through gridflags + translate with exactly jsub's semantics. No clock,
 environment, filesystem or network: what the submit host knows arrives as a `CronHost`.
-Imports gridflags, translate, config, model, errors and render.labels (names only).
+Imports submit (grid lines), translate, config, model, errors and render.labels (names only).
 """
 
 from __future__ import annotations
@@ -18,13 +18,12 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 from zoneinfo import ZoneInfo
 
-from gridshim import gridflags
 from gridshim.config import Settings
-from gridshim.errors import GridshimError, UsageError
+from gridshim.errors import GridshimError
 from gridshim.gridflags import GridOptions
 from gridshim.model import JobRequest, Preset
 from gridshim.render.labels import object_name
-from gridshim.translate import SubmitHost, resolve_program, translate
+from gridshim.translate import SubmitHost, translate
 
 # cron(8): the environment every command starts with, before the crontab's own VAR= lines.
 CRON_PATH = "/usr/bin:/bin"
@@ -744,7 +743,7 @@ def _map_grid_line(entry: Entry, cmd: str, rest: list[Token], pre: _Prefix, *, e
     cron_env = {"PATH": CRON_PATH, **env}
     port = SubmitHost(tool=host.tool, home=home, cwd=pre.cwd, env=cron_env, uid=host.uid, isdir=host.isdir,
                       exists=host.exists, executable=host.executable, read_text=host.read_text)
-    shell = None
+    shell: Callable[[str, tuple[str, ...]], str] | None = None
     if pre.tests:
         if cmd == "qsub":
             raise _LineError("qsub: a test before qsub ran on the cron host; put it at the top of the job script")
@@ -752,9 +751,10 @@ def _map_grid_line(entry: Entry, cmd: str, rest: list[Token], pre: _Prefix, *, e
         # first, there, and ends successfully without running the program when it fails.
         test = " && ".join(pre.tests)
 
-        def shell(program: str, args: tuple[str, ...]) -> str:
+        def guarded(program: str, args: tuple[str, ...]) -> str:
             return (f"if ! ( cd {shlex.quote(pre.cwd)} && {test} ); then exit 0; fi; "
                     f"exec {shlex.join([program, *args])}")
+        shell = guarded
     try:
         p = submit.plan(cmd, argv, settings=settings, host=port, command_line=entry.command.strip(),
                         cron=submit.Cron(schedule=entry.schedule, schedule_text=entry.schedule_text,

@@ -2,9 +2,10 @@
 whether it works unchanged, works with a difference (which), or is not supported (why, and instead).
 
 Layer: pure analysis, like translate.py. The crontab is judged by the crontab module itself (each
-entry is planned on its own, so one bad line does not hide the others), jsub lines by gridflags and
-translate, so the verdicts are the code's own. Files are read only through `CronHost.read_text`,
-handed in by the CLI. Imports crontab, gridflags, translate, config, model and errors.
+entry is planned on its own, so one bad line does not hide the others), jsub and qsub lines by the
+one submission pipeline (submit.plan), so the verdicts are the code's own. Files are read only
+through `CronHost.read_text`, handed in by the CLI. Imports crontab, submit, sgeflags, gridflags,
+translate, config, model and errors.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from gridshim import gridflags
 from gridshim.config import Settings
 from gridshim.errors import GridshimError
 from gridshim.model import JobRequest, Preset
-from gridshim.translate import SubmitHost, default_job_name, resolve_program, translate
+from gridshim.translate import SubmitHost, default_job_name
 
 SUBMIT: dict[str, Preset] = {"jsub": Preset.JSUB, "jstart": Preset.JSTART, "qcronsub": Preset.QCRONSUB,
                              "qsub": Preset.JSUB}
@@ -342,7 +343,7 @@ def _filter_directives(text: str, *, where: str) -> tuple[str, list[Note]]:
 
 
 def request_notes(req: JobRequest, settings: Settings) -> list[Note]:
-    """What a decided job does differently from the grid, read from the request translate() made."""
+    """What a decided job does differently from the grid, read from the request the submission pipeline made."""
     notes: list[Note] = []
     if req.release and req.release not in settings.images:
         notes.append(Note(text=f"release {req.release}: the site config has no image for it, so the job runs in "

@@ -128,6 +128,17 @@ class Tool:
             time.sleep(interval)
 
 
+def write(tool: Tool, rel: str, text: str, mode: int = 0o644) -> Path:
+    """A file in the tool's home, owned by the tool (as if the tool had written it)."""
+    path = tool.home / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+    for p in (path, path.parent):
+        os.chown(p, tool.uid, tool.uid)
+    return path
+
+
 @pytest.fixture(scope="session")
 def make_tool(sandbox: Sandbox) -> Callable[..., Tool]:
     """Factory: a fresh tool (namespace, RBAC, quota, home, kubeconfig) for a test."""

@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from pathlib import Path
 from typing import Callable
 
-from conftest import Tool
-
-
-def write(tool: Tool, rel: str, text: str, mode: int = 0o644) -> Path:
-    path = tool.home / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    path.chmod(mode)
-    for p in (path, path.parent):
-        os.chown(p, tool.uid, tool.uid)
-    return path
+from conftest import Tool, write
 
 
 def lines_of(out: str) -> dict[str, str]:

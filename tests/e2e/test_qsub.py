@@ -8,20 +8,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import Tool
+from conftest import Tool, write
 
 CPU4 = {"default": {"cpu": "500m", "memory": "512Mi"}, "defaultRequest": {"cpu": "50m", "memory": "64Mi"},
         "max": {"cpu": "4", "memory": "16Gi"}, "min": {"cpu": "10m", "memory": "4Mi"}}
-
-
-def write(tool: Tool, rel: str, text: str, mode: int = 0o644) -> Path:
-    path = tool.home / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    path.chmod(mode)
-    for p in (path, path.parent):
-        os.chown(p, tool.uid, tool.uid)
-    return path
 
 
 def mkdir(tool: Tool, rel: str) -> Path:

@@ -15,6 +15,8 @@ def imports(path: Path) -> set[str]:
             found.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
             found.add(node.module)
+            if node.module == "gridshim":  # from gridshim import submit
+                found.update(f"gridshim.{a.name}" for a in node.names)
     return found
 
 
@@ -36,7 +38,8 @@ def test_leaves_import_nothing_of_ours() -> None:
 def test_pure_layers_do_not_import_the_edge() -> None:
     edge = ("gridshim.cli", "gridshim.cluster", "click", "rich")
     for mod, names in modules().items():
-        if mod.split("/")[0] in ("render", "gridflags.py", "translate.py", "status.py", "model.py", "config.py"):
+        if mod.split("/")[0] in ("render", "gridflags.py", "sgeflags.py", "submit.py", "translate.py", "status.py",
+                                 "model.py", "config.py", "crontab.py", "migrate.py"):
             bad = [n for n in names if n.startswith(edge)]
             assert not bad, f"{mod} imports {bad}"
 
@@ -47,3 +50,19 @@ def test_only_cli_imports_click_and_only_output_or_cli_import_rich() -> None:
             assert mod.startswith("cli/"), mod
         if any(n == "rich" or n.startswith("rich.") for n in names):
             assert mod.startswith(("cli/", "output/")), mod
+
+
+def test_the_submission_pipeline_is_pure_and_the_dialect_parsers_are_leaves() -> None:
+    """submit.py decides without the API or rendering; each dialect's parser only parses."""
+    mods = modules()
+    ours = {m: {n for n in names if n.startswith("gridshim")} for m, names in mods.items()}
+    assert ours["sgeflags.py"] <= {"gridshim.errors", "gridshim.gridflags"}, ours["sgeflags.py"]
+    assert ours["gridflags.py"] <= {"gridshim.errors"}, ours["gridflags.py"]
+    allowed = {"gridshim", "gridshim.gridflags", "gridshim.sgeflags", "gridshim.translate", "gridshim.model",
+               "gridshim.config", "gridshim.errors"}
+    assert ours["submit.py"] <= allowed, ours["submit.py"] - allowed
+    # every command that submits goes through it; no command builds a JobRequest with translate() itself
+    for mod in ("cli/jsub.py", "cli/qsub.py", "crontab.py", "migrate.py"):
+        assert "gridshim.submit" in ours[mod], mod
+    for mod in ("cli/jsub.py", "cli/qsub.py", "migrate.py"):
+        assert "translate(" not in (SRC / mod).read_text(), mod

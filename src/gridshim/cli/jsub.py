@@ -1,4 +1,4 @@
-"""jsub, jstart and qcronsub: submit a grid job as a Kubernetes Job (edge: parse → translate → submit).
+"""jsub, jstart and qcronsub: submit a grid job as a Kubernetes Job (edge: submit.plan → render → ops.submit).
 
 jsub's own errors after option parsing go to the job's .err file (unless -stderr), prefixed with
 the time as jsub printed them; on a terminal they are shown too.

@@ -47,19 +47,26 @@ _R = " " * 7  # qstat -r's indent (sge_qstat.c)
 
 
 def requested(row: JobRow) -> list[str]:
-    """The hard resource requests as `name=value` (SGE's -r and -j lists)."""
+    """The hard resource requests as `name=value` (SGE's -r and -j lists). jsub jobs show memory as jsub
+    passed it to qsub (h_vmem in k, 1024-byte units); qsub jobs as SGE prints a memory value, per slot."""
     opts = row.options
-    if opts.get("dialect") == "qsub":
-        out = []
-        if row.mem_bytes:
-            out.append(f"h_vmem={_sge_memory(row.mem_bytes // max(slots_of(row), 1))}")
-        if opts.get("mem_request"):
-            out.append(f"mem_free={_sge_memory(int(opts['mem_request']))}")
-        if opts.get("wall_seconds"):
-            out.append(f"h_rt={opts['wall_seconds']}")
+    qsub = opts.get("dialect") == "qsub"
+
+    def memory(n: int) -> str:
+        return _sge_memory(n) if qsub else f"{n // 1024}k"
+
+    out = []
+    if row.mem_bytes:
+        out.append(f"h_vmem={memory(row.mem_bytes // max(slots_of(row), 1) if qsub else row.mem_bytes)}")
+    if opts.get("mem_request"):
+        out.append(f"mem_free={memory(int(opts['mem_request']))}")
+    if opts.get("wall_seconds"):
+        out.append(f"h_rt={opts['wall_seconds']}")
+    if qsub:
         out += [f"{k}={v}" for k, v in opts.get("resources") or []]
-        return out
-    return [p for p in resource_list(row).split(",") if p]
+    elif opts.get("release"):
+        out.append(f"release={opts['release']}")
+    return out
 
 
 def _sge_memory(n: int) -> str:
@@ -93,18 +100,8 @@ def _kv(key: str, value: object) -> str:
 
 
 def resource_list(row: JobRow) -> str:
-    """The `-l` list as jsub passed it to qsub: h_vmem in k (1024-byte units, jsub's form), then the rest."""
-    opts = row.options
-    parts = []
-    if row.mem_bytes:
-        parts.append(f"h_vmem={row.mem_bytes // 1024}k")
-    if opts.get("mem_request"):
-        parts.append(f"mem_free={int(opts['mem_request']) // 1024}k")
-    if opts.get("wall_seconds"):
-        parts.append(f"h_rt={opts['wall_seconds']}")
-    if opts.get("release"):
-        parts.append(f"release={opts['release']}")
-    return ",".join(parts)
+    """The `-l` list of `qstat -j`'s `hard resource_list`."""
+    return ",".join(requested(row))
 
 
 def format_detail(row: JobRow) -> str:
@@ -136,7 +133,7 @@ def format_detail(row: JobRow) -> str:
         out.append(_kv("stderr_path_list", f"NONE:NONE:{o['stderr']}"))
     if o.get("join"):
         out.append(_kv("merge", "y"))
-    resources = ",".join(requested(row))
+    resources = resource_list(row)
     if resources:
         out.append(_kv("hard resource_list", resources))
     if o.get("mail"):

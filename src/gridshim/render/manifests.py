@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from gridshim.config import Settings
+from gridshim.errors import GridshimError
 from gridshim.model import JobKind, JobRequest, Manifest
 from gridshim.render import labels as L
 from gridshim.render.command import escape_expansion, wrap_command
@@ -51,6 +52,10 @@ def _resources(req: JobRequest, settings: Settings) -> dict[str, Any]:
     return {"limits": limits, "requests": {"memory": quantity(memory_request(req, settings)), "cpu": cpu_request}}
 
 
+# Linux's limit on one environment string (MAX_ARG_STRLEN), which the copied script travels in.
+SCRIPT_ENV_LIMIT = 128 * 1024
+
+
 # A CronJob run's pod learns its Job's uid from this label (the wrapper derives $JOB_ID from it).
 CONTROLLER_UID = "batch.kubernetes.io/controller-uid"
 
@@ -61,7 +66,14 @@ def _env(req: JobRequest) -> list[Manifest]:
         env.append({"name": "GRIDSHIM_JOB_UID",
                     "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{CONTROLLER_UID}']"}}})
     if req.script_text is not None:
-        env.append({"name": "GRIDSHIM_SCRIPT", "value": escape_expansion(req.script_text)})
+        text = escape_expansion(req.script_text)
+        size = len(f"GRIDSHIM_SCRIPT={text}".encode("utf-8", "surrogateescape")) + 1
+        if size > SCRIPT_ENV_LIMIT:
+            raise GridshimError(f"Unable to run job: the job script is {len(req.script_text.encode('utf-8', 'surrogateescape'))} "
+                                f"bytes; gridshim carries at most {SCRIPT_ENV_LIMIT // 1024} KiB of script in the job "
+                                "(counting each $ twice)\nExiting.",
+                                hint=None)
+        env.append({"name": "GRIDSHIM_SCRIPT", "value": text})
     return env
 
 
