@@ -94,12 +94,14 @@ class Cron:
     shell: Callable[[str, tuple[str, ...]], str] | None = None  # (program, args) → the command line to run
 
 
-def plan(command: str, argv: list[str], *, settings: Settings, host: SubmitHost, stdin_text: str | None = None,
-         cron: Cron | None = None, command_line: str = "") -> Plan:
+def plan(command: str, argv: list[str], *, settings: Settings, host: SubmitHost,
+         stdin_text: str | Callable[[], str | None] | None = None, cron: Cron | None = None,
+         command_line: str = "") -> Plan:
     """Decide one submission of COMMAND (jsub, jstart, qcronsub, qsub) with ARGV on HOST.
 
-    Raises UsageError (jsub's argparse errors), sgeflags.QsubError / Rejected (qsub's), other
-    GridshimErrors, or HelpRequested.
+    STDIN_TEXT is qsub's script when none is named: the text, or a function that reads it (called
+    only when qsub really reads stdin). Raises UsageError (jsub's argparse errors), sgeflags.QsubError
+    / Rejected (qsub's), other GridshimErrors, or HelpRequested.
     """
     dialect = DIALECTS[command]
     preset = PRESETS[command]
@@ -154,8 +156,8 @@ def _plan_jsub(command: str, argv: list[str], *, preset: Preset, settings: Setti
                 sync_ignored=bool(cron.schedule) and any(f == "-sync" and v in ("y", "yes") for f, v in cli.events))
 
 
-def _plan_qsub(argv: list[str], *, settings: Settings, host: SubmitHost, stdin_text: str | None, cron: Cron,
-               command_line: str) -> Plan:
+def _plan_qsub(argv: list[str], *, settings: Settings, host: SubmitHost,
+               stdin_text: str | Callable[[], str | None] | None, cron: Cron, command_line: str) -> Plan:
     def read(path: str) -> str | None:
         return host.read_text(_abs(path, host.cwd))
 
@@ -181,6 +183,8 @@ def _plan_qsub(argv: list[str], *, settings: Settings, host: SubmitHost, stdin_t
         directives: list[sgeflags.Event] = []
     else:
         if cmd.script is None:
+            if callable(stdin_text):
+                stdin_text = stdin_text()
             if not stdin_text:
                 raise sgeflags.QsubError("no input read from stdin", sgeflags.EUNKNOWN,
                                          prefix="Unable to read script file because of error: ")

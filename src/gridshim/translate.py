@@ -176,7 +176,7 @@ def job_environment(opts: GridOptions, *, host: SubmitHost, user: str, name: str
             env[f"SGE_O_{var}"] = host.env[var]
     env.update({
         "HOME": host.home, "USER": user, "LOGNAME": user, "TOOL_DATA_DIR": host.home,
-        "JOB_NAME": name, "REQUEST": name, "QUEUE": queue,
+        "JOB_NAME": name, "REQUEST": name, "REQNAME": name, "QUEUE": queue,
         "SGE_TASK_ID": "undefined", "SGE_TASK_FIRST": "undefined", "SGE_TASK_LAST": "undefined",
         "SGE_TASK_STEPSIZE": "undefined", "NSLOTS": str(slots), "NHOSTS": "1", "NQUEUES": "1",
         "SGE_O_HOST": host.env.get("HOST") or host.hostname or "localhost", "SGE_O_WORKDIR": host.cwd,

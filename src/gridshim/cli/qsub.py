@@ -63,7 +63,6 @@ def qsub(env: Env, argv: list[str]) -> int:
     from gridshim.submit import HelpRequested, plan  # noqa: PLC0415
 
     settings = config.load(env.environ)
-    stdin_text = None
     try:
         dry_run = "--dry-run" in argv
         try:
@@ -72,9 +71,7 @@ def qsub(env: Env, argv: list[str]) -> int:
             env.stderr.write(f"Unable to initialize environment because of error: {printable(e.message)}\nExiting.\n")
             return int(ExitCode.ERROR)
         host = local_host(env, tool=tool, uid=uid, token=os.urandom(8).hex())
-        if _reads_stdin(argv):
-            stdin_text = _read_stdin(env)
-        p = plan("qsub", argv, settings=settings, host=host, stdin_text=stdin_text)
+        p = plan("qsub", argv, settings=settings, host=host, stdin_text=lambda: _read_stdin(env))
     except HelpRequested:
         env.stdout.write(USAGE)
         return 0
@@ -111,17 +108,6 @@ def qsub(env: Env, argv: list[str]) -> int:
     if not opts.sync:
         return 0
     return _sync(env, cluster, req, manifests[0], terse=p.terse)
-
-
-def _reads_stdin(argv: list[str]) -> bool:
-    """qsub reads its script from stdin when no script is named (or it is `-`), unless -b y."""
-    from gridshim.sgeflags import split_cmdline  # noqa: PLC0415
-
-    try:
-        cmd = split_cmdline(argv)
-    except GridshimError:
-        return False
-    return cmd.script is None and not cmd.help
 
 
 def _read_stdin(env: Env) -> str | None:
