@@ -28,6 +28,19 @@ $(STAMP): setup.cfg pyproject.toml
 
 venv: $(STAMP)
 
+# Real Grid Engine clients from PyPI (dask-jobqueue, Snakemake 7) for tests/e2e/test_clients.py, in a
+# venv of their own made with the same PYTHON: jobs run its interpreter as the sandbox's tool uids.
+CLIENTS_VENV := .venv-clients
+CLIENTS_REQ := tests/e2e/clients/requirements.txt
+.PHONY: clients-venv
+$(CLIENTS_VENV)/.installed: $(CLIENTS_REQ)
+	@test -x $(CLIENTS_VENV)/bin/python || $(PYTHON) -m venv $(CLIENTS_VENV)
+	$(CLIENTS_VENV)/bin/python -m pip install -q --upgrade pip
+	$(CLIENTS_VENV)/bin/python -m pip install -q -r $(CLIENTS_REQ)
+	@touch $@
+
+clients-venv: $(CLIENTS_VENV)/.installed
+
 sandbox-build:
 	bash sandbox/build.sh
 
@@ -41,13 +54,13 @@ sandbox-status: venv
 	$(PY) -m sandbox.up status
 
 # The whole suite: unit tests, then end-to-end tests against the real sandbox (started if needed).
-test: system-deps venv sandbox-build
+test: system-deps venv clients-venv sandbox-build
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-test-e2e: venv sandbox-build
+test-e2e: venv clients-venv sandbox-build
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
 demo: venv sandbox-up
@@ -57,4 +70,4 @@ bench: venv sandbox-up
 	$(PY) bench/run.py
 
 clean: sandbox-down
-	rm -rf .sandbox build dist src/*.egg-info
+	rm -rf .sandbox build dist src/*.egg-info .venv-clients
