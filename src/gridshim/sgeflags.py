@@ -129,14 +129,14 @@ def tokens_to_events(tokens: list[str], source: int, *, allow_script: bool,
         arity = OPTIONS.get(tok)
         if arity is None:
             raise QsubError(f'invalid option argument "{tok}"', ESEMANTIC)
+        if arity != FLAG and i + 1 >= len(tokens):
+            raise QsubError(_MUST_HAVE.get(tok, f"{tok} option must have argument"), ESEMANTIC)
         if tok in UNSUPPORTED:
             raise QsubError(f"Unknown option {tok} (gridshim does not support {UNSUPPORTED[tok]} yet)", ENOIMP)
         if arity == FLAG:
             events.append(Event(tok, None, source))
             i += 1
             continue
-        if i + 1 >= len(tokens):
-            raise QsubError(_MUST_HAVE.get(tok, f"{tok} option must have argument"), ESEMANTIC)
         if arity == PAIR:
             if i + 2 >= len(tokens):
                 raise QsubError("-pe option must have range as 2nd argument", ESEMANTIC)
@@ -364,122 +364,144 @@ def _path(flag: str, value: str) -> str | None:
 # -- folding -------------------------------------------------------------------------------------------
 
 def fold(events: list[Event], *, environ: dict[str, str], default_mem: int) -> GridOptions:
-    """Merge the events of every source by SGE's rules into GridOptions."""
+    """Merge the events of every source by SGE's rules into GridOptions. An error is worded for the
+    source its option came from (qsub-behaviour §2.2)."""
     cleared = max((i for i, e in enumerate(events) if e.flag == "-clear"), default=-1)
-    events = events[cleared + 1:]
-    opts = GridOptions(mem=None)
-    resources: dict[str, str] = {}
-    env: dict[str, str | None] = {}
-    queue_source = -1
-    queues: list[str] = []
-    mail_letters = ""
-    extra: dict[str, object] = {}
-    for e in events:
-        f, v = e.flag, e.value or ""
-        if f == "-N":
-            if not v:
-                raise QsubError("empty string argument to -N option invalid", ESYNTAX)
-            if "/" in v:
-                raise QsubError("argument to -N option must not contain / ", ESYNTAX)
-            opts = replace(opts, name=v)
-        elif f == "-a":
-            if not re.fullmatch(r"(\d{2}){0,2}\d{8}(\.\d{2})?", v):
-                raise QsubError(f'Wrong date/time format "{v}" specified to -a option', ESYNTAX)
-            opts = replace(opts, start_at=v)
-        elif f == "-A":
-            extra["account"] = v
-        elif f == "-b":
-            opts = replace(opts, binary=_yes(f, v))
-        elif f in ("-cwd",):
-            opts = replace(opts, cwd=True, wd=None)
-        elif f == "-wd":
-            opts = replace(opts, wd=v, cwd=False)
-        elif f in ("-o", "-e", "-i"):
-            p = _path(f, v)
-            opts = replace(opts, **{{"-o": "out", "-e": "err", "-i": "stdin"}[f]: p})
-        elif f == "-S":
-            extra["shell"] = _path(f, v)
-        elif f == "-j":
-            opts = replace(opts, join=_yes(f, v))
-        elif f == "-js":
-            if not v.isdigit():
-                raise QsubError("invalid jobshare, must be an unsigned integer", ESEMANTIC)
-            extra["jobshare"] = int(v)
-        elif f == "-l":
-            for name, val in _resource_pairs(v):
-                resources[SHORTCUTS.get(name, name)] = val
-        elif f == "-m":
-            if not re.fullmatch(r"[beasn]+", v):
-                raise QsubError(f'Wrong mail options list format "{v}" specified to -m option', ESYNTAX)
-            for ch in v:
-                mail_letters = "" if ch == "n" else mail_letters + (ch if ch not in mail_letters else "")
-            mail_letters = mail_letters or "n"
-        elif f == "-M":
-            addrs = v.split(",")
-            if not all(re.fullmatch(r"[^@\s,]+(@[^@\s,]+)?", a) for a in addrs):
-                raise QsubError(f'Wrong mail list format "{v}" specified to -M option', ESYNTAX)
-            opts = replace(opts, mail_to=opts.mail_to + tuple(a for a in addrs if a not in opts.mail_to))
-        elif f == "-notify":
-            extra["notify"] = True
-        elif f == "-now":
-            extra["now"] = _yes(f, v)
-        elif f == "-p":
-            if not re.fullmatch(r"-?\d+", v) or not -1023 <= int(v) <= 1024:
-                raise QsubError(f'invalid priority "{v}".  Must be an integer from -1023 to 1024', ESYNTAX)
-            extra["priority"] = int(v)
-        elif f == "-P":
-            extra["project"] = v
-        elif f == "-pe":
-            extra["pe"] = (v, *parse_pe_range(e.value2 or ""))
-        elif f == "-q":
-            if not v:
-                raise QsubError(f'Wrong queue list format "{v}" specified to -q option', ESYNTAX)
-            if e.source != queue_source:
-                queues, queue_source = [], e.source  # a later source replaces the earlier -q
-            queues += [q for q in v.split(",") if q]
-        elif f == "-r":
-            extra["rerun"] = _yes(f, v)
-        elif f == "-R":
-            extra["reservation"] = _yes(f, v)
-        elif f == "-shell":
-            extra["shell_mode"] = _yes(f, v)
-        elif f == "-sync":
-            opts = replace(opts, sync=_yes(f, v))
-        elif f == "-terse":
-            extra["terse"] = True
-        elif f == "-h":
-            extra["hold"] = True
-        elif f == "-v":
-            for var, val in _env_pairs(v, environ):
-                env.pop(var, None)
-                env[var] = environ.get(var) if val is None else val
-                extra.setdefault("v_vars", []).append(var)
-        elif f == "-V":
-            extra["export_all"] = True
-            for var, val in environ.items():
-                env.pop(var, None)
-                env[var] = val
-        elif f == "-w":
-            if v not in ("e", "w", "n", "p", "v"):
-                raise QsubError(f'invalid option argument "-w {v}"', ESYNTAX)
-            extra["verify"] = v
-        elif f in ("-hard", "-soft"):
-            opts = replace(opts, ignored=opts.ignored + (f,))
-        elif f == "--dry-run":
-            opts = replace(opts, dry_run=True)
-        elif f == "--debug":
-            opts = replace(opts, debug=True)
-        elif f in ("-C", "-clear", "-help"):
-            pass
-        else:  # pragma: no cover  (OPTIONS and this function are kept in step by tests)
-            raise AssertionError(f)
-    opts = _memory(opts, resources, default_mem=default_mem)
-    if queues:
-        opts = replace(opts, queue=queues[0])
-        extra["queues"] = queues
-    if mail_letters:
-        opts = replace(opts, mail_events=mail_letters)
-    return replace(opts, env=tuple(env.items()), sge=extra)
+    m = _Merge(opts=GridOptions(mem=None), environ=environ)
+    for e in events[cleared + 1:]:
+        try:
+            _fold_one(m, e)
+        except QsubError as err:
+            raise QsubError(err.message, err.status, prefix=SOURCE_PREFIX[e.source]) from None
+    opts = m.opts
+    if m.queues:
+        opts = replace(opts, queue=m.queues[0])
+        m.extra["queues"] = m.queues
+    if m.mail:
+        opts = replace(opts, mail_events=m.mail)
+    opts = _memory(opts, m.resources, default_mem=default_mem)
+    return replace(opts, env=tuple(m.env.items()), sge=m.extra)
+
+
+# How qsub prints an error, by where the option came from (qsub-behaviour §2.2).
+SOURCE_PREFIX = {0: "", 1: "Unable to read script file because of error: ", 2: "qsub: "}
+
+
+@dataclass
+class _Merge:
+    """The merge so far: scalars in opts, keyed lists in dicts, the -q and -m special cases."""
+
+    opts: GridOptions
+    environ: dict[str, str]
+    resources: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str | None] = field(default_factory=dict)
+    extra: dict[str, object] = field(default_factory=dict)
+    queue_source: int = -1
+    queues: list[str] = field(default_factory=list)
+    mail: str = ""
+
+
+def _fold_one(m: _Merge, e: Event) -> None:
+    """One option into the merge, by the rule for its kind (qsub-behaviour §1.2)."""
+    f, v = e.flag, e.value or ""
+    if f == "-N":
+        if not v:
+            raise QsubError("empty string argument to -N option invalid", ESYNTAX)
+        if "/" in v:
+            raise QsubError("argument to -N option must not contain / ", ESYNTAX)
+        m.opts = replace(m.opts, name=v)
+    elif f == "-a":
+        if not re.fullmatch(r"(\d{2}){0,2}\d{8}(\.\d{2})?", v):
+            raise QsubError(f'Wrong date/time format "{v}" specified to -a option', ESYNTAX)
+        m.opts = replace(m.opts, start_at=v)
+    elif f == "-A":
+        m.extra["account"] = v
+    elif f == "-b":
+        m.opts = replace(m.opts, binary=_yes(f, v))
+    elif f in ("-cwd",):
+        m.opts = replace(m.opts, cwd=True, wd=None)
+    elif f == "-wd":
+        m.opts = replace(m.opts, wd=v, cwd=False)
+    elif f in ("-o", "-e", "-i"):
+        p = _path(f, v)
+        m.opts = replace(m.opts, **{{"-o": "out", "-e": "err", "-i": "stdin"}[f]: p})
+    elif f == "-S":
+        m.extra["shell"] = _path(f, v)
+    elif f == "-j":
+        m.opts = replace(m.opts, join=_yes(f, v))
+    elif f == "-js":
+        if not v.isdigit():
+            raise QsubError("invalid jobshare, must be an unsigned integer", ESEMANTIC)
+        m.extra["jobshare"] = int(v)
+    elif f == "-l":
+        for name, val in _resource_pairs(v):
+            m.resources[SHORTCUTS.get(name, name)] = val
+    elif f == "-m":
+        if not re.fullmatch(r"[beasn]+", v):
+            raise QsubError(f'Wrong mail options list format "{v}" specified to -m option', ESYNTAX)
+        for ch in v:  # letters OR-ed across sources; n resets to "no mail" at that point
+            letters = m.mail.replace("n", "")
+            m.mail = "" if ch == "n" else letters + (ch if ch not in letters else "")
+        m.mail = m.mail or "n"
+    elif f == "-M":
+        addrs = v.split(",")
+        if not all(re.fullmatch(r"[^@\s,]+(@[^@\s,]+)?", a) for a in addrs):
+            raise QsubError(f'Wrong mail list format "{v}" specified to -M option', ESYNTAX)
+        m.opts = replace(m.opts, mail_to=m.opts.mail_to + tuple(a for a in addrs if a not in m.opts.mail_to))
+    elif f == "-notify":
+        m.extra["notify"] = True
+    elif f == "-now":
+        m.extra["now"] = _yes(f, v)
+    elif f == "-p":
+        if not re.fullmatch(r"-?\d+", v) or not -1023 <= int(v) <= 1024:
+            raise QsubError(f'invalid priority "{v}".  Must be an integer from -1023 to 1024', ESYNTAX)
+        m.extra["priority"] = int(v)
+    elif f == "-P":
+        m.extra["project"] = v
+    elif f == "-pe":
+        m.extra["pe"] = (v, *parse_pe_range(e.value2 or ""))
+    elif f == "-q":
+        if not v:
+            raise QsubError(f'Wrong queue list format "{v}" specified to -q option', ESYNTAX)
+        if e.source != m.queue_source:
+            m.queues, m.queue_source = [], e.source  # a later source replaces the earlier -q
+        m.queues += [q for q in v.split(",") if q]
+    elif f == "-r":
+        m.extra["rerun"] = _yes(f, v)
+    elif f == "-R":
+        m.extra["reservation"] = _yes(f, v)
+    elif f == "-shell":
+        m.extra["shell_mode"] = _yes(f, v)
+    elif f == "-sync":
+        m.opts = replace(m.opts, sync=_yes(f, v))
+    elif f == "-terse":
+        m.extra["terse"] = True
+    elif f == "-h":
+        m.extra["hold"] = True
+    elif f == "-v":
+        for var, val in _env_pairs(v, m.environ):
+            m.env.pop(var, None)
+            m.env[var] = m.environ.get(var) if val is None else val
+            m.extra.setdefault("v_vars", []).append(var)
+    elif f == "-V":
+        m.extra["export_all"] = True
+        for var, val in m.environ.items():
+            m.env.pop(var, None)
+            m.env[var] = val
+    elif f == "-w":
+        if v not in ("e", "w", "n", "p", "v"):
+            raise QsubError(f'invalid option argument "-w {v}"', ESYNTAX)
+        m.extra["verify"] = v
+    elif f in ("-hard", "-soft"):
+        m.opts = replace(m.opts, ignored=m.opts.ignored + (f,))
+    elif f == "--dry-run":
+        m.opts = replace(m.opts, dry_run=True)
+    elif f == "--debug":
+        m.opts = replace(m.opts, debug=True)
+    elif f in ("-C", "-clear", "-help"):
+        pass
+    else:  # pragma: no cover  (OPTIONS and this function are kept in step by tests)
+        raise AssertionError(f)
 
 
 MEMORY_LIMITS = ("h_vmem", "h_rss", "s_vmem", "s_rss", "h_data", "s_data")

@@ -46,6 +46,7 @@ class SubmitHost:
     exists: Callable[[str], bool] = lambda _p: False
     executable: Callable[[str], bool] = lambda _p: True
     read_text: Callable[[str], str | None] = lambda _p: None  # whole file; None if absent or binary
+    user_home: Callable[[str], str | None] = lambda _u: None  # ~user: that account's home, if known
     hostname: str = ""  # the submit host's short name (SGE_O_HOST)
 
 
@@ -69,13 +70,17 @@ def check_job_name(name: str) -> None:
                          "or contain / : @ \\ * ? or whitespace")
 
 
-def expand_path(path: str, *, host: SubmitHost, name: str, job_id: int | str, task_id: str = "undefined") -> str:
+def expand_path(path: str, *, host: SubmitHost, name: str, job_id: int | str, task_id: str = "undefined",
+                sge: bool = False) -> str:
     """SGE expands these in -o/-e/-i paths; gridshim does it at submit time (CronJob runs: the
-    wrapper expands $JOB_ID when the run starts)."""
+    wrapper expands $JOB_ID when the run starts). SGE (qsub) also turns `$$` into `$`; any other `$`
+    stays as it is."""
     values = {"HOME": host.home, "USER": host.env.get("USER", ""), "JOB_NAME": name,
               "JOB_ID": str(job_id), "TASK_ID": task_id, "HOSTNAME": host.env.get("HOSTNAME", "")}
-    return re.sub(r"\$(\{)?(HOME|USER|JOB_NAME|JOB_ID|TASK_ID|HOSTNAME)(?(1)\})",
-                  lambda m: values[m.group(2)], path)
+    pattern = r"\$(\{)?(HOME|USER|JOB_NAME|JOB_ID|TASK_ID|HOSTNAME)(?(1)\})"
+    if sge:
+        pattern = r"\$\$|" + pattern
+    return re.sub(pattern, lambda m: "$" if m.group(0) == "$$" else values[m.group(2)], path)
 
 
 # The wrapper replaces this text in -o/-e/-i paths with the run's $JOB_ID (render/command.py).
@@ -91,8 +96,16 @@ _SGE_NAME_CHARS = {"\n": "New line", "\t": "Tab", "\r": "Carriage return", "/": 
                    "@": "At", "\\": "Backslash", "*": "Asterisk", "?": "Question mark"}
 
 
-def _tilde(path: str, home: str) -> str:
-    return home + path[1:] if path == "~" or path.startswith("~/") else path
+def _tilde(path: str, host: SubmitHost) -> str:
+    """`~` and `~user` as SGE expands them in -o/-e/-i/-wd."""
+    if path == "~" or path.startswith("~/"):
+        return host.home + path[1:]
+    if path.startswith("~"):
+        user, _, rest = path[1:].partition("/")
+        home = host.user_home(user)
+        if home:
+            return home + ("/" + rest if rest else "")
+    return path
 
 
 def check_sge_name(name: str) -> None:
@@ -285,17 +298,24 @@ def translate(
     else:
         mem = opts.mem if opts.mem is not None else settings.default_mem
     if settings.max_mem is not None and mem > settings.max_mem:
+        if qsub:
+            raise Rejected(f"job rejected: the requested memory ({mem // (1024 * 1024)}M) is more than this "
+                           f"site's maximum of {settings.max_mem // (1024 * 1024)}M")
         raise GridshimError(f"Unable to run job: -mem {mem // (1024 * 1024)}M is more than this site's "
                             f"maximum of {settings.max_mem // (1024 * 1024)}M")
 
     job_id = job_id_for(host.token) if host.token else 0
     # CronJob runs get their id when they start; their paths keep $JOB_ID for the wrapper to expand.
     path_id = RUNTIME_JOB_ID if kind is JobKind.SCHEDULED else str(job_id)
+    def expand(path: str) -> str:  # SGE: $TASK_ID of a non-array job is 0 in paths (8.1.9)
+        return expand_path(path, host=host, name=name, job_id=path_id, task_id="0" if qsub else "undefined",
+                           sge=qsub)
+
     workdir = host.home
     if opts.cwd:
         workdir = host.cwd
     if opts.wd:
-        workdir = _resolve(expand_path(opts.wd, host=host, name=name, job_id=path_id), host.cwd)
+        workdir = _resolve(expand(_tilde(opts.wd, host)), host.cwd)
     # SGE resolves relative -o/-e/-i against the job's working directory ($HOME unless -cwd/-wd).
     rel_base = workdir
 
@@ -304,15 +324,14 @@ def translate(
             if qsub:  # SGE: <workdir>/<JOB_NAME>.o<JOB_ID>
                 return posixpath.join(workdir, f"{name}.{letter}{path_id}")
             return posixpath.join(host.home, f"{name}.{suffix}")
-        path = _resolve(expand_path(_tilde(given, host.home), host=host, name=name, job_id=path_id), rel_base)
+        path = _resolve(expand(_tilde(given, host)), rel_base)
         if host.isdir(path):
             return posixpath.join(path, f"{name}.{letter}{path_id}")
         return path
 
     stdout = out_path(opts.out, "out", "o")
     stderr = stdout if opts.join else out_path(opts.err, "err", "e")
-    stdin = (_resolve(expand_path(_tilde(opts.stdin, host.home), host=host, name=name, job_id=path_id), rel_base)
-             if opts.stdin else None)
+    stdin = _resolve(expand(_tilde(opts.stdin, host)), rel_base) if opts.stdin else None
 
     user = f"{settings.user_prefix}{host.tool}"
     queue = opts.queue or ("continuous" if continuous else "task")

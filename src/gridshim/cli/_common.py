@@ -206,7 +206,16 @@ def local_host(env: Env, *, tool: str, uid: int | None, token: str = "") -> Any:
     return SubmitHost(tool=tool, home=env.home, cwd=env.cwd, env=env.environ, uid=uid, now=env.clock(),
                       token=token, isdir=os.path.isdir, exists=os.path.exists,
                       executable=lambda p: os.access(p, os.X_OK), read_text=read_text_file,
-                      hostname=socket.gethostname().split(".")[0])
+                      hostname=socket.gethostname().split(".")[0], user_home=_user_home)
+
+
+def _user_home(user: str) -> str | None:
+    import pwd  # noqa: PLC0415
+
+    try:
+        return pwd.getpwnam(user).pw_dir
+    except KeyError:
+        return None
 
 
 def offline_namespace(env: Env) -> str:

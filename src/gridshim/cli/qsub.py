@@ -12,7 +12,7 @@ import os
 import sys
 
 from gridshim import config
-from gridshim.cli._common import Env, local_host, printable, run
+from gridshim.cli._common import Env, local_host, printable, read_text_file, run
 from gridshim.errors import ExitCode, GridshimError, QuotaExceededError
 
 USAGE = """\
@@ -64,7 +64,12 @@ def qsub(env: Env, argv: list[str]) -> int:
 
     settings = config.load(env.environ)
     try:
-        dry_run = "--dry-run" in argv
+        from gridshim.sgeflags import split_cmdline  # noqa: PLC0415
+
+        # client-side errors need no cluster; --dry-run counts only before the script (after it, it is
+        # the job's argument)
+        at_file = lambda path: read_text_file(os.path.join(env.cwd, path))  # noqa: E731  (-@ FILE)
+        dry_run = any(e.flag == "--dry-run" for e in split_cmdline(argv, read_file=at_file).events)
         try:
             cluster, tool, uid = connect(env, settings, dry_run=dry_run)
         except GridshimError as e:
