@@ -23,34 +23,76 @@ fills that gap for tests:
 * it writes real pod status (phase, conditions, container states, restart counts,
   exit codes, 128+N for a signal) through the status subresource, applies the
   pod's restartPolicy with the kubelet's crash-loop back-off, enforces
-  activeDeadlineSeconds, honours graceful deletion (SIGTERM, grace period,
-  SIGKILL, then the final DELETE with gracePeriodSeconds=0 and a uid
+  activeDeadlineSeconds, honours graceful deletion (SIGTERM to the main process
+  only, as a runtime sends it to PID 1; grace period; SIGKILL to the whole
+  session; then the final DELETE with gracePeriodSeconds=0 and a uid
   precondition, as the kubelet does);
 * on SIGTERM/SIGINT it kills every process it started (SIGTERM, 5 s, SIGKILL) and
   exits 0 without touching pod statuses; on its next start, pods left Running or
   Pending by an earlier life are marked Failed (reason NodeAgentRestarted) and any
-  process an earlier life left behind (after a crash) is killed.
+  process an earlier life left behind (after a crash) is killed;
+* when it runs as root, every container gets a private ``/tmp`` and ``/dev/shm``, as
+  a real container has (see "Private /tmp" below).
+
+Private /tmp: per container, not per pod (a pod's containers each have their own
+``/tmp`` in real Kubernetes too, unless they mount a shared volume there), and fresh at
+every (re)start (a restarted container is a new container with a new writable
+layer). Before each start the agent recreates
+``STATE_DIR/podtmp/<pod-uid>/<container>/{tmp,shm}`` (root-owned, mode 1777, like a
+container's /tmp; STATE_DIR/podtmp itself is 0700, so other host users cannot look
+into a pod's /tmp from outside). The child process, still root, unshares its mount
+namespace (``unshare(CLONE_NEWNS)`` through ctypes), makes every mount private
+(``mount --make-rprivate /``: nothing propagates back to the host), bind-mounts the
+two directories onto /tmp and /dev/shm, then binds each hostPath volume the container
+mounts whose path lies under /tmp or /dev/shm back in at the same path (so "hostPath
+is the same local path" still holds there; missing intermediate directories are
+created with the host's owner and mode), and only then drops to the pod's groups,
+gid and uid, changes to workingDir and sets the rlimits. (The agent does all of this
+itself in ``preexec_fn``: CPython's ``user=``/``group=``/``cwd=`` are applied
+*before* ``preexec_fn`` runs, when the child could no longer mount.) The directories
+are removed when the pod's worker finishes (the pod is terminal or gone and its
+processes are dead), at every full re-list (anything not belonging to a running pod),
+at shutdown, and at start (leftovers of a crashed earlier life, after
+``kill_leftovers``). A failure to set up one container's private /tmp is a
+StartError (exit code 128; the reason is in the container's log and the agent's
+log); it never silently runs the container with the host's /tmp. Whether the
+machine allows it at all is probed once at start (a throwaway child binds a scratch
+directory onto /tmp and checks it took effect); ``--private-tmp`` decides what
+happens then: ``auto`` (default) logs an ERROR once and writes a warning line into
+every container's log, and runs containers with the shared /tmp; ``require``
+refuses to start any container (StartError); ``off`` never tries. An agent that is
+not root cannot do any of this and runs containers with the shared /tmp, as before
+(logged once at start).
 
 What it is NOT: there are no images (``image`` is recorded, never pulled: the
-command must exist on this machine), no isolation (no namespaces, cgroups, chroot
-or mounts: a hostPath volume is simply the same local path, other volume types
-are ignored), no networking (podIP = hostIP = 127.0.0.1, no Services, no ports),
-no probes (a running container is ready), no sidecar semantics for init
-containers with restartPolicy Always, no ``kubectl logs``/``exec`` serving (read
-the log files instead), no resource accounting beyond RLIMIT_AS, no eviction,
-no HOME default (set it in the env). A process that leaves its container's
-session (setsid/daemonize) outlives its container; the agent is a child
-subreaper, so such processes are still killed when the agent shuts down, but
-not after the agent itself was SIGKILLed.
+command must exist on this machine), no isolation beyond the private /tmp and
+/dev/shm (no pid/network/user namespaces, no cgroups, no chroot: the rest of the
+file system is the host's, a hostPath volume is simply the same local path and its
+``mountPath`` and ``readOnly`` are ignored, other volume types are ignored; the
+private /tmp is no security boundary against the job's own uid either: a host
+process of the same uid, e.g. the submitting ``jsub -sync y``, exposes the host's
+/tmp at /proc/PID/root/tmp), a path under /tmp or /dev/shm that is not a hostPath
+volume of the container is not visible inside it (so workingDir, HOME and
+command must not be under the host's /tmp), no networking (podIP = hostIP =
+127.0.0.1, no Services, no ports), no probes (a running container is ready), no
+sidecar semantics for init containers with restartPolicy Always, no ``kubectl
+logs``/``exec`` serving (read the log files instead), no resource accounting
+beyond RLIMIT_AS, no eviction, no HOME default (set it in the env). A process
+that leaves its container's session (setsid/daemonize) outlives its container
+(with its container's private /tmp deleted under it once the pod is done); the
+agent is a child subreaper, so such processes are still killed when the agent
+shuts down, but not after the agent itself was SIGKILLed.
 
 State dir layout: logs/ (container output, kept after the pod is gone), pods/
-(pids of running containers, for cleanup after a crash), tmp/ (client certs
-from an inline kubeconfig).
+(pids of running containers, for cleanup after a crash), podtmp/ (the containers'
+private /tmp and /dev/shm, see above), tmp/ (client certs from an inline
+kubeconfig).
 
 Usage:
   python sandbox/agent.py --kubeconfig PATH --node NAME --state-dir DIR
          [--restart-backoff 10] [--max-backoff 300]
          [--capacity-cpu 64] [--capacity-memory 64Gi] [--capacity-pods 250]
+         [--private-tmp auto|require|off]
 """
 from __future__ import annotations
 
@@ -66,6 +108,7 @@ import queue
 import re
 import resource
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
@@ -362,6 +405,260 @@ def start_error(exc: BaseException, argv: list[str], cwd: str) -> tuple[int, str
             return 126, f"exec: {argv[0]!r}: {exc.strerror}"
         return 128, f"failed to start {argv[0]!r}: {exc.strerror or exc}"
     return 128, f"failed to start {argv[0]!r}: {exc}"
+
+
+# --------------------------------------------------------------------------- private /tmp
+
+PRIVATE_ROOTS = ("/tmp", "/dev/shm")   # what every container gets its own copy of
+PODTMP = "podtmp"                      # STATE_DIR/podtmp/<pod uid>/<container>/{tmp,shm}
+PRIVATE_TMP_SETTINGS = ("auto", "require", "off")
+CLONE_NEWNS = 0x00020000
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_PRIVATE = 0x40000
+_DIR_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
+
+
+@dataclasses.dataclass(frozen=True)
+class PrivateDirs:
+    """Where one container's private /tmp and /dev/shm live on the host."""
+    root: str   # STATE_DIR/podtmp/<pod uid>/<container>: recreated at every start
+    tmp: str    # bound onto /tmp
+    shm: str    # bound onto /dev/shm
+
+    def source_for(self, target: str) -> str:
+        return {"/tmp": self.tmp, "/dev/shm": self.shm}[target]
+
+
+def _dir_name(what: str, value: Any) -> str:
+    if not isinstance(value, str) or not _DIR_NAME_RE.match(value):
+        raise ValueError(f"unsafe {what} {value!r} for a directory name")
+    return value
+
+
+def pod_private_root(state_dir: str, pod_uid: str) -> str:
+    """STATE_DIR/podtmp/<pod uid>: everything of one pod, removed as a whole."""
+    return os.path.join(state_dir, PODTMP, _dir_name("pod uid", pod_uid))
+
+
+def private_dirs(state_dir: str, pod_uid: str, container: str) -> PrivateDirs:
+    root = os.path.join(pod_private_root(state_dir, pod_uid), _dir_name("container name", container))
+    return PrivateDirs(root=root, tmp=os.path.join(root, "tmp"), shm=os.path.join(root, "shm"))
+
+
+def is_under(path: str, root: str) -> bool:
+    """path is root or lies below it (both normalized, absolute)."""
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def hostpath_binds(pod: dict, container: dict, roots: tuple[str, ...] | list[str]) -> list[str]:
+    """Paths of the hostPath volumes this container mounts that lie under a private root
+    (/tmp, /dev/shm): they have to be bound back in at the same path. Normalized, parents
+    before children, and a path below another one in the list is left out (the outer bind
+    already shows it)."""
+    volumes = {v.get("name"): v for v in (pod.get("spec") or {}).get("volumes") or []
+               if isinstance(v, dict) and isinstance(v.get("hostPath"), dict)}
+    paths = set()
+    for m in container.get("volumeMounts") or []:
+        v = volumes.get(m.get("name"))
+        if v is None:
+            continue
+        p = v["hostPath"].get("path")
+        if not isinstance(p, str) or not p.startswith("/"):
+            continue
+        p = os.path.normpath("/" + p.lstrip("/"))
+        if any(is_under(p, r) for r in roots):
+            paths.add(p)
+    out: list[str] = []
+    for p in sorted(paths, key=lambda q: (q.count("/"), q)):
+        if not any(is_under(p, q) for q in out):
+            out.append(p)
+    return out
+
+
+def root_of(path: str, roots: tuple[str, ...] | list[str]) -> str:
+    """The private root (the longest) that path lies under."""
+    return max((r for r in roots if is_under(path, r)), key=len)
+
+
+def podtmp_leftovers(entries: list[str], live_pod_uids: set[str]) -> list[str]:
+    """Entries of STATE_DIR/podtmp to remove: everything that is not the directory of a pod
+    this agent is running now (at start and at shutdown that is everything)."""
+    return sorted(e for e in entries if e not in live_pod_uids)
+
+
+def private_tmp_decision(setting: str, is_root: bool, probe_error: str | None) -> tuple[str, str | None]:
+    """What containers get: ("private", None), ("shared", why) or ("refused", why: no
+    container may start)."""
+    if setting == "off":
+        return "shared", "--private-tmp off"
+    if not is_root:
+        return "shared", "the agent does not run as root"
+    if probe_error is None:
+        return "private", None
+    if setting == "require":
+        return "refused", probe_error
+    return "shared", probe_error
+
+
+def encode_child_report(stage: str, err: int, strerror: str, detail: str = "") -> bytes:
+    return "\0".join((stage, str(err), strerror, detail)).encode("utf-8", "replace")
+
+
+def decode_child_report(data: bytes) -> tuple[str, int, str, str] | None:
+    parts = data.decode("utf-8", "replace").split("\0")
+    if len(parts) != 4:
+        return None
+    try:
+        return parts[0], int(parts[1]), parts[2], parts[3]
+    except ValueError:
+        return None
+
+
+def child_failure(report: tuple[str, int, str, str], argv: list[str], cwd: str) -> tuple[int, str]:
+    """(exitCode, message) for a child whose set-up in preexec_fn failed at report's stage."""
+    stage, err, strerror, detail = report
+    if stage == "chdir":
+        return start_error(OSError(err, strerror, cwd), argv, cwd)
+    if stage == "unshare":
+        return 128, f"cannot give the container a private /tmp: unshare(CLONE_NEWNS): {strerror}"
+    if stage == "mount":
+        return 128, f"cannot give the container a private /tmp: {detail}: {strerror}"
+    if stage == "ids":
+        return 128, f"cannot switch to {detail}: {strerror}"
+    return 128, f"container set-up failed ({stage}): {strerror}"
+
+
+class _Libc:
+    """unshare(2) and mount(2) through ctypes (Python 3.11 has no os.unshare), loaded in the
+    parent so a child between fork and exec only makes the calls."""
+    _instance: "_Libc | None" = None
+
+    def __init__(self) -> None:
+        import ctypes
+        lib = ctypes.CDLL(None, use_errno=True)
+        self.unshare = lib.unshare
+        self.unshare.argtypes = [ctypes.c_int]
+        self.unshare.restype = ctypes.c_int
+        self.mount = lib.mount
+        self.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
+        self.mount.restype = ctypes.c_int
+        self.get_errno = ctypes.get_errno
+
+    @classmethod
+    def get(cls) -> "_Libc":
+        if cls._instance is None:
+            cls._instance = cls()
+        return cls._instance
+
+
+@dataclasses.dataclass(frozen=True)
+class Bind:
+    source: str      # a host path; the child opens it before any mount covers it
+    target: str
+    recursive: bool
+    what: str        # for error messages
+
+
+def child_setup(limits: Callable[[], None], ident: Identity | None, cwd: str | None,
+                binds: list[Bind] | None, report_fd: int) -> Callable[[], None]:
+    """preexec_fn for a root agent: [private mount namespace + binds], then groups, gid,
+    uid, then chdir(cwd), then the rlimits (last: RLIMIT_AS may leave no room for Python).
+    On failure it writes encode_child_report(...) to report_fd and raises, which makes
+    Popen raise SubprocessError; the parent reads the report to say what went wrong.
+
+    Every bind source is opened (O_PATH) after unshare and before the first bind, and
+    bound from /proc/self/fd/N: a source under /tmp (a state dir or a hostPath there) is
+    still reachable once /tmp is covered. (An fd opened by the parent would not do: the
+    kernel refuses, EINVAL, to bind from a mount of another namespace.)"""
+    lc = _Libc.get() if binds is not None else None
+    mounts = [(b.source, b.target.encode(), MS_BIND | (MS_REC if b.recursive else 0), b.what)
+              for b in binds or []]
+    o_path = os.O_PATH | os.O_CLOEXEC
+    ids = None if ident is None else (ident.uid, ident.gid, list(ident.groups))
+    who = "" if ident is None else f"uid {ident.uid} gid {ident.gid} groups {list(ident.groups)}"
+
+    def fail(stage: str, err: int, detail: str = "") -> None:
+        try:
+            os.write(report_fd, encode_child_report(stage, err, os.strerror(err), detail))
+        except OSError:
+            pass
+        raise OSError(err, os.strerror(err))
+
+    def preexec() -> None:
+        if lc is not None:
+            if lc.unshare(CLONE_NEWNS) != 0:
+                fail("unshare", lc.get_errno())
+            if lc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+                fail("mount", lc.get_errno(), "making all mounts private (mount --make-rprivate /)")
+            opened = []
+            for src, _, _, what in mounts:
+                try:
+                    opened.append(os.open(src, o_path))
+                except OSError as e:
+                    fail("mount", e.errno or errno.ENOENT, what)
+            for fd, (_, tgt, flags, what) in zip(opened, mounts):
+                if lc.mount(b"/proc/self/fd/%d" % fd, tgt, None, flags, None) != 0:
+                    fail("mount", lc.get_errno(), what)
+                os.close(fd)
+        if ids is not None:
+            try:
+                os.setgroups(ids[2])
+                os.setresgid(ids[1], ids[1], ids[1])
+                os.setresuid(ids[0], ids[0], ids[0])
+            except OSError as e:
+                fail("ids", e.errno or errno.EPERM, who)
+        if cwd is not None:
+            try:
+                os.chdir(cwd)
+            except OSError as e:
+                fail("chdir", e.errno or errno.ENOENT)
+        limits()
+    return preexec
+
+
+def read_child_report(fd: int) -> tuple[str, int, str, str] | None:
+    try:
+        os.set_blocking(fd, False)
+        return decode_child_report(os.read(fd, 65536))
+    except OSError:
+        return None
+
+
+def remove_tree(path: str) -> bool:
+    """rm -rf path (never following symlinks); False (and a warning) when it failed."""
+    try:
+        shutil.rmtree(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        log.warning("cannot remove %s: %s", path, e)
+        return False
+    return True
+
+
+def make_mountpoint(base: str, rel: str, host_root: str, host_is_dir: bool) -> None:
+    """Create base/rel (inside a freshly made private /tmp, so nobody else writes there yet)
+    as a mount point for host_root/rel: intermediate directories get the owner and mode of
+    the host's, the last component is a directory or an empty file like the host path."""
+    parts = [p for p in rel.split("/") if p]
+    cur, host = base, host_root
+    for i, part in enumerate(parts):
+        cur, host = os.path.join(cur, part), os.path.join(host, part)
+        last = i == len(parts) - 1
+        if last and not host_is_dir:
+            if not os.path.lexists(cur):
+                os.close(os.open(cur, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+            return
+        if not os.path.lexists(cur):
+            os.mkdir(cur, 0o755)
+            if not last:
+                try:
+                    st = os.stat(host)
+                    os.chown(cur, st.st_uid, st.st_gid)
+                    os.chmod(cur, st.st_mode & 0o7777)
+                except OSError:
+                    pass
 
 
 @dataclasses.dataclass
@@ -915,6 +1212,10 @@ class PodWorker:
             self.kill_now()
         finally:
             self.save_state()
+            try:
+                self.remove_private_dirs()
+            except Exception:  # noqa: BLE001 - never keep the worker from being accounted for
+                log.exception("pod %s: cannot remove its private /tmp", self.key)
             self.agent.worker_exited(self)
 
     def main(self) -> None:
@@ -1048,24 +1349,46 @@ class PodWorker:
         cwd = c.spec.get("workingDir") or "/"
         logf = None
         proc = None
+        fds: list[int] = []
+        tmp_mode, tmp_why = getattr(self.agent, "tmp_mode", "shared"), getattr(self.agent, "tmp_why", None)
         try:
             logdir = os.path.join(self.agent.state_dir, "logs", f"{self.ns}_{self.name}_{self.uid}", c.name)
             os.makedirs(logdir, exist_ok=True)
             logf = open(os.path.join(logdir, f"{c.restart_count}.log"), "ab", buffering=0)
             if not argv:
                 raise StartFailure(128, "no command or args in the container spec (images are not run)")
+            if tmp_mode == "refused":
+                raise StartFailure(128, f"no private /tmp on this node ({tmp_why}) and --private-tmp require")
+            if tmp_mode == "shared" and getattr(self.agent, "tmp_warn_containers", False):
+                logf.write(f"gridshim-agent: warning: this container shares the node's /tmp and /dev/shm "
+                           f"({tmp_why})\n".encode())
             limits = child_limits(mem)
-            kwargs: dict[str, Any] = {}
-            if ident is not None:
-                kwargs = {"user": ident.uid, "group": ident.gid, "extra_groups": list(ident.groups)}
+            binds = None
+            if tmp_mode == "private":
+                try:
+                    binds = self.private_mounts(c)
+                except (OSError, ValueError) as e:
+                    raise StartFailure(128, f"cannot give the container a private /tmp: {e}") from e
+            report_r = report_w = -1
+            if ident is not None or binds is not None:
+                # a root agent: mounts, ids and chdir are done by our own preexec_fn, in that order
+                report_r, report_w = os.pipe2(os.O_CLOEXEC)
+                fds += [report_r, report_w]
+                preexec = child_setup(limits, ident, cwd, binds, report_w)
+                popen_cwd = None
+            else:
+                preexec, popen_cwd = limits, cwd
             with self.agent.spawn_lock:
                 if self.agent.stopping:
                     return
                 try:
                     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf,
-                                            stderr=subprocess.STDOUT, cwd=cwd, env=env, close_fds=True,
-                                            start_new_session=True, preexec_fn=limits, **kwargs)
+                                            stderr=subprocess.STDOUT, cwd=popen_cwd, env=env, close_fds=True,
+                                            start_new_session=True, preexec_fn=preexec)
                 except (OSError, subprocess.SubprocessError) as e:
+                    report = read_child_report(report_r) if report_r >= 0 else None
+                    if report is not None:
+                        raise StartFailure(*child_failure(report, argv, cwd)) from e
                     raise StartFailure(*start_error(e, argv, cwd)) from e
                 self.agent.procs[proc.pid] = proc
         except (StartFailure, OSError) as e:
@@ -1079,6 +1402,11 @@ class PodWorker:
             self.on_exit(c, code, None, started_at, reason="StartError", message=msg)
             return
         finally:
+            for fd in fds:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
             if logf is not None:
                 logf.close()
         c.proc = proc
@@ -1089,10 +1417,49 @@ class PodWorker:
         if not c.init:
             self.phase = "Running"
         self.dirty = True
-        self.log("container %s started: pid %d%s, argv %s", c.name, proc.pid,
-                 f" uid {ident.uid} gid {ident.gid} groups {list(ident.groups)}" if ident else "", argv)
+        self.log("container %s started: pid %d%s%s, argv %s", c.name, proc.pid,
+                 f" uid {ident.uid} gid {ident.gid} groups {list(ident.groups)}" if ident else "",
+                 " (private /tmp)" if tmp_mode == "private" else "", argv)
         self.agent.reaper.watch(proc, self.kick)
         self.save_state()
+
+    def private_mounts(self, c: ContainerRun) -> list[Bind]:
+        """Recreate the container's private /tmp and /dev/shm (fresh at every start), make
+        mount points for its hostPath volumes there, and say what the child binds where."""
+        roots = self.agent.private_roots
+        dirs = private_dirs(self.agent.state_dir, self.uid, c.name)
+        if not remove_tree(dirs.root):
+            raise OSError(errno.EBUSY, f"cannot remove the previous {dirs.root}")
+        for d in (dirs.tmp, dirs.shm):
+            os.makedirs(d, mode=0o700)
+            os.chmod(d, 0o1777)
+        binds: list[Bind] = []
+        for target in roots:
+            src = dirs.source_for(target)
+            binds.append(Bind(src, target, False, f"mount --bind {src} {target}"))
+        for path in hostpath_binds(self.pod, c.spec, roots):
+            root = root_of(path, roots)
+            if not os.path.exists(path):
+                self.log("container %s: hostPath %s does not exist; not bound into its private %s",
+                         c.name, path, root)
+                continue
+            rel = os.path.relpath(path, root)
+            if rel != ".":
+                make_mountpoint(dirs.source_for(root), rel, root, os.path.isdir(path))
+            binds.append(Bind(path, path, True, f"mount --rbind {path} {path} (hostPath volume)"))
+        return binds
+
+    def remove_private_dirs(self) -> None:
+        """The pod's worker is done (terminal or gone, nothing left running): its private
+        /tmp and /dev/shm go. (At shutdown the agent does this after killing everything.)"""
+        if self.agent.stopping or self.live() or getattr(self.agent, "tmp_mode", None) != "private":
+            return
+        try:
+            path = pod_private_root(self.agent.state_dir, self.uid)
+        except ValueError:
+            return
+        if os.path.lexists(path) and remove_tree(path):
+            self.log("removed its private /tmp and /dev/shm")
 
     def config_error(self, c: ContainerRun, msg: str) -> None:
         self.log("container %s: CreateContainerConfigError: %s", c.name, msg)
@@ -1174,9 +1541,17 @@ class PodWorker:
         self.log("%s: stopping %s with grace %ds", "deleted" if kind == "deleted" else "deadline exceeded",
                  [c.name for c in live] or "nothing", grace)
         if live:
-            sig = signal.SIGKILL if grace <= 0 else signal.SIGTERM
             self.sigkilled = grace <= 0
-            signal_sessions({c.proc.pid for c in live}, sig)
+            if grace <= 0:
+                signal_sessions({c.proc.pid for c in live}, signal.SIGKILL)
+            else:
+                # as a container runtime does: SIGTERM to the container's main process (its PID 1) only;
+                # what it started gets the SIGKILL when the grace period ends
+                for c in live:
+                    try:
+                        os.kill(c.proc.pid, signal.SIGTERM)
+                    except (ProcessLookupError, PermissionError):
+                        pass
 
     def finish_terminated(self) -> None:
         if self.term_kind == "deadline":
@@ -1370,6 +1745,12 @@ class Agent:
         self.node_uid: str | None = None
         self.ready_since = rfc3339()
         self.field_selector = f"spec.nodeName={self.node}"
+        self.private_tmp_setting = getattr(args, "private_tmp", "auto")
+        self.private_roots = tuple(r for r in PRIVATE_ROOTS if os.path.isdir(r))
+        self.podtmp_dir = os.path.join(self.state_dir, PODTMP)
+        # set by setup_private_tmp() before any pod is started
+        self.tmp_mode, self.tmp_why = "shared", "not set up yet"
+        self.tmp_warn_containers = False
 
     # -- API calls
     def patch_pod_status(self, ns: str, name: str, uid: str, status: dict) -> None:
@@ -1584,6 +1965,8 @@ class Agent:
             for uid in list(self.done):
                 if uid not in seen:
                     del self.done[uid]
+            live = set(self.workers)
+        self.sweep_private_dirs(live)
 
     def handle(self, etype: str, pod: dict) -> None:
         md = pod.get("metadata") or {}
@@ -1737,6 +2120,79 @@ class Agent:
             except OSError:
                 pass
 
+    def sweep_private_dirs(self, live_pod_uids: set[str]) -> int:
+        """Remove the private /tmp and /dev/shm of every pod not in live_pod_uids (all of them
+        at start, after kill_leftovers, and at shutdown, after everything was killed)."""
+        try:
+            entries = os.listdir(self.podtmp_dir)
+        except FileNotFoundError:
+            return 0
+        except OSError as e:
+            log.warning("cannot list %s: %s", self.podtmp_dir, e)
+            return 0
+        n = 0
+        for e in podtmp_leftovers(entries, live_pod_uids):
+            if remove_tree(os.path.join(self.podtmp_dir, e)):
+                n += 1
+        return n
+
+    def probe_private_tmp(self) -> str | None:
+        """None when a child of ours can get a private /tmp on this machine, else why not: a
+        throwaway child binds a scratch directory holding a marker onto /tmp and checks that
+        it sees the marker."""
+        if "/tmp" not in self.private_roots:
+            return "there is no /tmp directory"
+        scratch = os.path.join(self.podtmp_dir, ".probe")
+        fds: list[int] = []
+        try:
+            remove_tree(scratch)
+            os.makedirs(scratch, mode=0o700)
+            with open(os.path.join(scratch, ".gridshim-probe"), "w"):
+                pass
+            r, w = os.pipe2(os.O_CLOEXEC)
+            fds += [r, w]
+            preexec = child_setup(lambda: None, None, None,
+                                  [Bind(scratch, "/tmp", False, f"mount --bind {scratch} /tmp")], w)
+            try:
+                proc = subprocess.run(["/bin/sh", "-c", "test -e /tmp/.gridshim-probe"], stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True,
+                                      preexec_fn=preexec, timeout=30)
+            except subprocess.SubprocessError as e:
+                report = read_child_report(r)
+                return child_failure(report, ["/bin/sh"], "/")[1] if report else f"probe failed: {e}"
+            if proc.returncode != 0:
+                return "a bind mount onto /tmp in a new mount namespace had no effect"
+            return None
+        except (OSError, ValueError) as e:
+            return f"probe failed: {e}"
+        finally:
+            for fd in fds:
+                os.close(fd)
+            remove_tree(scratch)
+
+    def setup_private_tmp(self) -> None:
+        """Decide (once, at start) whether containers get a private /tmp, and say so."""
+        if self.is_root and self.private_tmp_setting != "off":
+            os.makedirs(self.podtmp_dir, exist_ok=True)
+            os.chmod(self.podtmp_dir, 0o700)
+            probe = self.probe_private_tmp()
+        else:
+            probe = None
+        self.tmp_mode, self.tmp_why = private_tmp_decision(self.private_tmp_setting, self.is_root, probe)
+        self.tmp_warn_containers = self.tmp_mode == "shared" and probe is not None
+        roots = " and ".join(self.private_roots)
+        if self.tmp_mode == "private":
+            log.info("containers get a private %s (one per container, under %s)", roots, self.podtmp_dir)
+        elif self.tmp_mode == "refused":
+            log.error("cannot give containers a private /tmp (%s); with --private-tmp require no container "
+                      "will start", self.tmp_why)
+        elif probe is not None:
+            log.error("cannot give containers a private /tmp (%s); they SHARE this machine's %s "
+                      "(a warning goes into every container's log; --private-tmp require refuses instead)",
+                      self.tmp_why, roots)
+        else:
+            log.warning("containers share this machine's %s (%s)", roots, self.tmp_why)
+
     def kill_adopted(self, sig: int) -> int:
         n = 0
         for pid, st in self.adopted():
@@ -1763,6 +2219,10 @@ class Agent:
                  self.state_dir, "root (containers run as their runAsUser)" if self.is_root
                  else f"uid {os.geteuid()} (containers run as this uid)")
         self.kill_leftovers()
+        n = self.sweep_private_dirs(set())
+        if n:
+            log.info("removed the private /tmp of %d pod(s) left by an earlier life", n)
+        self.setup_private_tmp()
         delay = 1.0
         while not self.stop_event.is_set():
             try:
@@ -1820,6 +2280,7 @@ class Agent:
                 os.unlink(os.path.join(d, fname))
         except OSError as e:
             log.warning("cannot clean %s: %s", d, e)
+        self.sweep_private_dirs(set())
         log.info("node agent stopped")
 
 
@@ -1833,6 +2294,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--capacity-cpu", default="64")
     p.add_argument("--capacity-memory", default="64Gi")
     p.add_argument("--capacity-pods", default="250")
+    p.add_argument("--private-tmp", choices=PRIVATE_TMP_SETTINGS, default="auto",
+                   help="per-container private /tmp and /dev/shm (root only): auto = when this machine "
+                        "allows it, else shared with a loud warning; require = else no container starts; "
+                        "off = always shared")
     return p.parse_args(argv)
 
 

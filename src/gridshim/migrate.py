@@ -69,7 +69,7 @@ COMMAND_DIRS = ("", "/usr/bin", "/usr/local/bin", "/bin")
 # each takes, why it cannot work, and what to do instead.
 UNSUPPORTED_OPTIONS: dict[str, tuple[int, str, str]] = {
     "-t": (1, "array jobs (-t) are not supported: each job is one Kubernetes Job",
-           "submit one job per task in a loop, e.g. for i in $(seq 1 5); do jsub -N NAME-$i -v SGE_TASK_ID=$i "
+           "submit one job per task in a loop, e.g. for i in $(seq 1 5); do jsub -N NAME-$i -v TASK=$i "
            "PROGRAM; done"),
     "-tc": (1, "array job throttling (-tc) is not supported", "limit the loop that submits the tasks"),
     "-hold_jid": (1, "job dependencies (-hold_jid) are not supported",

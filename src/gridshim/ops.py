@@ -12,7 +12,7 @@ from typing import Callable
 from gridshim.errors import ClusterError, GridshimError, JobExistsError, JobNotFoundError, QuotaExceededError
 from gridshim.model import Cluster, JobRequest, Manifest
 from gridshim.render import labels as L
-from gridshim.status import Outcome, job_finished, job_outcome
+from gridshim.status import Outcome, condition, job_finished, job_outcome
 
 # A -once submission meets a finished job of the same name at most this often before giving up
 # (each time it deletes the finished one with a uid precondition and tries again).
@@ -80,11 +80,33 @@ def submit(cluster: Cluster, manifest: Manifest, req: JobRequest) -> Manifest:
         raise quota_message(e) from None
 
 
+def _started(job: Manifest) -> bool:
+    """A pod of it ran: ready (running), or ended (`active` also counts pods still pending)."""
+    st = job.get("status") or {}
+    return bool(st.get("ready") or st.get("succeeded") or st.get("failed")
+                or (st.get("uncountedTerminatedPods") or {}).get("failed")
+                or (st.get("uncountedTerminatedPods") or {}).get("succeeded"))
+
+
+# A job deleted while it ran (qdel, jstop) ended by a signal, as SGE reports it for qdel.
+KILLED = Outcome(exit_code=137, signal_name="SIGKILL", reason="deleted")
+# A job that ran but whose end can no longer be read (pods gone): SGE's "No information available".
+UNKNOWN = Outcome(exit_code=None, reason="unknown")
+
+
 def wait(cluster: Cluster, job: Manifest, *, on_change: Callable[[Manifest], None] | None = None) -> Outcome:
-    """Watch (not poll) the Job until it finishes; return how it ended."""
+    """Watch (not poll) the Job until it finishes; return how it ended.
+
+    A Job deleted before any pod of it ran never ran ("Unable to run job"); one deleted while or
+    after it ran was killed."""
     name = job["metadata"]["name"]
     rv = job["metadata"].get("resourceVersion", "")
     current = job
+    started = _started(job)
+
+    def deleted() -> Outcome:
+        return KILLED if started else Outcome(exit_code=None, reason="deleted")
+
     while not job_finished(current):
         try:
             for etype, obj in cluster.watch("Job", resource_version=rv, field_selector=f"metadata.name={name}",
@@ -96,8 +118,9 @@ def wait(cluster: Cluster, job: Manifest, *, on_change: Callable[[Manifest], Non
                     rv = ""
                     break
                 if etype == "DELETED":
-                    return Outcome(exit_code=None, reason="deleted")
+                    return deleted()
                 current = obj
+                started = started or _started(obj)
                 rv = obj["metadata"].get("resourceVersion", rv)
                 if on_change:
                     on_change(obj)
@@ -109,14 +132,20 @@ def wait(cluster: Cluster, job: Manifest, *, on_change: Callable[[Manifest], Non
             try:
                 current = cluster.get("Job", name)  # re-sync after a dropped or expired watch
             except JobNotFoundError:
-                return Outcome(exit_code=None, reason="deleted")
+                return deleted()
+            started = started or _started(current)
             rv = current["metadata"].get("resourceVersion", "")
     pods, _ = cluster.list("Pod", selector=f"batch.kubernetes.io/controller-uid={current['metadata']['uid']}")
-    return job_outcome(current, pods)
+    outcome = job_outcome(current, pods)
+    if outcome.exit_code is None and (started or condition(current, "Failed")):
+        return UNKNOWN  # it ran (or failed), but its pods are gone: no exit code to report
+    return outcome
 
 
 def sync_lines(job_id: int, outcome: Outcome) -> tuple[str | None, str | None, int]:
     """qsub -sync y's closing lines: (stdout line, stderr line, exit code)."""
+    if outcome is UNKNOWN or outcome.reason == "unknown":
+        return None, f"No information available on job {job_id}'s exit status.", 1
     if outcome.exit_code is None:
         return None, f"Unable to run job {job_id}", 0  # SGE 8.1.9 returns 0 here, despite its man page
     if outcome.signal_name:

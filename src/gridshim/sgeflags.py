@@ -280,6 +280,16 @@ def repeat_warnings(events: list[Event]) -> list[str]:
 
 # -- values ------------------------------------------------------------------------------------------
 
+def _date_ok(value: str) -> bool:
+    """[[CC]YY]MMDDhhmm[.SS] with every field in range (SGE's -a and -dl date_time)."""
+    m = re.fullmatch(r"((?:\d{2}){0,2})(\d{2})(\d{2})(\d{2})(\d{2})(?:\.(\d{2}))?", value)
+    if not m:
+        return False
+    month, day, hour, minute = (int(g) for g in m.groups()[1:5])
+    secs = int(m.group(6) or 0)
+    return 1 <= month <= 12 and 1 <= day <= 31 and hour <= 23 and minute <= 59 and secs <= 61
+
+
 def parse_memory(value: str) -> int:
     """SGE memory_specifier: lower-case multipliers are decimal (k = 1000), upper-case binary (K = 1024)."""
     m = _MEM.match(value.strip())
@@ -411,7 +421,7 @@ def _fold_one(m: _Merge, e: Event) -> None:
             raise QsubError("argument to -N option must not contain / ", ESYNTAX)
         m.opts = replace(m.opts, name=v)
     elif f == "-a":
-        if not re.fullmatch(r"(\d{2}){0,2}\d{8}(\.\d{2})?", v):
+        if not _date_ok(v):
             raise QsubError(f'Wrong date/time format "{v}" specified to -a option', ESYNTAX)
         m.opts = replace(m.opts, start_at=v)
     elif f == "-A":

@@ -193,10 +193,15 @@ def _plan_qsub(argv: list[str], *, settings: Settings, host: SubmitHost,
             script_path = _abs(cmd.script, host.cwd)
             script_text = host.read_text(script_path)
             if script_text is None:
-                why = "Is a directory" if host.isdir(script_path) else (
-                    "Permission denied" if host.exists(script_path) else "No such file or directory")
-                raise sgeflags.QsubError(f"error opening {cmd.script}: {why}", sgeflags.EDISK,
-                                         prefix="Unable to read script file because of error: ")
+                if host.isdir(script_path):
+                    why = f"error opening {cmd.script}: Is a directory"
+                elif not host.exists(script_path):
+                    why = f"error opening {cmd.script}: No such file or directory"
+                elif host.executable(script_path) or host.readable(script_path):
+                    why = f"{cmd.script} is a binary file, not a job script (submit a binary with qsub -b y)"
+                else:
+                    why = f"error opening {cmd.script}: Permission denied"
+                raise sgeflags.QsubError(why, sgeflags.EDISK, prefix="Unable to read script file because of error: ")
         directives = sgeflags.script_events(script_text, prefix=sgeflags.directive_prefix(cmd.events),
                                             read_file=read)
     events = defaults + directives + cmd.events
@@ -212,11 +217,17 @@ def _plan_qsub(argv: list[str], *, settings: Settings, host: SubmitHost,
     if cron.schedule:
         opts = replace(opts, sync=False, dry_run=False, debug=False)
     name = posixpath.basename(program.rstrip("/")) if cmd.script else "STDIN"
+    warnings: list[str] = []
+    if cron.schedule and script_path and script_text is not None:
+        # cron ran qsub at each run, which read the script then: the CronJob runs it from its path
+        script_text = None
+        warnings.append(f"the #$ lines of {script_path} were read now; after changing them, install the "
+                        "crontab again (the rest of the script is read at each run)")
     result = translate(opts, preset=Preset.JSUB, settings=settings, host=host, program=program,
                        schedule=cron.schedule, schedule_text=cron.schedule_text, timezone=cron.timezone,
                        command_line=command_line, dialect="qsub", script_text=script_text, default_name=name)
-    return Plan(request=result.request, opts=opts, warnings=result.warnings, notices=tuple(notices),
-                program=script_path, dialect=QSUB, sync_ignored=sync_ignored)
+    return Plan(request=result.request, opts=opts, warnings=result.warnings + tuple(warnings),
+                notices=tuple(notices), program=script_path, dialect=QSUB, sync_ignored=sync_ignored)
 
 
 def _abs(path: str, cwd: str) -> str:

@@ -45,6 +45,7 @@ class SubmitHost:
     # The rest of the one host port (submit.py): files as the submitting user sees them, and names.
     exists: Callable[[str], bool] = lambda _p: False
     executable: Callable[[str], bool] = lambda _p: True
+    readable: Callable[[str], bool] = lambda _p: True
     read_text: Callable[[str], str | None] = lambda _p: None  # whole file; None if absent or binary
     user_home: Callable[[str], str | None] = lambda _u: None  # ~user: that account's home, if known
     hostname: str = ""  # the submit host's short name (SGE_O_HOST)
@@ -248,8 +249,11 @@ def parse_start_time(value: str, now: float) -> int:
     if len(value) == 12:
         year, value = int(value[:4]), value[4:]
     elif len(value) == 10:
-        year, value = 2000 + int(value[:2]), value[2:]
+        yy = int(value[:2])
+        year, value = (1900 + yy if yy >= 70 else 2000 + yy), value[2:]  # SGE: YY below 70 is 20YY
     month, day, hour, minute = (int(value[i:i + 2]) for i in range(0, 8, 2))
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour <= 23 and minute <= 59 and secs <= 61):
+        raise UsageError(f"argument -a: invalid date: '{value}'")
     try:
         return int(time.mktime((year, month, day, hour, minute, secs, 0, 0, -1)))
     except (OverflowError, ValueError):
@@ -325,7 +329,9 @@ def translate(
                 return posixpath.join(workdir, f"{name}.{letter}{path_id}")
             return posixpath.join(host.home, f"{name}.{suffix}")
         path = _resolve(expand(_tilde(given, host)), rel_base)
-        if host.isdir(path):
+        # a directory gets the default name inside it; `DIR/` means one even before it exists (the job
+        # then fails to open its output, as SGE's did, instead of writing to a file named DIR)
+        if host.isdir(path) or (qsub and given.endswith("/")):
             return posixpath.join(path, f"{name}.{letter}{path_id}")
         return path
 
@@ -354,7 +360,17 @@ def translate(
     if qsub:
         warnings += _qsub_checks(sge)
 
-    umask = opts.umask if opts.umask is not None else (0o007 if (host.uid or 0) > 50000 else 0o077)
+    if opts.umask is not None:
+        umask = opts.umask
+    elif qsub:
+        umask = 0o022  # SGE: the execd's umask; output files 0644 (qsub-behaviour §1.5)
+    else:
+        umask = 0o007 if (host.uid or 0) > 50000 else 0o077  # jsub's default for tools
+    if qsub and script_text is None and not opts.binary and sge.get("script_file") not in (None, "STDIN"):
+        script_path = sge["script_file"]  # a CronJob: the script is read from its path at each run
+        env["JOB_SCRIPT"] = script_path
+    else:
+        script_path = None
     not_before = parse_start_time(opts.start_at, host.now) if opts.start_at else None
     options = {
         "mem": mem, "once": once, "continuous": continuous, "stdout": stdout, "stderr": stderr,
@@ -376,6 +392,8 @@ def translate(
                                               "jobshare", "queues") if k in sge})
     argv = _job_argv(opts, program=program, shell=shell, qsub=qsub, shell_path=shell_path,
                      script=script_text is not None)
+    if script_path:
+        argv = (shell_path, script_path, *opts.args)
     req = JobRequest(
         name=name, kind=kind, tool=host.tool, argv=argv, shell=shell,
         command_line=command_line or shlex.join(argv), mem_bytes=mem, once=once,
@@ -395,14 +413,20 @@ def _check_text(req: JobRequest) -> None:
     """Kubernetes objects are JSON text: bytes that are not UTF-8 (surrogate-escaped by Python's
     argv decoding) would arrive as U+FFFD. Refuse them rather than change them silently."""
     fields = [("the job name", req.name), ("-o", req.stdout), ("-e", req.stderr), ("-i", req.stdin or ""),
-              ("the working directory", req.workdir), ("the command", req.shell or "")]
+              ("the working directory", req.workdir), ("the command", req.shell or ""),
+              ("the job script", req.script_text or "")]
     fields += [(f"argument {i}" if i else "the program", a) for i, a in enumerate(req.argv)]
     fields += [(f"-v {k}", f"{k}={v}") for k, v in req.env]
     for what, text in fields:
         try:
             text.encode("utf-8")
-        except UnicodeEncodeError:
-            shown = text.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+        except UnicodeEncodeError as e:
+            part = text[max(0, e.start - 20):e.start + 20] if len(text) > 80 else text
+            shown = part.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+            if what == "the job script":
+                line = text.count("\n", 0, e.start) + 1
+                raise GridshimError(f"Unable to run job: the job script is not valid UTF-8 (line {line}: "
+                                    f"{shown}), and Kubernetes stores only text\nExiting.") from None
             raise GridshimError(f"{what} ({shown}) is not valid UTF-8, and Kubernetes stores only text",
                                 hint="rename the file or pass the value in UTF-8") from None
 

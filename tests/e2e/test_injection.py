@@ -20,7 +20,9 @@ import pytest
 from conftest import Tool
 
 PY = "/usr/bin/python3"
-CANARY = "/tmp/gridshim-injection-canary"
+# Not in /tmp: each pod has a private /tmp (as a container does), where a canary would never be seen.
+CANARY_DIR = Path(__file__).resolve().parents[2] / ".sandbox" / "data" / "canary"
+CANARY = str(CANARY_DIR / "gridshim-injection-canary")
 HOSTILE = ["a b", '"double"', "it's", "semi;colon", f"$(touch {CANARY})", f"`touch {CANARY}`", "*", "?", "[ab]",
            "~", "{a,b}", "new\nline", "tab\there", "cr\rhere", "\x01ctl\x1b[31m", "ünïcødé", "日本語", "🐍",
            "--",
@@ -57,7 +59,9 @@ def dump_of(tool: Tool, name: str) -> dict:
 
 
 @pytest.fixture(autouse=True)
-def no_canary() -> object:
+def no_canary(sandbox: object) -> object:
+    CANARY_DIR.mkdir(parents=True, exist_ok=True)
+    CANARY_DIR.chmod(0o1777)  # any tool's job could create it
     Path(CANARY).unlink(missing_ok=True)
     yield
     assert not Path(CANARY).exists(), "something ran a $(...) or `...` from the input"

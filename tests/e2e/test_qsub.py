@@ -195,3 +195,40 @@ def test_jsub_refuses_a_program_word_with_spaces_it_cannot_find(tool: Tool) -> N
     assert r.returncode == 2 and r.stderr.endswith("jsub: error: argument program: Program 'no such program' "
                                                    "not found.\n"), r.stderr
     assert tool.kubectl_json("get", "jobs")["items"] == []
+
+
+def test_qdel_during_sync_is_the_signal_line_and_exit_1(tool: Tool) -> None:
+    import subprocess
+
+    cmd = ["qsub", "-sync", "y", "-N", "victim", "-b", "y", "/bin/sleep", "300"]
+    if os.geteuid() == 0:
+        cmd = ["setpriv", f"--reuid={tool.uid}", f"--regid={tool.uid}", "--clear-groups", *cmd]
+    waiter = subprocess.Popen(cmd, cwd=tool.home, env={**tool.env(), "PWD": str(tool.home)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def running() -> str:
+            rows = [line.split() for line in tool.run("qstat").stdout.splitlines()[2:]]
+            return next((r[0] for r in rows if r[2] == "victim" and r[4] == "r"), "")
+
+        job_id = tool.wait_for(running, timeout=60, what="the job to run")
+        assert tool.run("qdel", job_id).returncode == 0
+        out, err = waiter.communicate(timeout=90)
+    finally:
+        waiter.kill()
+    assert waiter.returncode == 1, (out, err)
+    assert out == f'Your job {job_id} ("victim") has been submitted\n'
+    assert err == f"Job {job_id} exited because of signal SIGKILL\n"
+
+
+def test_a_crontab_qsub_line_reads_the_script_at_each_run(tool: Tool) -> None:
+    mkdir(tool, "cl")
+    script = write(tool, "each.sh", '#$ -o cl/ -j y\necho "first version"\n')
+    proc = tool.run("crontab", "-", input="0 0 1 1 * qsub each.sh\n")
+    assert proc.returncode == 0, proc.stderr
+    assert "install the crontab again" in proc.stderr  # the #$ lines were read now, the body is not
+    script.write_text('#$ -o cl/ -j y\necho "second version"\n')
+    cron = tool.kubectl_json("get", "cronjobs")["items"][0]["metadata"]["name"]
+    tool.sandbox.kubectl("-n", tool.namespace, "create", "job", "now1", f"--from=cronjob/{cron}")
+    logs = tool.home / "cl"
+    tool.wait_for(lambda: any(p.read_text() for p in logs.glob("each.sh.o*")), timeout=60, what="the run's output")
+    assert [p.read_text() for p in logs.glob("each.sh.o*")] == ["second version\n"]

@@ -460,3 +460,213 @@ def test_parse_args_defaults():
     a = agent.parse_args(["--kubeconfig", "k", "--node", "n", "--state-dir", "d"])
     assert (a.restart_backoff, a.max_backoff, a.capacity_cpu, a.capacity_memory, a.capacity_pods) == \
         (10.0, 300.0, "64", "64Gi", "250")
+
+
+def test_parse_args_private_tmp():
+    base = ["--kubeconfig", "k", "--node", "n", "--state-dir", "d"]
+    assert agent.parse_args(base).private_tmp == "auto"
+    assert agent.parse_args(base + ["--private-tmp", "require"]).private_tmp == "require"
+    with pytest.raises(SystemExit):
+        agent.parse_args(base + ["--private-tmp", "maybe"])
+
+
+# ------------------------------------------------------------------ private /tmp and /dev/shm
+
+def test_private_dirs_are_per_pod_and_container_under_the_state_dir():
+    d = agent.private_dirs("/st", "0a1b-2c", "main")
+    assert d == agent.PrivateDirs(root="/st/podtmp/0a1b-2c/main", tmp="/st/podtmp/0a1b-2c/main/tmp",
+                                  shm="/st/podtmp/0a1b-2c/main/shm")
+    assert d.source_for("/tmp") == d.tmp and d.source_for("/dev/shm") == d.shm
+    assert agent.pod_private_root("/st", "0a1b-2c") == "/st/podtmp/0a1b-2c"
+    assert agent.private_dirs("/st", "0a1b-2c", "init-1").root != d.root
+
+
+@pytest.mark.parametrize("uid,name", [("..", "c"), ("u", ".."), ("a/b", "c"), ("u", "x/../../etc"), ("", "c"),
+                                      ("u", ""), (".hidden", "c"), (None, "c"), ("u", 5)])
+def test_private_dirs_refuse_unsafe_names(uid, name):
+    with pytest.raises(ValueError):
+        agent.private_dirs("/st", uid, name)
+
+
+def test_is_under_and_root_of():
+    assert agent.is_under("/tmp", "/tmp") and agent.is_under("/tmp/a/b", "/tmp")
+    assert not agent.is_under("/tmpfoo", "/tmp") and not agent.is_under("/", "/tmp")
+    assert agent.root_of("/dev/shm/x", agent.PRIVATE_ROOTS) == "/dev/shm"
+    assert agent.root_of("/tmp", agent.PRIVATE_ROOTS) == "/tmp"
+
+
+def _hp_pod(*paths, other=()):
+    vols = [{"name": f"v{i}", "hostPath": {"path": p}} for i, p in enumerate(paths)]
+    vols += [{"name": n, "emptyDir": {}} for n in other]
+    return pod(volumes=vols)
+
+
+def test_hostpath_binds_only_mounted_paths_under_private_roots():
+    p = _hp_pod("/tmp/a", "/data/project", "/dev/shm/s", "/tmp/unmounted", other=("scratch",))
+    c = {"name": "c", "volumeMounts": [{"name": "v0", "mountPath": "/elsewhere"}, {"name": "v1", "mountPath": "/d"},
+                                       {"name": "v2", "mountPath": "/s"}, {"name": "scratch", "mountPath": "/tmp/x"},
+                                       {"name": "nope", "mountPath": "/n"}]}
+    assert agent.hostpath_binds(p, c, agent.PRIVATE_ROOTS) == ["/tmp/a", "/dev/shm/s"]
+    assert agent.hostpath_binds(p, {"name": "c"}, agent.PRIVATE_ROOTS) == []
+    assert agent.hostpath_binds(pod(), c, agent.PRIVATE_ROOTS) == []
+
+
+def test_hostpath_binds_normalizes_orders_parents_first_and_drops_nested():
+    p = _hp_pod("/tmp/a/b/c", "//tmp/./a/", "/tmp/z/../b", "relative/tmp", "/tmpfoo/x", "/tmp/a/b")
+    c = {"name": "c", "volumeMounts": [{"name": f"v{i}", "mountPath": f"/m{i}"} for i in range(6)]}
+    assert agent.hostpath_binds(p, c, agent.PRIVATE_ROOTS) == ["/tmp/a", "/tmp/b"]
+    whole = _hp_pod("/tmp/a", "/tmp")
+    c2 = {"name": "c", "volumeMounts": [{"name": "v0", "mountPath": "/a"}, {"name": "v1", "mountPath": "/t"}]}
+    assert agent.hostpath_binds(whole, c2, agent.PRIVATE_ROOTS) == ["/tmp"]  # the host's /tmp itself, on purpose
+
+
+def test_podtmp_leftovers_keeps_only_running_pods():
+    entries = ["u-1", "u-2", ".probe", "stray-file"]
+    assert agent.podtmp_leftovers(entries, {"u-2"}) == [".probe", "stray-file", "u-1"]
+    assert agent.podtmp_leftovers(entries, set()) == sorted(entries)  # at start and at shutdown: all
+    assert agent.podtmp_leftovers([], {"u-1"}) == []
+
+
+@pytest.mark.parametrize("setting,root,probe,expected", [
+    ("auto", True, None, ("private", None)),
+    ("require", True, None, ("private", None)),
+    ("auto", True, "EPERM", ("shared", "EPERM")),
+    ("require", True, "EPERM", ("refused", "EPERM")),
+    ("off", True, None, ("shared", "--private-tmp off")),
+    ("auto", False, None, ("shared", "the agent does not run as root")),
+    ("require", False, None, ("shared", "the agent does not run as root")),
+])
+def test_private_tmp_decision(setting, root, probe, expected):
+    assert agent.private_tmp_decision(setting, root, probe) == expected
+
+
+def test_child_report_round_trip_and_garbage():
+    data = agent.encode_child_report("mount", errno.EPERM, "Operation not permitted", "mount --bind a /tmp")
+    assert agent.decode_child_report(data) == ("mount", errno.EPERM, "Operation not permitted", "mount --bind a /tmp")
+    assert agent.decode_child_report(b"") is None
+    assert agent.decode_child_report(b"a\0b\0c\0d") is None
+    assert agent.decode_child_report(b"only\0three\0parts") is None
+
+
+def test_child_failure_messages():
+    argv, cwd = ["/bin/x"], "/tmp/work"
+    assert agent.child_failure(("chdir", errno.ENOENT, "No such file or directory", ""), argv, cwd) == \
+        agent.start_error(OSError(errno.ENOENT, "No such file or directory", cwd), argv, cwd)
+    code, msg = agent.child_failure(("chdir", errno.EACCES, "Permission denied", ""), argv, cwd)
+    assert code == 128 and msg.startswith("chdir to cwd ('/tmp/work')")
+    code, msg = agent.child_failure(("unshare", errno.EPERM, "Operation not permitted", ""), argv, cwd)
+    assert code == 128 and "private /tmp" in msg and "unshare(CLONE_NEWNS): Operation not permitted" in msg
+    code, msg = agent.child_failure(("mount", errno.EINVAL, "Invalid argument", "mount --bind s /tmp"), argv, cwd)
+    assert code == 128 and msg.endswith("mount --bind s /tmp: Invalid argument")
+    code, msg = agent.child_failure(("ids", errno.EPERM, "Operation not permitted", "uid 5 gid 5 groups []"), argv, cwd)
+    assert code == 128 and msg == "cannot switch to uid 5 gid 5 groups []: Operation not permitted"
+
+
+def test_child_setup_is_a_callable_built_in_the_parent():
+    ident = agent.Identity(1000, 1000, (1000,))
+    assert callable(agent.child_setup(agent.child_limits(None), ident, "/", None, -1))
+    binds = [agent.Bind("/st/podtmp/u/c/tmp", "/tmp", False, "mount --bind ...")]
+    assert callable(agent.child_setup(agent.child_limits(2**30), ident, "/", binds, -1))
+
+
+def test_make_mountpoint_copies_owner_and_mode_of_intermediate_dirs(tmp_path):
+    host = tmp_path / "host"
+    (host / "a" / "b").mkdir(parents=True)
+    (host / "a").chmod(0o1777)
+    (host / "a" / "f").write_text("x")
+    base = tmp_path / "private"
+    base.mkdir()
+    agent.make_mountpoint(str(base), "a/b", str(host), True)
+    assert (base / "a" / "b").is_dir()
+    assert (base / "a").stat().st_mode & 0o7777 == 0o1777
+    agent.make_mountpoint(str(base), "a/f", str(host), False)
+    assert (base / "a" / "f").is_file() and (base / "a" / "f").read_text() == ""
+    agent.make_mountpoint(str(base), "a/b", str(host), True)  # again: nothing to do, no error
+
+
+def test_remove_tree_does_not_follow_symlinks(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("k")
+    tree = tmp_path / "podtmp" / "u-1" / "c" / "tmp"
+    tree.mkdir(parents=True)
+    (tree / "link").symlink_to(outside)
+    (tree / "sub").mkdir()
+    (tree / "sub" / "f").write_text("f")
+    assert agent.remove_tree(str(tmp_path / "podtmp" / "u-1"))
+    assert not (tmp_path / "podtmp" / "u-1").exists() and (outside / "keep").read_text() == "k"
+    assert agent.remove_tree(str(tmp_path / "never-was"))
+
+
+def _agent_ns(tmp_path, **kw):
+    ns = types.SimpleNamespace(state_dir=str(tmp_path), podtmp_dir=str(tmp_path / "podtmp"), stopping=False,
+                               tmp_mode="private", restart_backoff=10.0, max_backoff=300.0)
+    ns.__dict__.update(kw)
+    return ns
+
+
+def test_sweep_private_dirs_removes_all_but_running_pods(tmp_path):
+    for uid in ("u-1", "u-2", "u-3"):
+        (tmp_path / "podtmp" / uid / "c" / "tmp").mkdir(parents=True)
+    fake = _agent_ns(tmp_path)
+    assert agent.Agent.sweep_private_dirs(fake, {"u-2"}) == 2
+    assert sorted(p.name for p in (tmp_path / "podtmp").iterdir()) == ["u-2"]
+    assert agent.Agent.sweep_private_dirs(fake, set()) == 1
+    assert list((tmp_path / "podtmp").iterdir()) == []
+    assert agent.Agent.sweep_private_dirs(_agent_ns(tmp_path / "none"), set()) == 0  # no podtmp at all
+
+
+def _worker_with_dirs(tmp_path, **agent_kw):
+    w = agent.PodWorker(_agent_ns(tmp_path, **agent_kw), pod())
+    d = agent.private_dirs(str(tmp_path), w.uid, "c")
+    for sub in (d.tmp, d.shm):
+        Path(sub).mkdir(parents=True)
+    (Path(d.tmp) / "job-file").write_text("x")
+    return w, Path(agent.pod_private_root(str(tmp_path), w.uid))
+
+
+def test_worker_removes_its_private_dirs_when_done(tmp_path):
+    w, root = _worker_with_dirs(tmp_path)
+    w.remove_private_dirs()
+    assert not root.exists()
+
+
+@pytest.mark.parametrize("why", ["stopping", "live", "shared"])
+def test_worker_keeps_private_dirs_while_something_may_use_them(tmp_path, why):
+    w, root = _worker_with_dirs(tmp_path, stopping=why == "stopping", tmp_mode="shared" if why == "shared" else "private")
+    if why == "live":
+        w.mains[0].proc = types.SimpleNamespace(pid=1)
+    w.remove_private_dirs()
+    assert root.exists()  # at shutdown the agent sweeps after killing; a live process still uses it
+
+
+def test_private_mounts_recreates_fresh_dirs_and_mount_points(tmp_path, monkeypatch):
+    import shutil
+    import tempfile
+    host = Path(tempfile.mkdtemp(prefix="gridshim-unit-", dir="/tmp"))  # a real hostPath under the real /tmp
+    try:
+        (host / "shared" / "data").mkdir(parents=True)
+        host.chmod(0o1777)
+        hp = str(host / "shared" / "data")
+        p = pod(volumes=[{"name": "hp", "hostPath": {"path": hp}},
+                         {"name": "gone", "hostPath": {"path": str(host / "missing")}}],
+                containers=[{"name": "c", "volumeMounts": [{"name": "hp", "mountPath": "/x"},
+                                                           {"name": "gone", "mountPath": "/y"}]}])
+        w = agent.PodWorker(_agent_ns(tmp_path, private_roots=agent.PRIVATE_ROOTS), p)
+        d = agent.private_dirs(str(tmp_path), w.uid, "c")
+        Path(d.tmp).mkdir(parents=True)
+        (Path(d.tmp) / "from-last-run").write_text("old")
+        logged = []
+        monkeypatch.setattr(agent.PodWorker, "log", lambda self, *a: logged.append(a))
+        binds = w.private_mounts(w.mains[0])
+        assert not (Path(d.tmp) / "from-last-run").exists()  # a restarted container gets a new /tmp
+        for sub in (d.tmp, d.shm):
+            assert Path(sub).stat().st_mode & 0o7777 == 0o1777
+        inside = Path(d.tmp) / host.name
+        assert inside.stat().st_mode & 0o7777 == 0o1777       # intermediate dir: the host's mode
+        assert (inside / "shared" / "data").is_dir()          # the mount point for the hostPath
+        assert [(b.source, b.target, b.recursive) for b in binds] == [
+            (d.tmp, "/tmp", False), (d.shm, "/dev/shm", False), (hp, hp, True)]
+        assert any("does not exist" in a[0] for a in logged)  # the missing hostPath is only logged
+    finally:
+        shutil.rmtree(host)

@@ -205,7 +205,8 @@ def local_host(env: Env, *, tool: str, uid: int | None, token: str = "") -> Any:
 
     return SubmitHost(tool=tool, home=env.home, cwd=env.cwd, env=env.environ, uid=uid, now=env.clock(),
                       token=token, isdir=os.path.isdir, exists=os.path.exists,
-                      executable=lambda p: os.access(p, os.X_OK), read_text=read_text_file,
+                      executable=lambda p: os.access(p, os.X_OK), readable=lambda p: os.access(p, os.R_OK),
+                      read_text=read_text_file,
                       hostname=socket.gethostname().split(".")[0], user_home=_user_home)
 
 

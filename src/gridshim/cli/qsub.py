@@ -69,7 +69,10 @@ def qsub(env: Env, argv: list[str]) -> int:
         # client-side errors need no cluster; --dry-run counts only before the script (after it, it is
         # the job's argument)
         at_file = lambda path: read_text_file(os.path.join(env.cwd, path))  # noqa: E731  (-@ FILE)
-        dry_run = any(e.flag == "--dry-run" for e in split_cmdline(argv, read_file=at_file).events)
+        cmd = split_cmdline(argv, read_file=at_file)
+        if cmd.help:
+            raise HelpRequested()
+        dry_run = any(e.flag == "--dry-run" for e in cmd.events)
         try:
             cluster, tool, uid = connect(env, settings, dry_run=dry_run)
         except GridshimError as e:
@@ -95,7 +98,7 @@ def qsub(env: Env, argv: list[str]) -> int:
         from gridshim.render import render  # noqa: PLC0415
 
         manifests = render(req, settings)
-        if opts.dry_run:
+        if opts.dry_run or cluster is None:  # --dry-run on the command line contacts nothing, even after -clear
             from gridshim.render import to_yaml  # noqa: PLC0415
 
             env.stdout.write(to_yaml(manifests))
@@ -144,6 +147,15 @@ def _sync(env: Env, cluster: object, req: object, manifest: dict, *, terse: bool
     def interrupted() -> None:
         env.stderr.write("Interrupted!\nPlease wait while qsub shuts down.\n")
 
+    def on_term(_sig: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # SGE: SIGTERM during -sync y is handled like Ctrl-C
+
+    import signal  # noqa: PLC0415
+
+    try:
+        signal.signal(signal.SIGTERM, on_term)
+    except ValueError:
+        pass  # not the main thread (tests)
     try:
         outcome = wait_for_job(env, cluster, req, manifest, interrupted)  # type: ignore[arg-type]
     except GridshimError as e:

@@ -66,14 +66,13 @@ def _env(req: JobRequest) -> list[Manifest]:
         env.append({"name": "GRIDSHIM_JOB_UID",
                     "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{CONTROLLER_UID}']"}}})
     if req.script_text is not None:
-        text = escape_expansion(req.script_text)
-        size = len(f"GRIDSHIM_SCRIPT={text}".encode("utf-8", "surrogateescape")) + 1
+        # the kubelet turns the doubled `$$` back into `$`: the process gets the script as written
+        size = len(f"GRIDSHIM_SCRIPT={req.script_text}".encode("utf-8", "surrogateescape")) + 1
         if size > SCRIPT_ENV_LIMIT:
-            raise GridshimError(f"Unable to run job: the job script is {len(req.script_text.encode('utf-8', 'surrogateescape'))} "
-                                f"bytes; gridshim carries at most {SCRIPT_ENV_LIMIT // 1024} KiB of script in the job "
-                                "(counting each $ twice)\nExiting.",
-                                hint=None)
-        env.append({"name": "GRIDSHIM_SCRIPT", "value": text})
+            raise GridshimError(f"Unable to run job: the job script is more than {SCRIPT_ENV_LIMIT // 1024 - 1} KiB, "
+                                "the most gridshim carries in a job; run a script of that size from a file in "
+                                "your home with qsub -b y /bin/sh PATH\nExiting.")
+        env.append({"name": "GRIDSHIM_SCRIPT", "value": escape_expansion(req.script_text)})
     return env
 
 
