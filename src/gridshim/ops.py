@@ -118,6 +118,9 @@ def wait(cluster: Cluster, job: Manifest, *, on_change: Callable[[Manifest], Non
                     rv = ""
                     break
                 if etype == "DELETED":
+                    if job_finished(obj):  # it ended and its TTL removed it while we were not looking
+                        current = obj
+                        break
                     return deleted()
                 current = obj
                 started = started or _started(obj)

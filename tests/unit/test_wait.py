@@ -89,3 +89,12 @@ def test_failed_with_its_pods_gone_is_no_information() -> None:
 def test_complete_without_pods_is_exit_zero() -> None:
     c = Scripted([("MODIFIED", job("2", succeeded=1, conditions=DONE))], pods=[])
     assert lines(ops.wait(c, job("1"))) == ("Job 4242 exited with exit code 0.", None, 0)
+
+
+def test_finished_and_removed_by_its_ttl_while_the_waiter_was_paused() -> None:
+    """The DELETED event carries the Job's last state: a failure stays a failure (never 'Unable to run')."""
+    c = Scripted([("DELETED", job("5", failed=1, conditions=FAILED))], pods=[])
+    assert lines(ops.wait(c, job("1", active=1, ready=1))) == (
+        None, "No information available on job 4242's exit status.", 1)
+    c = Scripted([("DELETED", job("5", succeeded=1, conditions=DONE))], pods=[])
+    assert lines(ops.wait(c, job("1")))[2] == 0
