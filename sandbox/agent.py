@@ -46,7 +46,10 @@ namespace (``unshare(CLONE_NEWNS)`` through ctypes), makes every mount private
 two directories onto /tmp and /dev/shm, then binds each hostPath volume the container
 mounts whose path lies under /tmp or /dev/shm back in at the same path (so "hostPath
 is the same local path" still holds there; missing intermediate directories are
-created with the host's owner and mode), and only then drops to the pod's groups,
+created with the host's owner and mode) — and likewise each ``--shared-path`` (the
+sandbox passes its checkout: the venvs and tool homes stand for a node's image and
+home mounts, which a container sees wherever they are; a checkout under /tmp, as
+CI may make, must not vanish inside the pods) — and only then drops to the pod's groups,
 gid and uid, changes to workingDir and sets the rlimits. (The agent does all of this
 itself in ``preexec_fn``: CPython's ``user=``/``group=``/``cwd=`` are applied
 *before* ``preexec_fn`` runs, when the child could no longer mount.) The directories
@@ -471,6 +474,15 @@ def hostpath_binds(pod: dict, container: dict, roots: tuple[str, ...] | list[str
             paths.add(p)
     out: list[str] = []
     for p in sorted(paths, key=lambda q: (q.count("/"), q)):
+        if not any(is_under(p, q) for q in out):
+            out.append(p)
+    return out
+
+
+def outermost(paths: list[str]) -> list[str]:
+    """PATHS normalized, parents before children, without those below another one in the list."""
+    out: list[str] = []
+    for p in sorted({os.path.normpath(q) for q in paths}, key=lambda q: (q.count("/"), q)):
         if not any(is_under(p, q) for q in out):
             out.append(p)
     return out
@@ -1437,7 +1449,8 @@ class PodWorker:
         for target in roots:
             src = dirs.source_for(target)
             binds.append(Bind(src, target, False, f"mount --bind {src} {target}"))
-        for path in hostpath_binds(self.pod, c.spec, roots):
+        shared = [p for p in self.agent.shared_paths if any(is_under(p, r) for r in roots)]
+        for path in outermost(hostpath_binds(self.pod, c.spec, roots) + shared):
             root = root_of(path, roots)
             if not os.path.exists(path):
                 self.log("container %s: hostPath %s does not exist; not bound into its private %s",
@@ -1747,6 +1760,7 @@ class Agent:
         self.field_selector = f"spec.nodeName={self.node}"
         self.private_tmp_setting = getattr(args, "private_tmp", "auto")
         self.private_roots = tuple(r for r in PRIVATE_ROOTS if os.path.isdir(r))
+        self.shared_paths = [os.path.realpath(p) for p in getattr(args, "shared_path", []) or []]
         self.podtmp_dir = os.path.join(self.state_dir, PODTMP)
         # set by setup_private_tmp() before any pod is started
         self.tmp_mode, self.tmp_why = "shared", "not set up yet"
@@ -2294,6 +2308,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--capacity-cpu", default="64")
     p.add_argument("--capacity-memory", default="64Gi")
     p.add_argument("--capacity-pods", default="250")
+    p.add_argument("--shared-path", action="append", default=[], metavar="PATH",
+                   help="a host path every container sees as it is even under /tmp or /dev/shm, as the "
+                        "image and the home mounts are on a real node (repeatable)")
     p.add_argument("--private-tmp", choices=PRIVATE_TMP_SETTINGS, default="auto",
                    help="per-container private /tmp and /dev/shm (root only): auto = when this machine "
                         "allows it, else shared with a loud warning; require = else no container starts; "

@@ -242,6 +242,9 @@ def cmd_up(_: argparse.Namespace) -> int:
         "--bind-address=127.0.0.1", f"--secure-port={ports['sched']}", "--profiling=false", "--v=1"])
     spawn("agent", [str(REPO / ".venv/bin/python"), str(REPO / "sandbox/agent.py"),
                     f"--kubeconfig={kubeconfig}", f"--node={NODE}", f"--state-dir={STATE / 'agent'}",
+                    # the checkout (venvs, tool homes) is the nodes' image and home mount: seen by every
+                    # pod even when it lies under /tmp, which is private to each container
+                    f"--shared-path={REPO}",
                     "--restart-backoff=2"])
 
     home_root = STATE / "data/project"

@@ -617,6 +617,13 @@ class KubeCluster:
         if status == 409:
             return ConflictError(msg, detail=detail)
         if status == 422:
+            # An admission policy's refusal ('jobs "x" is invalid: : ValidatingAdmissionPolicy 'P' with binding
+            # 'B' denied request: TEXT'): TEXT is the part a user needs (the uid policy names the uid allowed)
+            head, denied, said = str(body.get("message") or "").partition("denied request: ")
+            if denied and "ValidatingAdmissionPolicy '" in head:
+                policy = head.split("ValidatingAdmissionPolicy '", 1)[1].split("'", 1)[0]
+                return ClusterError(f"refused by the cluster's admission policy {policy}: {_one_line(said, 1000)}",
+                                    status=status, detail=detail, body=body)
             return ClusterError(f"the API server refused it: {msg}", status=status, detail=detail, body=body)
         return ClusterError(f"the Kubernetes API answered {status} {reason or ''}: {msg}".replace("  ", " "),
                             status=status, detail=detail, body=body)
@@ -694,6 +701,10 @@ class KubeCluster:
 
     def get(self, kind: str, name: str) -> Manifest:
         return self.request("GET", self.path(kind, name))
+
+    def namespace_object(self) -> Manifest:
+        """The tool's own Namespace (cluster-scoped: a RoleBinding in it may grant `get` on it)."""
+        return self.request("GET", "/api/v1/namespaces/" + urllib.parse.quote(self.namespace, safe=""))
 
     def list(self, kind: str, *, selector: str | None = None, field_selector: str | None = None,
              namespace: str | None = None) -> tuple[list[Manifest], str]:

@@ -40,7 +40,9 @@ class Settings:
     images: dict[str, str] = field(default_factory=lambda: {"default": "docker-registry.tools.wmflabs.org/toolforge-bookworm-sssd:latest"})
     volumes: tuple[Volume, ...] = ()
     home: str = "/data/project/{tool}"
-    uid: str = "self"  # the submitting user; or "home-owner", "passwd:tools.{tool}", or a number
+    # whose uid the pods run as: "self" (the submitting user), "namespace" (the tool namespace's
+    # gridshim.io/uid annotation, which the cluster enforces), "home-owner", "passwd:tools.{tool}", a number
+    uid: str = "self"
     default_mem: int = 512 * MiB  # jsub's 524288k
     max_mem: int | None = None  # None: only the namespace LimitRange decides
     memory_request: str = "toolforge"  # "toolforge": request = limit up to 512Mi, else limit/2; "limit": = limit
@@ -134,13 +136,32 @@ def _text(value: Any, key: str, path: str) -> str:
     return str(value)
 
 
-UID_POLICIES = ("self", "home-owner", "passwd:PATTERN", "a number")
+UID_POLICIES = ("namespace", "self", "home-owner", "passwd:PATTERN", "a number")
+# The annotation on a tool's Namespace that names the uid its pods must run as. The admins set it when
+# they create the tool; the cluster's admission policy enforces it (docs/site-config.md, "uid").
+UID_ANNOTATION = "gridshim.io/uid"
 
 
 def check_uid_policy(policy: str, path: str) -> str:
-    if policy in ("self", "home-owner") or policy.isdigit() or (policy.startswith("passwd:") and len(policy) > 7):
+    if policy in ("namespace", "self", "home-owner") or policy.isdigit() or \
+            (policy.startswith("passwd:") and len(policy) > 7):
         return policy
     raise ConfigError(f"site config {path}: uid: unknown policy {policy!r}; use {', '.join(UID_POLICIES)}")
+
+
+def namespace_uid(namespace: dict[str, Any]) -> int:
+    """The uid a tool Namespace's UID_ANNOTATION names (what `uid: namespace` runs the pods as)."""
+    meta = namespace.get("metadata") or {}
+    name = meta.get("name") or "?"
+    value = (meta.get("annotations") or {}).get(UID_ANNOTATION)
+    if value is None:
+        raise GridshimError(f"namespace {name} has no {UID_ANNOTATION} annotation, so the tool's uid is unknown",
+                            hint="ask your site's admins to set it (docs/site-config.md), or use another 'uid' "
+                                 "policy in the site config")
+    if not re.fullmatch(r"[1-9][0-9]{0,9}", str(value)) or int(value) > 2**31 - 1:
+        raise GridshimError(f"namespace {name}: annotation {UID_ANNOTATION}={value!r} is not a uid above 0",
+                            hint="ask your site's admins to fix it (docs/site-config.md)")
+    return int(value)
 
 
 def from_dict(data: dict[str, Any], *, path: str = "<config>") -> Settings:

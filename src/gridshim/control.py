@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from gridshim import text
 from gridshim.errors import ConflictError, ForbiddenError, JobNotFoundError
 from gridshim.model import Cluster, GridState, JobKind, JobRow, Manifest, RUNNING_STATES, tool_of
 from gridshim.render import labels as L
@@ -55,11 +56,8 @@ class Scope:
 _TOOL_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,50}[a-z0-9])?$")
 
 
-def shown(text: str) -> str:
-    """User input echoed in a message, kept on one line: control characters and undecodable argv bytes
-    are written as escapes (a newline in a job name must not split qdel's one-line answers)."""
-    raw = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in raw)
+shown = text.shown  # user input echoed in a message, kept on one line (a newline in a job name must
+#                    not split qdel's one-line answers)
 
 
 def tool_namespace(cluster: Cluster, tool: str) -> str:

@@ -71,13 +71,35 @@ def submit(cluster: Cluster, manifest: Manifest, req: JobRequest) -> Manifest:
                 return existing  # our own create, whose answer was lost
             if not job_finished(existing) or meta.get("deletionTimestamp"):
                 raise AlreadyActiveError(req.name)
+            if (meta.get("labels") or {}).get(L.MANAGED_BY) != L.MANAGER:
+                raise GridshimError(f"a finished Job named {name} that gridshim did not create is in the way of "
+                                    f"'{req.name}'; it was left alone",
+                                    hint=f"delete it with: kubectl delete job {name}")
             try:
                 cluster.delete("Job", name, uid=meta["uid"], propagation="Background")
             except (JobNotFoundError, ClusterError, GridshimError):
                 pass  # someone else removed or replaced it: the next create decides
         raise AlreadyActiveError(req.name)
     except QuotaExceededError as e:
+        # -once under a full quota: the quota is checked before the name, so a loser of a race for the
+        # name would be told "try later" (25); it must hear what it would hear on a roomy quota
+        if req.once and _once_taken(cluster, req, manifest["metadata"].get("name", "")):
+            raise AlreadyActiveError(req.name) from None
         raise quota_message(e) from None
+
+
+def _once_taken(cluster: Cluster, req: JobRequest, name: str) -> bool:
+    """Is a live job holding this -once name (ours under its object name, or a plain one)?"""
+    try:
+        existing = cluster.get("Job", name) if name else None
+    except (JobNotFoundError, GridshimError):
+        existing = None
+    if existing is not None and not job_finished(existing):
+        return True
+    try:
+        return _live_same_name(cluster, req, skip=name)
+    except GridshimError:
+        return False
 
 
 def _started(job: Manifest) -> bool:

@@ -21,6 +21,7 @@ from gridshim.gridflags import GridOptions
 from gridshim.model import JobKind, JobRequest, Preset
 from gridshim.render.labels import job_id_for
 from gridshim.sgeflags import Rejected
+from gridshim.text import shown
 
 # SGE job names may not contain these, nor start with a digit (sge_types(5) "job_name").
 _BAD_NAME = re.compile(r"[/:@\\*?\s]")
@@ -46,6 +47,7 @@ class SubmitHost:
     exists: Callable[[str], bool] = lambda _p: False
     executable: Callable[[str], bool] = lambda _p: True
     readable: Callable[[str], bool] = lambda _p: True
+    writable: Callable[[str], bool] = lambda _p: True  # by the job's user (the CLI knows only when it is the caller)
     read_text: Callable[[str], str | None] = lambda _p: None  # whole file; None if absent or binary
     user_home: Callable[[str], str | None] = lambda _u: None  # ~user: that account's home, if known
     hostname: str = ""  # the submit host's short name (SGE_O_HOST)
@@ -63,9 +65,14 @@ def default_job_name(program: str) -> str:
     return base.split(".")[0] or base
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def check_job_name(name: str) -> None:
     if not name:
         raise UsageError("argument -N: the job name must not be empty")
+    if _CONTROL.search(name):
+        raise UsageError(f"argument -N: invalid job name '{shown(name)}': it must not contain control characters")
     if _BAD_NAME.search(name) or name[0].isdigit():
         raise UsageError(f"argument -N: invalid job name '{name}': it must not start with a digit "
                          "or contain / : @ \\ * ? or whitespace")
@@ -115,7 +122,10 @@ def check_sge_name(name: str) -> None:
         raise Rejected(f'denied: "{name}" is not a valid object name (cannot start with a digit)')
     for ch, what in _SGE_NAME_CHARS.items():
         if ch in name:
-            raise Rejected(f"{what} ('{ch}') not allowed in objectname")
+            raise Rejected(f"{what} ('{shown(ch)}') not allowed in objectname")
+    bad = _CONTROL.search(name)
+    if bad:  # SGE let other control characters through; they would reach terminals and qstat -xml
+        raise Rejected(f"Control character ('{shown(bad.group(0))}') not allowed in objectname")
     if name.upper() in ("NONE", "ALL", "TEMPLATE"):
         raise Rejected(f'Keyword ("{name}") not allowed as objectname')
     if len(name) > 512:
@@ -208,6 +218,23 @@ def job_environment(opts: GridOptions, *, host: SubmitHost, user: str, name: str
     if not script:
         env["JOB_SCRIPT"] = program
     return env
+
+
+# -a: how far ahead a start time may be (the pod waits for it); -l h_rt: activeDeadlineSeconds' range.
+MAX_WAIT_SECONDS = 7 * 86400
+MAX_WALL_SECONDS = 2**31 - 1
+
+
+def _check_writable(path: str, host: SubmitHost, *, qsub: bool) -> None:
+    """An output file the job could not open would end it at once, with the reason only in the pod's
+    log: refuse now when this host can tell (the directory exists and the job's user cannot write)."""
+    directory = posixpath.dirname(path) or "/"
+    if not host.isdir(directory) or host.writable(path if host.exists(path) else directory):
+        return
+    text = f"the job could not write its output file {path}: permission denied"
+    if qsub:
+        raise Rejected(text)
+    raise GridshimError(text, hint="choose another -o/-e, or fix the directory's permissions")
 
 
 def _utf8(text: str) -> bool:
@@ -372,6 +399,21 @@ def translate(
     else:
         script_path = None
     not_before = parse_start_time(opts.start_at, host.now) if opts.start_at else None
+    if not_before is not None and host.now and not_before - host.now > MAX_WAIT_SECONDS:  # now 0: no clock given
+        # the pod waits inside its wrapper, holding its memory and a quota slot until then
+        text = (f"-a {opts.start_at} is more than {MAX_WAIT_SECONDS // 86400} days ahead; a job waits for its "
+                "start time in a pod that holds its memory until then")
+        if qsub:
+            raise Rejected(f"job rejected: {text}; use a crontab line for far-off starts")
+        raise GridshimError(text, hint="use a crontab line (crontab -e) for far-off starts")
+    if opts.wall_seconds is not None and opts.wall_seconds > MAX_WALL_SECONDS:
+        text = f"h_rt={opts.wall_seconds} is more than the {MAX_WALL_SECONDS} seconds Kubernetes can enforce"
+        if qsub:
+            raise Rejected(f"job rejected: {text}; use h_rt=INFINITY for no limit")
+        raise UsageError(f"argument -l: {text}; leave h_rt out for no limit")
+    for path in {stdout, stderr}:
+        if RUNTIME_JOB_ID not in path:
+            _check_writable(path, host, qsub=qsub)
     options = {
         "mem": mem, "once": once, "continuous": continuous, "stdout": stdout, "stderr": stderr,
         "join": opts.join, "queue": queue, "release": opts.release, "cwd": opts.cwd, "workdir": workdir,

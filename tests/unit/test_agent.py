@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import importlib.util
 import sys
 import types
@@ -600,7 +601,7 @@ def test_remove_tree_does_not_follow_symlinks(tmp_path):
 
 def _agent_ns(tmp_path, **kw):
     ns = types.SimpleNamespace(state_dir=str(tmp_path), podtmp_dir=str(tmp_path / "podtmp"), stopping=False,
-                               tmp_mode="private", restart_backoff=10.0, max_backoff=300.0)
+                               tmp_mode="private", restart_backoff=10.0, max_backoff=300.0, shared_paths=[])
     ns.__dict__.update(kw)
     return ns
 
@@ -670,3 +671,22 @@ def test_private_mounts_recreates_fresh_dirs_and_mount_points(tmp_path, monkeypa
         assert any("does not exist" in a[0] for a in logged)  # the missing hostPath is only logged
     finally:
         shutil.rmtree(host)
+
+
+def test_outermost_keeps_parents_only() -> None:
+    assert agent.outermost(["/tmp/a/b", "/tmp/a", "/tmp/c/", "/tmp/c"]) == ["/tmp/a", "/tmp/c"]
+
+
+def test_a_shared_path_under_tmp_is_bound_back_into_the_private_tmp(tmp_path):
+    """A checkout under /tmp (as CI may make) stays visible in the pods: --shared-path."""
+    shared = Path("/tmp") / f"gridshim-shared-{os.getpid()}"
+    shared.mkdir(exist_ok=True)
+    try:
+        w = agent.PodWorker(_agent_ns(tmp_path, private_roots=("/tmp",), shared_paths=[str(shared)]), pod())
+        c = w.mains[0]
+        binds = w.private_mounts(c)
+        assert [b.target for b in binds] == ["/tmp", str(shared)]
+        d = agent.private_dirs(str(tmp_path), w.uid, c.name)
+        assert (Path(d.tmp) / shared.name).is_dir()  # the mount point inside the private /tmp
+    finally:
+        shared.rmdir()

@@ -97,10 +97,18 @@ def test_unknown_resources_warn_instead_of_silently_vanishing() -> None:
 
 
 def test_start_time_is_local_epoch() -> None:
-    r = tr("-a", "203001020304.05", "/bin/p")
+    r = tr("-a", "202701170304.05", "/bin/p")  # HOST's clock: 2027-01-15
     import time
 
-    assert time.localtime(r.not_before)[:6] == (2030, 1, 2, 3, 4, 5)
+    assert time.localtime(r.not_before)[:6] == (2027, 1, 17, 3, 4, 5)
+
+
+def test_a_start_time_far_ahead_is_refused_clearly() -> None:
+    """The job would wait in a pod (holding its memory) for years: refused with the fix named."""
+    with pytest.raises(GridshimError, match="more than 7 days ahead.*crontab"):
+        tr("-a", "203001020304", "/bin/p")
+    with pytest.raises(UsageError, match="h_rt=99999999999999999999 is more than"):
+        tr("-l", "h_rt=99999999999999999999", "/bin/p")
 
 
 def test_resolve_program_like_argparse_whence() -> None:

@@ -19,10 +19,12 @@ from gridshim.errors import ExitCode, GridshimError, QuotaExceededError, UsageEr
 class Env:
     """Streams, environment, clock and cwd, injectable for tests (HTTPie's Environment)."""
 
-    stdout: TextIO = field(default_factory=lambda: sys.stdout)
-    stderr: TextIO = field(default_factory=lambda: sys.stderr)
-    stdin: TextIO = field(default_factory=lambda: sys.stdin)
-    environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    # A stream the caller closed (`jsub … >&-`) is None in Python: writes then go nowhere, as a C
+    # program's would, instead of failing after the job was created; a closed stdin reads as closed.
+    stdout: TextIO = field(default_factory=lambda: sys.stdout or _devnull())
+    stderr: TextIO = field(default_factory=lambda: sys.stderr or _devnull())
+    stdin: TextIO | None = field(default_factory=lambda: sys.stdin)
+    environ: dict[str, str] = field(default_factory=lambda: {as_utf8(k): as_utf8(v) for k, v in os.environ.items()})
     cwd: str = field(default_factory=lambda: os.environ.get("PWD") if _pwd_ok() else os.getcwd())
     clock: Callable[[], float] = time.time
 
@@ -46,7 +48,35 @@ class Env:
             return home
         import pwd  # noqa: PLC0415
 
-        return pwd.getpwuid(os.getuid()).pw_dir
+        try:
+            return pwd.getpwuid(os.getuid()).pw_dir
+        except KeyError:
+            raise GridshimError(f"$HOME is not set and uid {os.getuid()} has no passwd entry",
+                                hint="set HOME to the tool's home directory") from None
+
+
+def as_utf8(text: str) -> str:
+    """Command-line and environment text as the bytes the user typed, read as UTF-8.
+
+    Python decodes argv and the environment with the locale's encoding: in a Latin-1 locale the byte
+    0xE9 becomes 'é', which Kubernetes would then carry as UTF-8 (two other bytes). Re-reading the
+    original bytes as UTF-8 (undecodable ones surrogate-escaped) makes such text fail the UTF-8 check
+    in every locale instead of reaching the job changed."""
+    if _FS_UTF8:
+        return text
+    return os.fsencode(text).decode("utf-8", "surrogateescape")
+
+
+_FS_UTF8 = sys.getfilesystemencoding().lower().replace("-", "") == "utf8"
+
+
+def argv() -> list[str]:
+    """sys.argv[1:] as as_utf8 reads it."""
+    return [as_utf8(a) for a in sys.argv[1:]]
+
+
+def _devnull() -> TextIO:
+    return open(os.devnull, "w")  # noqa: SIM115  (lives as long as the process)
 
 
 def _pwd_ok() -> bool:
@@ -185,15 +215,26 @@ SCRIPT_LIMIT = 4 * 1024 * 1024
 
 
 def read_text_file(path: str) -> str | None:
-    """A whole text file (up to SCRIPT_LIMIT), surrogate-escaped; None if unreadable or binary."""
+    """A whole regular text file (up to SCRIPT_LIMIT), surrogate-escaped; None if unreadable or binary.
+    A FIFO or device (`.jsubrc` → /dev/zero) is never read: it could block or never end."""
+    import stat  # noqa: PLC0415
+
     try:
-        with open(path, "rb") as f:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as f:
             head = f.read(65536)
             if b"\0" in head:
                 return None
             data = head + f.read(SCRIPT_LIMIT)
     except OSError:
         return None
+    finally:
+        os.close(fd)
     return data.decode("utf-8", "surrogateescape")
 
 
@@ -207,7 +248,8 @@ def local_host(env: Env, *, tool: str, uid: int | None, token: str = "") -> Any:
                       token=token, isdir=os.path.isdir, exists=os.path.exists,
                       executable=lambda p: os.access(p, os.X_OK), readable=lambda p: os.access(p, os.R_OK),
                       read_text=read_text_file,
-                      hostname=socket.gethostname().split(".")[0], user_home=_user_home)
+                      hostname=socket.gethostname().split(".")[0], user_home=_user_home,
+                      writable=(lambda p: os.access(p, os.W_OK)) if uid == os.getuid() else (lambda _p: True))
 
 
 def _user_home(user: str) -> str | None:

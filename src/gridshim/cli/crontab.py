@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from gridshim import config
-from gridshim.cli._common import (Env, load_cluster, offline_namespace, read_script_head, report, run,
+from gridshim.cli._common import (Env, argv, load_cluster, offline_namespace, read_script_head, report, run,
                                   tool_uid)
 from gridshim.model import tool_of
 from gridshim.errors import GridshimError, UsageError
@@ -181,6 +181,8 @@ def _workers(cluster: Any) -> Callable[[], Any] | None:
 
 def _read_input(env: Env, path: str | None) -> tuple[bytes, str]:
     if path is None or path == "-":
+        if env.stdin is None:
+            raise GridshimError("standard input is closed: there is no crontab to read (nothing was changed)")
         buf = getattr(env.stdin, "buffer", None)
         data = buf.read() if buf is not None else env.stdin.read().encode("utf-8", "surrogateescape")
         return data, "-"
@@ -209,7 +211,7 @@ def _ask(env: Env, prompt: str, *, to: Any) -> bool | None:
     while True:
         to.write(prompt)
         to.flush()
-        line = env.stdin.readline()
+        line = env.stdin.readline() if env.stdin is not None else ""
         if not line:
             to.write("\n")
             return None
@@ -380,8 +382,12 @@ def _edit(env: Env, args: Args, settings: config.Settings, cluster: Any, who: st
             if rc != 0:
                 env.stderr.write(f'{PROG}: "{editor}" exited with status {rc}\n')
                 return 1
-            with open(path, "rb") as f:
-                new = f.read()
+            try:
+                with open(path, "rb") as f:
+                    new = f.read()
+            except OSError as e:  # the editor removed or replaced the file unreadably
+                env.stderr.write(f"{PROG}: cannot read the edited crontab ({e.strerror}); no changes made\n")
+                return 1
             if new == original:
                 env.stderr.write("No modification made\n")
                 return 0
@@ -418,4 +424,4 @@ _OPERATIONS: dict[str, Callable[[Env, Args, config.Settings, Any, str], int]] = 
 
 
 def main() -> None:
-    sys.exit(run(PROG, lambda env: crontab_main(env, sys.argv[1:])))
+    sys.exit(run(PROG, lambda env: crontab_main(env, argv())))

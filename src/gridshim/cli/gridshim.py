@@ -12,7 +12,7 @@ import sys
 from typing import Any, NoReturn
 
 from gridshim import __version__
-from gridshim.cli._common import Env, printable, run
+from gridshim.cli._common import Env, argv, printable, run
 from gridshim.errors import ExitCode, GridshimError, UsageError
 
 DESCRIPTION = """\
@@ -204,6 +204,8 @@ def migrate_check(env: Env, files: list[str], *, follow: bool) -> int:
     for i, name in enumerate(files or ["-"]):
         path = None
         if name == "-":
+            if env.stdin is None:
+                raise UsageError("standard input is closed: give a crontab file and scripts")
             raw = getattr(env.stdin, "buffer", None)
             text = raw.read().decode("utf-8", "replace") if raw is not None else env.stdin.read()
             label = "<stdin>"
@@ -257,7 +259,7 @@ def main_with(env: Env, argv: list[str]) -> int:
 
 
 def main() -> int:
-    return run("gridshim", lambda env: main_with(env, sys.argv[1:]))
+    return run("gridshim", lambda env: main_with(env, argv()))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,7 +10,7 @@ import time
 from typing import Any, NoReturn
 
 from gridshim import config, control
-from gridshim.cli._common import Env, load_cluster, run
+from gridshim.cli._common import Env, argv, load_cluster, run
 from gridshim.errors import UsageError
 
 NONE, RUNNING, QUEUED = 0, 1, 2
@@ -63,4 +63,4 @@ def job_main(env: Env, argv: list[str], cluster: Any = None) -> int:
 
 
 def main() -> None:
-    sys.exit(run("job", lambda env: job_main(env, sys.argv[1:])))
+    sys.exit(run("job", lambda env: job_main(env, argv())))

@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 from gridshim import config, control
-from gridshim.cli._common import Env, load_cluster, run
+from gridshim.cli._common import Env, argv, load_cluster, run
 from gridshim.errors import ExitCode
 
 
@@ -31,4 +31,4 @@ def jstop_main(env: Env, argv: list[str], cluster: Any = None) -> int:
 
 
 def main() -> None:
-    sys.exit(run("jstop", lambda env: jstop_main(env, sys.argv[1:])))
+    sys.exit(run("jstop", lambda env: jstop_main(env, argv())))

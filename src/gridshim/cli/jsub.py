@@ -11,8 +11,8 @@ import sys
 from typing import Callable
 
 from gridshim import config, gridflags
-from gridshim.cli._common import (Env, LiveStatus, ctime, load_cluster, local_host, offline_namespace, printable,
-                                  report, run, tool_uid)
+from gridshim.cli._common import (Env, LiveStatus, argv, ctime, load_cluster, local_host, offline_namespace,
+                                  printable, report, run, tool_uid)
 from gridshim.errors import ExitCode, GridshimError, QuotaExceededError, UsageError
 from gridshim.model import JobRequest, Preset, tool_of
 
@@ -215,7 +215,7 @@ def _die(env: Env, prog: str, e: GridshimError, *, err_path: str | None, keep_st
 
 
 def _main(preset: Preset) -> None:
-    sys.exit(run(preset.value, lambda env: submit_main(env, sys.argv[1:], preset)))
+    sys.exit(run(preset.value, lambda env: submit_main(env, argv(), preset)))
 
 
 def jsub_main() -> None:

@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from gridshim import config, control
-from gridshim.cli._common import Env, load_cluster, run
+from gridshim.cli._common import Env, argv, load_cluster, run
 from gridshim.errors import ExitCode
 from gridshim.model import JobRow
 
@@ -94,4 +94,4 @@ def qdel_main(env: Env, argv: list[str], cluster: Any = None) -> int:
 
 
 def main() -> None:
-    sys.exit(run("qdel", lambda env: qdel_main(env, sys.argv[1:])))
+    sys.exit(run("qdel", lambda env: qdel_main(env, argv())))

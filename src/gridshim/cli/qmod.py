@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from gridshim import config, control
-from gridshim.cli._common import Env, load_cluster, run
+from gridshim.cli._common import Env, argv, load_cluster, run
 from gridshim.errors import ExitCode
 
 USAGE = "usage: qmod -rj job_list\n"
@@ -57,4 +57,4 @@ def qmod_main(env: Env, argv: list[str], cluster: Any = None) -> int:
 
 
 def main() -> None:
-    sys.exit(run("qmod", lambda env: qmod_main(env, sys.argv[1:])))
+    sys.exit(run("qmod", lambda env: qmod_main(env, argv())))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gridshim import config, control
-from gridshim.cli._common import Env, load_cluster, run
+from gridshim.cli._common import Env, argv, load_cluster, run
 from gridshim.errors import ExitCode
 from gridshim.model import GridState, JobRow
 
@@ -192,4 +192,4 @@ def _show_jobs(env: Env, cluster: object, opts: Options, user_prefix: str) -> in
 
 
 def main() -> None:
-    sys.exit(run("qstat", lambda env: qstat_main(env, sys.argv[1:])))
+    sys.exit(run("qstat", lambda env: qstat_main(env, argv())))

@@ -12,7 +12,7 @@ import os
 import sys
 
 from gridshim import config
-from gridshim.cli._common import Env, local_host, printable, read_text_file, run
+from gridshim.cli._common import Env, argv, local_host, printable, read_text_file, run
 from gridshim.errors import ExitCode, GridshimError, QuotaExceededError
 
 USAGE = """\
@@ -174,4 +174,4 @@ def _sync(env: Env, cluster: object, req: object, manifest: dict, *, terse: bool
 
 
 def main() -> None:
-    sys.exit(run("qsub", lambda env: qsub(env, sys.argv[1:])))
+    sys.exit(run("qsub", lambda env: qsub(env, argv())))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from gridshim.model import GridState, JobKind, JobRow
+from gridshim.text import shown
 from gridshim.output import PRIORITY, is_running, ordered, queue_instance, shown_time
 
 HEADER = ("job-ID  prior   name       user         state submit/start at     "
@@ -31,8 +32,8 @@ def grid_time(epoch: float) -> str:
 
 def format_row(row: JobRow) -> str:
     prio = PRIORITY[is_running(row)]
-    return (f"{row.job_id:7d} {prio:7.5f} {row.name:<10.10} {row.owner:<12.12} {row.state.value:<5.5} "
-            f"{grid_time(shown_time(row))} {queue_instance(row):<30.30} {slots_of(row):5d} " + " " * 7 + "\n")
+    return (f"{row.job_id:7d} {prio:7.5f} {shown(row.name):<10.10} {shown(row.owner):<12.12} {row.state.value:<5.5} "
+            f"{grid_time(shown_time(row))} {shown(queue_instance(row)):<30.30} {slots_of(row):5d} " + " " * 7 + "\n")
 
 
 def format_plain(rows: list[JobRow], *, resources: bool = False) -> str:
@@ -78,7 +79,7 @@ def _sge_memory(n: int) -> str:
 
 def format_requests(row: JobRow) -> str:
     """`qstat -r`'s lines under a job: full name, master queue, PE, hard and soft resources, queues."""
-    out = [f"{_R}Full jobname:     {row.name}\n"]
+    out = [f"{_R}Full jobname:     {shown(row.name)}\n"]
     if row.is_running and row.node:
         out.append(f"{_R}Master Queue:     {queue_instance(row)}\n")
     pe = row.options.get("pe")
@@ -91,12 +92,12 @@ def format_requests(row: JobRow) -> str:
     out.append(f"{_R}Hard Resources:   {first}\n")
     out.extend(f"{' ' * 25}{h} (0.000000)\n" for h in hard[1:])
     out.append(f"{_R}Soft Resources:   \n")
-    out.append(f"{_R}Hard requested queues: {row.queue}\n")
+    out.append(f"{_R}Hard requested queues: {shown(row.queue)}\n")
     return "".join(out)
 
 
 def _kv(key: str, value: object) -> str:
-    return f"{key + ':':<{KEY_WIDTH}}{value}\n"
+    return f"{key + ':':<{KEY_WIDTH}}{shown(str(value))}\n"
 
 
 def resource_list(row: JobRow) -> str:
@@ -167,11 +168,11 @@ def format_detail(row: JobRow) -> str:
     if row.kind is not JobKind.CONTINUOUS and not qsub_script:
         out.append(_kv("job_type", "binary"))  # jsub submits with -b y; jstart's wrapper is a script
     if row.state is GridState.ERROR and row.message:
-        out.append(f"{'error reason':s} {1:10d}:      {row.message}\n")
+        out.append(f"{'error reason':s} {1:10d}:      {shown(row.message)}\n")
     elif not is_running(row) and row.message:
         lines = row.message.splitlines() or [""]
         out.append(_kv("scheduling info", lines[0]))
-        out.extend(" " * KEY_WIDTH + line + "\n" for line in lines[1:])
+        out.extend(" " * KEY_WIDTH + shown(line) + "\n" for line in lines[1:])
     return "".join(out)
 
 

@@ -12,6 +12,7 @@ from xml.sax.saxutils import escape
 
 from gridshim.model import GridState, JobKind, JobRow
 from gridshim.output import PRIORITY, is_running, ordered, queue_instance, section, shown_time
+from gridshim.text import shown
 
 SCHEMA = "http://arc.liv.ac.uk/repos/darcs/sge/source/dist/util/resources/schemas/qstat"
 DECL = "<?xml version='1.0'?>\n"
@@ -26,7 +27,8 @@ def iso_time(epoch: float) -> str:
 
 
 def _el(depth: int, name: str, value: object) -> str:
-    return f"{'  ' * depth}<{name}>{escape(str(value))}</{name}>\n"
+    """One element; control characters (not allowed in XML 1.0 at all) are written as escapes."""
+    return f"{'  ' * depth}<{name}>{escape(shown(str(value)))}</{name}>\n"
 
 
 def _job_list(row: JobRow, depth: int) -> str:

@@ -106,11 +106,26 @@ def labels_for(req: JobRequest, *, with_id: bool = True) -> dict[str, str]:
     return labels
 
 
+# Kubernetes allows 256 KiB of annotations per object. The program and its arguments travel in the
+# container's command (whole); the annotations are for display, so long values are cut there.
+COMMAND_LIMIT = 8 * 1024
+OPTIONS_LIMIT = 64 * 1024
+CUT = " …"
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - len(CUT)] + CUT
+
+
 def annotations_for(req: JobRequest) -> dict[str, str]:
+    options = json.dumps(req.options, sort_keys=True, separators=(",", ":"))
+    if len(options) > OPTIONS_LIMIT:  # -v values or arguments far beyond what qstat -j shows
+        slim = {k: v for k, v in req.options.items() if k not in ("env", "args")}
+        options = json.dumps({**slim, "truncated": True}, sort_keys=True, separators=(",", ":"))
     ann = {
         A_NAME: req.name,
-        A_COMMAND: req.command_line,
-        A_OPTIONS: json.dumps(req.options, sort_keys=True, separators=(",", ":")),
+        A_COMMAND: _cut(req.command_line, COMMAND_LIMIT),
+        A_OPTIONS: options,
     }
     if req.token:
         ann[A_TOKEN] = req.token
