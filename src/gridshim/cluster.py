@@ -177,6 +177,29 @@ def kubeconfig_paths(environ: dict[str, str] | os._Environ[str] | None = None) -
     return [os.path.join(env.get("HOME") or os.path.expanduser("~"), ".kube", "config")]
 
 
+# A kubeconfig is a few KiB; one that is not a regular file (a FIFO, /dev/zero) or is huge is refused
+# rather than read forever or into all memory.
+KUBECONFIG_LIMIT = 4 * 1024 * 1024
+
+
+def _read_kubeconfig(path: str) -> str:
+    import stat  # noqa: PLC0415
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ClusterConfigError(f"kubeconfig {path} is not a regular file", hint="point KUBECONFIG at a file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(KUBECONFIG_LIMIT + 1)
+    finally:
+        os.close(fd)
+    if len(data) > KUBECONFIG_LIMIT:
+        raise ClusterConfigError(f"kubeconfig {path} is larger than {KUBECONFIG_LIMIT // (1024 * 1024)} MiB",
+                                 hint="point KUBECONFIG at your kubeconfig file")
+    return data.decode("utf-8")
+
+
 def load_credentials(paths: list[str], context: str | None = None) -> Credentials:
     """Merge the kubeconfig files (first wins, as kubectl does) and resolve one context.
 
@@ -190,7 +213,7 @@ def load_credentials(paths: list[str], context: str | None = None) -> Credential
     found = False
     for p in paths:
         try:
-            text = Path(p).read_text()
+            text = _read_kubeconfig(p)
         except FileNotFoundError:
             continue
         except OSError as e:
@@ -454,6 +477,10 @@ class KubeCluster:
             return conn.getresponse()
         except ssl.SSLCertVerificationError as e:
             self.close()
+            if e.verify_code in (9, 10):  # X509_V_ERR_CERT_NOT_YET_VALID / CERT_HAS_EXPIRED
+                raise ClusterConfigError(f"cannot verify the API server {self.creds.server}: {e.verify_message}",
+                                         hint="check this machine's clock (date); if it is right, the server's "
+                                              "certificate is outside its validity") from None
             raise ClusterConfigError(f"cannot verify the API server {self.creds.server}: {e.verify_message}",
                                      hint=f"check certificate-authority in {self.creds.path}; it must be the CA "
                                           "of the cluster named by server") from None

@@ -19,6 +19,7 @@ import hashlib
 import json
 import threading
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable
@@ -95,12 +96,34 @@ def stored_from(obj: Manifest | None) -> Stored:
     rendered = None
     if rendered_raw:
         try:
-            rendered = json.loads(gzip.decompress(base64.b64decode(rendered_raw)))
-        except (ValueError, OSError, EOFError):
-            rendered = None  # unreadable: re-rendered from the text
+            rendered = _rendered(_gunzip(base64.b64decode(rendered_raw), MAX_RENDERED_BYTES))
+        except (ValueError, OSError, EOFError, zlib.error):
+            rendered = None  # unreadable (or edited by hand with kubectl): re-rendered from the text
     return Stored(obj=obj, text=_get_bytes(obj, K_TEXT), previous=_get_bytes(obj, K_PREVIOUS),
                   serial=int(raw) if raw.isdigit() else 0, uid=meta.get("uid", ""),
                   rv=meta.get("resourceVersion", ""), rendered=rendered)
+
+
+# The rendered CronJobs of a crontab as big as the store allows fit in far less; a ConfigMap written
+# with kubectl could hold a gzip bomb, so decompression stops here.
+MAX_RENDERED_BYTES = 16 * 1024 * 1024
+
+
+def _gunzip(data: bytes, limit: int) -> bytes:
+    d = zlib.decompressobj(wbits=31)  # gzip container
+    out = d.decompress(data, limit)
+    if d.unconsumed_tail:
+        raise ValueError(f"rendered CronJobs larger than {limit} bytes")
+    return out
+
+
+def _rendered(data: bytes) -> list[dict[str, Any]] | None:
+    """[{"line": N, "manifest": {...}}], or None when it has another shape."""
+    value = json.loads(data)
+    ok = isinstance(value, list) and all(
+        isinstance(e, dict) and isinstance(e.get("line"), int) and isinstance(e.get("manifest"), dict)
+        and isinstance((e["manifest"].get("metadata") or {}).get("name"), str) for e in value)
+    return value if ok else None
 
 
 def read_store(cluster: Cluster) -> Stored:
@@ -143,6 +166,10 @@ def store_manifest(*, tool: str, text: bytes | None, previous: bytes | None, ser
     if binary:
         cm["binaryData"] = binary
     size = sum(len(v.encode()) for v in data.values()) + sum(len(v) for v in binary.values())
+    if size > MAX_STORE_BYTES and previous is not None:
+        # the previous crontab (for --previous) must not stop a new one from being stored: drop it
+        return store_manifest(tool=tool, text=text, previous=None, serial=serial, rendered=rendered, base=base,
+                              now=now)
     if size > MAX_STORE_BYTES:
         raise GridshimError(f"the crontab is too large to store ({size} bytes with its rendered jobs; "
                             f"the limit is about {MAX_STORE_BYTES} bytes)",

@@ -113,5 +113,5 @@ def unwrap_command(command: list[str]) -> dict[str, object] | None:
         return None
     out, err, stdin, not_before = command[4:4 + FIXED]
     return {"stdout": out, "stderr": err, "merge": out == err, "stdin": stdin or None,
-            "not_before": int(not_before) if not_before else None, "argv": command[4 + FIXED:],
+            "not_before": int(not_before) if not_before.isdigit() else None, "argv": command[4 + FIXED:],
             "continuous": "until " in command[2]}

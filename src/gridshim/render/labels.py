@@ -141,20 +141,53 @@ def name_of(meta: dict[str, Any]) -> str:
     return ann.get(A_NAME) or labels.get(NAME) or meta.get("name", "")
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _pairs(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p)
+                                       for p in v)
+
+
+def _strings(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+# What each option kept for read-back must look like. Anyone who may edit the namespace's objects can
+# write this annotation (kubectl annotate), so a value of another shape is dropped, never trusted.
+OPTION_TYPES: dict[str, Any] = {
+    **{k: _is_int for k in ("mem", "mem_request", "wall_seconds", "slots", "priority", "jobshare")},
+    **{k: lambda v: isinstance(v, bool) for k in ("once", "continuous", "cwd", "join", "notify", "hold",
+                                                  "binary", "rerun", "truncated")},
+    **{k: lambda v: isinstance(v, str) for k in ("stdout", "stderr", "stdin", "workdir", "queue", "release",
+                                                 "umask", "preset", "mail", "mail_events", "dialect",
+                                                 "script_file", "shell", "account", "project", "home")},
+    **{k: _pairs for k in ("env", "resources")},
+    **{k: _strings for k in ("args", "mail_to", "ignored", "queues")},
+    "pe": lambda v: isinstance(v, list) and len(v) == 2 and isinstance(v[0], str) and _is_int(v[1]),
+}
+
+
 def options_of(meta: dict[str, Any]) -> dict[str, Any]:
+    """The grid options a job was submitted with (annotation), each of the shape gridshim wrote."""
     raw = (meta.get("annotations") or {}).get(A_OPTIONS)
-    if not raw:
+    if not raw or not isinstance(raw, str):
         return {}
     try:
         value = json.loads(raw)
     except ValueError:
         return {}
-    return value if isinstance(value, dict) else {}
+    if not isinstance(value, dict):
+        return {}
+    return {k: v for k, v in value.items() if v is None or (k in OPTION_TYPES and OPTION_TYPES[k](v))}
 
 
 def job_id_of(meta: dict[str, Any]) -> int:
     raw = (meta.get("labels") or {}).get(JOB_ID, "")
-    return int(raw) if raw.isdigit() else job_id_from_uid(meta.get("uid", ""))
+    if isinstance(raw, str) and raw.isdigit() and ID_BASE <= int(raw) < ID_BASE + ID_SPAN:
+        return int(raw)
+    return job_id_from_uid(meta.get("uid", ""))  # CronJob runs, and labels someone else wrote
 
 
 def kind_of(meta: dict[str, Any]) -> JobKind:

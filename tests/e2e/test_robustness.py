@@ -1,0 +1,167 @@
+"""Issue 12, items 5-9: odd input and odd surroundings get a one-line error naming the fix, or the right
+behaviour — and nothing is created and then reported as failed. On the real sandbox, as the tool's uid.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import xml.dom.minidom
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from conftest import Tool, write
+
+
+def gridshim_jobs(tool: Tool) -> list[dict[str, Any]]:
+    return tool.kubectl_json("get", "jobs")["items"]
+
+
+def as_tool(tool: Tool, shell_line: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return tool.run(shell_line, shell=True, env=env)
+
+
+def test_closed_stdout_still_submits_once_and_exits_0(tool: Tool) -> None:
+    r = as_tool(tool, "jsub -N closedout /bin/true >&-; echo rc=$? >&2")
+    assert "rc=0" in r.stderr and "internal error" not in r.stderr, r.stderr
+    r = as_tool(tool, "qsub -b y -N closedq /bin/true >&- 2>&-; echo rc=$?")
+    assert r.stdout.strip() == "rc=0", r.stdout
+    names = sorted(j["metadata"]["annotations"]["gridshim.io/name"] for j in gridshim_jobs(tool))
+    assert names == ["closedout", "closedq"]  # each created once, reported as success
+
+
+def test_crontab_from_a_closed_stdin_changes_nothing(tool: Tool) -> None:
+    assert tool.run("crontab", "-", input="0 0 1 1 * /bin/true\n").returncode == 0
+    r = as_tool(tool, "crontab - <&-")
+    assert r.returncode == 1 and "standard input is closed" in r.stderr and "internal error" not in r.stderr
+    assert tool.run("crontab", "-l").stdout == "0 0 1 1 * /bin/true\n"
+
+
+def test_latin1_locale_argument_is_refused_not_changed(tool: Tool, tmp_path: Path) -> None:
+    """In a Latin-1 locale caf\\xe9 must not reach the job as UTF-8 caf\\xc3\\xa9."""
+    locales = tmp_path / "locales"
+    locales.mkdir()
+    subprocess.run(["localedef", "-i", "en_US", "-f", "ISO-8859-1", str(locales / "en_US.ISO-8859-1")],
+                   check=True, capture_output=True)
+    shutil.copytree(locales, tool.home / "locales")
+    os.system(f"chown -R {tool.uid}:{tool.uid} {tool.home / 'locales'}")
+    r = tool.run(b"jsub -N latin /bin/echo 'caf\xe9'", shell=True,  # type: ignore[arg-type]
+                 env={"LOCPATH": str(tool.home / "locales"), "LC_ALL": "en_US.ISO-8859-1"})
+    assert r.returncode == 1 and "is not valid UTF-8" in r.stderr, r.stderr
+    assert gridshim_jobs(tool) == []
+
+
+def test_control_characters_are_refused_in_names_and_escaped_when_printed(tool: Tool) -> None:
+    r = tool.run("jsub", "-N", "bad\x1b[31mname", "/bin/true")
+    assert r.returncode == 2 and "\x1b" not in r.stderr and "control characters" in r.stderr
+    r = tool.run("qsub", "-N", "bad\x1bname", "-b", "y", "/bin/true")
+    assert r.returncode == 1 and "Control character ('\\x1b') not allowed in objectname" in r.stderr
+    assert gridshim_jobs(tool) == []
+    # a name written with kubectl (anyone with access to the namespace can) is shown escaped
+    assert tool.run("jsub", "-h", "-N", "ok", "/bin/sleep", "60").returncode in (0, 2)
+    assert tool.run("qsub", "-h", "-N", "ok", "-b", "y", "/bin/sleep", "60").returncode == 0
+    job = gridshim_jobs(tool)[0]["metadata"]["name"]
+    tool.sandbox.kubectl("-n", tool.namespace, "annotate", "--overwrite", "job", job,
+                         "gridshim.io/name=ok\x1b]0;pwned\x07\nnext")
+    plain = tool.run("qstat").stdout
+    assert "\x1b" not in plain and "\x07" not in plain and len(plain.splitlines()) == 3, plain
+    detail = tool.run("qstat", "-j", "*").stdout
+    assert "\x1b" not in detail and "job_name:                   ok\\x1b]0;pwned\\x07\\nnext\n" in detail
+    for args in (("-xml",), ("-xml", "-j", "*")):
+        xml.dom.minidom.parseString(tool.run("qstat", *args).stdout)  # well-formed, whatever the names
+
+
+def test_fifty_way_once_under_the_default_quota_is_one_job_and_49_already_active(make_tool: Any) -> None:
+    from sandbox.tenancy import TOOLFORGE_QUOTA
+
+    tool = make_tool("oq", quota=dict(TOOLFORGE_QUOTA))
+    for i in range(14):  # the quota (count/jobs.batch: 15) is nearly used up by other jobs
+        assert tool.run("qsub", "-h", "-N", f"filler{i}", "-b", "y", "/bin/true").returncode == 0
+
+    def once(_: int) -> subprocess.CompletedProcess[str]:
+        return tool.run("jsub", "-once", "-N", "same", "/bin/sleep", "60")
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        results = list(pool.map(once, range(50)))
+    codes = sorted(r.returncode for r in results)
+    assert codes == [0] + [1] * 49, [(r.returncode, r.stderr) for r in results if r.returncode not in (0, 1)]
+    losers = [r for r in results if r.returncode == 1]
+    assert all("there is a job named 'same' already active" in (tool.home / "same.err").read_text() or
+               "already active" in r.stderr for r in losers)
+    same = [j for j in gridshim_jobs(tool) if j["metadata"]["annotations"]["gridshim.io/name"] == "same"]
+    assert len(same) == 1
+
+
+def test_objects_written_with_kubectl_never_crash_qstat_or_crontab(tool: Tool) -> None:
+    assert tool.run("qsub", "-h", "-N", "victim", "-b", "y", "/bin/true").returncode == 0
+    name = gridshim_jobs(tool)[0]["metadata"]["name"]
+    k = ["-n", tool.namespace]
+    tool.sandbox.kubectl(*k, "annotate", "--overwrite", "job", name,
+                         'gridshim.io/options={"mem": "lots", "slots": "x", "pe": 5, "env": 3, "mem_request": "m"}')
+    tool.sandbox.kubectl(*k, "label", "--overwrite", "job", name, "gridshim.io/job-id=99999999999999999999")
+    bomb = base64.b64encode(gzip.compress(b"[" + b" " * 50_000_000 + b"]")).decode()
+    tool.sandbox.kubectl(*k, "apply", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "gridshim-crontab", "labels": {"app.kubernetes.io/managed-by": "gridshim",
+                                                             "app.kubernetes.io/created-by": tool.name,
+                                                             "gridshim.io/crontab": tool.name}},
+        "data": {"crontab": "0 0 1 1 * /bin/true\n"}, "binaryData": {"rendered": bomb}}))
+    for argv in (("qstat",), ("qstat", "-j", "*"), ("qstat", "-r"), ("qstat", "-xml"), ("job", "victim"),
+                 ("crontab", "-l"), ("crontab", "--sync")):
+        r = tool.run(*argv)
+        assert "internal error" not in r.stderr and "Traceback" not in r.stderr, (argv, r.stderr)
+    assert tool.run("crontab", "-l").stdout == "0 0 1 1 * /bin/true\n"
+
+
+def test_a_big_crontab_can_be_replaced_and_removed_and_installed_again(tool: Tool) -> None:
+    big = "".join(f"0 0 1 1 * /bin/echo {'x' * 4000} {i}\n" for i in range(140))  # ~ 560 KB
+    for step in ("first", "second"):
+        r = tool.run("crontab", "-", input=big.replace("echo", f"echo {step}"), timeout=300)
+        assert r.returncode == 0, (step, r.stderr)
+    assert tool.run("crontab", "-r", timeout=300).returncode == 0
+    r = tool.run("crontab", "-", input=big, timeout=300)
+    assert r.returncode == 0, r.stderr
+
+
+def test_unusable_files_and_surroundings_get_one_line_errors(tool: Tool) -> None:
+    fifo = tool.home / "fifo"
+    os.mkfifo(fifo)
+    os.chown(fifo, tool.uid, tool.uid)
+    for env in ({"KUBECONFIG": "/dev/zero"}, {"KUBECONFIG": str(fifo)}):
+        r = tool.run("jsub", "-N", "x", "/bin/true", env=env, timeout=20)
+        assert r.returncode == 1 and "is not a regular file" in r.stderr, r.stderr
+    os.rename(fifo, tool.home / ".jsubrc")  # a FIFO .jsubrc is not read (it would block)
+    assert tool.run("jsub", "-N", "fifo_rc", "/bin/true", timeout=20).returncode == 0
+    locked = tool.home / "locked"
+    locked.mkdir(mode=0o500)
+    os.chown(locked, tool.uid, tool.uid)
+    r = tool.run("jsub", "-N", "x", "-o", str(locked / "out"), "/bin/true")
+    assert r.returncode == 1 and "could not write its output file" in r.stderr, r.stderr
+    r = tool.run("jsub", "-N", "x", "-a", "203501010000", "/bin/true")
+    assert r.returncode == 1 and "more than 7 days ahead" in r.stderr and "crontab" in r.stderr
+    r = tool.run("jsub", "-N", "x", "-l", "h_rt=99999999999999999999", "/bin/true")
+    assert r.returncode == 2 and "more than the 2147483647 seconds" in r.stderr
+    r = tool.run("/bin/sh", "-c", "unset HOME; exec jsub -N x /bin/true", env={"HOME": ""})
+    assert "internal error" not in r.stderr
+    names = [j["metadata"]["annotations"]["gridshim.io/name"] for j in gridshim_jobs(tool)]
+    assert names == ["fifo_rc"]
+
+
+def test_an_editor_that_removes_the_file_leaves_the_crontab_alone(tool: Tool) -> None:
+    assert tool.run("crontab", "-", input="0 0 1 1 * /bin/true\n").returncode == 0
+    r = tool.run("crontab", "-e", env={"EDITOR": "rm -f"})
+    assert r.returncode == 1 and "cannot read the edited crontab" in r.stderr and "internal error" not in r.stderr
+    assert tool.run("crontab", "-l").stdout == "0 0 1 1 * /bin/true\n"
+
+
+def test_arguments_larger_than_the_annotation_limit_reach_the_job(tool: Tool) -> None:
+    big = ["y" * 100_000] * 3  # each below Linux's 128 KiB per argument; together above 256 KiB
+    write(tool, "len.sh", '#!/bin/sh\necho "$#" "${#1}" "${#3}"\n', mode=0o755)
+    r = tool.run("jsub", "-sync", "y", "-N", "bigarg", str(tool.home / "len.sh"), *big)
+    assert r.returncode == 0, r.stderr
+    assert (tool.home / "bigarg.out").read_text() == "3 100000 100000\n"
