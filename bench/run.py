@@ -50,10 +50,10 @@ QUOTA = {"count/jobs.batch": "30000", "count/cronjobs.batch": "1000", "pods": "1
          "limits.memory": "200Gi", "requests.cpu": "100", "requests.memory": "200Gi", "configmaps": "50"}
 LIMITS = {"default": {"cpu": "500m", "memory": "512Mi"}, "defaultRequest": {"cpu": "50m", "memory": "64Mi"},
           "max": {"cpu": "2", "memory": "16Gi"}, "min": {"cpu": "10m", "memory": "4Mi"}}
-GOALS = {"jsub_vs_kubectl": 1.0, "qstat5000_vs_kubectl": 1.0, "qstat5000_peak_rss_mb": 150.0,
+GOALS = {"qacct_j_name_10000_s": 0.2, "jsub_vs_kubectl": 1.0, "qstat5000_vs_kubectl": 1.0, "qstat5000_peak_rss_mb": 150.0,
          "crontab200_vs_kubectl_apply": 1.0, "sync_latency_s": 0.5}
 POPULATED = "bench.gridshim.io/populated"  # label on the suspended Jobs made for qstat
-FIGURES = ("jsub", "qsub", "sync", "crontab", "qstat")
+FIGURES = ("jsub", "qsub", "sync", "crontab", "qstat", "qacct")
 
 
 def log(msg: str) -> None:
@@ -684,6 +684,15 @@ def main(argv: list[str] | None = None) -> int:
                                   f"{d['command']}: {d['gridshim_median_s'] * 1000:.0f} ms / kubectl create job "
                                   f"{d['kubectl_median_s'] * 1000:.0f} ms ({d['pairs']} pairs; "
                                   f"{d['round_trips']} round trip(s), imports {d['import_ms']:.0f} ms)"))
+                print(lines[-1], flush=True)
+            if "qacct" in only:
+                from qacct_bench import fig_qacct  # noqa: PLC0415  (bench/ is on sys.path: run as a script)
+
+                log("qacct -j NAME over 10,000 records")
+                d = details["qacct"] = fig_qacct(records=10_000, runs=args.pairs)
+                results["qacct_j_name_10000_s"] = d["cases"]["j_name"]["median_s"]
+                lines.append(line("qacct_j_name_10000_s", results["qacct_j_name_10000_s"],
+                                  GOALS["qacct_j_name_10000_s"], f"qacct -j NAME, fresh process, {args.pairs} runs"))
                 print(lines[-1], flush=True)
             if "sync" in only:
                 log("jsub -sync y latency")

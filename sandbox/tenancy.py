@@ -1,9 +1,15 @@
 """Tool tenancy in the sandbox, shaped like Toolforge's maintain-kubeusers.
 
-For a tool NAME: namespace `tool-NAME` (PodSecurity `restricted` enforced), a RoleBinding that lets
-user NAME (client cert CN=NAME, O=toolforge) manage its jobs and nothing else, a ResourceQuota and a
+For a tool NAME: namespace `tool-NAME` (PodSecurity `restricted` enforced, label `tenancy: tool`,
+annotation `gridshim.io/uid: "UID"`), a RoleBinding that lets user NAME (client cert CN=NAME,
+O=toolforge) manage its jobs, read its own Namespace and nothing else, a ResourceQuota and a
 LimitRange, a home directory owned by the tool's uid, and `$HOME/.kube/config` with the client cert
 in `$HOME/.toolskube/` (relative paths, mode 0600/0400, as Toolforge writes them).
+
+Cluster-wide, once (`ensure_uid_policy`): the ValidatingAdmissionPolicy `gridshim-tool-uid` and its
+binding, which refuse in every `tenancy: tool` namespace any Pod, and any Job, CronJob, Deployment,
+ReplicaSet, StatefulSet or DaemonSet pod template, that would not run as that namespace's uid. This
+is the same policy docs/site-config.md gives admins (tests/unit/test_config.py keeps them equal).
 """
 
 from __future__ import annotations
@@ -19,6 +25,11 @@ import yaml
 from sandbox import pki
 
 TOOL_CLUSTERROLE = "gridshim-tool"
+# The uid a tool's pods must run as, on its Namespace (gridshim's config.UID_ANNOTATION), and the label
+# that makes a namespace a tool's (Toolforge's maintain-kubeusers sets the same one).
+UID_ANNOTATION = "gridshim.io/uid"
+TOOL_NAMESPACE_LABELS = {"tenancy": "tool"}
+UID_POLICY_NAME = "gridshim-tool-uid"
 
 # Toolforge's per-namespace defaults (maintain-kubeusers), used unless a caller passes its own.
 TOOLFORGE_QUOTA: dict[str, str] = {
@@ -53,7 +64,97 @@ TOOL_RULES: list[dict[str, Any]] = [
     {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]},
     {"apiGroups": [""], "resources": ["events", "resourcequotas", "limitranges"], "verbs": ["get", "list", "watch"]},
     {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["get", "list", "watch"]},
+    # Namespaces are cluster-scoped, but GET /api/v1/namespaces/N is authorized as a request in N: bound
+    # by a RoleBinding in the tool's namespace this lets it read its own Namespace (the uid annotation,
+    # for `uid: namespace`) and no other; it can neither list namespaces nor change its own.
+    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]},
 ]
+
+# -- the uid policy --------------------------------------------------------------------------------------
+# Where each kind keeps its pod spec; OBJ is `object` or `oldObject`.
+_POD_SPEC = ("{o}.kind == 'Pod' ? {o}.spec : {o}.kind == 'CronJob' ? {o}.spec.jobTemplate.spec.template.spec : "
+             "{o}.spec.template.spec")
+_RULE_OPS = ["CREATE", "UPDATE"]
+UID_POLICY: dict[str, Any] = {
+    "apiVersion": "admissionregistration.k8s.io/v1",
+    "kind": "ValidatingAdmissionPolicy",
+    "metadata": {"name": UID_POLICY_NAME},
+    "spec": {
+        "failurePolicy": "Fail",
+        "matchConstraints": {"resourceRules": [
+            # a Pod's security context cannot change after creation; ephemeral containers are added by UPDATE
+            {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]},
+            {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"],
+             "resources": ["pods/ephemeralcontainers"]},
+            # the kinds that carry a pod template: refused at submit time, with the reason, rather than
+            # accepted and then unable to make a pod (qstat: Eqw)
+            {"apiGroups": ["batch"], "apiVersions": ["v1"], "operations": _RULE_OPS, "resources": ["jobs", "cronjobs"]},
+            {"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": _RULE_OPS,
+             "resources": ["deployments", "replicasets", "statefulsets", "daemonsets"]},
+        ]},
+        "variables": [
+            {"name": "uidText",
+             "expression": f"namespaceObject.metadata.?annotations[?'{UID_ANNOTATION}'].orValue('')"},
+            {"name": "uid", "expression": "variables.uidText.matches('^[1-9][0-9]{0,9}$') ? int(variables.uidText) : -1"},
+            {"name": "spec", "expression": _POD_SPEC.format(o="object")},
+            {"name": "containers",
+             "expression": "variables.spec.containers + variables.spec.?initContainers.orValue([]) + "
+                           "variables.spec.?ephemeralContainers.orValue([])"},
+            # what each container runs as: its own setting, else the pod's; -1 when neither is set
+            {"name": "users",
+             "expression": "variables.containers.map(c, c.?securityContext.?runAsUser.orValue("
+                           "variables.spec.?securityContext.?runAsUser.orValue(-1)))"},
+            {"name": "groups",
+             "expression": "variables.containers.map(c, c.?securityContext.?runAsGroup.orValue("
+                           "variables.spec.?securityContext.?runAsGroup.orValue(-1)))"},
+            {"name": "fsGroup", "expression": "variables.spec.?securityContext.?fsGroup.orValue(-1)"},
+            {"name": "extraGroups",
+             "expression": "variables.spec.?securityContext.?supplementalGroups.orValue([])"
+                           ".filter(g, g != variables.uid)"},
+            # Every Pod is judged. A template is judged when it names a uid or gid anywhere: one that names
+            # none (`kubectl create job X --image=I`) cannot run either, since its pods are refused, as
+            # PodSecurity only warns on templates and refuses their pods. An UPDATE that leaves the pod
+            # spec alone (labels, finalizers, scale) is not judged again, so an object made before the
+            # policy never blocks the garbage collector or a controller.
+            {"name": "checked",
+             "expression": "(object.kind == 'Pod' || variables.users.exists(u, u >= 0) || "
+                           "variables.groups.exists(g, g >= 0) || variables.fsGroup >= 0 || "
+                           "size(variables.spec.?securityContext.?supplementalGroups.orValue([])) > 0) && "
+                           "(request.operation != 'UPDATE' || variables.spec != ("
+                           + _POD_SPEC.format(o="oldObject") + "))"},
+        ],
+        "validations": [
+            {"expression": "!variables.checked || variables.uid > 0",
+             "messageExpression": f"'namespace ' + namespaceObject.metadata.name + ' has no valid {UID_ANNOTATION} "
+                                  "annotation (the uid its tool\\'s pods run as), so no pod may run in it: ask the "
+                                  "cluster admins to set it'"},
+            {"expression": "!variables.checked || variables.uid <= 0 || ("
+                           "variables.users.all(u, u == variables.uid) && variables.groups.all(g, g == variables.uid) && "
+                           "variables.spec.?securityContext.?runAsUser.orValue(variables.uid) == variables.uid && "
+                           "variables.spec.?securityContext.?runAsGroup.orValue(variables.uid) == variables.uid && "
+                           "(variables.fsGroup == variables.uid || variables.fsGroup == -1) && size(variables.extraGroups) == 0)",
+             "messageExpression": "'pods in namespace ' + namespaceObject.metadata.name + ' run only as its tool\\'s "
+                                  "uid ' + string(variables.uid) + ': runAsUser and runAsGroup ' + "
+                                  "string(variables.uid) + ', fsGroup and supplementalGroups ' + "
+                                  "string(variables.uid) + ' or unset; this ' + object.kind + ' asks for runAsUser ' + "
+                                  "variables.users.map(u, u < 0 ? 'unset' : string(u)).join('/') + ', runAsGroup ' + "
+                                  "variables.groups.map(g, g < 0 ? 'unset' : string(g)).join('/') + ', fsGroup ' + "
+                                  "(variables.fsGroup < 0 ? 'unset' : string(variables.fsGroup)) + (size(variables.extraGroups) > 0 ? "
+                                  "', supplementalGroups ' + variables.extraGroups.map(g, string(g)).join('/') : '')"},
+            {"expression": "!variables.checked || variables.containers.all(c, c.?securityContext.?runAsNonRoot"
+                           ".orValue(variables.spec.?securityContext.?runAsNonRoot.orValue(false)))",
+             "messageExpression": "'pods in namespace ' + namespaceObject.metadata.name + ' must set runAsNonRoot: "
+                                  "true (for every container of this ' + object.kind + ')'"},
+        ],
+    },
+}
+UID_POLICY_BINDING: dict[str, Any] = {
+    "apiVersion": "admissionregistration.k8s.io/v1",
+    "kind": "ValidatingAdmissionPolicyBinding",
+    "metadata": {"name": UID_POLICY_NAME},
+    "spec": {"policyName": UID_POLICY_NAME, "validationActions": ["Deny"],
+             "matchResources": {"namespaceSelector": {"matchLabels": dict(TOOL_NAMESPACE_LABELS)}}},
+}
 
 
 def kubeconfig_dict(*, server: str, ca_pem: bytes, cert: str, key: str, user: str, namespace: str,
@@ -90,6 +191,38 @@ def ensure_clusterrole(dyn: Any) -> None:
                 "metadata": {"name": TOOL_CLUSTERROLE}, "rules": TOOL_RULES})
 
 
+def ensure_uid_policy(dyn: Any) -> None:
+    """The cluster-wide uid policy and its binding (before any tool namespace exists)."""
+    apply(dyn, UID_POLICY)
+    apply(dyn, UID_POLICY_BINDING)
+
+
+def wait_uid_policy(core: Any, namespace: str, uid: int, timeout: float = 60) -> None:
+    """Until the API server refuses a pod of another uid in NAMESPACE (a new policy takes a moment)."""
+    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
+
+    other = uid + 1
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "uid-policy-probe-"},
+           "spec": {"securityContext": {"runAsUser": other, "runAsGroup": other, "runAsNonRoot": True,
+                                        "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [{"name": "c", "image": "sandbox.local/base", "command": ["/bin/true"],
+                                    "securityContext": {"allowPrivilegeEscalation": False,
+                                                        "capabilities": {"drop": ["ALL"]}}}]}}
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            core.create_namespaced_pod(namespace, pod, dry_run="All")
+        except ApiException as e:
+            if e.status == 422 and UID_POLICY_NAME in str(e.body):
+                return
+            if time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the uid policy {UID_POLICY_NAME} does not refuse uid {other} in {namespace} "
+                               f"after {timeout:.0f}s")
+        time.sleep(0.2)
+
+
 def ensure_tool(
     dyn: Any,
     *,
@@ -104,11 +237,11 @@ def ensure_tool(
     """Create tool NAME's namespace, RBAC, quota, home and kubeconfig. Returns the home directory."""
     ns = f"tool-{name}"
     apply(dyn, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {
-        "name": ns, "tenancy": "tool",
+        "name": ns, **TOOL_NAMESPACE_LABELS,
         "pod-security.kubernetes.io/enforce": "restricted",
         "pod-security.kubernetes.io/enforce-version": "latest",
         "pod-security.kubernetes.io/warn": "restricted",
-    }}})
+    }, "annotations": {UID_ANNOTATION: str(uid)}}})
     apply(dyn, {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
                 "metadata": {"name": name, "namespace": ns},
                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": TOOL_CLUSTERROLE},

@@ -135,7 +135,9 @@ def write_site_config(home_root: Path) -> Path:
     cfg = {
         # The node agent runs pods on this machine, so the tool's home is simply the local path.
         "home": str(home_root / "{tool}"),
-        "uid": "home-owner",
+        # The cluster's own answer (the namespace's gridshim.io/uid annotation), never $HOME's owner or
+        # anything else the caller controls; the uid policy refuses every other uid anyway.
+        "uid": "namespace",
         "images": {"default": "sandbox.local/base:latest"},
         "volumes": [],
         "memory": {"default": "512M", "max": "16G"},
@@ -256,6 +258,7 @@ def cmd_up(_: argparse.Namespace) -> int:
     save_state(state)
     core, dyn = admin_clients()
     tenancy.ensure_clusterrole(dyn)
+    tenancy.ensure_uid_policy(dyn)
     for name, uid in state["tools"].items():
         tenancy.ensure_tool(dyn, state=STATE, server=server, name=name, uid=uid, home_root=home_root)
     write_site_config(home_root)
@@ -263,6 +266,7 @@ def cmd_up(_: argparse.Namespace) -> int:
     wait_node_ready(core)
     for name in state["tools"]:
         tenancy.wait_service_account(core, f"tool-{name}")
+    tenancy.wait_uid_policy(core, "tool-demo", state["tools"]["demo"])
     log(f"node {NODE} Ready; tools: {', '.join(state['tools'])}")
     log(f"up in {time.monotonic() - t0:.1f}s; pids: "
         + ", ".join(f"{c}={alive(c)}" for c in COMPONENTS))
@@ -302,17 +306,25 @@ def cmd_status(_: argparse.Namespace) -> int:
 
 def add_tool(name: str, *, uid: int | None = None, quota: dict[str, str] | None = None,
              limits: dict[str, Any] | None = None) -> tuple[Path, int]:
-    """Provision tool NAME in the running sandbox (used by tests); returns (home, uid)."""
-    state = load_state()
-    if uid is None:
-        uid = state["tools"].get(name) or (
-            os.geteuid() if os.geteuid() != 0 else 52100 + len(state["tools"]))
+    """Provision tool NAME in the running sandbox (used by tests); returns (home, uid).
+
+    Each tool gets a uid of its own: the uid is its tenancy (the uid policy lets a namespace's pods run
+    only as its annotation's uid), so two test runs adding tools at once must never share one. The uid is
+    chosen and recorded under a lock, then the tool is provisioned."""
+    import fcntl  # noqa: PLC0415
+
+    with open(STATE / "state.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        state = load_state()
+        if uid is None:
+            uid = state["tools"].get(name) or (
+                os.geteuid() if os.geteuid() != 0 else max([52100, *state["tools"].values()]) + 1)
+        state["tools"][name] = uid
+        save_state(state)
     core, dyn = admin_clients()
     home = tenancy.ensure_tool(dyn, state=STATE, server=state["server"], name=name, uid=uid,
                                quota=quota, limits=limits, home_root=Path(state["home_root"]))
     tenancy.wait_service_account(core, f"tool-{name}")
-    state["tools"][name] = uid
-    save_state(state)
     return home, uid
 
 

@@ -16,6 +16,7 @@ import http.client
 import json
 import os
 import random
+import re
 import socket
 import ssl
 import time
@@ -49,6 +50,14 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 TIMEOUT = 30.0  # one attempt's socket timeout when nothing is retried
 MIN_ATTEMPT_TIMEOUT = 2.0  # a retried call's attempts get half the budget left, but at least this long
 FIRST_DELAY, MAX_DELAY = 0.1, 5.0  # back-off: 0.1 s doubling up to 5 s, each with up to +100 % jitter (capped)
+# A kube-apiserver that has just started answers 403 to everyone for about a second, until its RBAC
+# informers have synced (its /readyz is not 200 until then). A 403 is retried like a 5xx only when it
+# can be that: it came on a connection opened for this attempt, or after a transport failure of the same
+# call, or it names an RBAC object that was not found; and only while /readyz (asked on the same
+# connection) is not 200, and for at most FORBIDDEN_WINDOW seconds after the first such 403 of the call.
+# A ready server's 403 is final at once (one extra GET /readyz): a wrong kubeconfig is still told at once.
+FORBIDDEN_WINDOW = 10.0
+_RBAC_MISSING = re.compile(r'RBAC: .*\brbac\.authorization\.k8s\.io "[^"]*" not found')
 # The annotation in which gridshim puts a random per-submission token. A manifest that carries one
 # is created at most once, even when an answer is lost (render/labels.py A_TOKEN is the same key).
 TOKEN_ANNOTATION = "gridshim.io/token"
@@ -124,6 +133,9 @@ class _Retry:
         self.ambiguous = False  # an earlier attempt may have reached the server (its answer was lost)
         self.last = ""  # what the last failure was, for the final message
         self.refused_wait: float | None = None  # a Retry-After longer than the budget left
+        self.transport_failed = False  # an earlier attempt of this call failed before any answer
+        self.forbidden_since: float | None = None  # when the first possibly transient 403 came
+        self.not_ready = False  # the last 403 came from an API server whose /readyz was not 200
 
     def elapsed(self) -> float:
         return time.monotonic() - self.start
@@ -393,6 +405,7 @@ class KubeCluster:
         self._host, self._port = url.hostname, port or 443
         self._prefix = url.path.rstrip("/")
         self._conn: http.client.HTTPSConnection | None = None
+        self._fresh = True  # the last attempt went out on a connection opened for it
         self._ctx: ssl.SSLContext | None = None
         self.round_trips = 0
         self.retry_seconds = RETRY_BUDGET if retry_seconds is None else retry_seconds
@@ -470,6 +483,9 @@ class KubeCluster:
         if body is not None:
             data = json.dumps(body, separators=(",", ":")).encode()
             headers["Content-Type"] = content_type
+        # a connection opened for this attempt (the first of the process, or after a failure) may meet a
+        # server that has just started; a kept-alive one that answered before cannot (see FORBIDDEN_WINDOW)
+        self._fresh = self._conn is None or self._conn.sock is None
         conn = self._connection(timeout)
         self.round_trips += 1
         try:
@@ -553,6 +569,7 @@ class KubeCluster:
             except (OSError, http.client.HTTPException) as e:
                 self.close()
                 r.ambiguous = r.ambiguous or not isinstance(e, ConnectionRefusedError)
+                r.transport_failed = True
                 r.last = self._describe(e)
                 if r.pause():
                     continue
@@ -572,7 +589,50 @@ class KubeCluster:
                     continue
                 err = self.error_for(status, raw, method, path)
                 raise self._gave_up(r, err) from None
-            raise self.error_for(status, raw, method, path)
+            if status == 403 and r.seconds > 0 and self._starting(r, raw):
+                r.last = "403 Forbidden from an API server that is not ready yet"
+                if r.pause():
+                    continue
+            err = self.error_for(status, raw, method, path)
+            if status == 403 and r.not_ready and isinstance(err, ForbiddenError):
+                err.hint = (f"the API server at {self.creds.server} was still starting (its /readyz did not answer "
+                            f"200) for {r.elapsed():.0f} s: try again; if it persists, {err.hint}")
+            raise err
+
+    def _starting(self, r: _Retry, raw: bytes) -> bool:
+        """Whether a 403 may be a just-started API server's, whose RBAC cache is not loaded yet (retried).
+
+        Only a 403 on a connection opened for this attempt, after a transport failure of this call, in a
+        run of such 403s, or naming an RBAC object that was not found; then only while the server's
+        /readyz is not 200, and for at most FORBIDDEN_WINDOW seconds from the first. A ready server's
+        403 is final: a wrong kubeconfig costs one GET /readyz more, not a retry budget."""
+        try:
+            text = str((json.loads(raw) or {}).get("message") or "")
+        except (ValueError, AttributeError):
+            text = raw.decode(errors="replace")
+        if "exceeded quota" in text:
+            return False  # the quota's answer, final (QuotaExceededError)
+        if not (self._fresh or r.transport_failed or r.forbidden_since is not None or _RBAC_MISSING.search(text)):
+            return False
+        now = time.monotonic()
+        if r.forbidden_since is None:
+            r.forbidden_since = now
+        if now - r.forbidden_since > FORBIDDEN_WINDOW:
+            return False
+        r.not_ready = not self._ready()
+        return r.not_ready
+
+    def _ready(self) -> bool:
+        """GET /readyz on the same connection: True only for 200 (a starting server answers 500, or 403)."""
+        try:
+            resp = self._send("GET", "/readyz", timeout=MIN_ATTEMPT_TIMEOUT)
+            resp.read()
+        except (OSError, http.client.HTTPException):
+            self.close()
+            return False
+        except GridshimError:
+            return False
+        return resp.status == 200
 
     @staticmethod
     def _describe(e: BaseException) -> str:

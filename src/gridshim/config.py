@@ -52,6 +52,10 @@ class Settings:
     grace_seconds: int = 20  # qdel: SIGTERM, then SIGKILL after this (the grid's jobkill took ~20 s)
     spread_macros: bool = False  # @daily etc. spread per tool and job (Toolforge) instead of cron's times
     mail_domain: str = "toolforge.org"
+    # job mail (-m b|e|a, -M): a sendmail-compatible command line that the job's wrapper runs with an RFC 822
+    # message on stdin (SGE's `mailer`), and the From address ({tool} = the tool's name). None: no mail.
+    mail_command: str | None = None
+    mail_from: str | None = None  # None: the tool's own address, USER_PREFIX+TOOL@MAIL_DOMAIN
     user_prefix: str = "tools."  # qstat's user column: tools.NAME
     # qsub: parallel environments (name → most slots on one node, None = no cap of the site's own),
     # extra -l names the site accepts without meaning (Toolforge's release, user_slot …), and the
@@ -60,6 +64,9 @@ class Settings:
         "smp": None, "shm": None, "threads": None, "make": None, "mpi": None})
     qsub_resources: tuple[str, ...] = ("user_slot", "sql", "tmpfs", "release")
     sge_request: str | None = "/etc/gridshim/sge_request"
+    # where each job's accounting record is appended (qacct reads it); {home} is the tool's home, which
+    # the pods mount at the same path. None: no records.
+    accounting_file: str | None = "{home}/.gridshim/accounting"
     path: str | None = None  # where this config was read from
 
     def image_for(self, release: str | None) -> str:
@@ -69,6 +76,10 @@ class Settings:
 
     def home_for(self, tool: str) -> str:
         return self.home.replace("{tool}", tool)
+
+    def accounting_path(self, home: str) -> str | None:
+        """The accounting file of the tool whose home is HOME (None: accounting is off)."""
+        return self.accounting_file.replace("{home}", home.rstrip("/")) if self.accounting_file else None
 
 
 _QTY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]i?)?[bB]?\s*$")
@@ -166,7 +177,7 @@ def namespace_uid(namespace: dict[str, Any]) -> int:
 
 def from_dict(data: dict[str, Any], *, path: str = "<config>") -> Settings:
     known = {"images", "volumes", "home", "uid", "memory", "cpu", "ttl_seconds", "grace_seconds",
-             "spread_macros", "mail_domain", "user_prefix", "qsub"}
+             "spread_macros", "mail_domain", "user_prefix", "qsub", "accounting_file", "mail"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"site config {path}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
@@ -216,6 +227,13 @@ def from_dict(data: dict[str, Any], *, path: str = "<config>") -> Settings:
     if "spread_macros" in data:
         kw["spread_macros"] = _bool(data["spread_macros"], "spread_macros", path)
     kw.update(_qsub(data, path))
+    if "accounting_file" in data:
+        value = data["accounting_file"]
+        kw["accounting_file"] = None if value is None else _text(value, "accounting_file", path)
+        if value is not None and not str(value).startswith(("/", "{home}")):
+            raise ConfigError(f"site config {path}: accounting_file: expected an absolute path or one starting "
+                              f"with {{home}}, got {value!r}")
+    kw.update(_mail(data, path))
     return Settings(**kw)
 
 
@@ -239,6 +257,24 @@ def _qsub(data: dict[str, Any], path: str) -> dict[str, Any]:
         kw["qsub_resources"] = tuple(res)
     if "request_file" in q:
         kw["sge_request"] = None if q["request_file"] is None else _text(q["request_file"], "qsub.request_file", path)
+    return kw
+
+
+def _mail(data: dict[str, Any], path: str) -> dict[str, Any]:
+    """`mail: {command: "/usr/sbin/sendmail -t -i", from: ADDRESS}`; absent or null: jobs send no mail."""
+    m = _mapping(data, "mail", {"command", "from"}, path)
+    if not m:
+        return {}
+    if "command" not in m:
+        raise ConfigError(f"site config {path}: mail: 'command' is required (e.g. \"/usr/sbin/sendmail -t -i\"); "
+                          "leave 'mail' out for no mail")
+    kw: dict[str, Any] = {}
+    for key, attr in (("command", "mail_command"), ("from", "mail_from")):
+        if key in m:
+            value = _text(m[key], f"mail.{key}", path)
+            if "\n" in value or "\r" in value:
+                raise ConfigError(f"site config {path}: mail.{key}: expected one line, got {value!r}")
+            kw[attr] = value
     return kw
 
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import fnmatch
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from gridshim import text
 from gridshim.errors import ConflictError, ForbiddenError, JobNotFoundError
 from gridshim.model import Cluster, GridState, JobKind, JobRow, Manifest, RUNNING_STATES, tool_of
 from gridshim.render import labels as L
-from gridshim.status import controller_uid, looks_stuck, rows_from_objects
+from gridshim.status import condition, controller_uid, job_finished, looks_stuck, rows_from_objects
 
 # The Job controller's event when it cannot create a pod (quota, admission): the only reason we read
 # Events, and only for jobs without a live pod.
@@ -209,7 +209,8 @@ def _pods_of(row: JobRow) -> str:
     return f"batch.kubernetes.io/controller-uid={row.uid}"
 
 
-def delete_job(cluster: Cluster, row: JobRow, *, caller: str, grace: int, force: bool = False) -> Answer:
+def delete_job(cluster: Cluster, row: JobRow, *, caller: str, grace: int, force: bool = False,
+               on_kill: Callable[[Manifest, list[Manifest]], None] | None = None) -> Answer:
     """qdel one job with the grid's message.
 
     Running (r, Rr, dr): the Job is deleted with propagationPolicy=Foreground, so it stays visible with a
@@ -221,6 +222,14 @@ def delete_job(cluster: Cluster, row: JobRow, *, caller: str, grace: int, force:
     never touched.
     """
     running = row.state in RUNNING_STATES
+    if force and running and on_kill is not None and row.object_kind == "Job":
+        # -f kills at once (SIGKILL): the job's wrapper cannot write its accounting record, so it is
+        # written now, from what the Job and its pods show (records.py)
+        try:
+            job = cluster.get("Job", row.object_name)
+            on_kill(job, _list(cluster, "Pod", cluster.namespace, selector=_pods_of(row)))
+        except (JobNotFoundError, ForbiddenError):
+            pass
     try:
         try:
             cluster.delete(row.object_kind, row.object_name, uid=row.uid,
@@ -258,3 +267,41 @@ def not_exist(spec: str) -> Answer:
 
 def caller_of(cluster: Cluster, user_prefix: str) -> str:
     return f"{user_prefix}{cluster.tool}"
+
+
+def remove_finished(cluster: Cluster, *, now: float, user_prefix: str, keep_seconds: float = 0.0,
+                    before_delete: Callable[[Manifest, list[Manifest]], None] | None = None) -> int:
+    """Make room under the namespace's job quota: delete this tool's finished Jobs (Complete or Failed,
+    kept only for their TTL), each after BEFORE_DELETE(job, pods) made its accounting record safe, with
+    a uid precondition (a Job replaced meanwhile is left alone). Jobs that finished less than
+    KEEP_SECONDS ago stay. Returns how many were deleted."""
+    jobs = _list(cluster, "Job", cluster.namespace, selector=L.selector(cluster.tool))
+    finished = [j for j in jobs if job_finished(j) and not (j.get("metadata") or {}).get("deletionTimestamp")]
+
+    def ended(j: Manifest) -> str:
+        cond = condition(j, "Complete") or condition(j, "Failed") or {}
+        return str(cond.get("lastTransitionTime") or (j.get("metadata") or {}).get("creationTimestamp") or "")
+
+    removed = 0
+    for job in sorted(finished, key=ended):
+        meta = job["metadata"]
+        if keep_seconds and _age(ended(job), now) < keep_seconds:
+            continue
+        if before_delete is not None:
+            pods = _list(cluster, "Pod", cluster.namespace, selector=f"batch.kubernetes.io/controller-uid={meta['uid']}")
+            before_delete(job, pods)
+        try:
+            cluster.delete("Job", meta["name"], uid=meta["uid"], propagation="Background")
+            removed += 1
+        except (JobNotFoundError, ConflictError):
+            pass
+    return removed
+
+
+def _age(stamp: str, now: float) -> float:
+    from datetime import datetime  # noqa: PLC0415
+
+    try:
+        return now - datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return float("inf")

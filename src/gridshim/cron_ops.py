@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable
 
 from gridshim.config import Settings
-from gridshim.errors import ConflictError, GridshimError, JobExistsError, JobNotFoundError
+from gridshim.errors import ClusterError, ConflictError, ForbiddenError, GridshimError, JobExistsError, JobNotFoundError
 from gridshim.model import Cluster, JobKind, Manifest
 from gridshim.render import labels as L
 from gridshim.render.manifests import cronjob, job
@@ -47,6 +47,12 @@ PASSES = 8
 # A CronJob being deleted (Orphan propagation: until the garbage collector drops its finalizer) blocks
 # re-creating its name; wait this long for it, polling with back-off, before giving up.
 TERMINATING_WAIT = 60.0
+# After the commit, an API server that stops answering (transport failures, 5xx, 429, each after the call's
+# own retry budget) or answers RBAC's 403 (a server whose RBAC cache is not loaded yet) does not end the
+# reconcile: it looks again with back-off for OUTAGE_BUDGETS call budgets (90 s by default), at least
+# OUTAGE_PATIENCE seconds, from the first such failure, since giving up would leave removed entries
+# scheduled and new ones missing. With GRIDSHIM_RETRY_SECONDS=0 (no retries wanted) it does not wait.
+OUTAGE_BUDGETS, OUTAGE_PATIENCE = 3, 10.0
 
 
 
@@ -258,11 +264,20 @@ class _Stale(Exception):
     """An object was written for a newer install than the one being reconciled."""
 
 
+def _transient(e: BaseException) -> bool:
+    """A failure that says nothing about the object: the API unreachable or failing, or RBAC's 403 of a
+    server that is (re)starting. Admission refusals, quota, 422 and credentials are answers, not these."""
+    if isinstance(e, ForbiddenError):
+        return " cannot " in e.message and 'User "' in e.message  # RBAC's wording, not an admission's
+    return isinstance(e, ClusterError) and (e.status is None or e.status in (429, 500, 502, 503, 504))
+
+
 @dataclass
 class _Pass:
     result: Result
     retry: bool = False  # a write met a concurrent change: look again at once
     waiting: bool = False  # a wanted name is held by a CronJob still being deleted: look again soon
+    troubles: list[str] = field(default_factory=list)  # transient failures (see _transient): look again later
 
 
 def _write_pass(cluster: Cluster, stored: Stored, *, workers: Callable[[], Cluster] | None) -> _Pass:
@@ -305,6 +320,7 @@ def _write_pass(cluster: Cluster, stored: Stored, *, workers: Callable[[], Clust
         if (latest.uid, latest.serial) != (stored.uid, stored.serial):
             raise _Stale()  # superseded before we wrote anything: follow the newer install instead
     retry = False
+    troubles: list[str] = []
     lines = _lines(stored)
     # Deletes first, so that a crontab that swaps entries never needs more room than the quota.
     for batch in (deletes, writes):
@@ -313,12 +329,14 @@ def _write_pass(cluster: Cluster, stored: Stored, *, workers: Callable[[], Clust
                 waiting = True
             elif action == "retry":
                 retry = True
+            elif action == "transient":
+                troubles.append(f"CronJob {name}: {err}")
             elif action == "error":
                 where = f" (line {lines[name]})" if lines.get(name) else ""
                 result.errors.append(f"CronJob {name}{where}: {err}")
             else:
                 getattr(result, action).append(name)
-    return _Pass(result=result, retry=retry, waiting=waiting)
+    return _Pass(result=result, retry=retry, waiting=waiting, troubles=troubles)
 
 
 def _run(cluster: Cluster, ops: list[Callable[[Cluster], tuple[str, str, str | None]]],
@@ -365,7 +383,7 @@ def _create(c: Cluster, m: Manifest) -> tuple[str, str, str | None]:
                                    f"(delete it with 'kubectl delete cronjob {name}', or rename the job)")
         return "retry", name, None  # another reconciler made it: decide again on a fresh LIST
     except GridshimError as e:
-        return "error", name, str(e)
+        return "transient" if _transient(e) else "error", name, str(e)
 
 
 def _update(c: Cluster, m: Manifest, cur: Manifest) -> tuple[str, str, str | None]:
@@ -378,7 +396,7 @@ def _update(c: Cluster, m: Manifest, cur: Manifest) -> tuple[str, str, str | Non
     except (ConflictError, JobNotFoundError):
         return "retry", name, None
     except GridshimError as e:
-        return "error", name, str(e)
+        return "transient" if _transient(e) else "error", name, str(e)
 
 
 def _delete(c: Cluster, cur: Manifest) -> tuple[str, str, str | None]:
@@ -396,7 +414,7 @@ def _delete(c: Cluster, cur: Manifest) -> tuple[str, str, str | None]:
     except ConflictError:
         return "retry", meta["name"], None
     except GridshimError as e:
-        return "error", meta["name"], str(e)
+        return "transient" if _transient(e) else "error", meta["name"], str(e)
 
 
 def reconcile(cluster: Cluster, stored: Stored, *, workers: Callable[[], Cluster] | None = None,
@@ -408,6 +426,10 @@ def reconcile(cluster: Cluster, stored: Stored, *, workers: Callable[[], Cluster
     n = 0
     deadline = time.monotonic() + TERMINATING_WAIT
     delay = 0.1
+    budget = float(getattr(cluster, "retry_seconds", 0) or 0)
+    patience = max(OUTAGE_PATIENCE, OUTAGE_BUDGETS * budget) if budget > 0 else 0.0
+    outage: float | None = None  # when the current run of transient failures began
+    pause = 0.5
     while n < PASSES:
         n += 1
         if stored.text is not None and stored.rendered is None:
@@ -415,18 +437,40 @@ def reconcile(cluster: Cluster, stored: Stored, *, workers: Callable[[], Cluster
                 raise GridshimError("the stored crontab has no rendered jobs; reinstall it with "
                                     "'crontab -l | crontab -'")
             stored = replace(stored, rendered=render(stored.text))
+        latest: Stored | None = None
         try:
-            p = _write_pass(cluster, stored, workers=workers)
-        except _Stale:
-            p = _Pass(result=Result(), retry=True)
-        for attr in ("created", "updated", "deleted"):
-            getattr(total, attr).extend(getattr(p.result, attr))
-        # Only the pass that settles counts for errors: a failure while following an older state (e.g.
-        # the quota filled by a concurrent install's objects) no longer matters.
-        total.errors = list(p.result.errors)
-        total.unchanged = max(0, p.result.unchanged - len(total.created) + len(p.result.created))
-        total.passes = n
-        latest = read_store(cluster)
+            try:
+                p = _write_pass(cluster, stored, workers=workers)
+            except _Stale:
+                p = _Pass(result=Result(), retry=True)
+            for attr in ("created", "updated", "deleted"):
+                getattr(total, attr).extend(getattr(p.result, attr))
+            # Only the pass that settles counts for errors: a failure while following an older state (e.g.
+            # the quota filled by a concurrent install's objects) no longer matters.
+            total.errors = list(p.result.errors)
+            total.unchanged = max(0, p.result.unchanged - len(total.created) + len(p.result.created))
+            total.passes = n
+            if not p.troubles:
+                latest = read_store(cluster)
+        except GridshimError as e:
+            if not _transient(e):
+                raise
+            p = _Pass(result=Result(), troubles=[str(e)])
+        if p.troubles:  # the API did not answer: nothing is decided, look again (removed entries still go)
+            now = time.monotonic()
+            outage = now if outage is None else outage
+            if now - outage < patience:
+                n -= 1
+                time.sleep(min(pause, max(0.0, outage + patience - now)))
+                pause = min(pause * 2, 5.0)
+                continue
+            how_long = f" for {now - outage:.0f} s" if patience else ""
+            raise GridshimError(f"the crontab is stored, but the Kubernetes API did not let its CronJobs be "
+                                f"written{how_long}: {p.troubles[0]}",
+                                hint="CronJobs of removed entries may still be scheduled and new ones missing; "
+                                     "run 'crontab --sync' when the API answers again")
+        outage, pause = None, 0.5
+        assert latest is not None
         if (latest.uid, latest.serial) != (stored.uid, stored.serial):
             stored = latest  # a newer install (or a removal): converge to it instead
             continue

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Callable, Protocol
 
-from gridshim.config import Settings
-from gridshim.errors import ClusterConfigError, GridshimError
+from gridshim.config import Settings, namespace_uid
+from gridshim.errors import ClusterConfigError, ClusterError, GridshimError, QuotaExceededError
 from gridshim.model import Manifest
 
 DAY = 86400.0
@@ -43,6 +43,8 @@ REQUIRED_ACCESS: tuple[tuple[str, str, str, str], ...] = (
     ("create", "configmaps", "", "crontab"),
     ("update", "configmaps", "", "crontab"),
 )
+# Asked too when the site config says `uid: namespace` (a RoleBinding in the namespace grants it).
+NAMESPACE_ACCESS = ("get", "namespaces", "", "jsub, qsub, crontab (site config 'uid: namespace')")
 # Quota items that stop new jobs when they are used up; the others are shown for information.
 BLOCKING_QUOTA = ("pods", "count/jobs.batch", "count/cronjobs.batch", "limits.memory", "requests.memory",
                   "limits.cpu", "requests.cpu")
@@ -78,6 +80,8 @@ class DoctorCluster(Protocol):
     def request(self, method: str, path: str, body: Any = None, *, idempotent: bool | None = None) -> Any: ...
     def access_review(self, verb: str, resource: str, group: str = "") -> bool: ...
     def list(self, kind: str, *, selector: str | None = None) -> tuple[list[Manifest], str]: ...
+    def path(self, kind: str, name: str | None = None, *, params: dict[str, Any] | None = None) -> str: ...
+    def namespace_object(self) -> Manifest: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -206,9 +210,10 @@ def whoami(cluster: DoctorCluster) -> str | None:
     return str(name) if name else None
 
 
-def check_access(cluster: DoctorCluster) -> Check:
+def check_access(cluster: DoctorCluster, *, extra: tuple[tuple[str, str, str, str], ...] = ()) -> Check:
+    required = REQUIRED_ACCESS + extra
     missing: list[str] = []
-    for verb, resource, group, used_by in REQUIRED_ACCESS:
+    for verb, resource, group, used_by in required:
         try:
             allowed = cluster.access_review(verb, resource, group)
         except GridshimError as e:
@@ -222,18 +227,120 @@ def check_access(cluster: DoctorCluster) -> Check:
     if missing:
         fix = (f"ask your site's admins to grant them to your tool in namespace {cluster.namespace}, or check "
                "that the kubeconfig is your tool's")
-        if len(missing) == len(REQUIRED_ACCESS):
+        if len(missing) == len(required):
             fix = (f"nothing is allowed{as_user} in namespace {cluster.namespace}: this is probably another tool's "
                    "namespace or another tool's certificate; use your tool's kubeconfig (become <tool>), or set "
                    "the context's namespace to your tool's (kubectl config set-context --current "
                    "--namespace=tool-NAME)")
         return Check(name="permissions", level=Level.FAIL,
-                     summary=f"{len(missing)} of {len(REQUIRED_ACCESS)} operations gridshim needs are denied"
+                     summary=f"{len(missing)} of {len(required)} operations gridshim needs are denied"
                              f"{as_user} in {cluster.namespace}",
                      fix=fix, details=tuple(missing))
     return Check(name="permissions", level=Level.OK,
-                 summary=f"all {len(REQUIRED_ACCESS)} operations gridshim needs are allowed{as_user} in "
+                 summary=f"all {len(required)} operations gridshim needs are allowed{as_user} in "
                          f"{cluster.namespace}")
+
+
+# -- tenancy: the cluster must refuse every uid but the tool's ---------------------------------------
+
+def probe(kind: str, uid: int, settings: Settings) -> Manifest:
+    """A Pod or Job running as UID that this namespace would otherwise admit (PodSecurity `restricted`,
+    the site's image and default resources); created only with dryRun=All, so nothing is stored."""
+    ids = {"runAsUser": uid, "runAsGroup": uid, "runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    limits: dict[str, str] = {"memory": str(settings.default_mem)}
+    if settings.cpu_limit:
+        limits["cpu"] = settings.cpu_limit
+    requests = {"memory": str(min(settings.default_mem, 512 * 2**20)), "cpu": settings.cpu_request}
+    spec: Manifest = {
+        "restartPolicy": "Never", "automountServiceAccountToken": False, "enableServiceLinks": False,
+        "securityContext": {**ids, "fsGroup": uid},
+        "containers": [{"name": "probe", "image": settings.image_for(None), "command": ["/bin/true"],
+                        "resources": {"limits": limits, "requests": requests},
+                        "securityContext": {**ids, "allowPrivilegeEscalation": False, "privileged": False,
+                                            "capabilities": {"drop": ["ALL"]}}}],
+    }
+    meta = {"generateName": "gridshim-doctor-uid-"}
+    if kind == "Pod":
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta,
+            "spec": {"backoffLimit": 0, "template": {"spec": spec}}}
+
+
+def _dry_run(cluster: DoctorCluster, manifest: Manifest) -> GridshimError | None:
+    """None if the API server would admit MANIFEST, else its refusal (or why it could not say)."""
+    try:
+        cluster.request("POST", cluster.path(manifest["kind"], params={"dryRun": "All"}), manifest, idempotent=True)
+    except GridshimError as e:
+        return e
+    return None
+
+
+def _refusal(e: GridshimError | None) -> bool:
+    """A definite no from admission or RBAC (4xx), not a failure to answer."""
+    if e is None or isinstance(e, QuotaExceededError):
+        return False
+    return not isinstance(e, ClusterError) or (e.status is not None and 400 <= e.status < 500)
+
+
+def check_tenancy(cluster: DoctorCluster, settings: Settings | None, uid: int) -> Check:
+    """Prove with server-side dry runs that the cluster refuses another uid: a Pod and a Job as UID must be
+    admitted and the same as UID+1 (a neighbouring tool's) refused; only the uid differs between them."""
+    settings = settings or Settings()
+    other = uid + 1
+    seen: dict[str, str] = {}
+    details: list[str] = []
+    for kind in ("Pod", "Job"):
+        own = _dry_run(cluster, probe(kind, uid, settings))
+        if own is not None:
+            seen[kind] = "untested"
+            details.append(f"{kind} as uid {uid} (this tool's) is refused too, so nothing is proven: {own.message}")
+            continue
+        wrong = _dry_run(cluster, probe(kind, other, settings))
+        if _refusal(wrong):
+            said = "refused" if "refused" in seen.values() else wrong.message  # type: ignore[union-attr]
+            seen[kind] = "refused"
+            details.append(f"{kind} as uid {other}: {said}")
+        elif wrong is None:
+            seen[kind] = "accepted"
+            details.append(f"{kind} as uid {other}: accepted (dry run, nothing was created)")
+        else:
+            seen[kind] = "untested"
+            details.append(f"{kind} as uid {other}: no answer ({wrong.message})")
+    ns = cluster.namespace
+    admins = ("site admins: deploy the ValidatingAdmissionPolicy gridshim-tool-uid and its binding, and annotate "
+              "each tool namespace with gridshim.io/uid (docs/site-config.md)")
+    if "accepted" in (seen["Pod"], seen["Job"]) and seen["Pod"] != "refused":
+        return Check(name="permissions", level=Level.FAIL,
+                     summary=f"the cluster accepts a {'Pod' if seen['Pod'] == 'accepted' else 'Job'} as uid {other} "
+                             f"in {ns} (this tool's uid is {uid}): any tool can run jobs as another tool's uid",
+                     fix=admins, details=tuple(details))
+    if seen["Pod"] == "refused" and seen["Job"] == "accepted":
+        return Check(name="permissions", level=Level.WARN,
+                     summary=f"pods of another uid ({other}) are refused, but Jobs of it are accepted: such a jsub "
+                             "is 'submitted' and never starts (qstat: Eqw)",
+                     fix="site admins: add jobs and cronjobs to the policy's resourceRules (docs/site-config.md)",
+                     details=tuple(details))
+    if "refused" not in seen.values():
+        return Check(name="permissions", level=Level.WARN,
+                     summary=f"cannot prove now that the cluster refuses other uids than {uid} in {ns}",
+                     fix="run gridshim doctor again later; if a pod of the tool's own uid stays refused, ask your "
+                         "site's admins", details=tuple(details))
+    kinds = " and ".join(k.lower() + "s" for k, v in seen.items() if v == "refused")
+    return Check(name="permissions", level=Level.OK,
+                 summary=f"{kinds} of any uid but {uid} are refused (uid {other} tried, dry run)",
+                 details=tuple(details))
+
+
+def merge(access: Check, tenancy: Check | None) -> Check:
+    """The permissions line: what the tool may do (RBAC) and what it may not (another uid)."""
+    if tenancy is None:
+        return access
+    order = {Level.OK: 0, Level.SKIP: 0, Level.WARN: 1, Level.FAIL: 2}
+    level = max(access.level, tenancy.level, key=order.__getitem__)
+    parts = sorted((access, tenancy), key=lambda c: -order[c.level])
+    fixes = [c.fix for c in parts if c.fix and c.level in (Level.WARN, Level.FAIL)]
+    return Check(name="permissions", level=level, summary="; ".join(c.summary for c in parts),
+                 fix="; ".join(fixes) or None, details=access.details + tenancy.details)
 
 
 def _fmt_amount(resource: str, value: float) -> str:
@@ -310,7 +417,8 @@ def _limit_range_problems(ranges: list[Manifest], settings: Settings) -> list[st
 
 
 def check_settings(settings: Settings | None, error: GridshimError | None, *,
-                   resolve_uid: Callable[[Settings], int | None] | None = None) -> Check:
+                   resolve_uid: Callable[[Settings], int | None] | None = None,
+                   namespace_uid: int | None = None, namespace: str | None = None) -> Check:
     if error is not None or settings is None:
         return Check(name="site config", level=Level.FAIL, summary=error.message if error else "not loaded",
                      fix="fix the file (every key is described in docs/site-config.md), or ask your site's admins")
@@ -326,14 +434,37 @@ def check_settings(settings: Settings | None, error: GridshimError | None, *,
                          f"({human_bytes(settings.max_mem)}): every jsub without -mem would be refused")
     if resolve_uid is not None:
         try:
-            resolve_uid(settings)
+            uid = resolve_uid(settings)
         except GridshimError as e:
             return Check(name="site config", level=Level.FAIL, summary=f"{summary}; {e.message}",
                          fix=e.hint or "check the site config's 'uid' setting (docs/site-config.md)")
+        if uid is not None and not settings.uid.isdigit():
+            summary += f" ({uid})"
+        if uid is not None and namespace_uid is not None and uid != namespace_uid:
+            return Check(name="site config", level=Level.FAIL,
+                         summary=f"{summary}, but {namespace} runs pods only as uid {namespace_uid} (its "
+                                 "gridshim.io/uid annotation): every job would be refused",
+                         fix="set 'uid: namespace' in the site config (docs/site-config.md), or run the command as "
+                             "the tool's own account (become <tool>)")
     details = tuple(f"volume {v.name}: {'hostPath' if v.host_path else 'nfs' if v.nfs_server else 'claim'} "
                     f"at {v.mount} (a PodSecurity 'restricted' namespace admits only claims)"
                     for v in settings.volumes if v.host_path or v.nfs_server)
     return Check(name="site config", level=Level.OK, summary=summary, details=details)
+
+
+def check_mail(settings: Settings | None, tool: str | None) -> Check:
+    """Whether jobs send -m/-M mail, and how. Only informs: no mail is a site's choice, never a failure."""
+    if settings is None:
+        return Check(name="job mail", level=Level.SKIP, summary="needs the site config")
+    if not settings.mail_command:
+        return Check(name="job mail", level=Level.OK,
+                     summary="not configured: jobs send no mail for -m b|e|a (the option is recorded only; site "
+                             "config 'mail', docs/site-config.md)")
+    user = f"{settings.user_prefix}{tool or '{tool}'}"
+    sender = (settings.mail_from or f"{user}@{settings.mail_domain}").replace("{tool}", tool or "{tool}")
+    return Check(name="job mail", level=Level.OK,
+                 summary=f"jobs send -m b|e|a mail with '{settings.mail_command}' in their container, from {sender}; "
+                         f"default recipient {user}@{settings.mail_domain}")
 
 
 def diagnose(
@@ -343,7 +474,7 @@ def diagnose(
     cert_dates: Callable[[str | None, bytes | None], tuple[float, float] | None],
     paths: list[str],
     from_env: bool = False,
-    resolve_uid: Callable[[Settings, str], int | None] | None = None,
+    resolve_uid: Callable[[Settings, str, DoctorCluster | None], int | None] | None = None,
     now: float,
     timer: Callable[[], float] = time.monotonic,
 ) -> Report:
@@ -363,6 +494,9 @@ def diagnose(
 
     checks = [check_kubeconfig(cluster, error, paths=paths, from_env=from_env)]
     reachable = False
+    ns_uid: int | None = None
+    uid_fn: Callable[[Settings], int | None] | None = None
+    tool = cluster.tool if cluster is not None else None
     if cluster is None:
         checks += [Check(name=n, level=Level.SKIP, summary="needs a kubeconfig")
                    for n in ("certificate", "API server", "permissions", "quota")]
@@ -370,15 +504,34 @@ def diagnose(
         checks.append(check_certificate(cluster, now=now, cert_dates=cert_dates))
         checks.append(check_reachable(cluster, timer=timer))
         reachable = checks[-1].level is Level.OK
+        namespace_policy = settings is not None and settings.uid == "namespace"
+        if resolve_uid is not None and tool is not None and (reachable or not namespace_policy):
+            known = cluster if reachable else None
+            uid_fn = lambda s: resolve_uid(s, tool, known)  # noqa: E731
         if reachable:
-            checks.append(check_access(cluster))
+            # The uid the cluster binds this namespace to (absent where the site has no such annotation).
+            try:
+                ns_uid = namespace_uid(cluster.namespace_object())
+            except GridshimError:
+                ns_uid = None
+            extra = (NAMESPACE_ACCESS,) if namespace_policy else ()
+            access = check_access(cluster, extra=extra)
+            probe_uid = ns_uid
+            if probe_uid is None and uid_fn is not None and settings is not None:
+                try:
+                    probe_uid = uid_fn(settings)
+                except GridshimError:
+                    probe_uid = None  # the site config check says why
+            tenancy = None
+            if len(access.details) < len(REQUIRED_ACCESS) + len(extra):  # not another tool's namespace
+                tenancy = check_tenancy(cluster, settings, probe_uid) if probe_uid is not None else Check(
+                    name="permissions", level=Level.OK, summary="uid enforcement not tested: the tool's uid is unknown")
+            checks.append(merge(access, tenancy))
             checks.append(check_quota(cluster, settings))
         else:
             checks += [Check(name=n, level=Level.SKIP, summary="needs the API server")
                        for n in ("permissions", "quota")]
-    tool = cluster.tool if cluster is not None else None
-    uid_fn = None
-    if resolve_uid is not None and tool is not None:
-        uid_fn = lambda s: resolve_uid(s, tool)  # noqa: E731
-    checks.append(check_settings(settings, settings_error, resolve_uid=uid_fn))
+    checks.append(check_settings(settings, settings_error, resolve_uid=uid_fn, namespace_uid=ns_uid,
+                                 namespace=cluster.namespace if cluster else None))
+    checks.append(check_mail(settings, tool))
     return Report(checks=tuple(checks), tool=tool, namespace=cluster.namespace if cluster else None)

@@ -32,6 +32,9 @@ CONTROL: dict[str, dict[str, int]] = {
     "qstat": {"-u": 1, "-s": 1, "-q": 1, "-j": 1, "-r": 0, "-xml": 0, "--watch": 0, "-watch": 0, "-help": 0, "-h": 0,
               "--help": 0},
     "qdel": {"-f": 0, "-u": 1, "-help": 0, "-h": 0, "--help": 0},
+    # qacct's value after -j/-o/-u/-g/-h/-q/-pe/-slots/-ar is optional; counted as one for finding the job
+    "qacct": {"-j": 1, "-o": 1, "-u": 1, "-g": 1, "-h": 1, "-q": 1, "-pe": 1, "-slots": 1, "-ar": 1, "-b": 1,
+              "-e": 1, "-d": 1, "-f": 1, "-t": 1, "-l": 1, "-m": 0, "-help": 0},
     "jstop": {},
     "job": {"-v": 0, "--verbose": 0, "-q": 0, "--quiet": 0, "-h": 0, "--help": 0},
     "qmod": {"-rj": 0, "-r": 0, "-help": 0, "-h": 0, "--help": 0},
@@ -44,8 +47,6 @@ ABSENT: dict[str, tuple[str, str]] = {
     "qhold": ("jobs cannot be held", "jstop the job and submit it again later (jsub -a DATE waits until DATE)"),
     "qrls": ("jobs cannot be held, so there is nothing to release", "submit the job when it should run"),
     "qresub": ("jobs cannot be copied", "run the jsub command again"),
-    "qacct": ("there is no accounting database",
-             "a finished job's exit status is in 'qstat -s z' for a while, and its output in ~/NAME.out/.err"),
     "qhost": ("there are no execution hosts to list", "qstat shows your jobs; gridshim doctor shows your quota"),
     "qquota": ("quota lives in the namespace's ResourceQuota", "gridshim doctor shows your quota use"),
     "qrsh": ("there are no interactive grid sessions", "run the command in your shell, or use jsub -sync y to wait "

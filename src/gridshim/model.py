@@ -71,6 +71,7 @@ class JobRequest:
     notify: bool = False  # warn the program with SIGUSR2 before it is killed
     held: bool = False  # created on hold: no pod until released
     rerun: bool | None = None  # None = the default; True: run again after its node is lost
+    submitted: int = 0  # epoch seconds of the submission (0: unknown, e.g. a CronJob run)
 
 
 class GridState(str, Enum):

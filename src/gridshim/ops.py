@@ -47,9 +47,22 @@ def _live_same_name(cluster: Cluster, req: JobRequest, skip: str) -> bool:
                and L.name_of(j["metadata"]) == req.name for j in items)
 
 
-def submit(cluster: Cluster, manifest: Manifest, req: JobRequest) -> Manifest:
+def submit(cluster: Cluster, manifest: Manifest, req: JobRequest,
+           make_room: Callable[[], int] | None = None) -> Manifest:
     """Create the job. With -once the API server decides: the object is named after the job, so a
-    second live one is refused with 409; a finished one in the way is removed first."""
+    second live one is refused with 409; a finished one in the way is removed first.
+
+    Finished jobs never block new ones: when the namespace's job quota refuses the create and
+    MAKE_ROOM removes finished Jobs (their accounting records safe first), the create is tried again."""
+    try:
+        return _submit(cluster, manifest, req)
+    except QuotaExceededError as e:
+        if make_room is None or "jobs are allowed per user" not in e.message or not make_room():
+            raise
+        return _submit(cluster, manifest, req)
+
+
+def _submit(cluster: Cluster, manifest: Manifest, req: JobRequest) -> Manifest:
     try:
         if not req.once:
             return cluster.create(manifest)
@@ -116,51 +129,84 @@ KILLED = Outcome(exit_code=137, signal_name="SIGKILL", reason="deleted")
 UNKNOWN = Outcome(exit_code=None, reason="unknown")
 
 
-def wait(cluster: Cluster, job: Manifest, *, on_change: Callable[[Manifest], None] | None = None) -> Outcome:
+def wait(cluster: Cluster, job: Manifest, *, on_change: Callable[[Manifest], None] | None = None,
+         on_trouble: Callable[[GridshimError, float], None] | None = None,
+         sleep: Callable[[float], None] = time.sleep, max_delay: float = 10.0) -> Outcome:
     """Watch (not poll) the Job until it finishes; return how it ended.
 
     A Job deleted before any pod of it ran never ran ("Unable to run job"); one deleted while or
-    after it ran was killed."""
+    after it ran was killed.
+
+    While the API cannot be reached or answers errors that say nothing about the Job (transport
+    failures, 5xx and 429 after the call's retry budget, a 403 of a server that is starting), the Job
+    may still exist and run, so the wait never ends on them: it tries again with back-off (1 s,
+    doubling, at most MAX_DELAY), telling ON_TROUBLE (the error, the seconds until the next try),
+    for as long as it takes. Only the Job's end, its deletion, or refused credentials end it."""
+    from gridshim.errors import ForbiddenError  # noqa: PLC0415  (local: only wait() is edited here)
+
+    transient = (ClusterError, ForbiddenError)
     name = job["metadata"]["name"]
     rv = job["metadata"].get("resourceVersion", "")
     current = job
     started = _started(job)
+    delay = 1.0
+    troubled = False
 
     def deleted() -> Outcome:
         return KILLED if started else Outcome(exit_code=None, reason="deleted")
 
+    def pause(e: GridshimError) -> None:
+        nonlocal delay, troubled
+        troubled = True
+        if on_trouble:
+            on_trouble(e, delay)
+        sleep(delay)
+        delay = min(delay * 2, max_delay)
+
     while not job_finished(current):
-        try:
-            for etype, obj in cluster.watch("Job", resource_version=rv, field_selector=f"metadata.name={name}",
-                                            timeout=240):
-                if etype == "BOOKMARK":
-                    rv = obj["metadata"]["resourceVersion"]
-                    continue
-                if etype == "ERROR":
-                    rv = ""
-                    break
-                if etype == "DELETED":
-                    if job_finished(obj):  # it ended and its TTL removed it while we were not looking
-                        current = obj
+        if rv:  # without a resourceVersion (an ERROR event, a failed re-sync) a GET comes first
+            try:
+                for etype, obj in cluster.watch("Job", resource_version=rv, field_selector=f"metadata.name={name}",
+                                                timeout=240):
+                    if etype == "BOOKMARK":
+                        rv = obj["metadata"]["resourceVersion"]
+                        continue
+                    if etype == "ERROR":
+                        rv = ""
                         break
-                    return deleted()
-                current = obj
-                started = started or _started(obj)
-                rv = obj["metadata"].get("resourceVersion", rv)
-                if on_change:
-                    on_change(obj)
-                if job_finished(obj):
-                    break
-        except ClusterError:
-            time.sleep(1)
+                    if etype == "DELETED":
+                        if job_finished(obj):  # it ended and its TTL removed it while we were not looking
+                            current = obj
+                            break
+                        return deleted()
+                    current = obj
+                    started = started or _started(obj)
+                    rv = obj["metadata"].get("resourceVersion", rv)
+                    if on_change:
+                        on_change(obj)
+                    if job_finished(obj):
+                        break
+            except transient as e:
+                pause(e)
         if not job_finished(current):
             try:
                 current = cluster.get("Job", name)  # re-sync after a dropped or expired watch
             except JobNotFoundError:
                 return deleted()
+            except transient as e:
+                pause(e)
+                continue
             started = started or _started(current)
             rv = current["metadata"].get("resourceVersion", "")
-    pods, _ = cluster.list("Pod", selector=f"batch.kubernetes.io/controller-uid={current['metadata']['uid']}")
+            if troubled and on_change:
+                on_change(current)  # the API answers again: the live line shows the job, not the trouble
+            delay, troubled = 1.0, False
+    while True:
+        try:
+            pods, _ = cluster.list("Pod", selector=f"batch.kubernetes.io/controller-uid={current['metadata']['uid']}")
+            break
+        except transient as e:
+            pause(e)
     outcome = job_outcome(current, pods)
     if outcome.exit_code is None and (started or condition(current, "Failed")):
         return UNKNOWN  # it ran (or failed), but its pods are gone: no exit code to report

@@ -382,8 +382,9 @@ def translate(
             raise Rejected(f'unknown resource "{res}"')
         else:
             warnings.append(f"-l {res}={val} is not a resource gridshim knows; it was ignored")
-    if opts.mail_events and opts.mail_events != "n":
-        warnings.append("-m: mail on job events is not sent by gridshim; the option was recorded only")
+    if opts.mail_events and opts.mail_events != "n" and not settings.mail_command:
+        warnings.append("-m: mail on job events is not sent at this site (its gridshim config sets no mail "
+                        "command); the option was recorded only")
     if qsub:
         warnings += _qsub_checks(sge)
 
@@ -445,7 +446,7 @@ def translate(
         timezone=timezone, uid=host.uid, token=host.token, options=options, not_before=not_before,
         job_id=job_id, cpus=slots if qsub and slots > 1 else None, script_text=script_text,
         notify=bool(sge.get("notify")), held=bool(sge.get("hold")),
-        rerun=sge.get("rerun"),
+        rerun=sge.get("rerun"), submitted=int(host.now) if kind is not JobKind.SCHEDULED else 0,
     )
     _check_text(req)
     return Translation(request=req, warnings=tuple(warnings))

@@ -183,8 +183,20 @@ def test_budget_exhausted_gives_one_clear_line(proxied: tuple[Tool, FaultProxy, 
     assert jobs_named(tool, "down") == []
 
 
+def post_only(tool: Tool, env: dict[str, str]) -> dict[str, str]:
+    """These scenarios are about the create (POST): the site's `uid: namespace` would read the Namespace
+    first and meet the fault there. `uid: self` is the same uid for the tool (the cluster enforces it)."""
+    from conftest import STATE
+
+    config = tool.home / "self-uid.yaml"  # where the tool's uid can read it (pytest's tmp_path is root's)
+    config.write_text((STATE / "gridshim.yaml").read_text().replace("uid: namespace", "uid: self"))
+    config.chmod(0o644)
+    return {**env, "GRIDSHIM_CONFIG": str(config)}
+
+
 def test_retry_after_beyond_the_budget_gives_up_at_once(proxied: tuple[Tool, FaultProxy, dict]) -> None:
     tool, proxy, env = proxied
+    env = post_only(tool, env)
     proxy.add(Fault("status", status=503, retry_after="3600", times=-1))
     proc = tool.run("jsub", "-N", "later", "/bin/true", env={**env, "GRIDSHIM_RETRY_SECONDS": "10"})
     assert proc.returncode == 1
@@ -196,6 +208,7 @@ def test_retry_after_beyond_the_budget_gives_up_at_once(proxied: tuple[Tool, Fau
 
 def test_lost_answer_then_outage_says_the_job_may_exist(proxied: tuple[Tool, FaultProxy, dict]) -> None:
     tool, proxy, env = proxied
+    env = post_only(tool, env)
     proxy.add(Fault("drop_answer", "POST", JOBS), Fault("reset", times=-1))
     proc = tool.run("jsub", "-stderr", "-N", "maybe", "/bin/sleep", "120",
                     env={**env, "GRIDSHIM_RETRY_SECONDS": "3"})

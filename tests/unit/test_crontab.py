@@ -4,7 +4,6 @@ use cases against a small stateful fake cluster (the sandbox e2e tests are the e
 from __future__ import annotations
 
 import copy
-import difflib
 import io
 import itertools
 import os
@@ -25,7 +24,6 @@ from gridshim.render import to_yaml
 from gridshim.render.command import unwrap_command
 
 HOME = "/data/project/wikibugs"
-GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
 
 def host(*files: str, home: str = HOME, tool: str = "wikibugs", rc: str | None = None,
@@ -442,18 +440,9 @@ class TestNote:
 # -- golden CronJobs ---------------------------------------------------------------------------------
 
 def golden(name: str, manifests: list[dict[str, Any]]) -> None:
-    path = GOLDEN / name
-    text = to_yaml(manifests)
-    if os.environ.get("GRIDSHIM_UPDATE_GOLDEN") == "1" or not path.exists():
-        if not path.exists() and os.environ.get("CI"):
-            pytest.fail(f"golden file {path} is missing")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        return
-    expected = path.read_text()
-    if expected != text:
-        diff = "".join(difflib.unified_diff(expected.splitlines(True), text.splitlines(True), str(path), "now"))
-        pytest.fail(f"{name} differs (GRIDSHIM_UPDATE_GOLDEN=1 to accept):\n{diff}")
+    from goldens import assert_golden
+
+    assert_golden(name, to_yaml(manifests))
 
 
 GOLDEN_SETTINGS = Settings(images={"default": "sandbox.local/base:latest"}, ttl_seconds=300)

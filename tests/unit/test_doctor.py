@@ -13,7 +13,7 @@ from gridshim import doctor as D
 from gridshim.cli._common import Env
 from gridshim.cli.gridshim import main_with
 from gridshim.config import ConfigError, Settings, from_dict
-from gridshim.errors import ClusterConfigError, ClusterError, ForbiddenError, GridshimError
+from gridshim.errors import ClusterConfigError, ClusterError, ForbiddenError, GridshimError, QuotaExceededError
 
 NOW = 1_800_000_000.0
 DAY = 86400.0
@@ -43,6 +43,12 @@ class FakeCluster:
     quota_error: GridshimError | None = None
     user: str | None = "demo"
     calls: list[str] = field(default_factory=list)
+    # tenancy: the namespace's gridshim.io/uid annotation, and what admission does with another uid
+    ns_uid: str | None = "52000"
+    namespace_error: GridshimError | None = None
+    enforced: tuple[str, ...] = ("Pod", "Job")  # kinds whose other-uid dry run is refused
+    refuse_own: GridshimError | None = None  # a refusal even of the tool's own uid (quota, PodSecurity …)
+    created: list[dict[str, Any]] = field(default_factory=list)  # what a create without dryRun would store
 
     @property
     def tool(self) -> str:
@@ -58,7 +64,34 @@ class FakeCluster:
             if self.user is None:
                 raise ClusterError("the Kubernetes API answered 404 NotFound", status=404)
             return {"status": {"userInfo": {"username": self.user}}}
+        if method == "POST" and path.startswith(f"/ns/{self.namespace}/"):
+            return self._admit(path, body)
         raise AssertionError(path)
+
+    def path(self, kind: str, name: str | None = None, *, params: dict[str, Any] | None = None) -> str:
+        q = "&".join(f"{k}={v}" for k, v in (params or {}).items())
+        return f"/ns/{self.namespace}/{kind}" + (f"/{name}" if name else "") + (f"?{q}" if q else "")
+
+    def namespace_object(self) -> dict[str, Any]:
+        self.calls.append("GET namespace")
+        if self.namespace_error:
+            raise self.namespace_error
+        ann = {} if self.ns_uid is None else {"gridshim.io/uid": self.ns_uid}
+        return {"metadata": {"name": self.namespace, "annotations": ann}}
+
+    def _admit(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The uid admission policy as the sandbox deploys it, for the kinds in `enforced`."""
+        if "dryRun=All" not in path:
+            self.created.append(body)
+        if self.refuse_own:
+            raise self.refuse_own
+        spec = body["spec"] if body["kind"] == "Pod" else body["spec"]["template"]["spec"]
+        uid = spec["securityContext"]["runAsUser"]
+        if body["kind"] in self.enforced and self.ns_uid is not None and str(uid) != self.ns_uid:
+            raise ClusterError(f"refused by the cluster's admission policy gridshim-tool-uid: pods in namespace "
+                               f"{self.namespace} run only as the tool's uid {self.ns_uid} (…); this "
+                               f"{body['kind']} asks for runAsUser {uid}", status=422)
+        return body
 
     def access_review(self, verb: str, resource: str, group: str = "") -> bool:
         self.calls.append(f"review {verb} {resource}")
@@ -102,7 +135,7 @@ def run(cluster: FakeCluster | None = None, *, connect_error: GridshimError | No
             raise settings_error
         return settings or Settings(path="/etc/gridshim/config.yaml")
 
-    def resolve_uid(s: Settings, tool: str) -> int:
+    def resolve_uid(s: Settings, tool: str, cluster: Any) -> int:
         if uid_error:
             raise uid_error
         return 52000
@@ -118,7 +151,7 @@ def by_name(report: D.Report) -> dict[str, D.Check]:
 def test_a_healthy_tool_passes_every_check_in_order() -> None:
     report = run()
     assert [c.name for c in report.checks] == ["kubeconfig", "certificate", "API server", "permissions", "quota",
-                                               "site config"]
+                                               "site config", "job mail"]
     assert all(c.level is D.Level.OK for c in report.checks), report.checks
     assert report.ok and report.tool == "demo" and report.namespace == "tool-demo"
     checks = by_name(report)
@@ -267,6 +300,141 @@ def test_site_config_summary_and_volume_note() -> None:
     assert check.level is D.Level.OK and "2 volumes" in check.summary and "uid self" in check.summary
     assert len(check.details) == 1 and "restricted" in check.details[0]
     assert "built-in defaults" in by_name(run(settings=Settings()))["site config"].summary
+
+
+
+def test_job_mail_is_reported_and_never_fails() -> None:
+    off = by_name(run())["job mail"]
+    assert off.level is D.Level.OK and off.summary.startswith("not configured: jobs send no mail")
+    assert "site config 'mail'" in off.summary
+    on = by_name(run(settings=from_dict({"mail": {"command": "/usr/sbin/sendmail -t -i"}})))["job mail"]
+    assert on.level is D.Level.OK and on.summary == (
+        "jobs send -m b|e|a mail with '/usr/sbin/sendmail -t -i' in their container, from tools.demo@toolforge.org; "
+        "default recipient tools.demo@toolforge.org")
+    own = by_name(run(settings=from_dict({"mail": {"command": "msmtp -t", "from": "grid+{tool}@example.org"}})))
+    assert "from grid+demo@example.org" in own["job mail"].summary
+    broken = by_name(run(settings_error=ConfigError("site config x: mail: 'command' is required")))["job mail"]
+    assert broken.level is D.Level.SKIP  # the site config check is the one that fails
+
+# -- tenancy: the cluster must refuse another uid -------------------------------------------------------
+
+def probes(fake: FakeCluster) -> list[str]:
+    return [c for c in fake.calls if "dryRun=All" in c]
+
+
+def test_enforcement_is_proven_with_dry_runs_that_differ_only_in_the_uid() -> None:
+    fake = FakeCluster(quotas=[TOOLFORGE_QUOTA])
+    report = run(fake)
+    check = by_name(report)["permissions"]
+    assert report.ok and check.level is D.Level.OK, check
+    assert "pods and jobs of any uid but 52000 are refused (uid 52001 tried, dry run)" in check.summary
+    assert f"all {len(D.REQUIRED_ACCESS)} operations" in check.summary  # the RBAC half is still there
+    assert any("Pod as uid 52001: refused by the cluster's admission policy gridshim-tool-uid" in d
+               for d in check.details)
+    # own uid, other uid; Pod, then Job; nothing stored
+    assert probes(fake) == ["POST /ns/tool-demo/Pod?dryRun=All"] * 2 + ["POST /ns/tool-demo/Job?dryRun=All"] * 2
+    assert fake.created == []
+    own, other = D.probe("Pod", 52000, Settings()), D.probe("Pod", 52001, Settings())
+    flat = repr(own).replace("52000", "52001")
+    assert flat == repr(other)  # the uid is the only difference
+    sc = own["spec"]["securityContext"]
+    assert sc["runAsUser"] == sc["runAsGroup"] == sc["fsGroup"] == 52000 and sc["runAsNonRoot"] is True
+    assert own["spec"]["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    job = D.probe("Job", 52000, Settings())
+    assert job["spec"]["template"]["spec"] == own["spec"]
+
+
+def test_a_cluster_that_does_not_enforce_the_uid_fails() -> None:
+    fake = FakeCluster(enforced=(), quotas=[TOOLFORGE_QUOTA])
+    report = run(fake)
+    check = by_name(report)["permissions"]
+    assert not report.ok and check.level is D.Level.FAIL
+    assert check.summary.startswith("the cluster accepts a Pod as uid 52001 in tool-demo (this tool's uid is 52000): "
+                                    "any tool can run jobs as another tool's uid")
+    assert "ValidatingAdmissionPolicy gridshim-tool-uid" in (check.fix or "")
+    assert "Pod as uid 52001: accepted (dry run, nothing was created)" in check.details
+    assert report.problems[0].name == "permissions" and fake.created == []
+
+
+def test_a_site_without_the_annotation_is_probed_with_the_site_configs_uid() -> None:
+    fake = FakeCluster(ns_uid=None, quotas=[TOOLFORGE_QUOTA])  # no annotation, so nothing is enforced either
+    check = by_name(run(fake))["permissions"]
+    assert check.level is D.Level.FAIL and "this tool's uid is 52000" in check.summary
+
+
+def test_pods_refused_but_jobs_accepted_is_a_warning() -> None:
+    check = by_name(run(FakeCluster(enforced=("Pod",), quotas=[TOOLFORGE_QUOTA])))["permissions"]
+    assert check.level is D.Level.WARN and "Jobs of it are accepted" in check.summary
+    assert "resourceRules" in (check.fix or "")
+
+
+def test_jobs_alone_are_enough_when_pods_cannot_be_tried() -> None:
+    fake = FakeCluster(enforced=("Job",), quotas=[TOOLFORGE_QUOTA])
+    real_admit = fake._admit
+
+    def admit(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        if body["kind"] == "Pod":
+            raise ForbiddenError('not allowed: pods is forbidden: User "demo" cannot create resource "pods"')
+        return real_admit(path, body)
+
+    fake._admit = admit  # type: ignore[method-assign]
+    check = by_name(run(fake))["permissions"]
+    assert check.level is D.Level.OK and "jobs of any uid but 52000 are refused" in check.summary
+    assert any(d.startswith("Pod as uid 52000 (this tool's) is refused too") for d in check.details)
+
+
+def test_when_even_the_own_uid_is_refused_nothing_is_proven() -> None:
+    full = QuotaExceededError('pods "x" is forbidden: exceeded quota: tool-demo, requested: pods=1, used: pods=10')
+    check = by_name(run(FakeCluster(refuse_own=full, quotas=[TOOLFORGE_QUOTA])))["permissions"]
+    assert check.level is D.Level.WARN and "cannot prove now" in check.summary
+    assert all("exceeded quota" in d for d in check.details)
+
+
+def test_another_tools_namespace_sends_no_probe() -> None:
+    fake = FakeCluster(denied={(v, r) for v, r, _, _ in D.REQUIRED_ACCESS}, namespace="tool-other")
+    check = by_name(run(fake))["permissions"]
+    assert check.level is D.Level.FAIL and probes(fake) == []
+    assert "uid" not in check.summary
+
+
+def test_uid_namespace_asks_for_get_namespaces_and_compares_nothing_else() -> None:
+    fake = FakeCluster(quotas=[TOOLFORGE_QUOTA])
+    report = run(fake, settings=Settings(uid="namespace", path="/etc/gridshim/config.yaml"))
+    assert report.ok, report.problems
+    assert "review get namespaces" in fake.calls
+    assert f"all {len(D.REQUIRED_ACCESS) + 1} operations" in by_name(report)["permissions"].summary
+    assert "uid namespace (52000)" in by_name(report)["site config"].summary
+
+    fake = FakeCluster(denied={("get", "namespaces")}, quotas=[TOOLFORGE_QUOTA])
+    check = by_name(run(fake, settings=Settings(uid="namespace")))["permissions"]
+    assert check.level is D.Level.FAIL
+    assert "get namespaces (needed by jsub, qsub, crontab (site config 'uid: namespace'))" in check.details
+
+
+def test_a_site_uid_that_the_cluster_would_refuse_fails_the_site_config() -> None:
+    fake = FakeCluster(ns_uid="52007", quotas=[TOOLFORGE_QUOTA])  # resolve_uid says 52000
+    report = run(fake)
+    checks = by_name(report)
+    assert checks["permissions"].level is D.Level.OK and "any uid but 52007" in checks["permissions"].summary
+    site = checks["site config"]
+    assert site.level is D.Level.FAIL
+    assert "uid self (52000), but tool-demo runs pods only as uid 52007" in site.summary
+    assert "every job would be refused" in site.summary and "uid: namespace" in (site.fix or "")
+
+
+def test_uid_namespace_without_the_api_server_is_not_a_second_failure() -> None:
+    fake = FakeCluster(version_error=ClusterError("cannot reach the Kubernetes API at https://k8s.example:6443"))
+    calls: list[Any] = []
+
+    def connect() -> FakeCluster:
+        return fake
+
+    report = D.diagnose(connect=connect, load_settings=lambda: Settings(uid="namespace"),
+                        cert_dates=lambda p, d: (NOW - DAY, NOW + 100 * DAY), paths=["/k"],
+                        resolve_uid=lambda s, t, c: calls.append(c) or 1, now=NOW, timer=iter([0.0, 0.1]).__next__)
+    checks = by_name(report)
+    assert checks["API server"].level is D.Level.FAIL and checks["site config"].level is D.Level.OK
+    assert calls == [] and probes(fake) == [] and "GET namespace" not in fake.calls
 
 
 @pytest.mark.parametrize("text,value", [

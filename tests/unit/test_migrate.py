@@ -245,7 +245,8 @@ def test_qsub_and_absent_clients() -> None:
     assert by["qsub"].job == "arr" and by["qsub"].verdict is N
     assert "array jobs" in notes(by["qsub"])
     assert "grid's jsub refused" not in notes(by["qsub"])
-    for cmd in ("qalter", "qhold", "qacct", "qrsh"):
+    assert by["qacct"].verdict is U  # qacct exists (its records: docs/qacct.md)
+    for cmd in ("qalter", "qhold", "qrsh"):
         assert by[cmd].verdict is N and "instead:" in notes(by[cmd]), cmd
     assert by["qmod"].verdict is N and "only -rj" in notes(by["qmod"])
     assert by["qstat"].verdict is N and "qstat -f: not an option" in notes(by["qstat"])

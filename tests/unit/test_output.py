@@ -7,10 +7,8 @@ GRIDSHIM_UPDATE_GOLDEN=1 pytest tests/unit/test_output.py
 from __future__ import annotations
 
 import copy
-import difflib
 import io
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -31,6 +29,7 @@ from gridshim.render.labels import label_value
 from gridshim.output.plain import HEADER, RULE, format_details, format_plain, format_row, not_found
 from gridshim.output.xml import format_xml, format_xml_details, format_xml_unknown
 from gridshim.status import rows_from_objects
+from goldens import assert_golden as check_golden
 
 TESTS = Path(__file__).resolve().parents[1]
 FIXTURES = TESTS / "fixtures" / "k8s"
@@ -59,23 +58,6 @@ def rows_for(names: list[str], *, now: float = NOW) -> list[JobRow]:
     fxs = [load(n) for n in names]
     return rows_from_objects([f["job"] for f in fxs], [p for f in fxs for p in f["pods"]],
                              [e for f in fxs for e in f["events"]], now=now)
-
-
-def check_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("GRIDSHIM_UPDATE_GOLDEN") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        return
-    if not path.exists():
-        pytest.fail(f"golden file {path} is missing; create it with GRIDSHIM_UPDATE_GOLDEN=1", pytrace=False)
-    want = path.read_text()
-    if text != want:
-        diff = "".join(difflib.unified_diff(want.splitlines(True), text.splitlines(True),
-                                            f"{name} (golden)", f"{name} (now)"))
-        pytest.fail(f"{name} differs from the golden file:\n{diff}\n"
-                    "(if the change is intended: GRIDSHIM_UPDATE_GOLDEN=1 pytest tests/unit/test_output.py)",
-                    pytrace=False)
 
 
 # -- layouts --------------------------------------------------------------------------------------------
@@ -208,6 +190,13 @@ class FakeCluster:
                 k, v = term.split("=", 1)
                 items = [o for o in items if str(_get(o, k)) == v]
         return copy.deepcopy(items), "1"
+
+    def get(self, kind: str, name: str) -> dict[str, Any]:
+        self.calls.append(("get", kind, name))
+        for o in self.objects[kind]:
+            if o["metadata"]["name"] == name:
+                return copy.deepcopy(o)
+        raise JobNotFoundError(f"{kind} {name} not found")
 
     def delete(self, kind: str, name: str, *, uid: str | None = None, resource_version: str | None = None,
                grace: int | None = None, propagation: str = "Background") -> None:
@@ -409,6 +398,19 @@ class TestStopAndDelete:
         cluster = FakeCluster().add("running_oneoff")
         call(qdel_main, "qdel", cluster, "-f", "sleepy")
         assert [c[3] for c in cluster.calls if c[0] == "delete_collection"] == [0]
+
+    def test_qdel_force_writes_the_killed_jobs_accounting_record(self, tmp_path: Any) -> None:
+        """SIGKILL leaves the wrapper no time to write it: qdel -f does, from the Job and its pods."""
+        from gridshim import records
+        from gridshim.config import Settings
+
+        cluster = FakeCluster().add("running_oneoff")
+        job, pods = cluster.objects["Job"][0], cluster.objects["Pod"]
+        settings = Settings(accounting_file=str(tmp_path / "acct"))
+        assert records.ensure_records(job, pods, settings=settings, home="/h", now=2e9, killed=True) == 1
+        assert records.ensure_records(job, pods, settings=settings, home="/h", now=2e9, killed=True) == 0  # once
+        f = (tmp_path / "acct").read_text().splitlines()[0].split(":")
+        assert len(f) == 46 and (f[4], f[11], f[12]) == ("sleepy", "100", "137")
 
     def test_qdel_user(self) -> None:
         cluster = FakeCluster().add("running_oneoff", "quota_wait")

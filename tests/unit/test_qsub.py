@@ -14,7 +14,6 @@ GRIDSHIM_UPDATE_GOLDEN=1 rewrites them (same policy as test_render.py).
 from __future__ import annotations
 
 import copy
-import difflib
 import io
 import os
 import posixpath
@@ -36,6 +35,7 @@ from gridshim.render.command import unwrap_command, wrap_command
 from gridshim.render.labels import job_id_for
 from gridshim.sgeflags import QsubError, Rejected
 from gridshim.translate import SubmitHost, check_sge_name, parallel_environment
+from goldens import assert_golden
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 HOME = "/data/project/demo"
@@ -105,18 +105,6 @@ RUN = {"run.sh": "#!/bin/sh\necho hi\n"}
 
 def with_script(text: str, name: str = "job.sh") -> dict[str, str]:
     return {name: text}
-
-
-def assert_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("GRIDSHIM_UPDATE_GOLDEN") == "1" or not path.exists():
-        if os.environ.get("CI") == "true" and not path.exists():
-            pytest.fail(f"golden file {path} is missing; generate it locally with GRIDSHIM_UPDATE_GOLDEN=1")
-        path.write_text(text)
-    expected = path.read_text()
-    if text != expected:
-        diff = "".join(difflib.unified_diff(expected.splitlines(True), text.splitlines(True), str(path), "actual"))
-        pytest.fail(f"{name} differs from its golden file (GRIDSHIM_UPDATE_GOLDEN=1 to accept):\n{diff}")
 
 
 # -- helpers: the CLI with an injected Env, and a tiny in-memory cluster ------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 import subprocess
 from pathlib import Path
@@ -16,24 +15,12 @@ from gridshim.render import labels as L
 from gridshim.render import render, to_yaml
 from gridshim.render.command import unwrap_command, wrap_command
 from gridshim.translate import SubmitHost, translate
+from goldens import assert_golden
 
-GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 HOST = SubmitHost(tool="demo", home="/data/project/demo", cwd="/data/project/demo", uid=52001,
                   now=1_800_000_000.0, token="0123456789abcdef", env={"USER": "tools.demo"})
 SETTINGS = Settings(images={"default": "registry/bookworm:latest"},
                     volumes=(Volume(name="home", mount="/data/project", host_path="/data/project"),))
-
-
-def assert_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("GRIDSHIM_UPDATE_GOLDEN") == "1" or not path.exists():
-        if os.environ.get("CI") == "true" and not path.exists():
-            pytest.fail(f"golden file {path} is missing; generate it locally with GRIDSHIM_UPDATE_GOLDEN=1")
-        path.write_text(text)
-    expected = path.read_text()
-    if text != expected:
-        diff = "".join(difflib.unified_diff(expected.splitlines(True), text.splitlines(True), str(path), "actual"))
-        pytest.fail(f"{name} differs from its golden file (GRIDSHIM_UPDATE_GOLDEN=1 to accept):\n{diff}")
 
 
 def request(*argv: str, preset: Preset = Preset.JSUB, **kw: object):  # type: ignore[no-untyped-def]
@@ -190,3 +177,195 @@ def test_stdin_from_i_reaches_the_program(tmp_path: Path) -> None:
 def test_exit_code_and_signal_death_are_passed_on(tmp_path: Path) -> None:
     assert _start_wrapper(tmp_path, "/bin/sh", "-c", "exit 42").wait(timeout=20) == 42
     assert _start_wrapper(tmp_path, "/bin/sh", "-c", "kill -KILL $$").wait(timeout=20) == 137
+
+
+def test_the_wrapper_appends_one_accounting_record_per_attempt(tmp_path: Path) -> None:
+    """The record the job's wrapper writes (46 fields: accounting(5)'s 45 and gridshim's key), only for
+    the tool (0600), with the job's own exit status; the job never sees the GRIDSHIM_* variables."""
+    import os
+
+    from gridshim.render.manifests import accounting_fields
+
+    req = request("-o", str(tmp_path / "o"), "-e", str(tmp_path / "e"), "-N", "a%b", "/bin/sh", "-c",
+                  "env | grep -c ^GRIDSHIM_ ; exit 3")
+    acct = accounting_fields(req, Settings(accounting_file=str(tmp_path / "acct" / "file")))
+    env = {"PATH": os.environ["PATH"], "JOB_ID": "4242", "HOSTNAME": "node1", "GRIDSHIM_ACCT": acct or "",
+           "GRIDSHIM_JOB_UID": "job-uid", "GRIDSHIM_POD_UID": "pod-uid"}
+    for _ in range(2):
+        assert subprocess.run(wrap_command(req), cwd=tmp_path, env=env).returncode == 3
+    lines = (tmp_path / "acct" / "file").read_text().splitlines()
+    assert len(lines) == 2 and oct((tmp_path / "acct" / "file").stat().st_mode & 0o777) == "0o600"
+    f = lines[0].split(":")
+    assert len(f) == 46
+    assert (f[0], f[1], f[3], f[4], f[5], f[11], f[12], f[45]) == (
+        "task", "node1", "tools.demo", "a%25b", "4242", "0", "3", "job-uid/pod-uid")
+    assert f[8] == str(req.submitted) and int(f[9]) <= int(f[10]) and f[34] == "1" and f[35] == "0"  # slots, task 0
+    assert (tmp_path / "o").read_text() == "0\n0\n"  # no GRIDSHIM_* variable reached the program
+
+
+# -- mail on job events (-m/-M, qsub-behaviour §7) ---------------------------------------------------------
+
+TIME = r"\d\d/\d\d/\d{4} \d\d:\d\d:\d\d"
+STARTED = """To: {to}
+From: tools.demo@toolforge.org
+Subject: Job 4242 (run.sh) Started
+
+Job 4242 (run.sh) Started
+ User       = tools.demo
+ Queue      = task
+ Host       = node01.example.org
+ Start Time = <T>
+"""
+COMPLETE = """To: {to}
+From: tools.demo@toolforge.org
+Subject: Job 4242 (run.sh) Complete
+
+Job 4242 (run.sh) Complete
+ User             = tools.demo
+ Queue            = task@node01
+ Host             = node01.example.org
+ Start Time       = <T>
+ End Time         = <T>
+ User Time        = 00:00:00
+ System Time      = 00:00:00
+ Wallclock Time   = 00:00:00
+ CPU              = 00:00:00
+ Max vmem         = NA
+ Exit Status      = {rc}
+"""
+ABORTED = """To: {to}
+From: tools.demo@toolforge.org
+Subject: Job 4242 (run.sh) Aborted
+
+Job 4242 (run.sh) Aborted
+ Exit Status      = {rc}
+ Signal           = {sig}
+ User             = tools.demo
+ Queue            = task@node01
+ Host             = node01.example.org
+ Start Time       = <T>
+ End Time         = <T>
+ CPU              = 00:00:00
+ Max vmem         = NA
+failed assumedly after job because:
+job 4242.1 died through signal {sig} ({num})
+"""
+
+
+def run_with_mail(tmp_path: Path, *argv: str, preset: Preset = Preset.JSUB, mailer: str | None = None,
+                  edit: tuple[str, str] | None = None) -> tuple[int, list[str], dict[str, str]]:
+    """Render the job at a site whose mail command is a fake sendmail that keeps each message in a file,
+    run its container's command and env as the kubelet would ($$ → $), and return the exit status, the
+    messages (times replaced by <T>, in the order sent) and the env."""
+    import re
+    import time
+
+    from gridshim.render.command import unescape_expansion
+
+    box = tmp_path / "mails"
+    box.mkdir(exist_ok=True)
+    settings = Settings(images=SETTINGS.images, accounting_file=None,
+                        mail_command=mailer or f"cat >{box}/$(date +%s%N).$$")
+    req = request("-o", str(tmp_path / "o"), "-e", str(tmp_path / "e"), "-N", "run.sh", *argv, preset=preset)
+    (job,) = render(req, settings)
+    c = job["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: unescape_expansion(e["value"]) for e in c["env"] if "value" in e}
+    cmd = [unescape_expansion(part) for part in c["command"]]
+    if edit:
+        cmd[2] = cmd[2].replace(*edit)
+    run_env = {**env, "PATH": os.environ["PATH"], "JOB_ID": "4242", "HOSTNAME": "node01.example.org"}
+    rc = subprocess.run(cmd, cwd=tmp_path, env=run_env, timeout=60).returncode
+    time.sleep(0.2)  # a Started mail of a job that never asked to wait for it
+    mails = [re.sub(TIME, "<T>", p.read_text()) for p in sorted(box.iterdir(), key=lambda p: p.name)]
+    return rc, mails, env
+
+
+def test_mail_begin_and_end_to_every_address_exactly_as_sge(tmp_path: Path) -> None:
+    rc, mails, env = run_with_mail(tmp_path, "-m", "be", "-M", "someone@example.org,local", "/bin/sh", "-c",
+                                   "env | grep -c ^GRIDSHIM_; exit 3")
+    assert rc == 3  # the job's own status, whatever mail did
+    to = ("someone@example.org", "local@toolforge.org")  # a bare -M name is the site's mail domain's
+    assert sorted(mails[:2]) == sorted(STARTED.format(to=t) for t in to)
+    assert sorted(mails[2:]) == sorted(COMPLETE.format(to=t, rc=3) for t in to)  # exit 3 is still "Complete"
+    assert (tmp_path / "o").read_text() == "0\n"  # the job never sees GRIDSHIM_MAIL
+    assert env["GRIDSHIM_MAIL"].splitlines() == ["be", f"cat >{tmp_path}/mails/$(date +%s%N).$$",
+                                                 "tools.demo@toolforge.org", "tools.demo", "task", "run.sh",
+                                                 "someone@example.org,local@toolforge.org"]
+
+
+@pytest.mark.parametrize("events,program,expected", [
+    ("a", "kill -KILL $$", [("Aborted", 137, "KILL", 9)]),
+    ("e", "kill -TERM $$", [("Aborted", 143, "TERM", 15)]),  # e: an end through a signal is an abort
+    ("a", "exit 3", []),  # a: only an abort sends
+    ("b", "exit 0", [("Started",)]),
+    ("e", "exit 0", [("Complete", 0)]),
+])
+def test_mail_letters_choose_the_mails(tmp_path: Path, events: str, program: str, expected: list) -> None:
+    rc, mails, _ = run_with_mail(tmp_path, "-m", events, "/bin/sh", "-c", program)
+    to = "tools.demo@toolforge.org"  # the default recipient: the submitter's LOGNAME@mail_domain
+    want = {"Started": lambda: STARTED.format(to=to), "Complete": lambda rc: COMPLETE.format(to=to, rc=rc),
+            "Aborted": lambda rc, sig, num: ABORTED.format(to=to, rc=rc, sig=sig, num=num)}
+    assert mails == [want[e[0]](*e[1:]) for e in expected]
+    assert rc == (expected[0][1] if expected and expected[0][0] == "Aborted" else int(program.split()[-1]))
+
+
+@pytest.mark.parametrize("argv", [["-m", "n"], ["-m", "s"], ["-m", "ben"], [], ["-M", "x@example.org"]])
+def test_no_mail_letters_no_mail_code_in_the_job(tmp_path: Path, argv: list[str]) -> None:
+    rc, mails, env = run_with_mail(tmp_path, *argv, "/bin/true")
+    assert (rc, mails) == (0, []) and "GRIDSHIM_MAIL" not in env
+    assert "m_send" not in render(request(*argv, "/bin/true"), SETTINGS)[0]["spec"]["template"]["spec"][
+        "containers"][0]["command"][2]
+
+
+def test_without_a_site_mail_command_nothing_is_sent_and_jsub_says_so() -> None:
+    opts = gridflags.parse(["-m", "be", "/bin/true"], default_mem=SETTINGS.default_mem)
+    t = translate(opts, preset=Preset.JSUB, settings=SETTINGS, host=HOST, program="/bin/true")
+    (job,) = render(t.request, SETTINGS)
+    c = job["spec"]["template"]["spec"]["containers"][0]
+    assert "GRIDSHIM_MAIL" not in [e["name"] for e in c["env"]] and "m_send" not in c["command"][2]
+    assert any("mail on job events is not sent at this site" in w for w in t.warnings)
+    mailing = Settings(images=SETTINGS.images, mail_command="/usr/sbin/sendmail -t -i")
+    assert not any("mail" in w for w in translate(opts, preset=Preset.JSUB, settings=mailing, host=HOST,
+                                                  program="/bin/true").warnings)
+
+
+def test_a_failing_or_stuck_mailer_never_changes_the_exit_status(tmp_path: Path) -> None:
+    import time
+
+    rc, mails, _ = run_with_mail(tmp_path, "-m", "be", "/bin/sh", "-c", "exit 5", mailer="exit 75")
+    assert (rc, mails) == (5, [])
+    err = (tmp_path / "e").read_text()
+    assert 'gridshim: the mail "Job 4242 (run.sh) Started" to tools.demo@toolforge.org was not sent: the mail ' \
+           "command exited 75" in err and '"Job 4242 (run.sh) Complete"' in err
+    t0 = time.monotonic()
+    rc, mails, _ = run_with_mail(tmp_path, "-m", "e", "/bin/true", mailer="exec sleep 30",
+                                 edit=("sleep 10 &", "sleep 1 &"))  # MAIL_TIMEOUT, shortened for the test
+    assert (rc, mails) == (0, []) and time.monotonic() - t0 < 10
+    assert "gridshim: a mail was not sent within 10 seconds" in (tmp_path / "e").read_text()
+
+
+def test_continuous_job_mails_once_for_its_whole_run(tmp_path: Path) -> None:
+    counter = tmp_path / "n"
+    script = tmp_path / "s.sh"
+    script.write_text(f"#!/bin/sh\nn=$(cat {counter} 2>/dev/null || echo 0); echo $((n+1)) > {counter}; [ $n -ge 1 ]\n")
+    script.chmod(0o755)
+    rc, mails, _ = run_with_mail(tmp_path, "-m", "be", "-N", "run.sh", str(script), preset=Preset.JSTART,
+                                 edit=("pause 5", "pause 0"))
+    to = "tools.demo@toolforge.org"
+    assert rc == 0 and "Respawning" in (tmp_path / "e").read_text()
+    assert mails == [STARTED.format(to=to).replace("Queue      = task", "Queue      = continuous"),
+                     COMPLETE.format(to=to, rc=0).replace("task@", "continuous@")]
+
+
+def test_mail_header_fields_stay_one_line_and_dollars_survive_the_kubelet() -> None:
+    from gridshim.render.manifests import mail_fields
+
+    import dataclasses
+
+    req = request("-m", "b", "/bin/true")  # jsub and qsub refuse control characters in -N; mail_fields too
+    evil = dataclasses.replace(req, name="evil\nBcc: x@y")
+    fields = mail_fields(evil, Settings(mail_command="sendmail -t -i -f $ADMIN"))
+    assert fields is not None and fields.splitlines()[5] == "evil Bcc: x@y"
+    (job,) = render(req, Settings(images=SETTINGS.images, mail_command="sendmail -t -i -f $ADMIN"))
+    env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["GRIDSHIM_MAIL"].splitlines()[1] == "sendmail -t -i -f $$ADMIN"

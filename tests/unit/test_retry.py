@@ -13,7 +13,9 @@ import time
 import pytest
 
 from gridshim import cluster as C
-from gridshim.errors import ClusterConfigError
+from typing import Any
+
+from gridshim.errors import ClusterConfigError, ClusterError, ForbiddenError, GridshimError, QuotaExceededError
 from gridshim.render import labels as L
 
 
@@ -130,3 +132,222 @@ def test_bad_server_urls_are_configuration_errors(server: str) -> None:
     creds = C.Credentials(path="/k/config", context="c", server=server, namespace="tool-x")
     with pytest.raises(ClusterConfigError, match="is not an https://HOST"):
         C.KubeCluster(creds)
+
+
+# -- a just-restarted API server's 403s (issue 12) -------------------------------------------------------
+
+class _Resp:
+    def __init__(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        self.status, self._body, self._headers = status, body, headers or {}
+
+    def read(self) -> bytes:
+        return self._body
+
+    def getheader(self, name: str) -> str | None:
+        return self._headers.get(name)
+
+
+def forbidden(text: str = 'jobs.batch is forbidden: User "x" cannot list resource "jobs" in API group "batch" '
+                          'in the namespace "tool-x"') -> bytes:
+    return json.dumps({"kind": "Status", "status": "Failure", "reason": "Forbidden", "code": 403,
+                       "message": text}).encode()
+
+
+RBAC_MISSING = ('jobs.batch is forbidden: User "x" cannot list resource "jobs" in API group "batch" in the '
+                'namespace "tool-x": RBAC: clusterrole.rbac.authorization.k8s.io "gridshim-tool" not found')
+
+
+class Scripted(C.KubeCluster):
+    """A KubeCluster whose wire is a script: each item answers one request (a _Resp or an exception to
+    raise); `fresh` says whether the request went out on a new connection (default: the first one did)."""
+
+    def __init__(self, script: list[Any], *, budget: float = 5.0, warm: bool = False) -> None:
+        creds = C.Credentials(path="/k/config", context="c", server="https://127.0.0.1:6443", namespace="tool-x")
+        super().__init__(creds, retry_seconds=budget)
+        self.script, self.sent, self.warm = list(script), [], warm
+
+    def _send(self, method: str, path: str, body: Any = None, **_: Any) -> Any:  # type: ignore[override]
+        self._fresh = not self.warm and (not self.sent or isinstance(self._last, BaseException))
+        self.sent.append((method, path))
+        self._last = item = self.script.pop(0)
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    _last: Any = None
+
+
+@pytest.fixture
+def no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    slept: list[float] = []
+    monkeypatch.setattr(C.time, "sleep", slept.append)
+    return slept
+
+
+def test_a_403_on_a_fresh_connection_from_a_server_that_is_not_ready_is_retried(no_sleep: list[float]) -> None:
+    c = Scripted([_Resp(403, forbidden()), _Resp(403, b"forbidden: User \"x\" cannot get path \"/readyz\""),
+                  _Resp(403, forbidden(RBAC_MISSING)), _Resp(500, b"[-]poststarthook/rbac/bootstrap-roles failed"),
+                  _Resp(200, b'{"items": []}')])
+    assert c.request("GET", "/apis/batch/v1/namespaces/tool-x/jobs") == {"items": []}
+    assert [p for _, p in c.sent] == ["/apis/batch/v1/namespaces/tool-x/jobs", "/readyz"] * 2 + [
+        "/apis/batch/v1/namespaces/tool-x/jobs"]
+    assert len(no_sleep) == 2
+
+
+def test_a_403_of_a_ready_server_is_final_at_once_with_the_wrong_kubeconfig_line(no_sleep: list[float]) -> None:
+    """A wrong kubeconfig costs one GET /readyz more, not a wait: the cannot-mask guarantee."""
+    c = Scripted([_Resp(403, forbidden()), _Resp(200, b"ok")])
+    with pytest.raises(ForbiddenError) as e:
+        c.request("GET", "/apis/batch/v1/namespaces/tool-x/jobs")
+    assert str(e.value).startswith('not allowed: jobs.batch is forbidden: User "x" cannot list')
+    assert e.value.hint == "is /k/config the kubeconfig of the tool that owns this?"
+    assert [p for _, p in c.sent] == ["/apis/batch/v1/namespaces/tool-x/jobs", "/readyz"] and no_sleep == []
+
+
+def test_a_403_on_a_kept_alive_connection_is_final_without_a_probe(no_sleep: list[float]) -> None:
+    """The connection already had answers: the server cannot have restarted under it."""
+    c = Scripted([_Resp(403, forbidden())], warm=True)
+    with pytest.raises(ForbiddenError):
+        c.request("GET", "/apis/batch/v1/namespaces/tool-x/jobs")
+    assert len(c.sent) == 1 and no_sleep == []
+
+
+def test_a_403_naming_a_missing_rbac_object_is_checked_even_on_a_kept_alive_connection(no_sleep: list[float]) -> None:
+    c = Scripted([_Resp(403, forbidden(RBAC_MISSING)), _Resp(500, b"not ready"), _Resp(200, b"{}")], warm=True)
+    assert c.request("GET", "/x") == {}
+    assert [p for _, p in c.sent] == ["/x", "/readyz", "/x"]
+
+
+def test_a_403_after_a_transport_failure_is_retried(no_sleep: list[float]) -> None:
+    c = Scripted([ConnectionRefusedError(111, "Connection refused"), _Resp(403, forbidden()),
+                  ConnectionResetError(104, "reset"), _Resp(200, b"{}")], warm=True)
+    assert c.request("GET", "/x") == {}  # the /readyz probe itself was cut: not ready, so retried
+    assert [p for _, p in c.sent] == ["/x", "/x", "/readyz", "/x"]
+
+
+def test_a_quota_403_is_never_retried(no_sleep: list[float]) -> None:
+    c = Scripted([_Resp(403, forbidden('jobs.batch "x" is forbidden: exceeded quota: q, requested: '
+                                       'count/jobs.batch=1, used: count/jobs.batch=15, limited: count/jobs.batch=15'))])
+    with pytest.raises(QuotaExceededError):
+        c.request("POST", "/apis/batch/v1/namespaces/tool-x/jobs", {}, idempotent=True)
+    assert len(c.sent) == 1
+
+
+def test_no_budget_no_retry_of_a_403(no_sleep: list[float]) -> None:
+    c = Scripted([_Resp(403, forbidden())], budget=0)
+    with pytest.raises(ForbiddenError):
+        c.request("GET", "/x")
+    assert len(c.sent) == 1
+
+
+def test_403s_of_a_server_that_never_gets_ready_end_after_the_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bounded even where /readyz is not readable: FORBIDDEN_WINDOW after the first 403, the wrong
+    kubeconfig line, which also says that the server was not ready."""
+    monkeypatch.setattr(C, "FORBIDDEN_WINDOW", 0.3)
+    c = Scripted([_Resp(403, forbidden()), _Resp(403, b"")] * 200, budget=30)
+    t0 = time.monotonic()
+    with pytest.raises(ForbiddenError) as e:
+        c.request("GET", "/x")
+    assert time.monotonic() - t0 < 2.0
+    assert "was still starting (its /readyz did not answer 200)" in e.value.hint  # type: ignore[operator]
+    assert e.value.hint.endswith("if it persists, is /k/config the kubeconfig of the tool that owns this?")  # type: ignore[union-attr]
+
+
+def test_the_window_is_also_bounded_by_the_call_budget(no_sleep: list[float]) -> None:
+    c = Scripted([_Resp(403, forbidden()), _Resp(500, b"")] * 50, budget=0.5)
+    t0 = time.monotonic()
+    with pytest.raises(ForbiddenError):
+        c.request("GET", "/x")
+    assert time.monotonic() - t0 < 1.0
+
+
+def test_a_create_refused_by_a_starting_server_is_made_once(no_sleep: list[float]) -> None:
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j", "annotations": {C.TOKEN_ANNOTATION: "t"}}}
+    made = {**job, "metadata": {**job["metadata"], "uid": "u"}}
+    c = Scripted([_Resp(403, forbidden()), _Resp(500, b""), _Resp(201, json.dumps(made).encode())])
+    assert c.create(job) == made
+    assert [m for m, _ in c.sent] == ["POST", "GET", "POST"]
+
+
+# -- crontab reconcile: 403s and outages are retried like 5xx, removed entries never stay ------------------
+
+def _fake_cron(budget: float) -> Any:
+    from test_crontab import FakeCluster  # noqa: PLC0415  (the fake API server of the crontab tests)
+
+    c = FakeCluster()
+    c.retry_seconds = budget
+    return c
+
+
+RBAC_DELETE = 'cronjobs.batch "a" is forbidden: User "wikibugs" cannot delete resource "cronjobs" in API group "batch"'
+
+
+def _failing(c: Any, verb: str, errors: list[Exception]) -> None:
+    """The next len(ERRORS) VERB calls of C on CronJobs raise them, in order."""
+    real = getattr(c, verb)
+
+    def wrapped(*a: Any, **kw: Any) -> Any:
+        kind = a[0]["kind"] if isinstance(a[0], dict) else a[0]
+        if errors and kind == "CronJob":
+            raise errors.pop(0)
+        return real(*a, **kw)
+    setattr(c, verb, wrapped)
+
+
+def test_reconcile_retries_rbac_403s_and_outages_until_the_crontab_is_exact(no_sleep: list[float],
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_crontab import A, install, rendered  # noqa: PLC0415
+    from gridshim import cron_ops  # noqa: PLC0415
+
+    monkeypatch.setattr(cron_ops.time, "sleep", no_sleep.append)
+    c = _fake_cron(30)
+    install(c, A)
+    _failing(c, "delete", [ForbiddenError(f"not allowed: {RBAC_DELETE}"), ClusterError("cannot reach the API")])
+    _failing(c, "create", [ClusterError("the Kubernetes API is failing (503)", status=503)])
+    _failing(c, "list", [ClusterError("cannot reach the Kubernetes API: Connection refused")])
+    res = install(c, "@weekly echo new\n")
+    assert sorted(c.cronjobs()) == [e["manifest"]["metadata"]["name"] for e in rendered("@weekly echo new\n")]
+    assert res.errors == [] and len(res.deleted) == 3
+    assert no_sleep  # it paused between passes
+
+
+def test_reconcile_reports_an_admission_403_at_once(no_sleep: list[float], monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_crontab import install  # noqa: PLC0415
+    from gridshim import cron_ops  # noqa: PLC0415
+
+    monkeypatch.setattr(cron_ops.time, "sleep", no_sleep.append)
+    c = _fake_cron(30)
+    _failing(c, "create", [ForbiddenError('not allowed: cronjobs.batch "cron-1" is forbidden: ValidatingAdmissionPolicy '
+                                          "'uid' denied request")])
+    res = install(c, "@weekly echo new\n")
+    assert len(res.errors) == 1 and "ValidatingAdmissionPolicy" in res.errors[0] and no_sleep == []
+
+
+def test_an_outage_beyond_the_patience_is_one_clear_error(no_sleep: list[float], monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_crontab import A, install  # noqa: PLC0415
+    from gridshim import cron_ops  # noqa: PLC0415
+
+    clock = [0.0]
+    monkeypatch.setattr(cron_ops.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
+    monkeypatch.setattr(cron_ops.time, "monotonic", lambda: clock[0])
+    c = _fake_cron(2)
+    install(c, A)
+    _failing(c, "list", [ClusterError("cannot reach the Kubernetes API: Connection refused")] * 1000)
+    with pytest.raises(GridshimError) as e:
+        install(c, "@weekly echo new\n")
+    assert cron_ops.OUTAGE_PATIENCE <= clock[0] < cron_ops.OUTAGE_PATIENCE + 6  # budget 2 s: the 10 s floor
+    assert "the crontab is stored, but the Kubernetes API did not let its CronJobs be written for 10 s" in str(e.value)
+    assert "CronJobs of removed entries may still be scheduled and new ones missing; run 'crontab --sync'" in str(e.value)
+
+
+def test_without_a_retry_budget_reconcile_does_not_wait_either(no_sleep: list[float], monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_crontab import A, install  # noqa: PLC0415
+    from gridshim import cron_ops  # noqa: PLC0415
+
+    monkeypatch.setattr(cron_ops.time, "sleep", no_sleep.append)
+    c = _fake_cron(0)
+    install(c, A)
+    _failing(c, "list", [ClusterError("cannot reach the Kubernetes API: Connection refused")])
+    with pytest.raises(GridshimError, match="did not let its CronJobs be written: cannot reach"):
+        install(c, "@weekly echo new\n")
+    assert no_sleep == []

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
+import pytest
+
 from gridshim import ops
-from gridshim.errors import JobNotFoundError
+from gridshim.errors import ClusterConfigError, ClusterError, ForbiddenError, JobNotFoundError
 
 
 def job(rv: str, *, active: int = 0, ready: int = 0, succeeded: int = 0, failed: int = 0,
@@ -98,3 +100,88 @@ def test_finished_and_removed_by_its_ttl_while_the_waiter_was_paused() -> None:
         None, "No information available on job 4242's exit status.", 1)
     c = Scripted([("DELETED", job("5", succeeded=1, conditions=DONE))], pods=[])
     assert lines(ops.wait(c, job("1")))[2] == 0
+
+
+# -- the API down or refusing while the job runs (issue 12) -----------------------------------------------
+
+class Flaky(Scripted):
+    """Scripted, but the watch and the GETs first fail with FAILURES (one per call, in order)."""
+
+    def __init__(self, failures: list[Exception], **kw: Any) -> None:
+        super().__init__(**kw)
+        self.failures = list(failures)
+        self.calls: list[str] = []
+
+    def _maybe_fail(self, what: str) -> None:
+        self.calls.append(what)
+        if self.failures:
+            raise self.failures.pop(0)
+
+    def watch(self, kind: str, **kw: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+        self._maybe_fail("watch")
+        yield from super().watch(kind, **kw)
+
+    def get(self, kind: str, name: str) -> dict[str, Any]:
+        self._maybe_fail("get")
+        return super().get(kind, name)
+
+    def list(self, kind: str, **kw: Any) -> tuple[list[dict[str, Any]], str]:
+        self._maybe_fail("list")
+        return super().list(kind, **kw)
+
+
+def down(n: int) -> list[Exception]:
+    return [ClusterError("cannot reach the Kubernetes API at https://x: Connection refused (gave up after 9 attempts "
+                         "in 30 s; …)") for _ in range(n)]
+
+
+def test_the_wait_outlasts_any_number_of_failed_budgets_and_reports_the_real_code() -> None:
+    """Item 4: the API is down longer than the 30 s retry budget; the job runs on and exits 7."""
+    slept: list[float] = []
+    troubles: list[tuple[str, float]] = []
+    c = Flaky(down(12), events=[], pods=[pod(7)], final=job("9", failed=1, conditions=FAILED))
+    out = ops.wait(c, job("1", active=1, ready=1), sleep=slept.append,
+                   on_trouble=lambda e, d: troubles.append((e.message, d)))
+    assert lines(out) == (None, "Job 4242 exited with exit code 7.", 7)
+    assert slept == [1.0, 2.0, 4.0, 8.0] + [10.0] * 8  # capped back-off
+    assert [d for _, d in troubles] == slept and "Connection refused" in troubles[0][0]
+
+
+def test_a_403_while_waiting_does_not_end_the_wait() -> None:
+    """A restarted API server's 403 (RBAC not loaded) says nothing about the Job, which we just created."""
+    refused = [ForbiddenError('not allowed: jobs.batch "j" is forbidden: User "x" cannot get resource "jobs"')] * 3
+    c = Flaky(refused, events=[], pods=[pod(0)], final=job("9", succeeded=1, conditions=DONE))
+    assert lines(ops.wait(c, job("1", active=1, ready=1), sleep=lambda s: None))[2] == 0
+
+
+def test_the_pod_list_at_the_end_is_retried_too() -> None:
+    c = Flaky([], events=[("MODIFIED", job("2", failed=1, conditions=FAILED))], pods=[pod(3)])
+    c.failures = []
+    real_list = c.list
+    fails = down(2)
+
+    def list_(kind: str, **kw: Any) -> tuple[list[dict[str, Any]], str]:
+        if fails:
+            raise fails.pop(0)
+        return real_list(kind, **kw)
+    c.list = list_  # type: ignore[method-assign]
+    assert lines(ops.wait(c, job("1", active=1, ready=1), sleep=lambda s: None))[2] == 3
+
+
+def test_after_trouble_the_live_line_shows_the_job_again() -> None:
+    seen: list[str] = []
+    c = Flaky(down(1), events=[], pods=[pod(0)], final=job("9", succeeded=1, conditions=DONE))
+    ops.wait(c, job("1", active=1, ready=1), sleep=lambda s: None, on_change=lambda o: seen.append(o["metadata"]["resourceVersion"]))
+    assert seen == ["9"]
+
+
+def test_refused_credentials_still_end_the_wait() -> None:
+    c = Flaky([ClusterConfigError("the API server did not accept your credentials")], events=[])
+    with pytest.raises(ClusterConfigError):
+        ops.wait(c, job("1", active=1, ready=1), sleep=lambda s: None)
+
+
+def test_deleted_while_the_api_was_away_is_still_judged_by_whether_it_ran() -> None:
+    c = Flaky(down(3), events=[], final=None)  # back again: the Job is gone
+    assert lines(ops.wait(c, job("1", active=1, ready=1), sleep=lambda s: None)) == (
+        None, "Job 4242 exited because of signal SIGKILL", 1)

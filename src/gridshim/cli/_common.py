@@ -43,16 +43,9 @@ class Env:
 
     @property
     def home(self) -> str:
-        home = self.environ.get("HOME")
-        if home:
-            return home
-        import pwd  # noqa: PLC0415
+        from gridshim.accounting import home_of  # noqa: PLC0415  ($HOME, else the passwd entry's)
 
-        try:
-            return pwd.getpwuid(os.getuid()).pw_dir
-        except KeyError:
-            raise GridshimError(f"$HOME is not set and uid {os.getuid()} has no passwd entry",
-                                hint="set HOME to the tool's home directory") from None
+        return home_of(self.environ)
 
 
 def as_utf8(text: str) -> str:
@@ -146,8 +139,29 @@ def load_cluster(env: Env) -> Any:
     return KubeCluster.from_kubeconfig(environ=env.environ, context=env.environ.get("GRIDSHIM_CONTEXT"))
 
 
-def tool_uid(policy: str, *, tool: str, home: str) -> int:
-    """The uid a tool's pods run as: 'self' (whoever submits), 'home-owner', 'passwd:PATTERN' or a number."""
+def tool_uid(policy: str, *, tool: str, home: str, cluster: Any = None, offline: bool = False) -> int:
+    """The uid a tool's pods run as: 'namespace' (the cluster's answer), 'self' (whoever submits),
+    'home-owner', 'passwd:PATTERN' or a number. Whatever the policy says, the cluster refuses pods of
+    any uid but the namespace's (docs/site-config.md); 'namespace' is the one that asks it.
+
+    'namespace' reads the tool Namespace's annotation with CLUSTER (one GET); OFFLINE (--dry-run, which
+    contacts nothing) falls back to 'self'."""
+    if policy == "namespace":
+        if cluster is None:
+            if offline:
+                return os.getuid()
+            raise GridshimError("site config 'uid: namespace' needs the cluster, which was not contacted")
+        from gridshim.config import namespace_uid  # noqa: PLC0415
+        from gridshim.errors import ForbiddenError  # noqa: PLC0415
+
+        try:
+            namespace = cluster.namespace_object()
+        except ForbiddenError as e:
+            e.hint = (f"{e.hint}; " if e.hint else "") + (
+                f"site config 'uid: namespace' also needs 'get' on namespace {cluster.namespace}, "
+                "see docs/site-config.md")
+            raise
+        return namespace_uid(namespace)
     if policy.isdigit():
         return int(policy)
     if policy == "self":
@@ -167,7 +181,8 @@ def tool_uid(policy: str, *, tool: str, home: str) -> int:
         except KeyError:
             raise GridshimError(f"cannot find the uid of account {account!r}",
                                 hint="check the site config's 'uid' setting") from None
-    raise GridshimError(f"site config: uid: unknown policy {policy!r} (self, home-owner, passwd:PATTERN or a number)")
+    raise GridshimError(f"site config: uid: unknown policy {policy!r} "
+                        "(namespace, self, home-owner, passwd:PATTERN or a number)")
 
 
 class LiveStatus:
@@ -270,3 +285,16 @@ def offline_namespace(env: Env) -> str:
     except GridshimError:
         return "default"
     return creds.namespace or "default"
+
+
+def make_room(env: Env, cluster: Any, settings: Any) -> Callable[[], int]:
+    """For ops.submit: delete the tool's finished Jobs (each accounting record made safe first) when the
+    job quota refuses a submission, so finished jobs never block new ones."""
+    def run_() -> int:
+        from gridshim import control, records  # noqa: PLC0415
+
+        return control.remove_finished(
+            cluster, now=env.clock(), user_prefix=settings.user_prefix,
+            before_delete=lambda job, pods: records.ensure_records(job, pods, settings=settings, home=env.home,
+                                                                   now=env.clock()))
+    return run_

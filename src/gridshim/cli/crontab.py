@@ -153,12 +153,13 @@ def parse_args(argv: list[str]) -> Args:
 # -- host facts ----------------------------------------------------------------------------------------
 
 
-def _host(env: Env, settings: config.Settings, tool: str, *, strict_uid: bool) -> Any:
+def _host(env: Env, settings: config.Settings, tool: str, *, strict_uid: bool, cluster: Any = None) -> Any:
+    """What the crontab module may know of this machine; the uid with CLUSTER (None: --dry-run, offline)."""
     from gridshim.crontab import CronHost  # noqa: PLC0415
 
     home = env.home
     try:
-        uid: int | None = tool_uid(settings.uid, tool=tool, home=home)
+        uid: int | None = tool_uid(settings.uid, tool=tool, home=home, cluster=cluster, offline=cluster is None)
     except GridshimError:
         if strict_uid:
             raise
@@ -313,7 +314,7 @@ def _install(env: Env, text: bytes, source: str, settings: config.Settings, clus
              base: Any = None) -> int:
     from gridshim import cron_ops, crontab  # noqa: PLC0415
 
-    plan = _plan(env, text, settings, _host(env, settings, cluster.tool, strict_uid=True), source)
+    plan = _plan(env, text, settings, _host(env, settings, cluster.tool, strict_uid=True, cluster=cluster), source)
     rendered = cron_ops.render_plan(plan, settings)
     result = cron_ops.install(cluster, text=text, rendered=rendered, now=env.clock(), base=base,
                               workers=_workers(cluster), who=who)
@@ -351,7 +352,7 @@ def _sync(env: Env, args: Args, settings: config.Settings, cluster: Any, who: st
 
     def render(text: bytes) -> list[dict[str, Any]]:
         plan = crontab.plan(text.decode("utf-8", "surrogateescape"), settings=settings,
-                            host=_host(env, settings, cluster.tool, strict_uid=True))
+                            host=_host(env, settings, cluster.tool, strict_uid=True, cluster=cluster))
         return cron_ops.render_plan(plan, settings)
 
     stored = cron_ops.read_store(cluster)

@@ -33,6 +33,7 @@ Check everything gridshim's commands need, in order, and print one line per chec
   permissions   a SelfSubjectAccessReview for every operation the commands perform
   quota         ResourceQuota use, and whether the namespace's limits admit a default job
   site config   $GRIDSHIM_CONFIG or /etc/gridshim/config.yaml, and the uid policy
+  job mail      whether jobs send mail for -m b|e|a (the site config's 'mail'); informs only
 
 Exit status: 0 when nothing failed (warnings are shown with their fix), 1 otherwise.
 The environment is the commands' own: KUBECONFIG, GRIDSHIM_CONTEXT, GRIDSHIM_CONFIG, HOME.
@@ -128,8 +129,9 @@ def doctor(env: Env) -> int:
     paths = kubeconfig_paths(env.environ)
     context = env.environ.get("GRIDSHIM_CONTEXT")
 
-    def resolve_uid(settings: config.Settings, tool: str) -> int | None:
-        return tool_uid(settings.uid, tool=tool, home=env.home)  # jsub's rule: the submitter's $HOME
+    def resolve_uid(settings: config.Settings, tool: str, cluster: Any) -> int | None:
+        # jsub's rule: the submitter's $HOME; `uid: namespace` asks CLUSTER
+        return tool_uid(settings.uid, tool=tool, home=env.home, cluster=cluster)
 
     report = D.diagnose(
         connect=lambda: KubeCluster.from_kubeconfig(context=context, environ=env.environ),

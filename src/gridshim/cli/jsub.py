@@ -11,8 +11,8 @@ import sys
 from typing import Callable
 
 from gridshim import config, gridflags
-from gridshim.cli._common import (Env, LiveStatus, argv, ctime, load_cluster, local_host, offline_namespace,
-                                  printable, report, run, tool_uid)
+from gridshim.cli._common import (Env, LiveStatus, argv, ctime, load_cluster, local_host, make_room,
+                                  offline_namespace, printable, report, run, tool_uid)
 from gridshim.errors import ExitCode, GridshimError, QuotaExceededError, UsageError
 from gridshim.model import JobRequest, Preset, tool_of
 
@@ -44,7 +44,7 @@ qsub options:
   -v VAR[=VAL],...   set environment variables in the job
   -sync y|n          wait for the job and exit with its exit code
   -q QUEUE           queue name shown by qstat (default task, or continuous)
-  -m bea, -M ADDR    recorded; no mail is sent
+  -m bea, -M ADDR    mail at begin / end / abort to ADDR, where the site configures mail
   -b, -hard, -soft, -now, -p   accepted for compatibility; no effect
 
 gridshim:
@@ -102,7 +102,7 @@ def submit_main(env: Env, argv: list[str], preset: Preset) -> int:
                 env.stderr.write(f"{prog}: warning: {w}\n")
         from gridshim import ops  # noqa: PLC0415
 
-        ops.submit(cluster, manifests[0], req)  # type: ignore[arg-type]
+        ops.submit(cluster, manifests[0], req, make_room=make_room(env, cluster, settings))  # type: ignore[arg-type]
     except GridshimError as e:
         return _die(env, prog, e, err_path=err_path, keep_stderr=keep_stderr)
     if not opts.quiet:
@@ -115,7 +115,10 @@ def submit_main(env: Env, argv: list[str], preset: Preset) -> int:
 
 
 def connect(env: Env, settings: config.Settings, *, dry_run: bool) -> tuple[object, str, int | None]:
-    """The cluster (None for --dry-run, which contacts nothing), the tool and the uid its pods run as."""
+    """The cluster (None for --dry-run, which contacts nothing), the tool and the uid its pods run as.
+
+    With the site config's `uid: namespace` the uid is the cluster's answer (one GET of the tool's
+    Namespace, before the POST, on the same connection); --dry-run then shows the caller's own uid."""
     if dry_run:
         cluster, namespace = None, offline_namespace(env)
     else:
@@ -123,8 +126,8 @@ def connect(env: Env, settings: config.Settings, *, dry_run: bool) -> tuple[obje
         namespace = cluster.namespace  # type: ignore[attr-defined]
     tool = tool_of(namespace)
     home = env.home
-    uid = tool_uid(settings.uid, tool=tool, home=home) if not dry_run or settings.uid != "home-owner" \
-        else _safe_uid(settings.uid, tool, home)
+    uid = tool_uid(settings.uid, tool=tool, home=home, cluster=cluster, offline=dry_run) \
+        if not dry_run or settings.uid != "home-owner" else _safe_uid(settings.uid, tool, home)
     return cluster, tool, uid
 
 
@@ -137,30 +140,54 @@ def _safe_uid(policy: str, tool: str, home: str) -> int | None:
 
 def wait_for_job(env: Env, cluster: object, req: JobRequest, manifest: dict,
                  interrupted: Callable[[], None]) -> object | None:
-    """Watch the job until it ends (a live line on a terminal); None after Ctrl-C, which deletes it."""
+    """Watch the job until it ends (a live line on a terminal); None after Ctrl-C, which deletes it.
+
+    The job exists (it was just created), so an unreachable or failing API never ends the wait:
+    finding the job and watching it go on with capped back-off (see ops.wait), and on a terminal
+    the live line says what is wrong and when the next try is."""
+    import time  # noqa: PLC0415
+
     from gridshim import ops  # noqa: PLC0415
+    from gridshim.errors import ClusterError, ForbiddenError, JobNotFoundError  # noqa: PLC0415
 
     name = manifest["metadata"].get("name")
     job = None
+    t0 = env.clock()
+    label = f'job {req.job_id} ("{req.name}")'
+
+    def show(obj: dict) -> None:
+        st = obj.get("status") or {}
+        state = "r" if st.get("active") else ("done" if st.get("succeeded") or st.get("failed") else "qw")
+        live.update(f"{label}: {state}, {env.clock() - t0:.0f}s — Ctrl-C deletes the job")
+
+    def trouble(e: GridshimError, delay: float) -> None:
+        live.update(f"{label}: {printable(e.message)[:100]} — trying again in {delay:.0f}s; the job runs on "
+                    "(Ctrl-C deletes it)")
+
+    def find() -> dict:
+        delay = 1.0
+        while True:
+            try:
+                if name:
+                    return cluster.get("Job", name)  # type: ignore[attr-defined,no-any-return]
+                items, _ = cluster.list("Job", selector=f"gridshim.io/job-id={req.job_id}")  # type: ignore[attr-defined]
+                if not items:
+                    raise JobNotFoundError(f"job {req.job_id} no longer exists")
+                return items[0]  # type: ignore[no-any-return]
+            except (ClusterError, ForbiddenError) as e:
+                trouble(e, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
     try:
-        job = cluster.get("Job", name) if name else None  # type: ignore[attr-defined]
-        if job is None:
-            items, _ = cluster.list("Job", selector=f"gridshim.io/job-id={req.job_id}")  # type: ignore[attr-defined]
-            job = items[0]
-        t0 = env.clock()
-        label = f'job {req.job_id} ("{req.name}")'
-
-        def show(obj: dict) -> None:
-            st = obj.get("status") or {}
-            state = "r" if st.get("active") else ("done" if st.get("succeeded") or st.get("failed") else "qw")
-            live.update(f"{label}: {state}, {env.clock() - t0:.0f}s — Ctrl-C deletes the job")
-
         with LiveStatus(env, f"{label}: qw — waiting for it to finish (Ctrl-C deletes the job)") as live:
+            job = find()
             show(job)
-            return ops.wait(cluster, job, on_change=show)  # type: ignore[arg-type]
+            return ops.wait(cluster, job, on_change=show, on_trouble=trouble)  # type: ignore[arg-type]
     except KeyboardInterrupt:
         try:
-            cluster.delete("Job", job["metadata"]["name"], propagation="Background")  # type: ignore[attr-defined,index]
+            cluster.delete("Job", (job or {}).get("metadata", {}).get("name") or name,  # type: ignore[attr-defined]
+                           propagation="Background")
         except (GridshimError, TypeError):
             pass
         interrupted()
@@ -175,6 +202,10 @@ def _sync(env: Env, prog: str, cluster: object, req: JobRequest, manifest: dict,
         outcome = wait_for_job(env, cluster, req, manifest, lambda: env.stderr.write(
             f"{prog}: interrupted; job {req.job_id} deleted\n"))
     except GridshimError as e:
+        from gridshim.errors import JobNotFoundError  # noqa: PLC0415
+
+        if not isinstance(e, JobNotFoundError):  # e.g. credentials refused mid-wait: the job itself runs on
+            e.hint = (f"{e.hint}; " if e.hint else "") + f"job {req.job_id} may still be running: see qstat -j {req.job_id}"
         return _die(env, prog, e, err_path=err_path, keep_stderr=keep_stderr)
     if outcome is None:
         return int(ExitCode.INTERRUPTED)

@@ -63,7 +63,12 @@ def qdel_main(env: Env, argv: list[str], cluster: Any = None) -> int:
             return
         done.add(row.uid)
         answers.append(control.delete_job(cluster, row, caller=caller, grace=settings.grace_seconds,
-                                          force=force))
+                                          force=force, on_kill=killed))
+
+    def killed(job: dict, pods: list) -> None:
+        from gridshim import records  # noqa: PLC0415
+
+        records.ensure_records(job, pods, settings=settings, home=env.home, now=env.clock(), killed=True)
 
     if specs:
         for spec, rows in control.select(listing.rows, specs):

@@ -173,7 +173,7 @@ def _show_jobs(env: Env, cluster: object, opts: Options, user_prefix: str) -> in
     if not specs:
         return 0  # `qstat -j` alone: the grid printed global scheduler messages; there are none here
     listing = control.list_rows(cluster, now=env.clock(), user_prefix=user_prefix,  # type: ignore[arg-type]
-                                **control.narrow(specs))
+                                include_finished="z" in opts.states, **control.narrow(specs))
     seen: set[str] = set()
     found: list[JobRow] = []
     for _spec, rows in control.select(listing.rows, specs):

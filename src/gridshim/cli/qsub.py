@@ -12,7 +12,7 @@ import os
 import sys
 
 from gridshim import config
-from gridshim.cli._common import Env, argv, local_host, printable, read_text_file, run
+from gridshim.cli._common import Env, argv, local_host, make_room, printable, read_text_file, run
 from gridshim.errors import ExitCode, GridshimError, QuotaExceededError
 
 USAGE = """\
@@ -108,7 +108,7 @@ def qsub(env: Env, argv: list[str]) -> int:
             return 0
         from gridshim import ops  # noqa: PLC0415
 
-        ops.submit(cluster, manifests[0], req)  # type: ignore[arg-type]
+        ops.submit(cluster, manifests[0], req, make_room=make_room(env, cluster, settings))  # type: ignore[arg-type]
     except GridshimError as e:
         return _refused(env, e)
     env.stdout.write(f"{req.job_id}\n" if p.terse else f'Your job {req.job_id} ("{req.name}") has been submitted\n')

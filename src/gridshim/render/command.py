@@ -28,7 +28,8 @@ _PRELUDE = (
     '    JOB_ID=$(( 1000000 + 0x$(printf %s "$GRIDSHIM_JOB_UID" | sha256sum | cut -c1-12) % 9000000 ))\n'
     '    export JOB_ID\n'
     'fi\n'
-    'unset GRIDSHIM_JOB_UID\n'
+    'acct_key=${{GRIDSHIM_JOB_UID:--}}/${{GRIDSHIM_POD_UID:--}}; acct=$GRIDSHIM_ACCT\n'
+    'unset GRIDSHIM_JOB_UID GRIDSHIM_POD_UID GRIDSHIM_ACCT\n'
     # -o/-e/-i of a CronJob run hold the literal text $JOB_ID: replace it with this run's id
     'sub() {{ s=$1; r=; while :; do case $s in *"\\$JOB_ID"*) r=$r${{s%%"\\$JOB_ID"*}}$JOB_ID; '
     's=${{s#*"\\$JOB_ID"}};; *) break;; esac; done; printf %s "$r$s"; }}\n'
@@ -62,13 +63,42 @@ _PRELUDE = (
     '    sh=$1; shift; set -- "$sh" "$JOB_SCRIPT" "$@"\n'
     'fi\n'
 )
+# The accounting record of one attempt (accounting.py reads it): GRIDSHIM_ACCT holds the file and the
+# fields known at submission, one per line; the wrapper adds what only the run knows. Written under
+# umask 077, so only the tool reads it; a failure to write never changes the job's exit status.
+_ACCOUNTING = (
+    'acct_start() { started=$(date +%s); }\n'
+    'acct_end() {\n'
+    '    [ -n "$acct" ] || return 0\n'
+    '    ended=$(date +%s)\n'
+    '    { IFS= read -r af; IFS= read -r a_q; IFS= read -r a_gon; IFS= read -r a_ap; IFS= read -r a_sub;\n'
+    '      IFS= read -r a_pdps; IFS= read -r a_cat; } <<ACCT_EOF\n'
+    '$acct\n'
+    'ACCT_EOF\n'
+    '    times >"$TMPDIR/.times" 2>/dev/null\n'
+    '    ut=$(awk \'NR==2 { split($1, a, "m"); print a[1] * 60 + a[2] }\' "$TMPDIR/.times" 2>/dev/null)\n'
+    '    st=$(awk \'NR==2 { split($2, a, "m"); print a[1] * 60 + a[2] }\' "$TMPDIR/.times" 2>/dev/null)\n'
+    '    ut=${ut:-0}; st=${st:-0}; peak=0\n'
+    '    if [ -r /sys/fs/cgroup/memory.peak ] && [ "$(cat /proc/self/cgroup 2>/dev/null)" != "0::/" ]; then\n'
+    '        peak=$(cat /sys/fs/cgroup/memory.peak 2>/dev/null || echo 0); fi\n'
+    '    failed=0; [ "$rc" -gt 128 ] && failed=100\n'
+    '    line=$(printf \'%s:%s:%s:%s:%s:%s:%s:%s:%s:%s:%s:%s:%s:%s\' "$a_q" "${HOSTNAME:-$(hostname)}" "$a_gon" \\\n'
+    '        "$JOB_ID" "$a_ap" "${a_sub:-$started}" "$started" "$ended" "$failed" "$rc" $(( ended - started )) \\\n'
+    '        "$ut" "$st" $(( peak / 1024 )))\n'
+    '    line=$line:0:0:0:0:0:0:0:0:0:0:0:0:0:0:$a_pdps:0\n'
+    '    cpu=$(awk -v u="$ut" -v s="$st" \'BEGIN { printf "%f", u + s }\')\n'
+    '    line=$line:$cpu:0.000000:0.000000:$a_cat:0.000000:NONE:$peak:0:0:$acct_key\n'
+    '    ( umask 077; mkdir -p "${af%/*}" && printf \'%s\\n\' "$line" >>"$af" ) 2>/dev/null\n'
+    '    return 0\n'
+    '}\n'
+)
 _ON_TERM = 'stop=1; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null'
 # -notify: SIGUSR2 first, as SGE sends before a kill; the TERM follows after half the grace period.
 _ON_TERM_NOTIFY = ('stop=1; [ -n "$child" ] && {{ kill -USR2 "$child" 2>/dev/null; '
                    '( sleep {delay}; kill -TERM "$child" 2>/dev/null ) & }}')
-_ONE_OFF = 'run "$@"\nrm -rf "$TMPDIR" 2>/dev/null\nexit "$rc"\n'
+_ONE_OFF = 'acct_start\nrun "$@"\nacct_end\nrm -rf "$TMPDIR" 2>/dev/null\nexit "$rc"\n'
 _CONTINUOUS = (
-    'until run "$@"; do\n'
+    'until acct_start; run "$@"; acct_end; [ "$rc" -eq 0 ]; do\n'
     '    if [ -n "$stop" ]; then exit "$rc"; fi\n'
     '    echo "[$(date +%Y-%m-%dT%H:%M:%S)] $1 exited with code $rc. Respawning..." >&2\n'
     '    pause {delay}\n'
@@ -77,10 +107,100 @@ _CONTINUOUS = (
 )
 
 
-def script_for(req: JobRequest, *, notify_delay: int = 10) -> str:
+# Mail on job events (-m b|e|a, -M; qsub-behaviour §7), only in a job that asked for it at a site with a
+# mailer: GRIDSHIM_MAIL holds the letters, the site's sendmail-compatible command (run as `sh -c`, message
+# on stdin), From, the owner, the queue, the job name and the comma-separated recipients. The Begin mail
+# leaves in the background as the program starts; the Complete or Aborted mail when the wrapper exits
+# (an EXIT trap, so a continuous job's stop and a one-off's end are both seen). The container's other
+# processes die with the wrapper, so it waits for its mails, but at most MAIL_TIMEOUT seconds, and a
+# mailer that fails only leaves a line in the job's stderr file: the exit status is always the job's.
+MAIL_TIMEOUT = 10
+_MAIL = r"""{ IFS= read -r m_ev; IFS= read -r m_cmd; IFS= read -r m_from; IFS= read -r m_user; IFS= read -r m_q
+  IFS= read -r m_name; IFS= read -r m_to; } <<MAIL_EOF
+$GRIDSHIM_MAIL
+MAIL_EOF
+unset GRIDSHIM_MAIL
+m_host=${HOSTNAME:-$(hostname)}; m_job="Job ${JOB_ID:-0} ($m_name)"; m_pids=
+m_note() { echo "[$(date '+%a %b %e %H:%M:%S %Y')] gridshim: $*" >&2; }
+m_send() {  # $1 the subject (also the body's first line), $2 the rest: one mail per address, in the background
+    m_r=$m_to,
+    while [ -n "$m_r" ]; do
+        m_a=${m_r%%,*}; m_r=${m_r#*,}
+        [ -n "$m_a" ] || continue
+        ( m_p=; trap 'kill "$m_p" 2>/dev/null; exit 143' TERM
+          /bin/sh -c "$m_cmd" >/dev/null 2>&1 <<MAIL_EOF &
+To: $m_a
+From: $m_from
+Subject: $1
+
+$1
+$2
+MAIL_EOF
+          m_p=$!; wait "$m_p" || m_note "the mail \"$1\" to $m_a was not sent: the mail command exited $?" ) &
+        m_pids="$m_pids $!"
+    done
+}
+m_wait() {  # for the mails in flight, at most @TIMEOUT@ s
+    [ -n "$m_pids" ] || return 0
+    ( trap 'kill "$m_s" 2>/dev/null; exit 0' TERM; sleep @TIMEOUT@ & m_s=$!; wait "$m_s"
+      for m_p in $m_pids; do kill "$m_p" 2>/dev/null && m_note "a mail was not sent within @TIMEOUT@ seconds"; done ) &
+    m_w=$!
+    for m_p in $m_pids; do while kill -0 "$m_p" 2>/dev/null; do wait "$m_p"; done; done
+    kill "$m_w" 2>/dev/null; wait "$m_w" 2>/dev/null; m_pids=
+}
+m_hms() { printf '%02d:%02d:%02d' $(( $1 / 3600 )) $(( $1 % 3600 / 60 )) $(( $1 % 60 )); }
+m_end() {  # $1 the wrapper's exit status: Complete (e) unless the program died through a signal: Aborted (a or e)
+    m_now=$(date '+%s %m/%d/%Y %H:%M:%S'); m_t1=${m_now%% *}; m_now=${m_now#* }
+    times >"$TMPDIR.times" 2>/dev/null  # line 2: the children's user and system time, as 1m2.50s
+    m_c=$(awk 'NR == 2 { split($1, a, "m"); split($2, b, "m"); u = a[1] * 60 + a[2]; s = b[1] * 60 + b[2]
+                         printf "%d %d %d", u, s, u + s }' "$TMPDIR.times" 2>/dev/null)
+    rm -f "$TMPDIR.times" 2>/dev/null
+    read -r m_ut m_st m_cpu <<MAIL_EOF
+$m_c
+MAIL_EOF
+    m_ut=${m_ut:-0}; m_st=${m_st:-0}; m_cpu=${m_cpu:-0}
+    m_at=" User             = $m_user
+ Queue            = $m_q@${m_host%%.*}
+ Host             = $m_host
+ Start Time       = $m_start
+ End Time         = $m_now"
+    if [ "$1" -gt 128 ]; then
+        case $m_ev in *[ae]*) ;; *) return 0;; esac
+        m_sig=$(( $1 - 128 )); m_sn=$(kill -l "$m_sig" 2>/dev/null) || m_sn=$m_sig
+        m_send "$m_job Aborted" " Exit Status      = $1
+ Signal           = $m_sn
+$m_at
+ CPU              = $(m_hms "$m_cpu")
+ Max vmem         = NA
+failed assumedly after job because:
+job ${JOB_ID:-0}.1 died through signal $m_sn ($m_sig)"
+    else
+        case $m_ev in *e*) ;; *) return 0;; esac
+        m_send "$m_job Complete" "$m_at
+ User Time        = $(m_hms "$m_ut")
+ System Time      = $(m_hms "$m_st")
+ Wallclock Time   = $(m_hms $(( m_t1 - m_t0 )))
+ CPU              = $(m_hms "$m_cpu")
+ Max vmem         = NA
+ Exit Status      = $1"
+    fi
+    m_wait
+}
+m_start=$(date '+%s %m/%d/%Y %H:%M:%S'); m_t0=${m_start%% *}; m_start=${m_start#* }
+case $m_ev in *b*) m_send "$m_job Started" " User       = $m_user
+ Queue      = $m_q
+ Host       = $m_host
+ Start Time = $m_start";; esac
+trap 'm_end $?' EXIT
+""".replace("@TIMEOUT@", str(MAIL_TIMEOUT))
+
+
+def script_for(req: JobRequest, *, notify_delay: int = 10, mail: bool = False) -> str:
+    """The wrapper script; MAIL adds the -m/-M mail part (the pod's env then carries GRIDSHIM_MAIL)."""
     body = _CONTINUOUS.format(delay=RESPAWN_DELAY) if req.kind is JobKind.CONTINUOUS else _ONE_OFF
     on_term = _ON_TERM_NOTIFY.format(delay=notify_delay) if req.notify else _ON_TERM
-    return _PRELUDE.format(umask=req.umask, fixed=FIXED, on_term=on_term) + body
+    return (_PRELUDE.format(umask=req.umask, fixed=FIXED, on_term=on_term) + _ACCOUNTING + (_MAIL if mail else "")
+            + body)
 
 
 def program_argv(req: JobRequest) -> list[str]:
@@ -89,11 +209,11 @@ def program_argv(req: JobRequest) -> list[str]:
     return list(req.argv)
 
 
-def wrap_command(req: JobRequest, *, notify_delay: int = 10) -> list[str]:
+def wrap_command(req: JobRequest, *, notify_delay: int = 10, mail: bool = False) -> list[str]:
     """The container's `command`: sh -c SCRIPT gridshim-job OUT ERR STDIN NOT_BEFORE PROGRAM ARGS..."""
     err = req.stdout if req.merge else req.stderr
     fixed = [req.stdout, err, req.stdin or "", str(req.not_before or "")]
-    return [SHELL, "-c", script_for(req, notify_delay=notify_delay), ARGV0, *fixed, *program_argv(req)]
+    return [SHELL, "-c", script_for(req, notify_delay=notify_delay, mail=mail), ARGV0, *fixed, *program_argv(req)]
 
 
 def escape_expansion(text: str) -> str:

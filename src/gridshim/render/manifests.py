@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gridshim.accounting import encode_text
 from gridshim.config import Settings
 from gridshim.errors import GridshimError
 from gridshim.model import JobKind, JobRequest, Manifest
@@ -60,11 +61,76 @@ SCRIPT_ENV_LIMIT = 128 * 1024
 CONTROLLER_UID = "batch.kubernetes.io/controller-uid"
 
 
-def _env(req: JobRequest) -> list[Manifest]:
+acct_text = encode_text  # a text field of an accounting line (accounting.py: the one record format)
+
+
+def accounting_fields(req: JobRequest, settings: Settings) -> str | None:
+    """GRIDSHIM_ACCT for the wrapper: the file, then the accounting(5) fields known at submission, one
+    per line: qname; group:owner:job_name; account:priority; submission time; project:department:
+    granted_pe:slots; category (render/command.py's acct_end writes the record)."""
+    path = settings.accounting_path(req.home)
+    if not path:
+        return None
+    o = req.options
+    user = f"{settings.user_prefix}{req.tool}"
+    pe = o.get("pe") if isinstance(o.get("pe"), list) else None
+    slots = o.get("slots") if isinstance(o.get("slots"), int) else 1
+    category = [f"-l h_vmem={req.mem_bytes}"] + ([f"h_rt={req.wall_seconds}"] if req.wall_seconds else [])
+    category_text = ",".join(category) + (f" -pe {pe[0]} {pe[1]}" if pe else "")
+    return "\n".join([
+        path, acct_text(req.queue), ":".join(acct_text(x) for x in (user, user, req.name)),
+        f"{acct_text(str(o.get('account') or 'sge'))}:{int(o.get('priority') or 0)}",
+        str(req.submitted or ""),
+        ":".join([acct_text(str(o.get("project") or "NONE")), "defaultdepartment",
+                  acct_text(pe[0]) if pe else "NONE", str(slots)]),
+        acct_text(category_text)])
+
+
+# -m letters the wrapper acts on (qsub-behaviour §7): b at the start, e at the end, a (and e) when the
+# program died through a signal. `s` sends nothing in SGE 8.1.9, nor here.
+MAIL_LETTERS = "bea"
+
+
+def mail_events(events: str | None) -> str:
+    """The -m letters in effect, of b, e, a: those after the last `n` ("no mail" from that point on)."""
+    text = (events or "").rsplit("n", 1)[-1]
+    return "".join(ch for ch in MAIL_LETTERS if ch in text)
+
+
+def mail_recipients(req: JobRequest, settings: Settings) -> list[str]:
+    """One address per -M entry, else the recorded default (LOGNAME@mail_domain); a bare name is the
+    site's (NAME@mail_domain), as the grid's MTA qualified a local name with its domain."""
+    recorded = str(req.options.get("mail") or f"{settings.user_prefix}{req.tool}@{settings.mail_domain}")
+    return [a if "@" in a else f"{a}@{settings.mail_domain}" for a in recorded.split(",") if a]
+
+
+def mail_fields(req: JobRequest, settings: Settings) -> str | None:
+    """GRIDSHIM_MAIL for the wrapper (render/command.py's _MAIL): the letters, the site's mail command,
+    From, the owner, the queue, the job name and the recipients, one per line. None when the site sends
+    no mail or the job asks for none."""
+    events = mail_events(req.options.get("mail_events"))
+    to = mail_recipients(req, settings)
+    if not settings.mail_command or not events or not to:
+        return None
+    user = f"{settings.user_prefix}{req.tool}"
+    sender = (settings.mail_from or f"{user}@{settings.mail_domain}").replace("{tool}", req.tool)
+    one_line = lambda text: " ".join(text.splitlines())  # noqa: E731  (a header holds one line)
+    return "\n".join([events, settings.mail_command, sender, user, one_line(req.queue), one_line(req.name),
+                      ",".join(to)])
+
+
+def _env(req: JobRequest, settings: Settings) -> list[Manifest]:
     env: list[Manifest] = [{"name": k, "value": escape_expansion(v)} for k, v in req.env]
-    if req.kind is JobKind.SCHEDULED:
-        env.append({"name": "GRIDSHIM_JOB_UID",
-                    "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{CONTROLLER_UID}']"}}})
+    # the wrapper derives a CronJob run's $JOB_ID from its Job's uid, and keys accounting records by it
+    env.append({"name": "GRIDSHIM_JOB_UID",
+                "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{CONTROLLER_UID}']"}}})
+    acct = accounting_fields(req, settings)
+    if acct is not None:
+        env.append({"name": "GRIDSHIM_POD_UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}})
+        env.append({"name": "GRIDSHIM_ACCT", "value": escape_expansion(acct)})
+    mail = mail_fields(req, settings)
+    if mail is not None:
+        env.append({"name": "GRIDSHIM_MAIL", "value": escape_expansion(mail)})
     if req.script_text is not None:
         # the kubelet turns the doubled `$$` back into `$`: the process gets the script as written
         size = len(f"GRIDSHIM_SCRIPT={req.script_text}".encode("utf-8", "surrogateescape")) + 1
@@ -107,9 +173,10 @@ def _pod_template(req: JobRequest, settings: Settings, labels: dict[str, str]) -
     container: Manifest = {
         "name": CONTAINER,
         "image": req.image,
-        "command": [escape_expansion(part) for part in wrap_command(req, notify_delay=settings.grace_seconds // 2)],
+        "command": [escape_expansion(part) for part in wrap_command(
+            req, notify_delay=settings.grace_seconds // 2, mail=mail_fields(req, settings) is not None)],
         "workingDir": req.workdir,
-        "env": _env(req),
+        "env": _env(req, settings),
         "resources": _resources(req, settings),
         "securityContext": container_sec,
     }

@@ -1,0 +1,132 @@
+"""Accounting records written from the cluster's view: the backstop for attempts whose wrapper could not
+write its own (killed with SIGKILL by `qdel -f` or at the end of the grace period, lost with its node).
+
+The job's wrapper (render/command.py) writes the record of every attempt that ends while it runs. When a
+finished Job is about to be deleted (to make room under the job quota), when `qdel -f` kills a running
+job, and when `qacct` misses a job, the attempts of that Job without a record get one from what the Job
+and its pods show: exit code and times from the container's terminated state, `failed 100` and exit
+137 when it was killed without one. Records are keyed `JOBUID/PODUID` (the 46th field), so a backstop
+never writes a second record for an attempt the wrapper recorded.
+
+Layer: pure decisions plus one append to the tool's accounting file. Imports model, render, status,
+config.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime
+from typing import Any
+
+from gridshim.config import Settings
+from gridshim.model import Manifest
+from gridshim.render import labels as L
+from gridshim.render.manifests import acct_text
+from gridshim.status import condition
+
+
+def _epoch(stamp: Any) -> int:
+    if not isinstance(stamp, str) or not stamp:
+        return 0
+    try:
+        return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        return 0
+
+
+def _terminated(pod: Manifest) -> dict[str, Any] | None:
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        for key in ("state", "lastState"):
+            term = (cs.get(key) or {}).get("terminated")
+            if term:
+                return term
+    return None
+
+
+def _started(pod: Manifest) -> bool:
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        state = cs.get("state") or {}
+        if "running" in state or "terminated" in state or (cs.get("lastState") or {}).get("terminated"):
+            return True
+    return False
+
+
+def record_lines(job: Manifest, pods: list[Manifest], *, settings: Settings, now: float,
+                 killed: bool = False) -> list[tuple[str, str]]:
+    """(key, line) for each attempt (pod) of JOB that ran. KILLED: the pods are being killed now."""
+    meta = job.get("metadata") or {}
+    opts = L.options_of(meta)
+    tool = (meta.get("labels") or {}).get(L.CREATED_BY, "")
+    user = f"{settings.user_prefix}{tool}"
+    name = L.name_of(meta)
+    job_id = L.job_id_of(meta)
+    submitted = _epoch(meta.get("creationTimestamp"))
+    pe = opts.get("pe") if isinstance(opts.get("pe"), list) else None
+    slots = opts.get("slots") if isinstance(opts.get("slots"), int) else 1
+    deadline = (condition(job, "Failed") or {}).get("reason") == "DeadlineExceeded"
+    out = []
+    for pod in pods:
+        if not _started(pod):
+            continue  # it never ran: SGE writes no record for a job deleted while pending
+        pmeta = pod.get("metadata") or {}
+        term = _terminated(pod)
+        start = _epoch((term or {}).get("startedAt")) or _epoch((pod.get("status") or {}).get("startTime"))
+        if term is not None and term.get("exitCode") is not None and not killed:
+            end, code = _epoch(term.get("finishedAt")) or int(now), int(term["exitCode"])
+        else:
+            end, code = int(now), 137  # killed (qdel -f, the grace period's SIGKILL, h_rt) or lost
+        if deadline and code not in (137,):
+            code = 137  # h_rt: SGE kills with SIGKILL
+        failed = 100 if code > 128 or killed or term is None else 0
+        fields = [acct_text(str(opts.get("queue") or "task")), acct_text(str(pod.get("spec", {}).get("nodeName") or "")),
+                  acct_text(user), acct_text(user), acct_text(name), str(job_id),
+                  acct_text(str(opts.get("account") or "sge")), str(int(opts.get("priority") or 0)),
+                  str(submitted), str(start), str(end), str(failed), str(code), str(max(0, end - start) if start else 0),
+                  "0", "0", "0", *(["0"] * 14),
+                  acct_text(str(opts.get("project") or "NONE")), "defaultdepartment",
+                  acct_text(pe[0]) if pe else "NONE", str(slots), "0",
+                  "0.000000", "0.000000", "0.000000", acct_text(f"-l h_vmem={opts.get('mem') or 0}"), "0.000000",
+                  "NONE", "0", "0", "0"]
+        key = f"{meta.get('uid', '-')}/{pmeta.get('uid', '-')}"
+        out.append((key, ":".join(fields + [key])))
+    return out
+
+
+def recorded_keys(path: str) -> set[str]:
+    """The attempt keys (46th field) already in the accounting file."""
+    keys: set[str] = set()
+    try:
+        with open(path, "rb") as f:
+            for raw in f:
+                head, sep, key = raw.rstrip(b"\n").rpartition(b":")
+                if sep and b"/" in key:
+                    keys.add(key.decode("utf-8", "replace"))
+    except OSError:
+        pass
+    return keys
+
+
+def ensure_records(job: Manifest, pods: list[Manifest], *, settings: Settings, home: str, now: float | None = None,
+                   killed: bool = False) -> int:
+    """Append the records of JOB's attempts that have none; returns how many were written."""
+    path = settings.accounting_path(home)
+    if not path:
+        return 0
+    lines = record_lines(job, pods, settings=settings, now=time.time() if now is None else now, killed=killed)
+    if not lines:
+        return 0
+    have = recorded_keys(path)
+    new = [line for key, line in lines if key not in have]
+    if not new:
+        return 0
+    old = os.umask(0o077)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "a", encoding="utf-8", errors="surrogateescape") as f:
+            f.write("".join(line + "\n" for line in new))
+    except OSError:
+        return 0  # a record that cannot be written must not stop the command that found it missing
+    finally:
+        os.umask(old)
+    return len(new)
