@@ -42,8 +42,10 @@ A_INSTALLED = f"{L.DOMAIN}/installed-at"
 MAX_STORE_BYTES = 1_000_000
 # Parallel writes: a 200-entry install is ~200 POSTs; a few connections cut the wait ~6x on the sandbox.
 WORKERS = 8
-# Reconcile passes before giving up (each pass: one LIST, the writes, one GET of the ConfigMap).
-PASSES = 8
+# Reconcile passes before giving up (each pass: one LIST, the writes, one GET of the ConfigMap). A pass
+# that finds a newer crontab stored meanwhile follows it, so N installs racing can take up to N passes:
+# 8 ran out with 20 concurrent installs on a loaded 2-core machine (tests/e2e/test_crontab_e2e.py).
+PASSES = 32
 # A CronJob being deleted (Orphan propagation: until the garbage collector drops its finalizer) blocks
 # re-creating its name; wait this long for it, polling with back-off, before giving up.
 TERMINATING_WAIT = 60.0

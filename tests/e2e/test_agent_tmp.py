@@ -24,6 +24,11 @@ from conftest import STATE, Sandbox, Tool
 PODTMP = STATE / "agent" / "podtmp"
 
 
+
+REPO = Path(__file__).resolve().parents[2]
+# The first path element under /tmp of the checkout, if the checkout lies there (else a name never seen).
+CHECKOUT_TOP = REPO.relative_to("/tmp").parts[0] if REPO.is_relative_to("/tmp") else "-no-checkout-in-tmp-"
+
 def rand() -> str:
     return uuid.uuid4().hex[:12]
 
@@ -67,8 +72,10 @@ def test_job_sees_neither_the_hosts_tmp_nor_dev_shm_and_can_write_its_own(tool: 
                   f"echo job > /tmp/{job_file} || exit 14; "
                   f"echo job > /dev/shm/{job_file} || exit 15; "
                   f"test \"$(cat /tmp/{job_file})\" = job || exit 16; "
-                  # jsub's wrapper may make the job's own $TMPDIR in /tmp (as SGE does): not counted
-                  "echo tmp: $(ls -A /tmp | grep -vxF \"${TMPDIR#/tmp/}\"); echo shm: $(ls -A /dev/shm)")
+                  # jsub's wrapper may make the job's own $TMPDIR in /tmp (as SGE does): not counted; nor is
+                  # the checkout when it lies under /tmp (CI's clone), which the agent shows as a node's mounts
+                  f"echo tmp: $(ls -A /tmp | grep -vxF \"${{TMPDIR#/tmp/}}\" | grep -vxF -e '{CHECKOUT_TOP}'); "
+                  "echo shm: $(ls -A /dev/shm)")
         proc = jsub_sync(tool, "privtmp", script)
         assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stderr}\n{outputs(tool, 'privtmp')}"
         # a fresh /tmp and /dev/shm: nothing in them but what the job itself wrote
