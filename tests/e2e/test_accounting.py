@@ -20,7 +20,7 @@ def test_sequential_short_jobs_under_the_default_quota_are_all_accepted_and_reco
     from sandbox.tenancy import TOOLFORGE_QUOTA
 
     tool = make_tool("aq", quota=dict(TOOLFORGE_QUOTA))  # count/jobs.batch: 15; finished Jobs stay 300 s
-    n = 40
+    n = 100  # the figure: far more than the quota's 15 Jobs, one after another
     codes = []
     for i in range(n):
         r = tool.run("qsub", "-sync", "y", "-terse", "-N", f"quick{i}", input=f"exit {i % 4}\n")

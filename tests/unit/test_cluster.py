@@ -94,3 +94,58 @@ def test_quota_message_in_qsubs_words() -> None:
     assert m.message == ("Unable to run job: job rejected: only 15 jobs are allowed per user (current job count: 15)"
                          "\nExiting.")
     assert m.exit_code == 25
+
+
+def test_a_server_certificate_outside_its_validity_names_the_clock(tmp_path: Path) -> None:
+    """A client clock a year off sees the API server's certificate as expired (or not yet valid): the
+    one line says to check this machine's clock, not the CA (a real TLS server on loopback)."""
+    import datetime as dt
+    import socket
+    import ssl
+    import sys
+    import threading
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from sandbox import pki
+
+    ca = pki.ensure_ca(tmp_path / "pki")
+    past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=400)
+    cert, key = pki.issue(ca, cn="127.0.0.1", server=True, not_before=past, not_after=past + dt.timedelta(days=30))
+    (tmp_path / "srv.crt").write_bytes(cert)
+    (tmp_path / "srv.key").write_bytes(key)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tmp_path / "srv.crt", tmp_path / "srv.key")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(4)
+    port = sock.getsockname()[1]
+
+    def serve() -> None:
+        for _ in range(4):
+            try:
+                conn, _ = sock.accept()
+                ctx.wrap_socket(conn, server_side=True).close()
+            except OSError:
+                pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    kc = tmp_path / "config"
+    ca_pem = (tmp_path / "pki" / "ca.crt").read_text()
+    kc.write_text(f"""apiVersion: v1
+kind: Config
+clusters:
+- name: c
+  cluster: {{server: "https://127.0.0.1:{port}", certificate-authority-data: "{base64.b64encode(ca_pem.encode()).decode()}"}}
+users:
+- name: u
+  user: {{token: abc}}
+contexts:
+- name: x
+  context: {{cluster: c, user: u, namespace: tool-demo}}
+current-context: x
+""")
+    cluster = KubeCluster.from_kubeconfig(environ={"KUBECONFIG": str(kc), "GRIDSHIM_RETRY_SECONDS": "0"})
+    with pytest.raises(E.ClusterConfigError) as err:
+        cluster.list("Job")
+    assert "certificate has expired" in str(err.value) and "check this machine's clock" in str(err.value)
+    sock.close()
