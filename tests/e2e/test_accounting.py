@@ -5,7 +5,6 @@ On the real sandbox, under Toolforge's default quota, through the installed comm
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 from conftest import Tool
