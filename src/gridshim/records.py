@@ -8,8 +8,8 @@ and its pods show: exit code and times from the container's terminated state, `f
 137 when it was killed without one. Records are keyed `JOBUID/PODUID` (the 46th field), so a backstop
 never writes a second record for an attempt the wrapper recorded.
 
-Layer: pure decisions plus one append to the tool's accounting file. Imports model, render, status,
-config.
+Layer: pure decisions plus one append to the tool's accounting file. Imports accounting (the one record
+format), model, render.labels, status, config.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ import time
 from datetime import datetime
 from typing import Any
 
+from gridshim.accounting import Record, format_line
 from gridshim.config import Settings
 from gridshim.model import Manifest
 from gridshim.render import labels as L
-from gridshim.render.manifests import acct_text
-from gridshim.status import condition
+from gridshim.status import condition, terminated_state
 
 
 def _epoch(stamp: Any) -> int:
@@ -33,15 +33,6 @@ def _epoch(stamp: Any) -> int:
         return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp())
     except ValueError:
         return 0
-
-
-def _terminated(pod: Manifest) -> dict[str, Any] | None:
-    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
-        for key in ("state", "lastState"):
-            term = (cs.get(key) or {}).get("terminated")
-            if term:
-                return term
-    return None
 
 
 def _started(pod: Manifest) -> bool:
@@ -69,27 +60,24 @@ def record_lines(job: Manifest, pods: list[Manifest], *, settings: Settings, now
     for pod in pods:
         if not _started(pod):
             continue  # it never ran: SGE writes no record for a job deleted while pending
-        pmeta = pod.get("metadata") or {}
-        term = _terminated(pod)
+        term = terminated_state(pod)
         start = _epoch((term or {}).get("startedAt")) or _epoch((pod.get("status") or {}).get("startTime"))
         if term is not None and term.get("exitCode") is not None and not killed:
             end, code = _epoch(term.get("finishedAt")) or int(now), int(term["exitCode"])
         else:
             end, code = int(now), 137  # killed (qdel -f, the grace period's SIGKILL, h_rt) or lost
-        if deadline and code not in (137,):
+        if deadline:
             code = 137  # h_rt: SGE kills with SIGKILL
-        failed = 100 if code > 128 or killed or term is None else 0
-        fields = [acct_text(str(opts.get("queue") or "task")), acct_text(str(pod.get("spec", {}).get("nodeName") or "")),
-                  acct_text(user), acct_text(user), acct_text(name), str(job_id),
-                  acct_text(str(opts.get("account") or "sge")), str(int(opts.get("priority") or 0)),
-                  str(submitted), str(start), str(end), str(failed), str(code), str(max(0, end - start) if start else 0),
-                  "0", "0", "0", *(["0"] * 14),
-                  acct_text(str(opts.get("project") or "NONE")), "defaultdepartment",
-                  acct_text(pe[0]) if pe else "NONE", str(slots), "0",
-                  "0.000000", "0.000000", "0.000000", acct_text(f"-l h_vmem={opts.get('mem') or 0}"), "0.000000",
-                  "NONE", "0", "0", "0"]
-        key = f"{meta.get('uid', '-')}/{pmeta.get('uid', '-')}"
-        out.append((key, ":".join(fields + [key])))
+        key = f"{meta.get('uid', '-')}/{(pod.get('metadata') or {}).get('uid', '-')}"
+        rec = Record(qname=str(opts.get("queue") or "task"), hostname=str((pod.get("spec") or {}).get("nodeName") or ""),
+                     group=user, owner=user, job_name=name, job_number=job_id,
+                     account=str(opts.get("account") or "sge"), priority=int(opts.get("priority") or 0),
+                     submission_time=submitted, start_time=start, end_time=end,
+                     failed=100 if code > 128 or killed or term is None else 0, exit_status=code,
+                     ru_wallclock=max(0, end - start) if start else 0, project=str(opts.get("project") or "NONE"),
+                     granted_pe=pe[0] if pe else "NONE", slots=slots, category=f"-l h_vmem={opts.get('mem') or 0}",
+                     attempt=key)
+        out.append((key, format_line(rec)))
     return out
 
 

@@ -37,7 +37,8 @@ class Outcome:
     reason: str = ""
 
 
-def _terminated(pod: Manifest) -> dict[str, Any] | None:
+def terminated_state(pod: Manifest) -> dict[str, Any] | None:
+    """The container's terminated state (current, else the last one), if it has one."""
     for cs in (pod.get("status") or {}).get("containerStatuses") or []:
         state = cs.get("state") or {}
         if "terminated" in state:
@@ -55,7 +56,7 @@ def job_outcome(job: Manifest, pods: list[Manifest]) -> Outcome:
         return Outcome(exit_code=137, signal_name="SIGKILL", reason="DeadlineExceeded")
     newest = sorted(pods, key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "")
     for pod in reversed(newest):
-        term = _terminated(pod)
+        term = terminated_state(pod)
         if term is not None and term.get("exitCode") is not None:
             code = int(term["exitCode"])
             sig = None

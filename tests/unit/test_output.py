@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -29,25 +29,17 @@ from gridshim.render.labels import label_value
 from gridshim.output.plain import HEADER, RULE, format_details, format_plain, format_row, not_found
 from gridshim.output.xml import format_xml, format_xml_details, format_xml_unknown
 from gridshim.status import rows_from_objects
+from goldens import local_time  # noqa: F401  (an autouse fixture: the layouts in local time)
 from goldens import assert_golden as check_golden
 
 TESTS = Path(__file__).resolve().parents[1]
 FIXTURES = TESTS / "fixtures" / "k8s"
 GOLDEN = TESTS / "golden"
 NOW = datetime(2026, 11, 22, 19, 40, tzinfo=timezone.utc).timestamp()
-TZ = "Europe/Berlin"  # a zone that is not UTC, so the local-time conversion shows
 # One real object per state, as a tool would have them at one moment (restarter appears once).
 LISTING = ["running_oneoff", "running_continuous", "restarted_in_place", "deleting", "cron_run", "start_error",
            "quota_never_fits", "quota_wait", "unschedulable", "suspended", "not_before"]
 
-
-@pytest.fixture(autouse=True)
-def local_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", TZ)
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 def load(name: str) -> dict[str, Any]:

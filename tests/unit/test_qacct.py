@@ -17,7 +17,6 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from hypothesis import given
@@ -28,23 +27,15 @@ from gridshim.accounting import Record
 from gridshim.cli._common import Env
 from gridshim.cli.qacct import USAGE, fnmatch, parse_date, qacct_main, scan_u
 from gridshim.output.qacct import format_job, format_summary, memory
+from goldens import local_time  # noqa: F401  (an autouse fixture: the layouts in local time)
 from goldens import assert_golden as check_golden
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden"
-TZ = "Europe/Berlin"  # not UTC, so the local-time conversion shows
 NOW = datetime(2026, 11, 22, 19, 40, tzinfo=timezone.utc).timestamp()
 T0 = int(datetime(2026, 11, 20, 8, 0, tzinfo=timezone.utc).timestamp())  # first job's submission
 DAY = 86400
 
-
-@pytest.fixture(autouse=True)
-def local_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", TZ)
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 def rec(**kw: object) -> Record:
