@@ -18,7 +18,7 @@ from gridshim import text
 from gridshim.errors import ConflictError, ForbiddenError, JobNotFoundError
 from gridshim.model import Cluster, GridState, JobKind, JobRow, Manifest, RUNNING_STATES, tool_of
 from gridshim.render import labels as L
-from gridshim.status import condition, controller_uid, job_finished, looks_stuck, rows_from_objects
+from gridshim.status import condition, controller_uid, epoch, job_finished, looks_stuck, rows_from_objects
 
 # The Job controller's event when it cannot create a pod (quota, admission): the only reason we read
 # Events, and only for jobs without a live pod.
@@ -299,9 +299,5 @@ def remove_finished(cluster: Cluster, *, now: float, user_prefix: str, keep_seco
 
 
 def _age(stamp: str, now: float) -> float:
-    from datetime import datetime  # noqa: PLC0415
-
-    try:
-        return now - datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return float("inf")
+    when = epoch(stamp)
+    return float("inf") if when is None else now - when

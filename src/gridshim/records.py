@@ -16,23 +16,18 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime
 from typing import Any
 
 from gridshim.accounting import Record, format_line
 from gridshim.config import Settings
 from gridshim.model import Manifest
 from gridshim.render import labels as L
-from gridshim.status import condition, terminated_state
+from gridshim.status import condition, epoch, terminated_state
 
 
 def _epoch(stamp: Any) -> int:
-    if not isinstance(stamp, str) or not stamp:
-        return 0
-    try:
-        return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp())
-    except ValueError:
-        return 0
+    """Epoch seconds of an API timestamp; 0 (accounting's "unset") when absent or unreadable."""
+    return int(epoch(stamp) or 0) if isinstance(stamp, str) else 0
 
 
 def _started(pod: Manifest) -> bool:
