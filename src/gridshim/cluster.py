@@ -23,7 +23,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from gridshim.errors import (ClusterConfigError, ClusterError, ConflictError, ForbiddenError, GridshimError,
                              JobExistsError, JobNotFoundError, QuotaExceededError)
@@ -380,6 +380,62 @@ def _holds(stored: Any, sent: Any) -> bool:
     return bool(stored == sent)
 
 
+_LIST_META = re.compile(rb'^\{[^{]*?"metadata":\s*(\{[^{}]*\})')
+
+
+def _continue_token(raw: bytes) -> str | None:
+    """The continue token of a list page, read from its head (the API server writes metadata before
+    items); None when the head does not show it, "" when the page is the last."""
+    m = _LIST_META.match(raw[:4096])
+    if not m:
+        return None
+    try:
+        meta = json.loads(m.group(1))
+    except ValueError:
+        return None
+    return str(meta.get("continue") or "")
+
+
+class _Prefetch:
+    """One page asked for in the background, on a connection of its own (the same credentials)."""
+
+    def __init__(self, owner: "KubeCluster") -> None:
+        import threading  # noqa: PLC0415  (only lists of more than one page pay for it)
+
+        self.owner = owner
+        self.sibling = owner._sibling()
+        self._threading = threading
+        self._thread: Any = None
+        self._out: tuple[bytes | None, BaseException | None] = (None, None)
+
+    def start(self, path: str) -> None:
+        def run() -> None:
+            try:
+                self._out = (self.sibling._call("GET", path, attempts=_Retry(self.sibling.retry_seconds),
+                                                decode=False), None)
+            except BaseException as e:  # noqa: BLE001  (re-raised in the caller's thread)
+                self._out = (None, e)
+
+        self._thread = self._threading.Thread(target=run, daemon=True)
+        self._thread.start()
+
+    def result(self) -> bytes:
+        self._thread.join()
+        raw, err = self._out
+        self._out = (None, None)
+        if err is not None:
+            raise err
+        return raw or b""
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+        if self.sibling is not self.owner:
+            self.owner.round_trips += self.sibling.round_trips
+            self.sibling.round_trips = 0
+            self.sibling.close()
+
+
 class KubeCluster:
     """A namespace on an API server, reached with the user's own kubeconfig credentials."""
 
@@ -555,7 +611,7 @@ class KubeCluster:
                           attempts=_Retry(self.retry_seconds if retry else 0))
 
     def _call(self, method: str, path: str, body: Any = None, *, content_type: str = "application/json",
-              attempts: _Retry) -> Any:
+              attempts: _Retry, decode: bool = True) -> Any:
         """Attempt until success, a definite answer, or the end of ATTEMPTS' budget (0: one attempt).
 
         ATTEMPTS records whether an earlier attempt may have reached the server, so callers that
@@ -576,6 +632,8 @@ class KubeCluster:
                 raise self._gave_up(r) from None
             status = resp.status
             if status < 300:
+                if not decode:
+                    return raw
                 try:
                     return json.loads(raw) if raw else None
                 except ValueError:
@@ -794,29 +852,68 @@ class KubeCluster:
         return self.request("GET", "/api/v1/namespaces/" + urllib.parse.quote(self.namespace, safe=""))
 
     def list(self, kind: str, *, selector: str | None = None, field_selector: str | None = None,
-             namespace: str | None = None) -> tuple[list[Manifest], str]:
-        """All objects of KIND (paginated); returns (items, list resourceVersion for a watch)."""
-        items: list[Manifest] = []
-        token: str | None = None
+             namespace: str | None = None, trim: Callable[[Manifest], Any] | None = None) -> tuple[list[Any], str]:
+        """All objects of KIND (paginated); returns (items, list resourceVersion for a watch).
+
+        The next page is asked for, on a second connection, as soon as this page's continue token is
+        read (the list's metadata comes before its items), so the server reads page n+1 from etcd while
+        we decode page n. TRIM, when given, turns each object into what the caller keeps (a smaller
+        dict, a row), so a page's full objects are garbage as soon as the page is decoded."""
+        items: list[Any] = []
+
+        def path(token: str | None) -> str:
+            return self.path(kind, namespace=namespace, params={
+                "labelSelector": selector, "fieldSelector": field_selector, "limit": PAGE, "continue": token})
+
         # The parsed pages hold no reference cycles, but the cyclic GC would walk them again and again
         # as they pile up: off while reading, 5,000 Jobs parse in half the time (docs/performance.md).
         gc_was_on = gc.isenabled()
         gc.disable()
+        ahead: _Prefetch | None = None
         try:
+            raw = self._call("GET", path(None), attempts=_Retry(self.retry_seconds), decode=False)
             while True:
-                page = self.request("GET", self.path(kind, namespace=namespace, params={
-                    "labelSelector": selector, "fieldSelector": field_selector, "limit": PAGE, "continue": token}))
+                token = _continue_token(raw)
+                if token:
+                    ahead = ahead or _Prefetch(self)
+                    ahead.start(path(token))
+                page = self._decode(raw, "GET")
+                raw = b""
                 for item in page.get("items") or []:
                     # gridshim never reads managedFields, ~40 % of a Job's JSON: dropped, qstat with
                     # 5,000 Jobs peaks at ~55 MB less (docs/performance.md). A PUT without them keeps them.
                     (item.get("metadata") or {}).pop("managedFields", None)
-                    items.append(item)
-                token = (page.get("metadata") or {}).get("continue")
+                    items.append(item if trim is None else trim(item))
+                meta = page.get("metadata") or {}
+                del page
+                if token is None:
+                    token = meta.get("continue")  # not found in the head: no overlap for this page
+                    if token:
+                        ahead = ahead or _Prefetch(self)
+                        ahead.start(path(token))
                 if not token:
-                    return items, (page.get("metadata") or {}).get("resourceVersion", "")
+                    return items, meta.get("resourceVersion", "")
+                assert ahead is not None
+                raw = ahead.result()
         finally:
+            if ahead is not None:
+                ahead.close()
             if gc_was_on:
                 gc.enable()
+
+    def _sibling(self) -> "KubeCluster":
+        """Another connection to the same server with the same credentials (and the same TLS context)."""
+        other = KubeCluster(self.creds, self.namespace, retry_seconds=self.retry_seconds)
+        other._ctx = self._context()
+        return other
+
+    def _decode(self, raw: bytes, method: str) -> Any:
+        try:
+            return json.loads(raw) if raw else {}
+        except ValueError:
+            raise ClusterError(f"the API server {self.creds.server} answered {method} with something "
+                               "that is not JSON", hint=f"is server in {self.creds.path} a Kubernetes API?",
+                               detail=_one_line(raw.decode(errors="replace"))) from None
 
     def delete(self, kind: str, name: str, *, uid: str | None = None, resource_version: str | None = None,
                grace: int | None = None, propagation: str = "Background") -> Manifest | None:

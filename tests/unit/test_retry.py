@@ -351,3 +351,42 @@ def test_without_a_retry_budget_reconcile_does_not_wait_either(no_sleep: list[fl
     with pytest.raises(GridshimError, match="did not let its CronJobs be written: cannot reach"):
         install(c, "@weekly echo new\n")
     assert no_sleep == []
+
+
+# -- list: the next page is asked for while this one is decoded -------------------------------------
+
+def _page(names: list[str], token: str = "", rv: str = "7") -> bytes:
+    meta: dict[str, Any] = {"resourceVersion": rv, **({"continue": token} if token else {})}
+    return json.dumps({"kind": "JobList", "apiVersion": "batch/v1", "metadata": meta,
+                       "items": [{"metadata": {"name": n, "managedFields": [{"x": 1}]}} for n in names]}).encode()
+
+
+def test_continue_token_is_read_from_the_head_of_a_page() -> None:
+    assert C._continue_token(_page(["a"], token="abc")) == "abc"
+    assert C._continue_token(_page(["a"])) == ""
+    assert C._continue_token(b'{"items":[{"a":1}],"metadata":{"continue":"x"}}') is None  # not in the head
+    assert C._continue_token(b"not json") is None
+
+
+class Paged(Scripted):
+    def _sibling(self) -> "Paged":  # the prefetch connection answers from the same script
+        return self
+
+
+@pytest.mark.parametrize("head_first", [True, False])
+def test_list_reads_every_page_in_order_with_the_next_asked_for_ahead(head_first: bool) -> None:
+    pages = [_page(["a", "b"], token="t1"), _page(["c"], token="t2"), _page(["d"], rv="9")]
+    if not head_first:  # a server that writes items before metadata: the token comes from the decoded page
+        pages = [json.dumps({k: v for k, v in reversed(list(json.loads(p).items()))}).encode() for p in pages]
+    c = Paged([_Resp(200, p) for p in pages])
+    items, rv = c.list("Job", trim=lambda o: o["metadata"])
+    assert [i["name"] for i in items] == ["a", "b", "c", "d"] and rv == "9"
+    assert all("managedFields" not in i for i in items)
+    assert [p for _, p in c.sent][1:] == [c.path("Job", params={"limit": C.PAGE, "continue": t}) for t in ("t1", "t2")]
+    assert len(c.sent) == 3
+
+
+def test_a_failed_prefetch_is_the_lists_error(no_sleep: list[float]) -> None:
+    c = Paged([_Resp(200, _page(["a"], token="t1")), _Resp(404, b'{"kind":"Status","code":404}')], budget=0)
+    with pytest.raises(GridshimError):
+        c.list("Job")
