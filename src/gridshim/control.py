@@ -10,15 +10,18 @@ model and errors; never click, argparse or rich.
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable
 
 from gridshim import text
-from gridshim.errors import ConflictError, ForbiddenError, JobNotFoundError
+from gridshim.errors import ConflictError, ForbiddenError, GridshimError, JobNotFoundError
 from gridshim.model import Cluster, GridState, JobKind, JobRow, Manifest, RUNNING_STATES, tool_of
 from gridshim.render import labels as L
-from gridshim.status import condition, controller_uid, epoch, job_finished, looks_stuck, rows_from_objects
+from gridshim.status import (A_DELETED_TASKS, A_PREDECESSOR_IDS, COMPLETION_INDEX, WAITING, Range, Row, condition,
+                             controller_uid, epoch, in_ranges, job_finished, looks_stuck, parse_ranges,
+                             range_to_dstring, rows_from_objects, task_views)
 
 # The Job controller's event when it cannot create a pod (quota, admission): the only reason we read
 # Events, and only for jobs without a live pod.
@@ -259,6 +262,135 @@ def restart_job(cluster: Cluster, row: JobRow, *, grace: int) -> Answer:
                            "rerunable.", error=True)
     cluster.delete_collection("Pod", selector=_pods_of(row), grace=grace)
     return Answer(text=f"Pushed rescheduling of job {task}")
+
+
+# -- array tasks and dependencies -------------------------------------------------------------------
+
+__all__ = ["task_views"]  # qstat's rows (status.task_views), for the edge
+CONFLICT_RETRIES = 10
+
+
+def with_successors(cluster: Cluster, rows: list[JobRow], *, home: str) -> list[JobRow]:
+    """qstat -j: each row with the waiting jobs whose predecessor-ids name it (`jid_successor_list`).
+    Only a job that has the control marker qsub writes when it submits a successor
+    ($HOME/.gridshim/successors/$JOB_ID) can have one: then one LIST of the tool's waiting Jobs; none
+    is shown if RBAC hides them."""
+    if not any(os.path.exists(os.path.join(home, ".gridshim", "successors", str(r.job_id))) for r in rows):
+        return rows
+    try:
+        waiting = _list(cluster, "Job", cluster.namespace, selector=L.selector(cluster.tool, **{WAITING: "true"}))
+    except ForbiddenError:
+        return rows
+    named: dict[int, list[int]] = {}
+    for j in waiting:
+        meta = j.get("metadata") or {}
+        raw = (meta.get("annotations") or {}).get(A_PREDECESSOR_IDS) or ""
+        for part in str(raw).split(","):
+            if part.strip().isdigit():
+                named.setdefault(int(part), []).append(L.job_id_of(meta))
+    return [replace(r, successors=tuple(sorted(set(named[r.job_id])))) if isinstance(r, Row) and named.get(r.job_id)
+            else r for r in rows]
+
+
+def release_successors(cluster: Cluster, job_id: int, tasks: list[int] | None = None) -> None:
+    """Let the jobs waiting for what qdel removed go on (gridshim.depends.release). A failure here never
+    fails qdel: `gridshim release --sweep` (the CronJob) drops predecessors that are gone."""
+    try:
+        from gridshim import depends  # noqa: PLC0415  (the holds and dependencies module)
+    except ImportError:
+        return
+    release = getattr(depends, "release", None)
+    if release is None:
+        return
+    try:
+        release(cluster, job_id, tasks)
+    except GridshimError:
+        pass
+
+
+def _mark_deleted(home: str, job_id: int, tasks: list[int]) -> None:
+    """The marker the wrapper reads: $HOME/.gridshim/deleted/$JOB_ID, one task id per line."""
+    d = os.path.join(home, ".gridshim", "deleted")
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    fd = os.open(os.path.join(d, str(job_id)), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.write(fd, "".join(f"{t}\n" for t in tasks).encode("ascii"))
+    finally:
+        os.close(fd)
+
+
+def _add_deleted_tasks(cluster: Cluster, row: Row, tasks: list[int]) -> None:
+    """Add TASKS to the Job's deleted-tasks annotation: an update with its resourceVersion, re-read and
+    retried on 409 Conflict, so concurrent qdels never lose each other's tasks."""
+    assert row.array is not None
+    for _ in range(CONFLICT_RETRIES):
+        job = cluster.get("Job", row.object_name)
+        meta = job.setdefault("metadata", {})
+        if meta.get("uid") != row.uid:
+            return  # replaced by another Job of that name
+        ann = meta.setdefault("annotations", {})
+        old = parse_ranges(ann.get(A_DELETED_TASKS) or "") or []
+        ids = {t for t in row.task_ids if in_ranges(t, old)} | set(tasks)
+        ann[A_DELETED_TASKS] = range_to_dstring(ids, row.array[2])
+        try:
+            cluster.replace(job)
+            return
+        except ConflictError:
+            continue
+    raise ConflictError(f"job {row.job_id} kept changing while qdel updated it; try again")
+
+
+def delete_tasks(cluster: Cluster, row: JobRow, ranges: list[Range], *, caller: str, grace: int,
+                 home: str, force: bool = False) -> list[Answer]:
+    """qdel N.T / N.a-b:s / N -t …: the grid's answers (qsub-behaviour §4.3).
+
+    Running tasks: their pod is deleted (selected by the completion index; the index fails, as the
+    grid's killed task). Pending tasks: listed in the Job's deleted-tasks annotation and the wrapper's
+    marker file, so they never run. When nothing is left pending or running, the whole Job goes.
+    Task ids outside the job are ignored; a non-array job has the one task 1.
+    """
+    if not isinstance(row, Row) or row.array is None:
+        if in_ranges(1, ranges):
+            answer = delete_job(cluster, row, caller=caller, grace=grace, force=force)
+            if not answer.error:
+                release_successors(cluster, row.job_id)
+            return [answer]
+        return []
+    wanted = [t for t in row.task_ids if in_ranges(t, ranges)]
+    dying = [t for t in wanted if t in row.dying_tasks]
+    running = [t for t in wanted if t in row.running_tasks and t not in row.dying_tasks]
+    pending = [t for t in wanted if t in row.pending_tasks]
+    answers: list[Answer] = []
+    try:
+        for t in running:
+            cluster.delete_collection("Pod", selector=f"{_pods_of(row)},{COMPLETION_INDEX}={row.index_of(t)}",
+                                      grace=0 if force else grace)
+            answers.append(Answer(text=f"{caller} has registered the job-array task {row.job_id}.{t} for deletion"))
+        answers += [Answer(text=f"job {row.job_id} is already in deletion") for _ in dying[:1]]
+        left = (set(row.pending_tasks) - set(pending)) | set(row.running_tasks)
+        if pending and left:
+            _mark_deleted(home, row.job_id, pending)
+            _add_deleted_tasks(cluster, row, pending)
+        if pending:
+            answers.append(Answer(text=f"{caller} has deleted job-array task {row.job_id}.{pending[0]}"
+                                  if len(pending) == 1 else
+                                  f"{caller} has deleted job-array tasks {range_to_dstring(pending, row.array[2])} "
+                                  f"of job {row.job_id}"))
+            if not left:
+                try:
+                    cluster.delete(row.object_kind, row.object_name, uid=row.uid, propagation="Background")
+                except (JobNotFoundError, ConflictError):
+                    pass
+                answers.append(Answer(text=f"{caller} has deleted job {row.job_id}"))
+                release_successors(cluster, row.job_id)
+            else:
+                release_successors(cluster, row.job_id, pending)
+    except ForbiddenError:
+        answers.append(Answer(text=f'{caller} - you do not have the necessary privileges to delete the job '
+                                   f'"{row.job_id}"', error=True))
+    except OSError as e:
+        answers.append(Answer(text=f"cannot mark the tasks of job {row.job_id} as deleted: {e.strerror}", error=True))
+    return answers
 
 
 def not_exist(spec: str) -> Answer:

@@ -4,12 +4,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from gridshim.model import RUNNING_STATES, GridState, JobRow, Manifest, tool_of
 from gridshim.render import labels as L
@@ -208,6 +209,7 @@ class Facts:
     suspended: bool
     waiting_for_start: bool
     user_hold: bool = False
+    dependent: bool = False  # -hold_jid: predecessors still blocking (gridshim.io/predecessors)
     start_error: str | None
     running_since: float | None
     restarted: bool
@@ -219,7 +221,7 @@ class Facts:
 DETECTORS: tuple[tuple[Observation, Callable[[Facts], bool]], ...] = (
     (Observation.DELETING, lambda f: f.deleting),  # before FINISHED: a dying job may already be Failed
     (Observation.FINISHED, lambda f: f.finished),
-    (Observation.HELD, lambda f: f.suspended and f.user_hold),
+    (Observation.HELD, lambda f: f.suspended and (f.user_hold or f.dependent)),
     (Observation.SUSPENDED, lambda f: f.suspended),
     (Observation.CANNOT_START, lambda f: f.start_error is not None),
     (Observation.NOT_BEFORE, lambda f: f.waiting_for_start),
@@ -266,6 +268,7 @@ def facts_of(job: Manifest, pods: Sequence[Manifest], events: Sequence[Manifest]
     if not message:
         message = next((u for u in (_unschedulable(p) for p in live) if u), "")
     not_before = options_not_before(job)
+    array = array_of(job) is not None
     # qdel'ed: the Job stays (foreground deletion) until its pods are gone, and it is `dr` for as long
     # as it exists: that is also exactly as long as jsub -once refuses the name (ops.submit treats a
     # Job with a deletionTimestamp as active), so `while qstat -j x; do sleep 1; done; jstart -N x`
@@ -274,13 +277,180 @@ def facts_of(job: Manifest, pods: Sequence[Manifest], events: Sequence[Manifest]
         finished=job_finished(job),
         deleting=bool(meta.get("deletionTimestamp")),
         suspended=bool(spec.get("suspend")),
-        user_hold=bool(L.options_of(meta).get("hold")),
+        user_hold=user_held(job),
+        dependent=bool(predecessors_of(job)),
         waiting_for_start=not_before is not None and not_before > now,
         start_error=start_error,
         running_since=min(running) if running else None,
-        restarted=restarts > 0 or int(status.get("failed") or 0) > 0,
+        # an array's failed pods are failed tasks (backoffLimitPerIndex 0), not restarts
+        restarted=restarts > 0 or (not array and int(status.get("failed") or 0) > 0),
         message=start_error or message,
     )
+
+
+
+# -- arrays, holds and dependencies (docs/arrays-holds-spec.md) ------------------------------------------
+
+ARRAY = "gridshim.io/array"  # label on an array Job and its pods
+A_HOLD = "gridshim.io/hold"  # "u": a user hold (qsub -h, qhold)
+A_PREDECESSORS = "gridshim.io/predecessors"  # JSON {job id: unfinished tasks ("" non-array)}, still blocking
+A_PREDECESSORS_REQ = "gridshim.io/predecessors-req"  # -hold_jid as requested
+A_PREDECESSOR_IDS = "gridshim.io/predecessor-ids"  # every predecessor resolved at submit (comma list)
+A_DELETED_TASKS = "gridshim.io/deleted-tasks"  # pending tasks qdel removed (range string)
+WAITING = "gridshim.io/waiting"  # label while predecessors is not empty
+COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"  # label and annotation on an Indexed Job's pods
+MAX_TASKS = 75000  # max_aj_tasks: more ids than this in one Job is not something gridshim wrote
+
+Range = tuple[int, int, int]  # first, last, step (inclusive)
+
+
+def range_to_dstring(ids: Iterable[int], step: int = 1) -> str:
+    """A task set as SGE prints it (sge_range.c range_to_dstring): runs of STEP joined by ',', a run
+    `a-b:s`, two ids `a,b` (not `a-b:s`), one id `a`."""
+    step = max(int(step), 1)
+    runs: list[list[int]] = []
+    for i in sorted(set(ids)):
+        if runs and i - runs[-1][1] == step:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    parts = []
+    for a, b in runs:
+        if a == b:
+            parts.append(str(a))
+        elif a + step == b:
+            parts.append(f"{a},{b}")
+        else:
+            parts.append(f"{a}-{b}:{step}")
+    return ",".join(parts)
+
+
+_RANGE = re.compile(r"^(\d+)(?:-(\d+)(?::(\d+))?)?$")
+
+
+def parse_ranges(text: str) -> list[Range] | None:
+    """`7`, `2-5`, `1-9:2`, `9,10`, `0-2,5` (SGE task ranges, Kubernetes index intervals) → ranges;
+    None if TEXT is not one. `n-m` with n > m is swapped, as SGE does."""
+    out: list[Range] = []
+    for part in str(text).split(","):
+        m = _RANGE.match(part.strip())
+        if not m:
+            return None
+        a = int(m.group(1))
+        b = int(m.group(2)) if m.group(2) is not None else a
+        s = int(m.group(3)) if m.group(3) is not None else 1
+        if s < 1:
+            return None
+        out.append((min(a, b), max(a, b), s))
+    return out
+
+
+def in_ranges(i: int, ranges: Iterable[Range]) -> bool:
+    return any(a <= i <= b and (i - a) % s == 0 for a, b, s in ranges)
+
+
+def _annotation(job: Manifest, key: str) -> str:
+    value = ((job.get("metadata") or {}).get("annotations") or {}).get(key)
+    return value if isinstance(value, str) else ""
+
+
+def _raw_options(job: Manifest) -> dict[str, Any]:
+    try:
+        value = json.loads(_annotation(job, L.A_OPTIONS) or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def array_of(job: Manifest) -> Range | None:
+    """-t first-last:step of an array Job (last as typed), from its options annotation; None otherwise."""
+    tasks = _raw_options(job).get("tasks")
+    if (isinstance(tasks, list) and len(tasks) == 3 and all(_int(t) for t in tasks)
+            and 1 <= tasks[0] and tasks[2] >= 1):
+        return (tasks[0], max(tasks[0], tasks[1]), tasks[2])
+    return None
+
+
+def task_concurrency(job: Manifest) -> int | None:
+    tc = _raw_options(job).get("tc")
+    return tc if _int(tc) and tc >= 0 else None
+
+
+def task_ids(job: Manifest, array: Range) -> list[int]:
+    """The array's task ids, index order: first + i*step for i < completions (end-corrected)."""
+    first, last, step = array
+    count = (last - first) // step + 1
+    completions = ((job.get("spec") or {}).get("completions"))
+    if _int(completions) and 0 < completions < count:
+        count = completions
+    return [first + i * step for i in range(min(count, MAX_TASKS))]
+
+
+def user_held(job: Manifest) -> bool:
+    """A user hold: the annotation (qsub -h, qhold), or older objects' options `"hold": true`."""
+    return "u" in _annotation(job, A_HOLD) or bool(L.options_of(job.get("metadata") or {}).get("hold"))
+
+
+def predecessors_of(job: Manifest) -> dict[str, str]:
+    """The still-blocking predecessors: job id → its unfinished tasks ("" for a non-array one)."""
+    try:
+        value = json.loads(_annotation(job, A_PREDECESSORS) or "{}")
+    except ValueError:
+        return {}
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): v if isinstance(v, str) else "" for k, v in value.items()}
+
+
+def _id_list(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in (p.strip() for p in text.split(",")) if x.isdigit())
+
+
+def pod_index(pod: Manifest) -> int | None:
+    meta = pod.get("metadata") or {}
+    for where in (meta.get("labels") or {}, meta.get("annotations") or {}):
+        raw = where.get(COMPLETION_INDEX)
+        if isinstance(raw, str) and raw.isdigit():
+            return int(raw)
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Row(JobRow):
+    """A JobRow with what arrays, holds and dependencies add. One Row per grid job (job, jstop, qdel,
+    qstat -j); `views` are qstat's rows of an array job: one per running task, one per pending group."""
+
+    holds: frozenset[str] = frozenset()  # u: user hold, j: -hold_jid dependency, a: -a start time
+    tasks: str = ""  # the ja-task-ID column ('' for a non-array job: 7 spaces)
+    array: Range | None = None  # -t first, last (as typed), step
+    tc: int | None = None  # -tc
+    task_ids: tuple[int, ...] = ()  # every task of the array, index order
+    running_tasks: tuple[int, ...] = ()  # with a running pod (qdel N.T deletes that pod)
+    dying_tasks: tuple[int, ...] = ()  # their pod is being deleted
+    pending_tasks: tuple[int, ...] = ()  # neither started, finished nor deleted
+    predecessors_req: str = ""
+    predecessor_ids: tuple[int, ...] = ()
+    successors: tuple[int, ...] = ()  # waiting jobs that name this one (qstat -j fills it in)
+    views: tuple["Row", ...] = field(default=(), repr=False)
+
+    @property
+    def state_text(self) -> str:
+        """The state letters: the state's, plus `h` when held or dependent, in SGE's fixed order."""
+        letters = self.state.value
+        if self.holds & {"u", "j"} and "h" not in letters:
+            letters = "".join(sorted(set(letters) | {"h"}, key=STATE_ORDER.index))
+        return letters
+
+    def index_of(self, task: int) -> int:
+        assert self.array is not None
+        return (task - self.array[0]) // self.array[2]
+
+
+STATE_ORDER = "dESThRqrstwz"  # sge_job.c job_get_state_string ('z' for -s z)
 
 
 def options_not_before(job: Manifest) -> int | None:
@@ -298,8 +468,56 @@ def _template(job: Manifest) -> Manifest:
 
 
 def job_row(job: Manifest, pods: Sequence[Manifest], events: Sequence[Manifest] = (), *,
-            now: float, user_prefix: str = "tools.") -> JobRow:
-    """One grid job (JobRow) from its Job, the Job's pods and (only if it looks stuck) its Events."""
+            now: float, user_prefix: str = "tools.") -> Row:
+    """One grid job (a Row) from its Job, the Job's pods and (only if it looks stuck) its Events; an
+    array job's Row also has its qstat rows (`views`) and its tasks by state."""
+    row = _base_row(job, pods, events, now=now, user_prefix=user_prefix)
+    array = array_of(job)
+    if array is None:
+        return row
+    return _array_row(row, job, pods, array, now=now, user_prefix=user_prefix)
+
+
+def _array_row(row: Row, job: Manifest, pods: Sequence[Manifest], array: Range, *, now: float,
+               user_prefix: str) -> Row:
+    ids = task_ids(job, array)
+    status = job.get("status") or {}
+    first, _, step = array
+    done: set[int] = set()
+    for key in ("completedIndexes", "failedIndexes"):
+        text = status.get(key)
+        for a, b, s in (parse_ranges(text) or []) if isinstance(text, str) and text else []:
+            done.update(first + i * step for i in range(a, min(b, len(ids) - 1) + 1, s))
+    deleted_ranges = parse_ranges(_annotation(job, A_DELETED_TASKS)) or []
+    deleted = {t for t in ids if in_ranges(t, deleted_ranges)}
+    running: dict[int, Manifest] = {}
+    for pod in pods:
+        index = pod_index(pod)
+        if index is None or index >= len(ids) or _pod_terminal(pod) or _running_since(pod) is None:
+            continue
+        running.setdefault(ids[index], pod)
+    for t in list(running):
+        if t in deleted or t in done:
+            del running[t]
+    dying = {t for t, p in running.items() if (p.get("metadata") or {}).get("deletionTimestamp")}
+    pending = [t for t in ids if t not in done and t not in deleted and t not in running]
+    views: list[Row] = []
+    for t in sorted(running):
+        one = _base_row(job, [running[t]], (), now=now, user_prefix=user_prefix)
+        state = GridState.DELETING if t in dying and one.state in RUNNING_STATES else one.state
+        views.append(replace(one, state=state, tasks=str(t)))
+    if pending and not (row.state is GridState.DELETING and views):
+        state = row.state  # nothing runs: the job's own state (qw, hqw, Eqw, dr)
+        if running or (state in RUNNING_STATES and state is not GridState.DELETING):
+            state = GridState.QUEUED  # the others wait (`h` is added when the job is held)
+        views.append(replace(row, state=state, start_time=None, node="", tasks=range_to_dstring(pending, step)))
+    return replace(row, array=array, tc=task_concurrency(job), task_ids=tuple(ids),
+                   running_tasks=tuple(sorted(running)), dying_tasks=tuple(sorted(dying)),
+                   pending_tasks=tuple(pending), views=tuple(views))
+
+
+def _base_row(job: Manifest, pods: Sequence[Manifest], events: Sequence[Manifest] = (), *,
+              now: float, user_prefix: str = "tools.") -> Row:
     meta = job.get("metadata") or {}
     labels = meta.get("labels") or {}
     facts = facts_of(job, pods, events, now=now)
@@ -322,7 +540,12 @@ def job_row(job: Manifest, pods: Sequence[Manifest], events: Sequence[Manifest] 
         start = max(start, float(not_before))
     outcome = job_outcome(job, list(pods)) if facts.finished else None
     queue = str(options.get("queue") or labels.get(L.QUEUE) or "task")
-    return JobRow(
+    holds = frozenset(("u",) if facts.user_hold else ()) | frozenset(("j",) if facts.dependent else ()) \
+        | frozenset(("a",) if obs is Observation.NOT_BEFORE else ())
+    return Row(
+        holds=holds,
+        predecessors_req=_annotation(job, A_PREDECESSORS_REQ),
+        predecessor_ids=_id_list(_annotation(job, A_PREDECESSOR_IDS)),
         job_id=L.job_id_of(meta),
         name=L.name_of(meta),
         owner=f"{user_prefix}{tool}",
@@ -362,7 +585,7 @@ def controller_uid(pod: Manifest) -> str:
 
 
 def rows_from_objects(jobs: Sequence[Manifest], pods: Sequence[Manifest], events: Sequence[Manifest] = (),
-                      *, now: float, user_prefix: str = "tools.") -> list[JobRow]:
+                      *, now: float, user_prefix: str = "tools.") -> list[Row]:
     """All grid jobs from one LIST of Jobs, one of Pods and (optionally) one of FailedCreate Events."""
     by_job: dict[str, list[Manifest]] = {}
     for p in pods:
@@ -375,3 +598,15 @@ def rows_from_objects(jobs: Sequence[Manifest], pods: Sequence[Manifest], events
         uid = (j.get("metadata") or {}).get("uid", "")
         rows.append(job_row(j, by_job.get(uid, []), ev_by_job.get(uid, []), now=now, user_prefix=user_prefix))
     return rows
+
+
+def task_views(rows: Iterable[JobRow]) -> list[JobRow]:
+    """qstat's rows: an array job's running tasks one each and its pending tasks grouped; other jobs as
+    they are. An array job whose tasks are all finished or deleted has none."""
+    out: list[JobRow] = []
+    for r in rows:
+        if isinstance(r, Row) and r.array is not None:
+            out.extend(r.views)
+        else:
+            out.append(r)
+    return out

@@ -1,4 +1,5 @@
-"""qdel [-f] [-u user,…] [job_id|job_name|pattern …]: delete the tool's jobs with the grid's messages.
+"""qdel [-f] [-u user,…] [job_id[.tasks]|job_name|pattern [-t tasks] …]: delete the tool's jobs, or tasks
+of its array jobs, with the grid's messages.
 
 Every answer goes to stdout, one line per job; exit 1 if any answer was an error (SGE qdel). A name
 deletes every job of that name; running jobs die gracefully (SIGTERM, then SIGKILL after the site's
@@ -14,19 +15,44 @@ from gridshim import config, control
 from gridshim.cli._common import Env, argv, load_cluster, run
 from gridshim.errors import ExitCode
 from gridshim.model import JobRow
+from gridshim.status import Range, parse_ranges
 
-USAGE = "usage: qdel [-f] [-u user_list] [job_task_list | -u user_list]\n"
+USAGE = "usage: qdel [-f] [-u user_list] [job_task_list [-t task_range] | -u user_list]\n"
+
+
+def parse_task_ranges(text: str) -> list[Range] | None:
+    """A task range of qdel (`3`, `2-5`, `1-9:2`, comma lists); None if it is not one (task ids start at 1)."""
+    ranges = parse_ranges(text)
+    if ranges is None or any(a < 1 for a, _, _ in ranges):
+        return None
+    return ranges
 
 
 def qdel_main(env: Env, argv: list[str], cluster: Any = None) -> int:
     """CLUSTER: an already connected cluster (tests pass a fake); by default the tool's kubeconfig."""
     specs: list[str] = []
+    tasks: dict[int, list[Range]] = {}  # index in specs → the task ranges asked for (N.T, N -t …)
     users: list[str] = []
     force = False
     args = list(argv)
     while args:
         a = args.pop(0)
-        if a == "-f":
+        if a == "-t":
+            if not args:
+                env.stderr.write(USAGE)
+                env.stdout.write("ERROR! -t option must have argument\n")
+                return int(ExitCode.ERROR)
+            value = args.pop(0)
+            if not specs or len(specs) - 1 in tasks:
+                env.stdout.write(f"found lonely '-t {control.shown(value)}' option (The -t option needs a leading "
+                                 "job name).\n")
+                return int(ExitCode.ERROR)
+            ranges = parse_task_ranges(value)
+            if ranges is None:
+                env.stdout.write(f'ERROR! "{control.shown(value)}" is an invalid job-task identifier\n')
+                return int(ExitCode.ERROR)
+            tasks[len(specs) - 1] = ranges
+        elif a == "-f":
             force = True
         elif a == "-u":
             if not args:
@@ -42,7 +68,17 @@ def qdel_main(env: Env, argv: list[str], cluster: Any = None) -> int:
             env.stdout.write(f'ERROR! invalid option argument "{control.shown(a)}"\n')
             return int(ExitCode.ERROR)
         else:
-            specs += [s for s in a.split(",") if s]
+            for element in (e for e in a.split(",") if e):
+                job, dot, task = element.partition(".")
+                if dot and control.is_job_id(element):
+                    ranges = parse_task_ranges(task)
+                    if ranges is None or not job.isdigit():
+                        env.stdout.write(f'ERROR! "{control.shown(element)}" is an invalid job-task identifier\n')
+                        return int(ExitCode.ERROR)
+                    tasks[len(specs)] = ranges
+                    specs.append(job)
+                else:
+                    specs.append(element)
     if not specs and not users:
         env.stderr.write(USAGE)
         env.stdout.write("ERROR! no option argument\n")
@@ -62,8 +98,11 @@ def qdel_main(env: Env, argv: list[str], cluster: Any = None) -> int:
         if row.uid in done:
             return
         done.add(row.uid)
-        answers.append(control.delete_job(cluster, row, caller=caller, grace=settings.grace_seconds,
-                                          force=force, on_kill=killed))
+        answer = control.delete_job(cluster, row, caller=caller, grace=settings.grace_seconds,
+                                    force=force, on_kill=killed)
+        answers.append(answer)
+        if not answer.error:
+            control.release_successors(cluster, row.job_id)  # their jobs wait for this one no more
 
     def killed(job: dict, pods: list) -> None:
         from gridshim import records  # noqa: PLC0415
@@ -71,13 +110,17 @@ def qdel_main(env: Env, argv: list[str], cluster: Any = None) -> int:
         records.ensure_records(job, pods, settings=settings, home=env.home, now=env.clock(), killed=True)
 
     if specs:
-        for spec, rows in control.select(listing.rows, specs):
+        for i, (spec, rows) in enumerate(control.select(listing.rows, specs)):
             if not rows:
                 answers.append(control.Answer(
                     text=f"The job {control.shown(spec)} of user(s) {control.shown(','.join(users))} does not exist"
                     if users else control.not_exist(spec).text, error=True))
             for row in rows:
-                delete(row)
+                if i in tasks:
+                    answers.extend(control.delete_tasks(cluster, row, tasks[i], caller=caller,
+                                                        grace=settings.grace_seconds, home=env.home, force=force))
+                else:
+                    delete(row)
     else:
         for row in control.ordered(listing.rows):
             delete(row)

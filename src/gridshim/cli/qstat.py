@@ -22,8 +22,8 @@ USAGE = ("usage: qstat [-u user_list] [-s {p|r|s|z|hu|ho|hs|hd|hj|ha|h|a}[+]] [-
 # qstat -s: letters, 'h' with an optional hold kind; 'a' is psr, 'h' every hold. Default: prs.
 HOLD_KINDS = frozenset("uosdja")
 DEFAULT_STATES = frozenset("prs")
-# gridshim's holds: a -a start time in the future ('ha', "jobs with a start time in future") and
-# qsub -h ('hu', a user hold).
+# gridshim's holds: a -a start time in the future ('ha', "jobs with a start time in future"), qsub -h
+# and qhold ('hu', a user hold), -hold_jid ('hj', a job dependency); status.Row.holds has them.
 HOLDS_OF_STATE = {GridState.HELD: frozenset("a")}
 USER_HOLD = frozenset("u")
 
@@ -112,7 +112,9 @@ def state_filter(row: JobRow, opts: Options) -> bool:
         return "r" in opts.states
     if "p" in opts.states:
         return True
-    kinds = USER_HOLD if row.options.get("hold") else HOLDS_OF_STATE.get(row.state, frozenset())
+    kinds = frozenset(getattr(row, "holds", frozenset())) | HOLDS_OF_STATE.get(row.state, frozenset())
+    if row.options.get("hold"):
+        kinds |= USER_HOLD
     return bool(kinds & opts.holds)
 
 
@@ -149,7 +151,7 @@ def qstat_main(env: Env, argv: list[str], cluster: Any = None) -> int:
                                     include_finished="z" in opts.states)
         if listing.forbidden and env.stderr_isatty():
             env.stderr.write(f"qstat: note: not allowed to list jobs in {', '.join(listing.forbidden)}\n")
-        return [r for r in listing.rows if state_filter(r, opts) and queue_filter(r, opts.queues)]
+        return [r for r in control.task_views(listing.rows) if state_filter(r, opts) and queue_filter(r, opts.queues)]
 
     if opts.watch and env.stdout_isatty() and not opts.xml:
         from gridshim.output.table import watch  # noqa: PLC0415
@@ -187,6 +189,8 @@ def _show_jobs(env: Env, cluster: object, opts: Options, user_prefix: str) -> in
             return 0
         env.stderr.write(not_found([control.shown(s) for s in specs]))
         return int(ExitCode.ERROR)
+    if not opts.xml:
+        found = control.with_successors(cluster, found, home=env.home)  # type: ignore[arg-type]
     env.stdout.write(format_xml_details(found) if opts.xml else format_details(found))
     return 0
 

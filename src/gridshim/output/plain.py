@@ -30,10 +30,21 @@ def grid_time(epoch: float) -> str:
     return time.strftime("%m/%d/%Y %H:%M:%S", time.localtime(epoch))
 
 
+def state_text(row: JobRow) -> str:
+    """The state letters (status.Row adds `h` for holds and dependencies: hqw, hr)."""
+    return str(getattr(row, "state_text", row.state.value))
+
+
+def tasks_text(row: JobRow) -> str:
+    """The ja-task-ID column: an array job's task or pending task set; '' for other jobs."""
+    return str(getattr(row, "tasks", "") or "")
+
+
 def format_row(row: JobRow) -> str:
     prio = PRIORITY[is_running(row)]
-    return (f"{row.job_id:7d} {prio:7.5f} {shown(row.name):<10.10} {shown(row.owner):<12.12} {row.state.value:<5.5} "
-            f"{grid_time(shown_time(row))} {shown(queue_instance(row)):<30.30} {slots_of(row):5d} " + " " * 7 + "\n")
+    return (f"{row.job_id:7d} {prio:7.5f} {shown(row.name):<10.10} {shown(row.owner):<12.12} {state_text(row):<5.5} "
+            f"{grid_time(shown_time(row))} {shown(queue_instance(row)):<30.30} {slots_of(row):5d} "
+            + (tasks_text(row) or " " * 7) + "\n")
 
 
 def format_plain(rows: list[JobRow], *, resources: bool = False) -> str:
@@ -164,6 +175,13 @@ def format_detail(row: JobRow) -> str:
             out.append(_kv("script_file", row.argv[0]))
     if o.get("pe"):
         out.append(_kv("parallel environment", f"{o['pe'][0]} range: {o['pe'][1]}"))
+    out.extend(_dependencies(row))
+    array = getattr(row, "array", None)
+    if array:
+        out.append(_kv("job-array tasks", f"{array[0]}-{array[1]}:{array[2]}"))  # as submitted
+        tc = getattr(row, "tc", None)
+        if tc:
+            out.append(_kv("maximum concurrency", tc))
     out.append(_kv("binding", "NONE"))
     if row.kind is not JobKind.CONTINUOUS and not qsub_script:
         out.append(_kv("job_type", "binary"))  # jsub submits with -b y; jstart's wrapper is a script
@@ -174,6 +192,22 @@ def format_detail(row: JobRow) -> str:
         out.append(_kv("scheduling info", lines[0]))
         out.extend(" " * KEY_WIDTH + shown(line) + "\n" for line in lines[1:])
     return "".join(out)
+
+
+def _dependencies(row: JobRow) -> list[str]:
+    """-hold_jid as requested, the predecessors resolved at submit, the waiting jobs naming this one
+    (show_job.c: after the parallel environment, before the job-array line)."""
+    out = []
+    req = getattr(row, "predecessors_req", "")
+    if req:
+        out.append(_kv("jid_predecessor_list (req)", req))
+    ids = getattr(row, "predecessor_ids", ())
+    if ids:
+        out.append(_kv("jid_predecessor_list", ",".join(str(i) for i in ids)))
+    successors = getattr(row, "successors", ())
+    if successors:
+        out.append(_kv("jid_successor_list", ",".join(str(i) for i in successors)))
+    return out
 
 
 def format_details(rows: list[JobRow]) -> str:

@@ -23,14 +23,14 @@ STYLE = {GridState.RUNNING: "green", GridState.RESTARTED: "yellow", GridState.DE
 def table(rows: list[JobRow], *, title: str = "") -> Table:
     """The jobs as a rich Table (same columns as qstat, names not cut)."""
     t = Table(title=title or None, expand=False)
-    for col in ("job-ID", "name", "user", "state", "submit/start at", "queue", "note"):
+    for col in ("job-ID", "name", "user", "state", "submit/start at", "queue", "ja-task-ID", "note"):
         t.add_column(col, no_wrap=col != "note", overflow="fold")
     for r in ordered(rows):
-        t.add_row(str(r.job_id), r.name, r.owner, r.state.value,
+        t.add_row(str(r.job_id), r.name, r.owner, str(getattr(r, "state_text", r.state.value)),
                   time.strftime("%m/%d/%Y %H:%M:%S", time.localtime(shown_time(r))), queue_instance(r),
-                  r.message[:80], style=STYLE.get(r.state, ""))
+                  str(getattr(r, "tasks", "") or ""), r.message[:80], style=STYLE.get(r.state, ""))
     if not rows:
-        t.add_row("", "(no jobs)", "", "", "", "", "")
+        t.add_row("", "(no jobs)", "", "", "", "", "", "")
     return t
 
 

@@ -38,13 +38,16 @@ def _job_list(row: JobRow, depth: int) -> str:
            _el(depth + 1, "JAT_prio", f"{PRIORITY[is_running(row)]:.5f}"),
            _el(depth + 1, "JB_name", row.name),
            _el(depth + 1, "JB_owner", row.owner),
-           _el(depth + 1, "state", row.state.value)]
+           _el(depth + 1, "state", getattr(row, "state_text", row.state.value))]
     if is_running(row):
         out.append(_el(depth + 1, "JAT_start_time", iso_time(shown_time(row))))
     else:
         out.append(_el(depth + 1, "JB_submission_time", iso_time(row.submit_time)))
     out.append(_el(depth + 1, "queue_name", queue_instance(row)))
     out.append(_el(depth + 1, "slots", 1))
+    tasks = str(getattr(row, "tasks", "") or "")
+    if tasks:  # array jobs only (qstat_xml.c): the running task's id, or the pending task set
+        out.append(_el(depth + 1, "tasks", tasks))
     out.append(f"{pad}</job_list>\n")
     return "".join(out)
 
