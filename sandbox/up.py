@@ -142,6 +142,9 @@ def write_site_config(home_root: Path) -> Path:
         "volumes": [],
         "memory": {"default": "512M", "max": "16G"},
         "ttl_seconds": 300,
+        # pods run on this machine, so the venv's gridshim is the one "inside the job image": a finished
+        # job releases its -hold_jid successors itself (docs/site-config.md, release_command)
+        "release_command": str(REPO / ".venv" / "bin" / "gridshim"),
     }
     path = STATE / "gridshim.yaml"
     path.write_text("# gridshim site config for the sandbox (written by sandbox/up.py)\n"

@@ -56,6 +56,9 @@ class Settings:
     # message on stdin (SGE's `mailer`), and the From address ({tool} = the tool's name). None: no mail.
     mail_command: str | None = None
     mail_from: str | None = None  # None: the tool's own address, USER_PREFIX+TOOL@MAIL_DOMAIN
+    # the path of `gridshim` inside job images: a finished job runs `release_command release --job N` to
+    # release the jobs that wait for it (-hold_jid). None: only the `gridshim release --sweep` backstop does.
+    release_command: str | None = None
     user_prefix: str = "tools."  # qstat's user column: tools.NAME
     # qsub: parallel environments (name → most slots on one node, None = no cap of the site's own),
     # extra -l names the site accepts without meaning (Toolforge's release, user_slot …), and the
@@ -177,7 +180,7 @@ def namespace_uid(namespace: dict[str, Any]) -> int:
 
 def from_dict(data: dict[str, Any], *, path: str = "<config>") -> Settings:
     known = {"images", "volumes", "home", "uid", "memory", "cpu", "ttl_seconds", "grace_seconds",
-             "spread_macros", "mail_domain", "user_prefix", "qsub", "accounting_file", "mail"}
+             "spread_macros", "mail_domain", "user_prefix", "qsub", "accounting_file", "mail", "release_command"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"site config {path}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
@@ -234,6 +237,12 @@ def from_dict(data: dict[str, Any], *, path: str = "<config>") -> Settings:
             raise ConfigError(f"site config {path}: accounting_file: expected an absolute path or one starting "
                               f"with {{home}}, got {value!r}")
     kw.update(_mail(data, path))
+    if "release_command" in data:
+        value = data["release_command"]
+        kw["release_command"] = None if value is None else _text(value, "release_command", path)
+        if value is not None and (not str(value).startswith("/") or any(c in str(value) for c in "\n\r")):
+            raise ConfigError(f"site config {path}: release_command: expected the absolute path of gridshim "
+                              f"inside job images, got {value!r}")
     return Settings(**kw)
 
 

@@ -72,6 +72,8 @@ class JobRequest:
     held: bool = False  # created on hold: no pod until released
     rerun: bool | None = None  # None = the default; True: run again after its node is lost
     submitted: int = 0  # epoch seconds of the submission (0: unknown, e.g. a CronJob run)
+    tasks: tuple[int, int, int] | None = None  # an array job (qsub -t): first, last as typed, step
+    task_concurrency: int = 0  # qsub -tc: at most this many tasks at once (0: no limit of its own)
 
 
 class GridState(str, Enum):

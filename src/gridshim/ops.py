@@ -12,7 +12,7 @@ from typing import Callable
 from gridshim.errors import ClusterError, GridshimError, JobExistsError, JobNotFoundError, QuotaExceededError
 from gridshim.model import Cluster, JobRequest, Manifest
 from gridshim.render import labels as L
-from gridshim.status import Outcome, condition, job_finished, job_outcome
+from gridshim.status import Outcome, condition, job_finished, job_outcome, terminated_state
 
 # A -once submission meets a finished job of the same name at most this often before giving up
 # (each time it deletes the finished one with a uid precondition and tries again).
@@ -129,8 +129,88 @@ KILLED = Outcome(exit_code=137, signal_name="SIGKILL", reason="deleted")
 UNKNOWN = Outcome(exit_code=None, reason="unknown")
 
 
+# Kubernetes' annotation (and label) with an Indexed Job's pod's completion index.
+COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
+A_DELETED_TASKS = f"{L.DOMAIN}/deleted-tasks"  # pending tasks qdel deleted (docs/arrays-holds-spec.md)
+
+
+def parse_index_list(text: str | None) -> set[int]:
+    """`1,3-5` (status.completedIndexes/failedIndexes) or qstat's `1-10:3` (deleted-tasks) → the set."""
+    out: set[int] = set()
+    for part in (text or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        span, _, step = part.partition(":")
+        low, _, high = span.partition("-")
+        try:
+            a, b, s = int(low), int(high or low), int(step or 1)
+        except ValueError:
+            continue
+        if s > 0 and b >= a:
+            out.update(range(a, b + 1, s))
+    return out
+
+
+def array_tasks_of(job: Manifest) -> tuple[int, int, int] | None:
+    """An array job's (first, last, step) from its options annotation; None for any other Job."""
+    tasks = L.options_of(job.get("metadata") or {}).get("tasks")
+    return (tasks[0], tasks[1], tasks[2]) if tasks else None
+
+
+def task_range(job: Manifest) -> range:
+    """An array job's task ids (empty for any other Job)."""
+    tasks = array_tasks_of(job)
+    return range(tasks[0], tasks[1] + 1, tasks[2]) if tasks else range(0)
+
+
+def _pod_index(pod: Manifest) -> int | None:
+    meta = pod.get("metadata") or {}
+    raw = (meta.get("annotations") or {}).get(COMPLETION_INDEX) or (meta.get("labels") or {}).get(COMPLETION_INDEX)
+    return int(raw) if isinstance(raw, str) and raw.isdigit() else None
+
+
+def _finished_at(pods: list[Manifest]) -> str:
+    ends = [(terminated_state(p) or {}).get("finishedAt") or "" for p in pods]
+    return max(ends, default="")
+
+
+def finished_tasks(job: Manifest, pods: list[Manifest], done: set[int]) -> list[tuple[int, Outcome]]:
+    """An array job's tasks that finished and are not in DONE (task ids), in the order they finished:
+    each index in status.completedIndexes/failedIndexes, its outcome from its pods as job_outcome reads
+    a plain job's. A task qdel deleted while pending never ran; a failed index without pods is unclear."""
+    tasks = array_tasks_of(job)
+    if tasks is None:
+        return []
+    first, _last, step = tasks
+    st = job.get("status") or {}
+    completed = parse_index_list(st.get("completedIndexes"))
+    failed = parse_index_list(st.get("failedIndexes"))
+    deleted = parse_index_list(((job.get("metadata") or {}).get("annotations") or {}).get(A_DELETED_TASKS))
+    by_index: dict[int, list[Manifest]] = {}
+    for pod in pods:
+        index = _pod_index(pod)
+        if index is not None:
+            by_index.setdefault(index, []).append(pod)
+    found = []
+    for index in sorted(completed | failed):
+        task = first + index * step
+        if task in done:
+            continue
+        mine = by_index.get(index, [])
+        state = "Complete" if index in completed else "Failed"
+        outcome = job_outcome({"status": {"conditions": [{"type": state, "status": "True"}]}}, mine)
+        if task in deleted and index in completed:
+            outcome = Outcome(exit_code=None, reason="deleted")  # its wrapper exited at once: it never ran
+        elif outcome.exit_code is None:
+            outcome = UNKNOWN
+        found.append((_finished_at(mine), task, outcome))
+    return [(task, outcome) for _, task, outcome in sorted(found, key=lambda f: (f[0], f[1]))]
+
+
 def wait(cluster: Cluster, job: Manifest, *, on_change: Callable[[Manifest], None] | None = None,
          on_trouble: Callable[[GridshimError, float], None] | None = None,
+         on_task: Callable[[int, Outcome], None] | None = None,
          sleep: Callable[[float], None] = time.sleep, max_delay: float = 10.0) -> Outcome:
     """Watch (not poll) the Job until it finishes; return how it ended.
 
@@ -152,8 +232,30 @@ def wait(cluster: Cluster, job: Manifest, *, on_change: Callable[[Manifest], Non
     delay = 1.0
     troubled = False
 
+    array = on_task is not None and array_tasks_of(job) is not None
+    reported: set[int] = set()
+
+    def report(obj: Manifest, pods: list[Manifest] | None = None) -> None:
+        """ON_TASK for an array job's tasks that finished since the last look: each once, in finishing order."""
+        st = obj.get("status") or {}
+        if not array or not (st.get("completedIndexes") or st.get("failedIndexes")):
+            return
+        if pods is None:
+            try:
+                pods, _ = cluster.list("Pod", selector=f"batch.kubernetes.io/controller-uid={obj['metadata']['uid']}")
+            except transient:
+                return  # the next change of the Job, or its end, reports them
+        for task, outcome in finished_tasks(obj, pods, reported):
+            reported.add(task)
+            on_task(task, outcome)  # type: ignore[misc]
+
     def deleted() -> Outcome:
-        return KILLED if started else Outcome(exit_code=None, reason="deleted")
+        outcome = KILLED if started else Outcome(exit_code=None, reason="deleted")
+        for task in task_range(job) if array else ():  # the whole array was deleted: the rest ended with it
+            if task not in reported:
+                reported.add(task)
+                on_task(task, outcome)  # type: ignore[misc]
+        return outcome
 
     def pause(e: GridshimError) -> None:
         nonlocal delay, troubled
@@ -186,6 +288,7 @@ def wait(cluster: Cluster, job: Manifest, *, on_change: Callable[[Manifest], Non
                         on_change(obj)
                     if job_finished(obj):
                         break
+                    report(obj)
             except transient as e:
                 pause(e)
         if not job_finished(current):
@@ -198,6 +301,7 @@ def wait(cluster: Cluster, job: Manifest, *, on_change: Callable[[Manifest], Non
                 continue
             started = started or _started(current)
             rv = current["metadata"].get("resourceVersion", "")
+            report(current)
             if troubled and on_change:
                 on_change(current)  # the API answers again: the live line shows the job, not the trouble
             delay, troubled = 1.0, False
@@ -207,14 +311,18 @@ def wait(cluster: Cluster, job: Manifest, *, on_change: Callable[[Manifest], Non
             break
         except transient as e:
             pause(e)
+    if array:
+        report(current, pods)  # every task not reported yet
+        return job_outcome(current, pods)
     outcome = job_outcome(current, pods)
     if outcome.exit_code is None and (started or condition(current, "Failed")):
         return UNKNOWN  # it ran (or failed), but its pods are gone: no exit code to report
     return outcome
 
 
-def sync_lines(job_id: int, outcome: Outcome) -> tuple[str | None, str | None, int]:
-    """qsub -sync y's closing lines: (stdout line, stderr line, exit code)."""
+def sync_lines(job_id: int | str, outcome: Outcome) -> tuple[str | None, str | None, int]:
+    """qsub -sync y's line for one job or one array task (JOB_ID `N` or `N.T`, qsub-behaviour §2.4):
+    (stdout line, stderr line, its contribution to the exit code)."""
     if outcome is UNKNOWN or outcome.reason == "unknown":
         return None, f"No information available on job {job_id}'s exit status.", 1
     if outcome.exit_code is None:

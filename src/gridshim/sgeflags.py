@@ -33,10 +33,11 @@ class QsubError(GridshimError):
     `Unable to read script file because of error: ` for the script.
     """
 
-    def __init__(self, message: str, status: int, *, prefix: str = "qsub: ") -> None:
+    def __init__(self, message: str, status: int, *, prefix: str = "qsub: ", multiline: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.prefix = prefix
+        self.multiline = multiline  # SGE's text has a line break of its own (shown as one)
         self.exit_code = status  # type: ignore[assignment]
 
     def shown(self) -> str:
@@ -60,16 +61,15 @@ OPTIONS: dict[str, int] = {
     "-m": VALUE, "-M": VALUE, "-N": VALUE, "-notify": FLAG, "-now": VALUE, "-o": VALUE, "-p": VALUE,
     "-P": VALUE, "-pe": PAIR, "-q": VALUE, "-r": VALUE, "-R": VALUE, "-S": VALUE, "-shell": VALUE,
     "-soft": FLAG, "-sync": VALUE, "-terse": FLAG, "-v": VALUE, "-V": FLAG, "-w": VALUE, "-wd": VALUE,
-    "-@": VALUE,
-    # belong to later work (arrays, holds) or cannot be honoured on Kubernetes: refused with status 5
-    "-t": VALUE, "-tc": VALUE, "-hold_jid": VALUE, "-hold_jid_ad": VALUE, "-ckpt": VALUE, "-c": VALUE,
+    "-@": VALUE, "-t": VALUE, "-tc": VALUE, "-hold_jid": VALUE, "-hold_jid_ad": VALUE,
+    # cannot be honoured on Kubernetes (or not yet): refused with status 5
+    "-ckpt": VALUE, "-c": VALUE,
     "-dl": VALUE, "-masterq": VALUE, "-ac": VALUE, "-dc": VALUE, "-sc": VALUE, "-ar": VALUE,
     "-binding": VALUE, "-jsv": VALUE, "-verify": FLAG, "-display": VALUE, "-pty": VALUE, "-U": VALUE,
     # gridshim's own (double dash never clashes with SGE)
     "--dry-run": FLAG, "--debug": FLAG,
 }
 UNSUPPORTED: dict[str, str] = {
-    "-t": "array jobs", "-tc": "array jobs", "-hold_jid": "job dependencies", "-hold_jid_ad": "job dependencies",
     "-ckpt": "checkpointing", "-c": "checkpointing", "-dl": "deadline scheduling", "-masterq": "parallel queues",
     "-ac": "job contexts", "-dc": "job contexts", "-sc": "job contexts", "-ar": "advance reservations",
     "-binding": "core binding", "-jsv": "job submission verifiers", "-verify": "-verify",
@@ -326,6 +326,69 @@ def parse_pe_range(value: str) -> tuple[int, int | None]:
     return low, high
 
 
+MAX_AJ_TASKS = 75000  # sge_conf(5) max_aj_tasks
+
+
+def _strtol(text: str) -> tuple[int | None, str]:
+    """C's strtol(…, 10) as SGE's range parser uses it: leading blanks, a sign, digits; the rest."""
+    m = re.match(r"\s*([-+]?\d+)", text)
+    if not m:
+        return None, text
+    return int(m.group(1)), text[m.end():]
+
+
+def parse_task_range(value: str) -> tuple[int, int, int]:
+    """`-t n[-m[:s]]` → (first, last, step) as SGE's range_parse_from_string reads it: one range only,
+    n>m swapped, a step of 1 when none is given, `-t 5` = the one task 5. Task id 0 and the task
+    limit are the qmaster's to refuse (translate)."""
+    if "," in value:
+        raise QsubError("-t option only allows one range specification", ESYNTAX)
+
+    def number(text: str) -> tuple[int, str]:
+        n, rest = _strtol(text)
+        if n is None:
+            shown = text.replace("\n", "\\n")  # the one line break is SGE's
+            raise QsubError("Numerical value invalid!\nThe initial portion of string "
+                            f'"{shown}" contains no decimal number', ESYNTAX, multiline=True)
+        return n, rest
+
+    first, rest = number(value)
+    last, step = first, 1
+    if rest:
+        if not rest.startswith("-"):
+            raise QsubError(f'Range specifier "{value}" has unknown trailer "{rest}"', ESYNTAX)
+        last, rest = number(rest[1:])
+        if rest:
+            if not rest.startswith(":"):
+                raise QsubError(f'Range specifier "{value}" has unknown trailer "{rest}"', ESYNTAX)
+            step, rest = number(rest[1:])
+            if rest:
+                raise QsubError(f'Range specifier "{value}" has unknown trailer "{rest}"', ESYNTAX)
+    if step <= 0:
+        raise QsubError("Negative or zero step in range is not allowed", ESYNTAX)
+    if first > last:
+        first, last = last, first
+    return first, last, step
+
+
+def task_ids(tasks: tuple[int, int, int] | list[int]) -> range:
+    """The task ids of an array: first, first+step, … up to last."""
+    first, last, step = tasks
+    return range(first, last + 1, step)
+
+
+_JOB_LIST_ITEM = re.compile(r"[^\s,]+")
+
+
+def parse_job_list(flag: str, value: str) -> list[str]:
+    """`-hold_jid` / `-hold_jid_ad` wc_job_list: job ids, names or patterns, comma-separated."""
+    items = value.split(",")
+    if not value or not all(_JOB_LIST_ITEM.fullmatch(i) for i in items):
+        what = "jid_hold" if flag == "-hold_jid" else "jid_hold_ad"
+        raise QsubError(f'Wrong {what} list format "{value}" specified to {flag} option', ESYNTAX)
+    return items
+
+
 def _resource_pairs(value: str) -> list[tuple[str, str]]:
     pairs = []
     for item in re.split(r"[,\s]+", value.strip()):
@@ -382,7 +445,7 @@ def fold(events: list[Event], *, environ: dict[str, str], default_mem: int) -> G
         try:
             _fold_one(m, e)
         except QsubError as err:
-            raise QsubError(err.message, err.status, prefix=SOURCE_PREFIX[e.source]) from None
+            raise QsubError(err.message, err.status, prefix=SOURCE_PREFIX[e.source], multiline=err.multiline) from None
     opts = m.opts
     if m.queues:
         opts = replace(opts, queue=m.queues[0])
@@ -486,6 +549,17 @@ def _fold_one(m: _Merge, e: Event) -> None:
         m.opts = replace(m.opts, sync=_yes(f, v))
     elif f == "-terse":
         m.extra["terse"] = True
+    elif f == "-t":
+        m.extra["tasks"] = list(parse_task_range(v))
+    elif f == "-tc":
+        if not v.isdigit():
+            raise QsubError(f'invalid task concurrency number "{v}". Must be an integer greater or equal to 0.',
+                            ESYNTAX)
+        m.extra["tc"] = int(v)
+    elif f in ("-hold_jid", "-hold_jid_ad"):
+        key = f[1:]
+        held = m.extra.setdefault(key, [])
+        held += [j for j in parse_job_list(f, v) if j not in held]
     elif f == "-h":
         m.extra["hold"] = True
     elif f == "-v":

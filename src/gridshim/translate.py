@@ -20,7 +20,7 @@ from gridshim.errors import GridshimError, UsageError
 from gridshim.gridflags import GridOptions
 from gridshim.model import JobKind, JobRequest, Preset
 from gridshim.render.labels import job_id_for
-from gridshim.sgeflags import Rejected
+from gridshim.sgeflags import MAX_AJ_TASKS, Rejected, task_ids
 from gridshim.text import shown
 
 # SGE job names may not contain these, nor start with a digit (sge_types(5) "job_name").
@@ -91,8 +91,10 @@ def expand_path(path: str, *, host: SubmitHost, name: str, job_id: int | str, ta
     return re.sub(pattern, lambda m: "$" if m.group(0) == "$$" else values[m.group(2)], path)
 
 
-# The wrapper replaces this text in -o/-e/-i paths with the run's $JOB_ID (render/command.py).
+# The wrapper replaces these texts in -o/-e/-i paths with the run's $JOB_ID and an array task's id
+# (render/command.py).
 RUNTIME_JOB_ID = "$JOB_ID"
+RUNTIME_TASK_ID = "$TASK_ID"
 # Stock SGE complex attributes that mean nothing on Kubernetes: accepted, with a warning (complex(5)).
 SGE_COMPLEXES = ("arch", "calendar", "cpu", "display_win_gui", "h_core", "h_cpu", "h_fsize", "h_stack",
                  "hostname", "load_avg", "load_long", "load_medium", "load_short", "m_core", "m_socket",
@@ -167,6 +169,24 @@ def _qsub_memory(opts: GridOptions, slots: int, settings: Settings) -> int:
     return limit
 
 
+def array_tasks(sge: dict) -> tuple[int, int, int] | None:
+    """-t and -tc as the qmaster checks them (sge_job_verify.c): task ids from 1, at most max_aj_tasks,
+    and -tc only with -t. None: not an array job."""
+    tasks = sge.get("tasks")
+    if tasks is None:
+        if sge.get("tc"):
+            raise Rejected('invalid "task concurrency" value in job request')
+        if sge.get("hold_jid_ad"):
+            raise Rejected('Can only specify "-hold_jid_ad" option with an array job (using "-t" option)')
+        return None
+    first, last, step = tasks
+    if first <= 0:
+        raise Rejected("job rejected: 0 is an invalid task id")
+    if len(task_ids(tasks)) > MAX_AJ_TASKS:
+        raise Rejected(f"job rejected: you tried to submit a job with more than {MAX_AJ_TASKS} tasks")
+    return first, last, step
+
+
 def _qsub_checks(sge: dict) -> list[str]:
     warnings = []
     if sge.get("now"):
@@ -181,7 +201,8 @@ _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")  # what Kubernetes accep
 
 def job_environment(opts: GridOptions, *, host: SubmitHost, user: str, name: str, queue: str, job_id: int,
                     kind: JobKind, workdir: str, slots: int, pe: tuple[str, int] | None, sge: dict, qsub: bool,
-                    shell_path: str, program: str, script: bool, warnings: list[str]) -> dict[str, str]:
+                    shell_path: str, program: str, script: bool, warnings: list[str],
+                    array: bool = False) -> dict[str, str]:
     """The job's environment as SGE's execd builds it: -v/-V first, then the execd's own variables,
     which win (qsub-behaviour §3). TMPDIR, PATH's TMPDIR prefix, JOB_SCRIPT of a script job, the
     SGE_*_PATH variables and a CronJob run's JOB_ID are set by the wrapper when the job starts."""
@@ -207,6 +228,9 @@ def job_environment(opts: GridOptions, *, host: SubmitHost, user: str, name: str
         "SGE_CWD_PATH": workdir, "SGE_CELL": "default", "SGE_ACCOUNT": str(sge.get("account") or "sge"),
         "ENVIRONMENT": "BATCH", "RESTARTED": "0", "TERM": "",
     })
+    if array:  # an array task's SGE_TASK_* are set by the wrapper, from its completion index
+        for var in ("SGE_TASK_ID", "SGE_TASK_FIRST", "SGE_TASK_LAST", "SGE_TASK_STEPSIZE"):
+            del env[var]
     if job_id and kind is not JobKind.SCHEDULED:
         env["JOB_ID"] = str(job_id)
     if pe:
@@ -335,12 +359,15 @@ def translate(
         raise GridshimError(f"Unable to run job: -mem {mem // (1024 * 1024)}M is more than this site's "
                             f"maximum of {settings.max_mem // (1024 * 1024)}M")
 
+    tasks = array_tasks(sge) if qsub else None
     job_id = job_id_for(host.token) if host.token else 0
     # CronJob runs get their id when they start; their paths keep $JOB_ID for the wrapper to expand.
     path_id = RUNTIME_JOB_ID if kind is JobKind.SCHEDULED else str(job_id)
-    def expand(path: str) -> str:  # SGE: $TASK_ID of a non-array job is 0 in paths (8.1.9)
-        return expand_path(path, host=host, name=name, job_id=path_id, task_id="0" if qsub else "undefined",
-                           sge=qsub)
+    # SGE: $TASK_ID of a non-array job is 0 in paths (8.1.9); an array task's is replaced by the wrapper
+    task_id = RUNTIME_TASK_ID if tasks else ("0" if qsub else "undefined")
+
+    def expand(path: str) -> str:
+        return expand_path(path, host=host, name=name, job_id=path_id, task_id=task_id, sge=qsub)
 
     workdir = host.home
     if opts.cwd:
@@ -350,16 +377,19 @@ def translate(
     # SGE resolves relative -o/-e/-i against the job's working directory ($HOME unless -cwd/-wd).
     rel_base = workdir
 
+    # SGE's default names: <JOB_NAME>.o<JOB_ID>, and .<TASK_ID> after it for an array task
+    task_suffix = f".{RUNTIME_TASK_ID}" if tasks else ""
+
     def out_path(given: str | None, suffix: str, letter: str) -> str:
         if given is None:
             if qsub:  # SGE: <workdir>/<JOB_NAME>.o<JOB_ID>
-                return posixpath.join(workdir, f"{name}.{letter}{path_id}")
+                return posixpath.join(workdir, f"{name}.{letter}{path_id}{task_suffix}")
             return posixpath.join(host.home, f"{name}.{suffix}")
         path = _resolve(expand(_tilde(given, host)), rel_base)
         # a directory gets the default name inside it; `DIR/` means one even before it exists (the job
         # then fails to open its output, as SGE's did, instead of writing to a file named DIR)
         if host.isdir(path) or (qsub and given.endswith("/")):
-            return posixpath.join(path, f"{name}.{letter}{path_id}")
+            return posixpath.join(path, f"{name}.{letter}{path_id}{task_suffix}")
         return path
 
     stdout = out_path(opts.out, "out", "o")
@@ -371,7 +401,8 @@ def translate(
     shell_path = sge.get("shell") or "/bin/sh"
     env = job_environment(opts, host=host, user=user, name=name, queue=queue, job_id=job_id, kind=kind,
                           workdir=workdir, slots=slots, pe=pe, sge=sge, qsub=qsub, shell_path=shell_path,
-                          program=program, script=script_text is not None, warnings=warnings)
+                          program=program, script=script_text is not None, warnings=warnings,
+                          array=tasks is not None)
 
     for res, val in opts.resources:
         if res == "slots" and qsub:
@@ -414,7 +445,7 @@ def translate(
         raise UsageError(f"argument -l: {text}; leave h_rt out for no limit")
     for path in {stdout, stderr}:
         if RUNTIME_JOB_ID not in path:
-            _check_writable(path, host, qsub=qsub)
+            _check_writable(path.replace(RUNTIME_TASK_ID, str(tasks[0])) if tasks else path, host, qsub=qsub)
     options = {
         "mem": mem, "once": once, "continuous": continuous, "stdout": stdout, "stderr": stderr,
         "join": opts.join, "queue": queue, "release": opts.release, "cwd": opts.cwd, "workdir": workdir,
@@ -432,7 +463,9 @@ def translate(
                        args=list(opts.args),
                        binary=bool(opts.binary), script_file=sge.get("script_file"),
                        **{k: sge[k] for k in ("account", "project", "priority", "notify", "rerun", "hold",
-                                              "jobshare", "queues") if k in sge})
+                                              "jobshare", "queues", "tc", "hold_jid", "hold_jid_ad") if k in sge})
+        if tasks:
+            options["tasks"] = list(tasks)
     argv = _job_argv(opts, program=program, shell=shell, qsub=qsub, shell_path=shell_path,
                      script=script_text is not None)
     if script_path:
@@ -447,6 +480,7 @@ def translate(
         job_id=job_id, cpus=slots if qsub and slots > 1 else None, script_text=script_text,
         notify=bool(sge.get("notify")), held=bool(sge.get("hold")),
         rerun=sge.get("rerun"), submitted=int(host.now) if kind is not JobKind.SCHEDULED else 0,
+        tasks=tasks, task_concurrency=int(sge.get("tc") or 0) if tasks else 0,
     )
     _check_text(req)
     return Translation(request=req, warnings=tuple(warnings))

@@ -139,7 +139,7 @@ def _safe_uid(policy: str, tool: str, home: str) -> int | None:
 
 
 def wait_for_job(env: Env, cluster: object, req: JobRequest, manifest: dict,
-                 interrupted: Callable[[], None]) -> object | None:
+                 interrupted: Callable[[], None], on_task: Callable[[int, object], None] | None = None) -> object | None:
     """Watch the job until it ends (a live line on a terminal); None after Ctrl-C, which deletes it.
 
     The job exists (it was just created), so an unreachable or failing API never ends the wait:
@@ -183,7 +183,7 @@ def wait_for_job(env: Env, cluster: object, req: JobRequest, manifest: dict,
         with LiveStatus(env, f"{label}: qw — waiting for it to finish (Ctrl-C deletes the job)") as live:
             job = find()
             show(job)
-            return ops.wait(cluster, job, on_change=show, on_trouble=trouble)  # type: ignore[arg-type]
+            return ops.wait(cluster, job, on_change=show, on_trouble=trouble, on_task=on_task)  # type: ignore[arg-type]
     except KeyboardInterrupt:
         try:
             cluster.delete("Job", (job or {}).get("metadata", {}).get("name") or name,  # type: ignore[attr-defined]

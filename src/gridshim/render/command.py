@@ -29,14 +29,31 @@ _PRELUDE = (
     '    export JOB_ID\n'
     'fi\n'
     'acct_key=${{GRIDSHIM_JOB_UID:--}}/${{GRIDSHIM_POD_UID:--}}; acct=$GRIDSHIM_ACCT\n'
-    'unset GRIDSHIM_JOB_UID GRIDSHIM_POD_UID GRIDSHIM_ACCT\n'
-    # -o/-e/-i of a CronJob run hold the literal text $JOB_ID: replace it with this run's id
-    'sub() {{ s=$1; r=; while :; do case $s in *"\\$JOB_ID"*) r=$r${{s%%"\\$JOB_ID"*}}$JOB_ID; '
-    's=${{s#*"\\$JOB_ID"}};; *) break;; esac; done; printf %s "$r$s"; }}\n'
+    'g_rel=$GRIDSHIM_RELEASE; t_tasks=$GRIDSHIM_TASKS; t_id=\n'
+    'unset GRIDSHIM_JOB_UID GRIDSHIM_POD_UID GRIDSHIM_ACCT GRIDSHIM_RELEASE GRIDSHIM_TASKS\n'
+    # an array task (GRIDSHIM_TASKS="first last step"): its id from the Job's completion index
+    'if [ -n "$t_tasks" ]; then\n'
+    '    t_first=${{t_tasks%% *}}; t_rest=${{t_tasks#* }}; t_last=${{t_rest%% *}}; t_step=${{t_rest#* }}\n'
+    '    t_id=$(( t_first + ${{JOB_COMPLETION_INDEX:-0}} * t_step ))\n'
+    '    SGE_TASK_ID=$t_id; SGE_TASK_FIRST=$t_first; SGE_TASK_LAST=$t_last; SGE_TASK_STEPSIZE=$t_step\n'
+    '    SGE_JOB_TASK_ID=$JOB_ID.$t_id\n'
+    '    export SGE_TASK_ID SGE_TASK_FIRST SGE_TASK_LAST SGE_TASK_STEPSIZE SGE_JOB_TASK_ID\n'
+    # a pending task that qdel deleted: never runs (no output, no record, no mail)
+    '    if [ -r "$HOME/.gridshim/deleted/$JOB_ID" ]; then\n'
+    '        while IFS= read -r t_d || [ -n "$t_d" ]; do [ "$t_d" = "$t_id" ] && exit 0; t_d=; done \\\n'
+    '            <"$HOME/.gridshim/deleted/$JOB_ID"\n'
+    '    fi\n'
+    'fi\n'
+    # -o/-e/-i of a CronJob run hold the literal text $JOB_ID, an array task's $TASK_ID: replace them
+    'sub() {{ s=$1; r=; while :; do case $s in *"$2"*) r=$r${{s%%"$2"*}}$3; '
+    's=${{s#*"$2"}};; *) break;; esac; done; printf %s "$r$s"; }}\n'
     'o=$1; e=$2; i=$3\n'
-    'case $o$e$i in *"\\$JOB_ID"*) o=$(sub "$o"); e=$(sub "$e"); i=$(sub "$i");; esac\n'
-    # SGE's per-job TMPDIR (also first in PATH) and the SGE_*_PATH variables
-    'TMPDIR=/tmp/${{JOB_ID:-0}}.1.default; TMP=$TMPDIR; PATH=$TMPDIR:$PATH\n'
+    'case $o$e$i in *"\\$JOB_ID"*) o=$(sub "$o" "\\$JOB_ID" "$JOB_ID"); e=$(sub "$e" "\\$JOB_ID" "$JOB_ID")\n'
+    '    i=$(sub "$i" "\\$JOB_ID" "$JOB_ID");; esac\n'
+    'if [ -n "$t_id" ]; then case $o$e$i in *"\\$TASK_ID"*) o=$(sub "$o" "\\$TASK_ID" "$t_id")\n'
+    '    e=$(sub "$e" "\\$TASK_ID" "$t_id"); i=$(sub "$i" "\\$TASK_ID" "$t_id");; esac; fi\n'
+    # SGE's per-job TMPDIR (also first in PATH; task 1 for a non-array job) and the SGE_*_PATH variables
+    'TMPDIR=/tmp/${{JOB_ID:-0}}.${{t_id:-1}}.default; TMP=$TMPDIR; PATH=$TMPDIR:$PATH\n'
     'mkdir -p "$TMPDIR" 2>/dev/null; export TMPDIR TMP PATH\n'
     'SGE_STDOUT_PATH=$o; SGE_STDERR_PATH=$e; SGE_STDIN_PATH=${{i:-/dev/null}}\n'
     'export SGE_STDOUT_PATH SGE_STDERR_PATH SGE_STDIN_PATH\n'
@@ -85,7 +102,7 @@ _ACCOUNTING = (
     '    line=$(printf \'%s:%s:%s:%s:%s:%s:%s:%s:%s:%s:%s:%s:%s:%s\' "$a_q" "${HOSTNAME:-$(hostname)}" "$a_gon" \\\n'
     '        "$JOB_ID" "$a_ap" "${a_sub:-$started}" "$started" "$ended" "$failed" "$rc" $(( ended - started )) \\\n'
     '        "$ut" "$st" $(( peak / 1024 )))\n'
-    '    line=$line:0:0:0:0:0:0:0:0:0:0:0:0:0:0:$a_pdps:0\n'
+    '    line=$line:0:0:0:0:0:0:0:0:0:0:0:0:0:0:$a_pdps:${t_id:-0}\n'
     '    cpu=$(awk -v u="$ut" -v s="$st" \'BEGIN { printf "%f", u + s }\')\n'
     '    line=$line:$cpu:0.000000:0.000000:$a_cat:0.000000:NONE:$peak:0:0:$acct_key\n'
     '    ( umask 077; mkdir -p "${af%/*}" && printf \'%s\\n\' "$line" >>"$af" ) 2>/dev/null\n'
@@ -96,7 +113,23 @@ _ON_TERM = 'stop=1; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null'
 # -notify: SIGUSR2 first, as SGE sends before a kill; the TERM follows after half the grace period.
 _ON_TERM_NOTIFY = ('stop=1; [ -n "$child" ] && {{ kill -USR2 "$child" 2>/dev/null; '
                    '( sleep {delay}; kill -TERM "$child" 2>/dev/null ) & }}')
-_ONE_OFF = 'acct_start\nrun "$@"\nacct_end\nrm -rf "$TMPDIR" 2>/dev/null\nexit "$rc"\n'
+# Releasing the jobs that wait for this one (-hold_jid; docs/arrays-holds-spec.md "Release"): after the
+# record, only when the site names its gridshim command and qsub left the successors marker; its output
+# goes to the job's stderr file, it gets at most RELEASE_TIMEOUT seconds and never changes the exit status.
+RELEASE_TIMEOUT = 30
+_RELEASE = (
+    'g_release() {\n'
+    '    [ -n "$g_rel" ] && [ -e "$HOME/.gridshim/successors/$JOB_ID" ] || return 0\n'
+    '    if [ -n "$t_id" ]; then set -- --task "$t_id"; else set --; fi\n'
+    # in a subshell whose own stderr is dropped, so the shell's "Terminated" never reaches the job's file
+    '    ( "$g_rel" release --job "$JOB_ID" "$@" </dev/null >>"$e" 2>&1 & g_p=$!\n'
+    "      ( trap 'kill \"$g_s\"; exit 0' TERM; sleep @TIMEOUT@ & g_s=$!; wait \"$g_s\"; kill \"$g_p\" ) & g_w=$!\n"
+    '      while kill -0 "$g_p"; do wait "$g_p"; done\n'
+    '      kill "$g_w"; wait "$g_w" ) 2>/dev/null\n'
+    '    return 0\n'
+    '}\n'
+).replace("@TIMEOUT@", str(RELEASE_TIMEOUT))
+_ONE_OFF = 'acct_start\nrun "$@"\nacct_end\ng_release\nrm -rf "$TMPDIR" 2>/dev/null\nexit "$rc"\n'
 _CONTINUOUS = (
     'until acct_start; run "$@"; acct_end; [ "$rc" -eq 0 ]; do\n'
     '    if [ -n "$stop" ]; then exit "$rc"; fi\n'
@@ -173,7 +206,7 @@ $m_at
  CPU              = $(m_hms "$m_cpu")
  Max vmem         = NA
 failed assumedly after job because:
-job ${JOB_ID:-0}.1 died through signal $m_sn ($m_sig)"
+job ${JOB_ID:-0}.${t_id:-1} died through signal $m_sn ($m_sig)"
     else
         case $m_ev in *e*) ;; *) return 0;; esac
         m_send "$m_job Complete" "$m_at
@@ -199,8 +232,8 @@ def script_for(req: JobRequest, *, notify_delay: int = 10, mail: bool = False) -
     """The wrapper script; MAIL adds the -m/-M mail part (the pod's env then carries GRIDSHIM_MAIL)."""
     body = _CONTINUOUS.format(delay=RESPAWN_DELAY) if req.kind is JobKind.CONTINUOUS else _ONE_OFF
     on_term = _ON_TERM_NOTIFY.format(delay=notify_delay) if req.notify else _ON_TERM
-    return (_PRELUDE.format(umask=req.umask, fixed=FIXED, on_term=on_term) + _ACCOUNTING + (_MAIL if mail else "")
-            + body)
+    return (_PRELUDE.format(umask=req.umask, fixed=FIXED, on_term=on_term) + _ACCOUNTING + _RELEASE
+            + (_MAIL if mail else "") + body)
 
 
 def program_argv(req: JobRequest) -> list[str]:

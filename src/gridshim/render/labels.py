@@ -23,6 +23,7 @@ JOB_ID = f"{DOMAIN}/job-id"
 QUEUE = f"{DOMAIN}/queue"
 ONCE = f"{DOMAIN}/once"
 CRONTAB = f"{DOMAIN}/crontab"  # CronJobs made by the crontab wrapper: the crontab's owner
+ARRAY = f"{DOMAIN}/array"  # "true" on an array job (qsub -t) and its pods (docs/arrays-holds-spec.md)
 # Annotations (free text): the original name, command line, options and the submit token.
 A_NAME = f"{DOMAIN}/name"
 A_COMMAND = f"{DOMAIN}/command"
@@ -101,6 +102,8 @@ def labels_for(req: JobRequest, *, with_id: bool = True) -> dict[str, str]:
     }
     if req.once:
         labels[ONCE] = "true"
+    if req.tasks:
+        labels[ARRAY] = "true"
     if with_id:
         labels[JOB_ID] = str(req.job_id)
     return labels
@@ -157,14 +160,15 @@ def _strings(v: Any) -> bool:
 # What each option kept for read-back must look like. Anyone who may edit the namespace's objects can
 # write this annotation (kubectl annotate), so a value of another shape is dropped, never trusted.
 OPTION_TYPES: dict[str, Any] = {
-    **{k: _is_int for k in ("mem", "mem_request", "wall_seconds", "slots", "priority", "jobshare")},
+    **{k: _is_int for k in ("mem", "mem_request", "wall_seconds", "slots", "priority", "jobshare", "tc")},
     **{k: lambda v: isinstance(v, bool) for k in ("once", "continuous", "cwd", "join", "notify", "hold",
                                                   "binary", "rerun", "truncated")},
     **{k: lambda v: isinstance(v, str) for k in ("stdout", "stderr", "stdin", "workdir", "queue", "release",
                                                  "umask", "preset", "mail", "mail_events", "dialect",
                                                  "script_file", "shell", "account", "project", "home")},
     **{k: _pairs for k in ("env", "resources")},
-    **{k: _strings for k in ("args", "mail_to", "ignored", "queues")},
+    **{k: _strings for k in ("args", "mail_to", "ignored", "queues", "hold_jid", "hold_jid_ad")},
+    "tasks": lambda v: isinstance(v, list) and len(v) == 3 and all(_is_int(x) for x in v),
     "pe": lambda v: isinstance(v, list) and len(v) == 2 and isinstance(v[0], str) and _is_int(v[1]),
 }
 

@@ -25,6 +25,8 @@ CRON_HISTORY = 1
 # A run that could not start within this many seconds of its time is skipped, not run late.
 CRON_STARTING_DEADLINE = 60
 MiB = 1024 * 1024
+# Grid Engine's max_aj_instances (sge_conf(5)): at most this many tasks of one array run at once.
+MAX_AJ_INSTANCES = 2000
 
 
 def quantity(nbytes: int) -> str:
@@ -131,6 +133,12 @@ def _env(req: JobRequest, settings: Settings) -> list[Manifest]:
     mail = mail_fields(req, settings)
     if mail is not None:
         env.append({"name": "GRIDSHIM_MAIL", "value": escape_expansion(mail)})
+    if req.tasks:
+        # the wrapper's SGE_TASK_* (task id = first + JOB_COMPLETION_INDEX * step)
+        env.append({"name": "GRIDSHIM_TASKS", "value": " ".join(str(n) for n in req.tasks)})
+    if settings.release_command:
+        # after its accounting record the job releases its successors (-hold_jid), if any wait
+        env.append({"name": "GRIDSHIM_RELEASE", "value": escape_expansion(settings.release_command)})
     if req.script_text is not None:
         # the kubelet turns the doubled `$$` back into `$`: the process gets the script as written
         size = len(f"GRIDSHIM_SCRIPT={req.script_text}".encode("utf-8", "surrogateescape")) + 1
@@ -192,7 +200,17 @@ def _pod_template(req: JobRequest, settings: Settings, labels: dict[str, str]) -
     }
     if volumes:
         spec["volumes"] = volumes
+    if req.tasks and req.wall_seconds:
+        spec["activeDeadlineSeconds"] = req.wall_seconds  # -l h_rt limits each task, not the whole array
     return {"metadata": {"labels": labels}, "spec": spec}
+
+
+def array_parallelism(req: JobRequest) -> int:
+    """How many tasks of an array run at once: -tc if given, never more than max_aj_instances."""
+    assert req.tasks is not None
+    first, last, step = req.tasks
+    count = len(range(first, last + 1, step))
+    return min(req.task_concurrency or count, count, MAX_AJ_INSTANCES)
 
 
 def _job_spec(req: JobRequest, settings: Settings, labels: dict[str, str]) -> Manifest:
@@ -201,7 +219,13 @@ def _job_spec(req: JobRequest, settings: Settings, labels: dict[str, str]) -> Ma
         "ttlSecondsAfterFinished": settings.ttl_seconds,
         "template": _pod_template(req, settings, labels),
     }
-    if req.wall_seconds:
+    if req.tasks:
+        # an array job: one Indexed Job, index i = task first + i*step; a failing task fails only its index
+        first, last, step = req.tasks
+        del spec["backoffLimit"]
+        spec.update(completionMode="Indexed", completions=len(range(first, last + 1, step)),
+                    parallelism=array_parallelism(req), backoffLimitPerIndex=0)
+    elif req.wall_seconds:
         spec["activeDeadlineSeconds"] = req.wall_seconds
     if req.suspend or req.held:
         spec["suspend"] = True
