@@ -120,3 +120,20 @@ def test_held_job_is_hqw_and_its_pending_tasks_can_go(tool: Tool) -> None:
     assert proc.stdout == (f"tools.{tool.name} has deleted job-array tasks 1-9:4 of job {job_id}\n"
                            f"tools.{tool.name} has deleted job {job_id}\n")
     assert rows(tool, job_id) == []
+
+
+def test_qsub_t_array_in_qstat_and_qdel(tool: Tool) -> None:
+    """The same views for an array submitted with `qsub -t` (the submission side of issue 15)."""
+    proc = tool.run("qsub", "-t", "1-10:4", "-tc", "1", "-N", "qarr", "-b", "y", "/bin/sleep", "600")
+    assert proc.returncode == 0, proc.stderr
+    m = re.fullmatch(r'Your job-array (\d{7})\.1-10:4 \("qarr"\) has been submitted\n', proc.stdout)
+    assert m, proc.stdout
+    job_id = int(m.group(1))
+    tool.wait_for(lambda: rows(tool, job_id) == [("r", "1"), ("qw", "5,9")], timeout=90, what="qsub -t rows")
+    proc = tool.run("qstat", "-j", str(job_id))
+    assert "job-array tasks:            1-10:4\n" in proc.stdout and "maximum concurrency:        1\n" in proc.stdout
+    proc = tool.run("qdel", f"{job_id}.9")
+    assert proc.stdout == f"tools.{tool.name} has deleted job-array task {job_id}.9\n"
+    assert rows(tool, job_id) == [("r", "1"), ("qw", "5")]
+    proc = tool.run("qdel", str(job_id))
+    assert proc.stdout == f"tools.{tool.name} has registered the job {job_id} for deletion\n"
