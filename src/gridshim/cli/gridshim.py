@@ -23,6 +23,8 @@ commands:
                   quota and the site config; exit 0 when all is well
   migrate-check   read a crontab and shell scripts and say, for every grid command in them,
                   whether it works unchanged, works with a difference, or is not supported
+  release         release the jobs that wait for a finished job (qsub -hold_jid); run by the
+                  finished job's wrapper and, with --sweep, by the gridshim-release CronJob
 """
 DOCTOR_HELP = """\
 Check everything gridshim's commands need, in order, and print one line per check:
@@ -53,6 +55,21 @@ line runs are read too when they are readable shell scripts, including their #$ 
 The first FILE is read as the crontab unless it starts with #! (then every FILE is a script);
 '-' or no FILE reads the crontab from stdin (e.g. `crontab -l | gridshim migrate-check`).
 Exit status: 0 when everything is supported, 1 when something is not, 2 for usage errors.
+"""
+RELEASE_HELP = """\
+Release the jobs that wait for another (qsub -hold_jid, -hold_jid_ad):
+
+  --job ID [--task T]   job ID (or task T of array job ID) has finished: drop it from the
+                        predecessors of every waiting job, and let a job with none left start
+                        (unless it is held with qsub -h or qhold)
+  --sweep               drop every predecessor whose job is gone or has finished (and array
+                        tasks already finished); delete the gridshim-release CronJob when no
+                        job waits any more
+
+A finished job's wrapper runs `release --job` when the site sets release_command; the
+gridshim-release CronJob runs `release --sweep` every minute as the backstop. Both use the
+tool's kubeconfig ($KUBECONFIG or ~/.kube/config). Nothing is printed unless something fails.
+Exit status: 0, or 1 when the API could not be reached or refused.
 """
 
 
@@ -85,6 +102,12 @@ def _parser(env: Env | None = None) -> argparse.ArgumentParser:
     m.add_argument("files", nargs="*", metavar="FILE", help="[CRONTAB] [SCRIPT ...]")
     m.add_argument("--no-follow", action="store_true",
                    help="do not read the scripts that the crontab and jsub lines run")
+    r = sub.add_parser("release", help="release the jobs that wait for a finished job (-hold_jid)",
+                       description=RELEASE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    which = r.add_mutually_exclusive_group(required=True)
+    which.add_argument("--job", type=int, metavar="ID", help="the job that finished")
+    which.add_argument("--sweep", action="store_true", help="settle every waiting job (the backstop)")
+    r.add_argument("--task", type=int, action="append", metavar="T", help="only this task of an array job")
     return p
 
 
@@ -244,6 +267,27 @@ def migrate_check(env: Env, files: list[str], *, follow: bool) -> int:
     return int(ExitCode.ERROR) if s["not supported"] else int(ExitCode.SUCCESS)
 
 
+# -- release ---------------------------------------------------------------------------------------
+
+def release(env: Env, *, job: int | None, tasks: list[int] | None, sweep: bool, cluster: Any = None) -> int:
+    """`gridshim release --job ID [--task T]` / `--sweep` (depends.py). Quiet unless it fails, because
+    the wrapper appends its output to the finished job's own stderr file."""
+    from gridshim import depends  # noqa: PLC0415
+    from gridshim.cli._common import load_cluster  # noqa: PLC0415
+
+    cluster = cluster or load_cluster(env)
+    if sweep:
+        result = depends.sweep(cluster)
+        changed = result.released
+    else:
+        changed = depends.release(cluster, job, tasks)  # type: ignore[arg-type]
+        if not tasks:
+            depends.note_released(env.home, job)  # type: ignore[arg-type]
+    if env.debug:
+        env.stderr.write(f"gridshim release: updated {' '.join(map(str, changed)) or 'nothing'}\n")
+    return int(ExitCode.SUCCESS)
+
+
 # -- entry point -----------------------------------------------------------------------------------
 
 def main_with(env: Env, argv: list[str]) -> int:
@@ -256,6 +300,8 @@ def main_with(env: Env, argv: list[str]) -> int:
         return doctor(env)
     if args.command == "migrate-check":
         return migrate_check(env, args.files, follow=not args.no_follow)
+    if args.command == "release":
+        return release(env, job=args.job, tasks=args.task, sweep=args.sweep)
     parser.print_help(env.stdout)
     return int(ExitCode.USAGE)
 

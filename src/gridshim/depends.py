@@ -1,0 +1,542 @@
+"""Dependencies (-hold_jid, -hold_jid_ad) and holds (qsub -h, qhold, qrls): resolution at submit, release,
+the sweep and its backstop CronJob. The encoding is docs/arrays-holds-spec.md; the reasons and the failure
+cases are docs/design.md "Dependencies and holds: who releases".
+
+Everything lives on the successor's Job object (mutable metadata and spec.suspend), and every change is a
+merge patch that carries the object's uid and resourceVersion: the API server refuses it (409) when anyone
+wrote in between, and the writer re-reads and decides again. So concurrent releasers (two predecessors'
+wrappers, qdel, the sweep) never lose a removal, and nobody unsuspends a job that still has a predecessor.
+
+Imports the cluster (duck-typed), status, render (labels, manifests), model, errors and the range helper of
+sgeflags; never the CLI.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+from gridshim.errors import ConflictError, GridshimError, JobExistsError, JobNotFoundError
+from gridshim.model import Cluster, JobRequest, Manifest
+from gridshim.render import labels as L
+from gridshim.status import job_finished
+
+A_HOLD = f"{L.DOMAIN}/hold"  # "u": a user hold (qsub -h, qhold); absent: none
+A_PREDECESSORS = f"{L.DOMAIN}/predecessors"  # {"<id>": "<unfinished tasks>" | ""} still blocking
+A_PREDECESSORS_REQ = f"{L.DOMAIN}/predecessors-req"  # -hold_jid as requested, comma-joined (qstat -j)
+A_PREDECESSOR_IDS = f"{L.DOMAIN}/predecessor-ids"  # every id resolved at submit, comma list, never shrinks
+A_DELETED_TASKS = f"{L.DOMAIN}/deleted-tasks"  # qdel of pending array tasks (range string)
+A_AD = f"{L.DOMAIN}/hold-ad"  # "true": the predecessors came from -hold_jid_ad (for qstat -j's req line)
+WAITING = f"{L.DOMAIN}/waiting"  # label "true" while predecessors is non-empty
+BACKSTOP = "gridshim-release"  # the CronJob that runs `release --sweep` every minute
+BACKSTOP_LABEL = f"{L.DOMAIN}/release"  # "true" on the CronJob, its Jobs and pods (never managed-by=gridshim)
+A_TOUCHED = f"{L.DOMAIN}/touched"  # qsub bumps the CronJob's resourceVersion so a racing sweep keeps it
+MARKERS = os.path.join(".gridshim", "successors")  # $HOME/.gridshim/successors/<predecessor id>
+ATTEMPTS = 20  # re-reads after a 409 before giving up (each is one concurrent writer winning)
+
+
+class Rejected(GridshimError):
+    """qsub's `Unable to run job: <text>` + `Exiting.`, exit 1 (as sgeflags.Rejected; kept here so this
+    module does not import the dialect parser)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(f"Unable to run job: {text}\nExiting.")
+        self.text = text
+
+
+# -- task ranges -----------------------------------------------------------------------------------
+
+def format_tasks(ids: Iterable[int]) -> str:
+    """Task ids → qstat's range string: runs of three or more with one step as `a-b:s`, the rest single
+    (`1-10:1`, `9,10`, `1-9:2,12`)."""
+    t = sorted(set(ids))
+    parts: list[str] = []
+    i = 0
+    while i < len(t):
+        if i + 2 < len(t) and t[i + 1] - t[i] == t[i + 2] - t[i + 1]:
+            step = t[i + 1] - t[i]
+            j = i + 2
+            while j + 1 < len(t) and t[j + 1] - t[j] == step:
+                j += 1
+            parts.append(f"{t[i]}-{t[j]}:{step}")
+            i = j + 1
+        else:
+            parts.append(str(t[i]))
+            i += 1
+    return ",".join(parts)
+
+
+_RANGE = re.compile(r"^(\d+)(?:-(\d+)(?::(\d+))?)?$")
+
+
+def parse_tasks(text: str) -> set[int]:
+    """qstat's range string (or Kubernetes' index list `0-3,7`) → the ids. Malformed parts are ignored."""
+    out: set[int] = set()
+    for part in (text or "").split(","):
+        m = _RANGE.match(part.strip())
+        if not m:
+            continue
+        a = int(m.group(1))
+        b = int(m.group(2)) if m.group(2) else a
+        step = int(m.group(3)) if m.group(3) else 1
+        if step > 0 and b >= a and (b - a) // step < 1_000_000:
+            out.update(range(a, b + 1, step))
+    return out
+
+
+# -- reading a Job ---------------------------------------------------------------------------------
+
+def tasks_of(job: Manifest) -> tuple[int, int, int] | None:
+    """An array job's (first, last as typed, step), from its options annotation; None: not an array."""
+    t = L.options_of(job.get("metadata") or {}).get("tasks")
+    if isinstance(t, list) and len(t) == 3 and all(isinstance(x, int) for x in t) and t[2] > 0:
+        return t[0], t[1], t[2]
+    return None
+
+
+def all_tasks(tasks: tuple[int, int, int]) -> list[int]:
+    first, last, step = tasks
+    return list(range(first, last + 1, step))
+
+
+def unfinished_tasks(job: Manifest) -> list[int]:
+    """An array Job's task ids that have not finished: not in completedIndexes or failedIndexes (a task
+    counts as finished whatever its exit, §5.2), and not deleted while pending (qdel: the wrapper of a
+    deleted task exits at once)."""
+    tasks = tasks_of(job)
+    if tasks is None:
+        return []
+    first, _, step = tasks
+    status = job.get("status") or {}
+    done = parse_tasks(status.get("completedIndexes") or "") | parse_tasks(status.get("failedIndexes") or "")
+    deleted = parse_tasks(((job.get("metadata") or {}).get("annotations") or {}).get(A_DELETED_TASKS) or "")
+    return [t for t in all_tasks(tasks) if (t - first) // step not in done and t not in deleted]
+
+
+def is_over(job: Manifest) -> bool:
+    """A predecessor no longer blocks: Complete or Failed, or being deleted (qdel'ed: SGE counts a job
+    removed by qdel as finished, and qdel releases its successors at once)."""
+    return job_finished(job) or bool((job.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def predecessors_of(job: Manifest) -> dict[str, str]:
+    raw = ((job.get("metadata") or {}).get("annotations") or {}).get(A_PREDECESSORS)
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {}
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): v for k, v in value.items() if isinstance(v, str) and str(k).isdigit()}
+
+
+def user_held(job: Manifest) -> bool:
+    meta = job.get("metadata") or {}
+    return (meta.get("annotations") or {}).get(A_HOLD) == "u" or bool(L.options_of(meta).get("hold"))
+
+
+def job_started(job: Manifest, pods: Iterable[Manifest] = ()) -> bool:
+    """A pod of it has run or runs: the Job counts ready/succeeded/failed pods, or a pod is Running."""
+    st = job.get("status") or {}
+    if any(int(st.get(k) or 0) for k in ("ready", "succeeded", "failed")):
+        return True
+    return any((p.get("status") or {}).get("phase") in ("Running", "Succeeded", "Failed") for p in pods)
+
+
+def _by_id(jobs: Iterable[Manifest]) -> dict[int, list[Manifest]]:
+    out: dict[int, list[Manifest]] = {}
+    for j in jobs:
+        out.setdefault(L.job_id_of(j.get("metadata") or {}), []).append(j)
+    return out
+
+
+# -- resolution at submit (§5.1, §4.5) -------------------------------------------------------------
+
+def requested(options: dict[str, Any], key: str) -> list[str]:
+    value = options.get(key)
+    if isinstance(value, str):
+        return [v for v in value.split(",") if v]
+    if isinstance(value, list):
+        return [str(v) for v in value if v]
+    return []
+
+
+def resolve(jobs: Iterable[Manifest], wanted: list[str]) -> dict[str, str]:
+    """The predecessors of a -hold_jid list among the tool's Jobs: {id: unfinished tasks ("" non-array)}.
+
+    An element that starts with a digit is a job id (atoi, as SGE's job_verify_predecessors; `N.T` is
+    refused); an id of a job that does not exist or has finished is dropped without a word. Anything else
+    is a name or a wildcard pattern (sge_types(5): * ? [...]) matched against the submitter's own
+    unfinished jobs; every match is a predecessor, and a pattern that matches nothing is ignored.
+    """
+    live = [j for j in jobs if not is_over(j)]
+    found: dict[int, Manifest] = {}
+    for item in wanted:
+        if item[:1].isdigit():
+            if "." in item:
+                raise Rejected(f'denied: job "{item}" not found')
+            jid = int(re.match(r"\d+", item).group(0))  # type: ignore[union-attr]
+            for j in live:
+                if L.job_id_of(j["metadata"]) == jid:
+                    found.setdefault(jid, j)
+        else:
+            for j in live:
+                if fnmatch.fnmatchcase(L.name_of(j["metadata"]), item):
+                    found.setdefault(L.job_id_of(j["metadata"]), j)
+    out: dict[str, str] = {}
+    for jid, j in found.items():
+        if tasks_of(j) is None:
+            out[str(jid)] = ""
+        else:
+            left = unfinished_tasks(j)
+            if left:
+                out[str(jid)] = format_tasks(left)
+    return out
+
+
+def check_ad(jobs: Iterable[Manifest], preds: dict[str, str], tasks: tuple[int, int, int] | list[int] | None) -> None:
+    """-hold_jid_ad (§4.5): both jobs arrays with the same first and last task id (the step may differ)."""
+    if tasks is None:
+        raise Rejected('Can only specify "-hold_jid_ad" option with an array job (using "-t" option)')
+    by_id = _by_id(jobs)
+    for jid in preds:
+        for j in by_id.get(int(jid), []):
+            t = tasks_of(j)
+            if t is None or (t[0], t[1]) != (tasks[0], tasks[1]):
+                raise Rejected("This array job must have the same range of sub-tasks as the dependent array "
+                               "job specified with -hold_jid_ad")
+
+
+def hold_manifest(manifest: Manifest, held: bool) -> Manifest:
+    """qsub -h: the user-hold annotation (the spec's encoding) on a Job created suspended."""
+    if held and manifest.get("kind") == "Job":
+        manifest["metadata"].setdefault("annotations", {})[A_HOLD] = "u"
+        manifest["spec"]["suspend"] = True
+    return manifest
+
+
+def write_markers(home: str, successor: int, preds: Iterable[str]) -> None:
+    """$HOME/.gridshim/successors/<predecessor id> (directory 0700): the predecessor's wrapper runs the
+    release command only when it exists. One successor id per line, for whoever looks. Failures are
+    ignored: the sweep releases such successors (within a minute)."""
+    path = os.path.join(home, MARKERS)
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        os.chmod(path, 0o700)
+        for p in preds:
+            fd = os.open(os.path.join(path, p), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                os.write(fd, f"{successor}\n".encode())
+            finally:
+                os.close(fd)
+    except OSError:
+        pass
+
+
+def apply(cluster: Cluster | None, req: JobRequest, manifest: Manifest, *, home: str | None = None) -> Manifest:
+    """qsub's hook between rendering and the create: the user hold, and -hold_jid / -hold_jid_ad resolved
+    against one LIST of the tool's Jobs (after a sweep of the same list). With predecessors the Job is
+    created suspended, labelled waiting, with the spec's annotations, and each predecessor gets its
+    marker file. CLUSTER None (--dry-run, -verify): the hold only, nothing contacted or written."""
+    hold_manifest(manifest, req.held)
+    plain = requested(req.options, "hold_jid")
+    ad = requested(req.options, "hold_jid_ad")
+    if (not plain and not ad) or manifest.get("kind") != "Job":
+        return manifest
+    if ad and not isinstance(req.options.get("tasks"), list):
+        raise Rejected('Can only specify "-hold_jid_ad" option with an array job (using "-t" option)')
+    if cluster is None:
+        return manifest
+    jobs, _ = cluster.list("Job", selector=L.selector(req.tool))
+    sweep_jobs(cluster, jobs)
+    preds = resolve(jobs, plain)
+    if ad:
+        # -hold_jid_ad holds the whole successor until the paired predecessor tasks (with the same first
+        # and last task id: all of them) have finished; docs/design.md says why not task by task yet
+        ad_preds = resolve(jobs, ad)
+        check_ad(jobs, ad_preds, req.options.get("tasks"))
+        for k, v in ad_preds.items():
+            both = preds.get(k, v)
+            preds[k] = format_tasks(parse_tasks(both) | parse_tasks(v)) if both and v else ""
+    meta = manifest["metadata"]
+    ann = meta.setdefault("annotations", {})
+    ann[A_PREDECESSORS_REQ] = ",".join(plain + ad)
+    if ad:
+        ann[A_AD] = "true"
+    if not preds:
+        return manifest
+    ann[A_PREDECESSORS] = json.dumps(preds, sort_keys=True, separators=(",", ":"))
+    ann[A_PREDECESSOR_IDS] = ",".join(sorted(preds))
+    meta.setdefault("labels", {})[WAITING] = "true"
+    manifest["spec"]["suspend"] = True
+    write_markers(home or req.home, req.job_id, preds)
+    return manifest
+
+
+RELEASED = os.path.join(".gridshim", "released")  # $HOME/.gridshim/released/<id>: its release has run
+SETTLE_WAIT, SETTLE_TRIES = 0.5, 8  # a predecessor whose pods ended gets its Complete/Failed within ~1 s
+
+
+def note_released(home: str, job_id: int | str) -> None:
+    """`release --job ID` ran (the predecessor's wrapper): a qsub whose new successor was not yet created
+    when it ran finds this and releases its job itself. Failures are ignored (the sweep is the backstop)."""
+    path = os.path.join(home, RELEASED)
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        os.close(os.open(os.path.join(path, str(job_id)), os.O_WRONLY | os.O_CREAT, 0o600))
+    except OSError:
+        pass
+
+
+def _ending(job: Manifest, pods: list[Manifest]) -> bool:
+    """Its pods have all ended, so the Job controller is about to mark it Complete or Failed."""
+    uid = (job.get("metadata") or {}).get("uid")
+    mine = [p for p in pods if ((p.get("metadata") or {}).get("labels") or {}).get(
+        "batch.kubernetes.io/controller-uid") == uid]
+    return bool(mine) and all((p.get("status") or {}).get("phase") in ("Succeeded", "Failed") for p in mine)
+
+
+def submitted(cluster: Cluster, created: Manifest, *, backstop: Manifest | None, home: str | None = None,
+              sleep: Callable[[float], None] | None = None) -> list[str]:
+    """qsub's hook after the create of a dependent job: make sure the backstop CronJob exists (created, or
+    touched so a sweep that is deciding to delete it keeps it), then settle the new Job once more. A
+    predecessor that ended between the resolution and the create released nothing (its wrapper ran before
+    the successor existed): its `released` note, or its Complete/Failed condition, releases the new Job
+    now; one whose pods ended but whose Job the controller has not marked yet is waited for (a few
+    seconds at most). The job exists whatever happens here: failures come back as warnings."""
+    import time  # noqa: PLC0415
+
+    if not predecessors_of(created):
+        return []
+    warnings = []
+    if backstop is not None:
+        try:
+            ensure_backstop(cluster, backstop)
+        except GridshimError as e:
+            warnings.append(f"the release backstop (CronJob {BACKSTOP}) could not be made: {e}; the job is "
+                            "released when its predecessors end normally or by qdel")
+    sleep = sleep or time.sleep
+    job: Manifest | None = created
+    try:
+        tool = ((created.get("metadata") or {}).get("labels") or {}).get(L.CREATED_BY) or cluster.tool
+        for attempt in range(SETTLE_TRIES):
+            jobs, _ = cluster.list("Job", selector=L.selector(tool))
+            mine = [j for j in jobs if j["metadata"].get("uid") == created["metadata"].get("uid")]
+            job = mine[0] if mine else job
+            if job is None or not predecessors_of(job):
+                break
+            by_id = _by_id(jobs)
+            noted = set()
+            if home:
+                noted = {p for p in predecessors_of(job) if not predecessors_of(job)[p]
+                         and os.path.exists(os.path.join(home, RELEASED, p))}
+            job = update(cluster, job, lambda j: settle(j, by_id, over=noted)) or job
+            left = predecessors_of(job)
+            if not left:
+                break
+            pods, _ = cluster.list("Pod", selector=L.selector(tool))
+            if not any(_ending(p, pods) for jid in left for p in by_id.get(int(jid), []) if not is_over(p)):
+                break
+            sleep(SETTLE_WAIT)
+    except GridshimError as e:
+        warnings.append(f"could not check the predecessors again after the submission: {e}")
+    return warnings
+
+
+# -- release ---------------------------------------------------------------------------------------
+
+def _deps_patch(job: Manifest, remaining: dict[str, str]) -> Manifest | None:
+    """The patch that leaves JOB with REMAINING predecessors (None: nothing changes)."""
+    if remaining == predecessors_of(job):
+        return None
+    if remaining:
+        return {"metadata": {"annotations": {A_PREDECESSORS: json.dumps(remaining, sort_keys=True,
+                                                                          separators=(",", ":"))}}}
+    patch: Manifest = {"metadata": {"annotations": {A_PREDECESSORS: None}, "labels": {WAITING: None}}}
+    if not user_held(job):
+        patch["spec"] = {"suspend": False}
+    return patch
+
+
+def update(cluster: Cluster, job: Manifest, decide: Callable[[Manifest], Manifest | None]) -> Manifest | None:
+    """Apply DECIDE(job)'s merge patch with the Job's uid and resourceVersion as preconditions; on 409
+    re-read and decide again. Returns the updated Job, or None when nothing changed (or it is gone)."""
+    for _ in range(ATTEMPTS):
+        patch = decide(job)
+        if patch is None:
+            return None
+        meta = job["metadata"]
+        body = {**patch, "metadata": {**patch.get("metadata", {}), "uid": meta.get("uid"),
+                                      "resourceVersion": meta.get("resourceVersion")}}
+        try:
+            return cluster.patch("Job", meta["name"], body)  # type: ignore[attr-defined,no-any-return]
+        except ConflictError:
+            pass
+        except JobNotFoundError:
+            return None
+        try:
+            fresh = cluster.get("Job", meta["name"])
+        except JobNotFoundError:
+            return None
+        if fresh["metadata"].get("uid") != meta.get("uid"):
+            return None  # replaced by another job of that name: not ours to change
+        job = fresh
+    raise GridshimError(f"job {L.job_id_of(job['metadata'])} kept changing while gridshim updated it; "
+                        "try again")
+
+
+def release(cluster: Cluster, job_id: int | str, tasks: Iterable[int] | None = None) -> list[int]:
+    """Job JOB_ID (or those TASKS of it) finished: drop it from every waiting Job's predecessors and
+    unsuspend those left with none (unless user-held). Returns the ids of the Jobs changed."""
+    jid = str(job_id)
+    done = None if tasks is None else set(tasks)
+    waiting, _ = cluster.list("Job", selector=L.selector(cluster.tool, **{WAITING: "true"}))
+
+    def decide(job: Manifest) -> Manifest | None:
+        preds = predecessors_of(job)
+        if jid not in preds:
+            return None
+        left = dict(preds)
+        if done is None or not preds[jid]:
+            del left[jid]
+        else:
+            rest = parse_tasks(preds[jid]) - done
+            if rest:
+                left[jid] = format_tasks(rest)
+            else:
+                del left[jid]
+        return _deps_patch(job, left)
+
+    changed = []
+    for job in waiting:
+        if jid in predecessors_of(job) and update(cluster, job, decide) is not None:
+            changed.append(L.job_id_of(job["metadata"]))
+    return changed
+
+
+def settle(job: Manifest, by_id: dict[int, list[Manifest]], over: Iterable[str] = ()) -> Manifest | None:
+    """The patch that drops JOB's predecessors that are gone or over (and array tasks finished); OVER:
+    ids known to have ended whatever the LIST says."""
+    preds = predecessors_of(job)
+    over = set(over)
+    left: dict[str, str] = {}
+    for jid, entry in preds.items():
+        live = [p for p in by_id.get(int(jid), []) if not is_over(p)] if jid not in over else []
+        if not live:
+            continue
+        p = live[0]
+        if tasks_of(p) is None or not entry:
+            left[jid] = entry
+            continue
+        rest = parse_tasks(entry) & set(unfinished_tasks(p))
+        if rest:
+            left[jid] = format_tasks(rest)
+    return _deps_patch(job, left)
+
+
+def sweep_jobs(cluster: Cluster, jobs: list[Manifest]) -> list[int]:
+    """Settle every waiting Job among JOBS (one LIST of the tool's Jobs) against the others."""
+    by_id = _by_id(jobs)
+    changed = []
+    seen: set[str] = set()
+    for job in jobs:
+        uid = job["metadata"].get("uid", "")
+        if uid in seen or not predecessors_of(job) or is_over(job):
+            continue
+        seen.add(uid)
+        if update(cluster, job, lambda j: settle(j, by_id)) is not None:
+            changed.append(L.job_id_of(job["metadata"]))
+    return changed
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    released: list[int]
+    backstop_deleted: bool
+
+
+def sweep(cluster: Cluster) -> SweepResult:
+    """`gridshim release --sweep`: drop every predecessor whose Job is gone or over (and array tasks in
+    completedIndexes/failedIndexes); delete the backstop CronJob when no waiting Job is left. The CronJob
+    is read before the Jobs and deleted with its resourceVersion as precondition, so a qsub that touched
+    it after creating a new dependent job keeps it."""
+    try:
+        cron: Manifest | None = cluster.get("CronJob", BACKSTOP)
+    except JobNotFoundError:
+        cron = None
+    jobs, _ = cluster.list("Job", selector=L.selector(cluster.tool))
+    changed = sweep_jobs(cluster, jobs)
+    still: list[Manifest] = []
+    if cron is not None:
+        waiting, _ = cluster.list("Job", selector=L.selector(cluster.tool, **{WAITING: "true"}))
+        still = [j for j in waiting if predecessors_of(j) and not is_over(j)]
+    deleted = False
+    if cron is not None and not still:
+        try:
+            cluster.delete("CronJob", BACKSTOP, uid=cron["metadata"].get("uid"),
+                           resource_version=cron["metadata"].get("resourceVersion"))
+            deleted = True
+        except (ConflictError, JobNotFoundError):
+            pass  # touched by a qsub meanwhile (keep it), or already gone
+    return SweepResult(released=changed, backstop_deleted=deleted)
+
+
+# -- the backstop CronJob --------------------------------------------------------------------------
+
+def backstop_manifest(settings: Any, *, tool: str, uid: int | None, home: str) -> Manifest | None:
+    """The `gridshim-release` CronJob: every minute, `<release_command> release --sweep` as the tool (its
+    uid, its home, so $HOME/.kube/config is the tool's kubeconfig). None when the site has no
+    release_command (then nothing runs the sweep but qsub itself: see docs/design.md)."""
+    command = getattr(settings, "release_command", None)
+    if not command:
+        return None
+    from gridshim.render.manifests import _security, _volumes  # noqa: PLC0415  (the jobs' own pod shape)
+
+    pod_sec, container_sec = _security(uid)
+    volumes, mounts = _volumes(settings)
+    labels = {"toolforge": "tool", BACKSTOP_LABEL: "true", L.COMPONENT: "release"}
+    limits = {"memory": "256Mi"}
+    if settings.cpu_limit:
+        limits["cpu"] = settings.cpu_limit
+    container: Manifest = {
+        "name": "release", "image": settings.image_for(None), "command": [command, "release", "--sweep"],
+        "workingDir": home,
+        "env": [{"name": "HOME", "value": home.replace("$", "$$")}, {"name": "LANG", "value": "C.UTF-8"}],
+        "resources": {"limits": limits, "requests": {"memory": "64Mi", "cpu": settings.cpu_request}},
+        "securityContext": container_sec,
+    }
+    if mounts:
+        container["volumeMounts"] = mounts
+    pod: Manifest = {"restartPolicy": "Never", "automountServiceAccountToken": False, "enableServiceLinks": False,
+                     "terminationGracePeriodSeconds": 5, "securityContext": pod_sec, "containers": [container]}
+    if volumes:
+        pod["volumes"] = volumes
+    job_spec = {"backoffLimit": 0, "activeDeadlineSeconds": 50, "ttlSecondsAfterFinished": 60,
+                "template": {"metadata": {"labels": labels}, "spec": pod}}
+    return {"apiVersion": "batch/v1", "kind": "CronJob",
+            "metadata": {"name": BACKSTOP, "labels": {BACKSTOP_LABEL: "true", L.CREATED_BY: tool}},
+            "spec": {"schedule": "* * * * *", "concurrencyPolicy": "Forbid", "startingDeadlineSeconds": 50,
+                     "successfulJobsHistoryLimit": 0, "failedJobsHistoryLimit": 1,
+                     "jobTemplate": {"metadata": {"labels": labels}, "spec": job_spec}}}
+
+
+def ensure_backstop(cluster: Cluster, manifest: Manifest) -> None:
+    """Create the backstop CronJob, or touch it (a new resourceVersion) when it exists."""
+    try:
+        cluster.create(manifest)
+        return
+    except JobExistsError:
+        pass
+    import time  # noqa: PLC0415
+
+    try:
+        cluster.patch("CronJob", BACKSTOP,  # type: ignore[attr-defined]
+                      {"metadata": {"annotations": {A_TOUCHED: str(time.time())}}})
+    except JobNotFoundError:
+        cluster.create(manifest)  # deleted by a sweep in between
