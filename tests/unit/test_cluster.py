@@ -54,10 +54,19 @@ def test_no_namespace_is_an_error_with_the_fix(tmp_path: Path) -> None:
     assert str(p) in str(e.value) and "set-context --current --namespace" in str(e.value)
 
 
-def test_exec_plugins_are_refused_clearly(tmp_path: Path) -> None:
+def test_a_malformed_exec_entry_is_refused_clearly(tmp_path: Path) -> None:
     p = write_kubeconfig(tmp_path / "k", exec="x")  # type: ignore[arg-type]
-    with pytest.raises(E.ClusterConfigError, match="exec/auth-provider"):
+    with pytest.raises(E.ClusterConfigError, match="user 'u' exec plugin: exec is not a mapping"):
         load_credentials([str(p)])
+
+
+@pytest.mark.parametrize("name,fix", [("gcp", "gke-gcloud-auth-plugin"), ("azure", "kubelogin"),
+                                      ("oidc", "kubelogin"), ("other", "exec credential plugin")])
+def test_auth_providers_are_refused_naming_the_exec_replacement(tmp_path: Path, name: str, fix: str) -> None:
+    p = write_kubeconfig(tmp_path / "k", **{"auth-provider": {"name": name, "config": {}}})  # type: ignore[arg-type]
+    with pytest.raises(E.ClusterConfigError) as e:
+        load_credentials([str(p)])
+    assert f"auth-provider {name!r}" in str(e.value) and fix in str(e.value) and "\n" not in str(e.value)
 
 
 def test_broken_yaml(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from gridshim import cluster as C
+from gridshim.kube import transport as T
 from typing import Any
 
 from gridshim.errors import ClusterConfigError, ClusterError, ForbiddenError, GridshimError, QuotaExceededError
@@ -243,7 +244,7 @@ def test_no_budget_no_retry_of_a_403(no_sleep: list[float]) -> None:
 def test_403s_of_a_server_that_never_gets_ready_end_after_the_window(monkeypatch: pytest.MonkeyPatch) -> None:
     """Bounded even where /readyz is not readable: FORBIDDEN_WINDOW after the first 403, the wrong
     kubeconfig line, which also says that the server was not ready."""
-    monkeypatch.setattr(C, "FORBIDDEN_WINDOW", 0.3)
+    monkeypatch.setattr(T, "FORBIDDEN_WINDOW", 0.3)  # where the transport reads it
     c = Scripted([_Resp(403, forbidden()), _Resp(403, b"")] * 200, budget=30)
     t0 = time.monotonic()
     with pytest.raises(ForbiddenError) as e:
