@@ -98,6 +98,10 @@ def qsub(env: Env, argv: list[str]) -> int:
         from gridshim.render import render  # noqa: PLC0415
 
         manifests = render(req, settings)
+        from gridshim import depends  # noqa: PLC0415  (-h, -hold_jid: docs/arrays-holds-spec.md)
+
+        live = None if opts.dry_run or p.verify_only else cluster
+        manifests[0] = depends.apply(live, req, manifests[0])
         if opts.dry_run or cluster is None:  # --dry-run on the command line contacts nothing, even after -clear
             from gridshim.render import to_yaml  # noqa: PLC0415
 
@@ -108,7 +112,10 @@ def qsub(env: Env, argv: list[str]) -> int:
             return 0
         from gridshim import ops  # noqa: PLC0415
 
-        ops.submit(cluster, manifests[0], req, make_room=make_room(env, cluster, settings))  # type: ignore[arg-type]
+        created = ops.submit(cluster, manifests[0], req, make_room=make_room(env, cluster, settings))  # type: ignore[arg-type]
+        for w in depends.submitted(cluster, created, backstop=depends.backstop_manifest(
+                settings, tool=req.tool, uid=req.uid, home=req.home), home=req.home):
+            env.stderr.write(f"qsub: warning: {printable(w)}\n")
     except GridshimError as e:
         return _refused(env, e)
     env.stdout.write(f"{req.job_id}\n" if p.terse else f'Your job {req.job_id} ("{req.name}") has been submitted\n')
