@@ -508,6 +508,19 @@ def check_quota(cluster: Cluster, wanted: int) -> None:
                                 hint="merge entries into scripts, or ask for a larger quota")
 
 
+def require_cronjobs(cluster: Cluster) -> None:
+    """Refuse (before anything is stored) when the API server serves no batch/v1 CronJobs (discovery,
+    cached briefly). A cluster object without discovery (a test fake) is taken at its word."""
+    missing = getattr(cluster, "missing_apis", None)
+    if missing is None:
+        return
+    if missing((("batch/v1", "cronjobs", "crontab"),)):
+        raise GridshimError("this cluster's API server does not serve batch/v1 CronJobs, so a crontab cannot run; "
+                            "nothing was stored",
+                            hint="ask the site's admins to enable batch/v1 CronJobs (kube-apiserver --runtime-config); "
+                                 "'gridshim doctor' checks it")
+
+
 def install(cluster: Cluster, *, text: bytes, rendered: list[dict[str, Any]], now: float, base: Stored | None = None,
             workers: Callable[[], Cluster] | None = None, who: str = "") -> Result:
     """Store TEXT as the crontab (the current one becomes `previous`), then reconcile.
@@ -516,6 +529,7 @@ def install(cluster: Cluster, *, text: bytes, rendered: list[dict[str, Any]], no
     ConfigMap changed since, nothing is written and ConcurrentChange says so. A loser never touches
     CronJobs.
     """
+    require_cronjobs(cluster)
     check_quota(cluster, len(rendered))
     cur = base if base is not None else read_store(cluster)
     previous = cur.text if cur.text is not None else cur.previous

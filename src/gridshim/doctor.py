@@ -198,6 +198,23 @@ def check_reachable(cluster: DoctorCluster, *, timer: Callable[[], float]) -> Ch
                  summary=f"{server} answers: Kubernetes {version.get('gitVersion', '?')} ({ms:.0f} ms)")
 
 
+def check_apis(cluster: DoctorCluster) -> Check:
+    """Discovery: the API groups/versions and resources gridshim needs (batch/v1 Jobs and CronJobs)."""
+    missing_apis = getattr(cluster, "missing_apis", None)
+    if missing_apis is None:
+        return Check(name="API groups", level=Level.SKIP, summary="discovery not available")
+    try:
+        missing = missing_apis()
+    except GridshimError as e:
+        return Check(name="API groups", level=Level.WARN, summary=f"discovery failed: {e.message}",
+                     fix=e.hint or "try again later")
+    if not missing:
+        return Check(name="API groups", level=Level.OK, summary="batch/v1 jobs and cronjobs are served")
+    return Check(name="API groups", level=Level.FAIL,
+                 summary="not served: " + ", ".join(f"{gv} {res} (needed by {what})" for gv, res, what in missing),
+                 fix="ask the site's admins to enable them (kube-apiserver --runtime-config)")
+
+
 def whoami(cluster: DoctorCluster) -> str | None:
     """The user name the API server sees (SelfSubjectReview, Kubernetes ≥ 1.28); None if it cannot say."""
     review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
@@ -504,6 +521,8 @@ def diagnose(
         checks.append(check_certificate(cluster, now=now, cert_dates=cert_dates))
         checks.append(check_reachable(cluster, timer=timer))
         reachable = checks[-1].level is Level.OK
+        if reachable and hasattr(cluster, "missing_apis"):
+            checks.append(check_apis(cluster))
         namespace_policy = settings is not None and settings.uid == "namespace"
         if resolve_uid is not None and tool is not None and (reachable or not namespace_policy):
             known = cluster if reachable else None

@@ -478,3 +478,28 @@ def test_cli_colour_only_on_a_terminal_without_no_color(tmp_path: Path) -> None:
     assert "\x1b[" not in out
     _, out, _ = cli(["doctor"], {**environ, "TERM": "dumb"}, stdout=Tty())
     assert "\x1b[" not in out
+
+
+class DiscoveringCluster(FakeCluster):
+    """A FakeCluster with discovery: MISSING lists what its API server does not serve."""
+
+    missing: list[tuple[str, str, str]] = []
+
+    def missing_apis(self) -> list[tuple[str, str, str]]:
+        return list(self.missing)
+
+
+def test_the_api_groups_gridshim_needs_are_checked_after_the_server_answers() -> None:
+    report = run(DiscoveringCluster())
+    names = [c.name for c in report.checks]
+    assert names[:4] == ["kubeconfig", "certificate", "API server", "API groups"] and report.ok
+    assert by_name(report)["API groups"].summary == "batch/v1 jobs and cronjobs are served"
+
+
+def test_a_server_without_cronjobs_fails_the_doctor_naming_crontab() -> None:
+    c = DiscoveringCluster()
+    c.missing = [("batch/v1", "cronjobs", "crontab")]
+    report = run(c)
+    check = by_name(report)["API groups"]
+    assert check.level is D.Level.FAIL and not report.ok
+    assert "batch/v1 cronjobs (needed by crontab)" in check.summary and "--runtime-config" in (check.fix or "")

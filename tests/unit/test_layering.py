@@ -24,10 +24,33 @@ def modules() -> dict[str, set[str]]:
     return {str(p.relative_to(SRC)): imports(p) for p in SRC.rglob("*.py")}
 
 
-def test_only_cluster_talks_to_kubernetes() -> None:
+def test_nothing_in_gridshim_imports_the_kubernetes_package() -> None:
+    """The product speaks to the API with gridshim.kube; `kubernetes` is only in the test extra (setup.cfg)."""
     for mod, names in modules().items():
-        if any(n == "kubernetes" or n.startswith("kubernetes.") for n in names):
-            assert mod == "cluster.py", f"{mod} imports kubernetes"
+        assert not any(n == "kubernetes" or n.startswith("kubernetes.") for n in names), f"{mod} imports kubernetes"
+    for mod in SRC.rglob("*.py"):
+        text = mod.read_text()
+        assert "import_module(\"kubernetes" not in text and "__import__(\"kubernetes" not in text, mod
+
+
+def test_kubernetes_is_not_an_install_requirement() -> None:
+    import configparser
+
+    cfg = configparser.ConfigParser()
+    cfg.read(SRC.parents[1] / "setup.cfg")
+    requires = [r.strip() for r in cfg["options"]["install_requires"].split("\n") if r.strip()]
+    assert not [r for r in requires if r.startswith("kubernetes")], requires
+    assert any(r.startswith("kubernetes") for r in cfg["options.extras_require"]["test"].split("\n"))
+
+
+def test_the_kube_package_is_the_only_network_client_and_imports_only_errors_and_model() -> None:
+    for mod, names in modules().items():
+        if mod.startswith("kube/"):
+            ours = {n for n in names if n.startswith("gridshim")}
+            assert ours <= {"gridshim.errors", "gridshim.model", "gridshim.kube.config", "gridshim.kube.auth",
+                            "gridshim.kube.transport", "gridshim.kube.client"}, (mod, ours)
+        elif mod != "cluster.py":
+            assert not [n for n in names if n.startswith("gridshim.kube")], f"{mod}: import gridshim.cluster instead"
 
 
 def test_leaves_import_nothing_of_ours() -> None:

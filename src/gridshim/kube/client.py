@@ -7,9 +7,12 @@ import gc
 import hashlib
 import http.client
 import json
+import os
 import re
 import ssl
+import time
 import urllib.parse
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from gridshim.errors import ClusterConfigError, ClusterError, GridshimError, JobExistsError, JobNotFoundError
@@ -29,6 +32,11 @@ KINDS: dict[str, tuple[str, str]] = {
     "LimitRange": ("/api/v1", "limitranges"),
     "Deployment": ("/apis/apps/v1", "deployments"),
 }
+# What gridshim needs the API server to serve, checked by discovery (crontab, gridshim doctor).
+NEEDED_APIS: tuple[tuple[str, str, str], ...] = (("batch/v1", "jobs", "jsub, qsub, qstat and qdel"),
+                                                 ("batch/v1", "cronjobs", "crontab"))
+DISCOVERY_TTL = 300.0  # seconds a discovery answer is reused (in this process and in ~/.cache/gridshim)
+_DISCOVERY: dict[tuple[str, str], tuple[float, frozenset[str] | None]] = {}
 PAGE = 500  # list page size: big enough for few round trips, small enough to keep memory flat
 # The annotation in which gridshim puts a random per-submission token. A manifest that carries one
 # is created at most once, even when an answer is lost (render/labels.py A_TOKEN is the same key).
@@ -276,6 +284,60 @@ class KubeCluster(Transport):
                             environ=self._environ)
         other._ctx, other._ctx_generation, other._proxy = self._context(), self._ctx_generation, self._proxy
         return other
+
+    def api_resources(self, group_version: str) -> frozenset[str] | None:
+        """The resources the API server serves in GROUP_VERSION ("batch/v1"), None when it serves no such
+        group/version. Cached for DISCOVERY_TTL seconds, in memory and in the user's cache directory (as
+        kubectl caches discovery), so only the first command in a while pays the GET."""
+        key = (self.creds.server, group_version)
+        now = time.time()
+        hit = _DISCOVERY.get(key)
+        if hit is not None and now - hit[0] < DISCOVERY_TTL:
+            return hit[1]
+        cache = self._discovery_file(group_version)
+        try:
+            with open(cache) as f:
+                doc = json.load(f)
+            if isinstance(doc, dict) and 0 <= now - float(doc["at"]) < DISCOVERY_TTL:
+                found = None if doc["resources"] is None else frozenset(doc["resources"])
+                _DISCOVERY[key] = (float(doc["at"]), found)
+                return found
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        prefix = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+        try:
+            out = self.request("GET", prefix) or {}
+            found = frozenset(str(r.get("name")) for r in out.get("resources") or [] if isinstance(r, dict))
+        except JobNotFoundError:
+            found = None
+        _DISCOVERY[key] = (now, found)
+        try:
+            import tempfile  # noqa: PLC0415
+
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=".discovery-")
+            with os.fdopen(fd, "w") as f:
+                json.dump({"at": now, "server": self.creds.server, "groupVersion": group_version,
+                           "resources": None if found is None else sorted(found)}, f)
+            os.replace(tmp, cache)
+        except OSError:
+            pass
+        return found
+
+    def _discovery_file(self, group_version: str) -> Path:
+        env = self._environ
+        base = env.get("XDG_CACHE_HOME") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".cache")
+        digest = hashlib.sha256(self.creds.server.encode()).hexdigest()[:16]
+        return Path(base) / "gridshim" / "discovery" / f"{digest}-{group_version.replace('/', '_')}.json"
+
+    def missing_apis(self, needed: tuple[tuple[str, str, str], ...] = NEEDED_APIS) -> list[tuple[str, str, str]]:
+        """The (group/version, resource, what needs it) of NEEDED that the API server does not serve."""
+        out = []
+        for gv, resource, what in needed:
+            served = self.api_resources(gv)
+            if served is None or resource not in served:
+                out.append((gv, resource, what))
+        return out
 
     def _decode(self, raw: bytes, method: str) -> Any:
         try:
