@@ -28,6 +28,8 @@ usage: qsub [options] [script [script_args] | -- [script_args]]
    [-e path_list]                 specify standard error stream path(s)
    [-h]                           place user hold on job
    [-help]                        print this help
+   [-hold_jid job_identifier_list]  define jobnet interdependencies
+   [-hold_jid_ad job_identifier_list]  define jobnet array interdependencies
    [-i file_list]                 specify standard input stream file(s)
    [-j y[es]|n[o]]                merge stdout and stderr stream of job
    [-js job_share]                share tree or functional job share
@@ -47,6 +49,8 @@ usage: qsub [options] [script [script_args] | -- [script_args]]
    [-S path_list]                 command interpreter to be used
    [-shell y[es]|n[o]]            start command with or without wrapping <loginshell> -c
    [-sync y[es]|n[o]]             wait for job to end and return exit code
+   [-t task_id_range]             create a job-array with these tasks
+   [-tc max_running_tasks]        throttle the number of concurrent tasks (job-array only)
    [-terse]                       tersed output, print only the job-id
    [-v variable_list]             export these environment variables
    [-V]                           export all environment variables
@@ -84,7 +88,7 @@ def qsub(env: Env, argv: list[str]) -> int:
         env.stdout.write(USAGE)
         return 0
     except QsubError as e:
-        env.stderr.write(printable(e.shown()) + "\n")
+        env.stderr.write(printable(e.shown(), keep_newlines=e.multiline) + "\n")
         return e.status
     except GridshimError as e:
         return _refused(env, e)
@@ -118,11 +122,21 @@ def qsub(env: Env, argv: list[str]) -> int:
             env.stderr.write(f"qsub: warning: {printable(w)}\n")
     except GridshimError as e:
         return _refused(env, e)
-    env.stdout.write(f"{req.job_id}\n" if p.terse else f'Your job {req.job_id} ("{req.name}") has been submitted\n')
+    env.stdout.write(submit_line(req.job_id, req.name, req.tasks, terse=p.terse) + "\n")
     env.stdout.flush()
     if not opts.sync:
         return 0
     return _sync(env, cluster, req, manifests[0], terse=p.terse)
+
+
+def submit_line(job_id: int, name: str, tasks: tuple[int, int, int] | None, *, terse: bool) -> str:
+    """SGE's submit message (qsub-behaviour §2.1); an array's range is first-last:step as given to -t."""
+    if tasks is None:
+        return str(job_id) if terse else f'Your job {job_id} ("{name}") has been submitted'
+    first, last, step = tasks
+    if terse:
+        return f"{job_id}.{first}-{last}:{step}"
+    return f'Your job-array {job_id}.{first}-{last}:{step} ("{name}") has been submitted'
 
 
 def _read_stdin(env: Env) -> str | None:
@@ -163,8 +177,27 @@ def _sync(env: Env, cluster: object, req: object, manifest: dict, *, terse: bool
         signal.signal(signal.SIGTERM, on_term)
     except ValueError:
         pass  # not the main thread (tests)
+    first_code: list[int] = []
+
+    def line(job_id: int | str, outcome: object) -> int:
+        out, err, code = ops.sync_lines(job_id, outcome)  # type: ignore[arg-type]
+        if out and not terse:
+            env.stdout.write(out + "\n")
+        if err:
+            env.stderr.write(err + "\n")
+        return code
+
+    def on_task(task: int, outcome: object) -> None:
+        """An array task finished: its line now; the exit code is the first non-zero one, in that order."""
+        code = line(f"{req.job_id}.{task}", outcome)  # type: ignore[attr-defined]
+        if code and not first_code:
+            first_code.append(code)
+        env.stdout.flush()
+
+    array = req.tasks is not None  # type: ignore[attr-defined]
     try:
-        outcome = wait_for_job(env, cluster, req, manifest, interrupted)  # type: ignore[arg-type]
+        outcome = wait_for_job(env, cluster, req, manifest, interrupted,  # type: ignore[arg-type]
+                               on_task=on_task if array else None)
     except GridshimError as e:
         env.stderr.write(f"No information available on job {req.job_id}'s exit status.\n")  # type: ignore[attr-defined]
         if env.debug:
@@ -172,12 +205,9 @@ def _sync(env: Env, cluster: object, req: object, manifest: dict, *, terse: bool
         return int(ExitCode.ERROR)
     if outcome is None:
         return int(ExitCode.INTERRUPTED)
-    out, err, code = ops.sync_lines(req.job_id, outcome)  # type: ignore[attr-defined,arg-type]
-    if out and not terse:
-        env.stdout.write(out + "\n")
-    if err:
-        env.stderr.write(err + "\n")
-    return code
+    if array:
+        return first_code[0] if first_code else 0
+    return line(req.job_id, outcome)  # type: ignore[attr-defined]
 
 
 def main() -> None:
