@@ -197,11 +197,15 @@ def finished_tasks(job: Manifest, pods: list[Manifest], done: set[int]) -> list[
         task = first + index * step
         if task in done:
             continue
-        mine = by_index.get(index, [])
+        mine = sorted(by_index.get(index, []), key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "")
         state = "Complete" if index in completed else "Failed"
         outcome = job_outcome({"status": {"conditions": [{"type": state, "status": "True"}]}}, mine)
         if task in deleted and index in completed:
             outcome = Outcome(exit_code=None, reason="deleted")  # its wrapper exited at once: it never ran
+        elif index in failed and (not mine or (mine[-1].get("metadata") or {}).get("deletionTimestamp")):
+            # its pod was deleted (qdel of a running task): killed, as SGE reports a qdel'd job. The pods of
+            # tasks that failed on their own stay until the Job's TTL removes the Job with them.
+            outcome = KILLED
         elif outcome.exit_code is None:
             outcome = UNKNOWN
         found.append((_finished_at(mine), task, outcome))

@@ -155,3 +155,40 @@ def test_a_finished_task_runs_the_sites_release_command(tool: Tool) -> None:
 
     assert tool.wait_for(lambda: exit_codes() if len(exit_codes()) == 2 else None, timeout=60,
                          what="both pods to end") == [5, 5]  # the tasks' own code, not the command's 9
+
+
+def test_sync_reports_a_killed_task_at_once_and_waits_for_the_rest(tool: Tool) -> None:
+    """Deleting a running task's pod (what qdel of a task does) fails only that index: -sync y prints its
+    SIGKILL line while the other task still runs, then the other's line; the exit code is 1 (signal)."""
+    import subprocess
+    import threading
+    import time
+
+    cmd = ["qsub", "-sync", "y", "-t", "1-2", "-b", "y", "-shell", "n", "/bin/sh", "-c",
+           'if [ "$SGE_TASK_ID" = 1 ]; then sleep 120; else sleep 15; fi']
+    if os.geteuid() == 0:
+        cmd = ["setpriv", f"--reuid={tool.uid}", f"--regid={tool.uid}", "--clear-groups", *cmd]
+    env = {**tool.env(), "PWD": str(tool.home)}
+    proc = subprocess.Popen(cmd, cwd=tool.home, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    err_lines: list[tuple[float, str]] = []
+    reader = threading.Thread(target=lambda: err_lines.extend((time.monotonic(), line) for line in proc.stderr or ()))
+    reader.start()
+    try:
+        def both_running() -> bool:
+            pods = tool.kubectl_json("get", "pods")["items"]
+            return sum(p["status"].get("phase") == "Running" for p in pods) == 2
+
+        tool.wait_for(both_running, timeout=60, what="both tasks to run")
+        killed_at = time.monotonic()
+        tool.sandbox.kubectl("-n", tool.namespace, "delete", "pod", "-l",
+                             "batch.kubernetes.io/job-completion-index=0", "--wait=false")
+        out = proc.stdout.read() if proc.stdout else ""  # until qsub exits (stderr is the reader's)
+        proc.wait(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        reader.join(timeout=10)
+    job_id = re.match(r"Your job-array (\d+)\.1-2:1", out).group(1)  # type: ignore[union-attr]
+    assert [line for _, line in err_lines] == [f"Job {job_id}.1 exited because of signal SIGKILL\n"], err_lines
+    assert err_lines[0][0] - killed_at < 12, "the killed task's line came only at the end"  # task 2 runs 15 s
+    assert out.endswith(f"Job {job_id}.2 exited with exit code 0.\n") and proc.returncode == 1, (out, err_lines)

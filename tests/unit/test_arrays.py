@@ -408,14 +408,19 @@ def test_sync_all_at_once_is_ordered_by_finish_time_and_deleted_tasks_never_ran(
     assert r.rc == 0  # "never ran" contributes 0
 
 
-def test_finished_tasks_without_pods_are_unclear() -> None:
+def test_a_failed_task_whose_pod_was_deleted_was_killed() -> None:
+    """qdel of a running task deletes its pod: the index fails, and -sync says SIGKILL as for a qdel'd job,
+    whether the pod is still terminating (exit 143 from the TERM) or already gone."""
     job = {"metadata": {"annotations": {L.A_OPTIONS: '{"tasks": [1, 3, 1]}'}},
-           "status": {"failedIndexes": "1", "completedIndexes": "0"}}
-    got = ops.finished_tasks(job, [], set())
+           "status": {"failedIndexes": "1-2", "completedIndexes": "0"}}
+    deleting = indexed_pod(1, 143, "2026-01-01T00:00:05Z")
+    deleting["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:05Z"
+    got = ops.finished_tasks(job, [deleting], set())
     assert [(t, ops.sync_lines(f"9.{t}", o)) for t, o in got] == [
         (1, ("Job 9.1 exited with exit code 0.", None, 0)),
-        (2, (None, "No information available on job 9.2's exit status.", 1))]
-    assert ops.finished_tasks(job, [], {1, 2}) == []
+        (3, (None, "Job 9.3 exited because of signal SIGKILL", 1)),
+        (2, (None, "Job 9.2 exited because of signal SIGKILL", 1))]
+    assert ops.finished_tasks(job, [], {1, 2, 3}) == []
 
 
 @pytest.mark.parametrize("text,ids", [("1,3-5", {1, 3, 4, 5}), ("1-10:3", {1, 4, 7, 10}), ("", set()), (None, set()),
