@@ -30,7 +30,8 @@ A_PREDECESSORS = f"{L.DOMAIN}/predecessors"  # {"<id>": "<unfinished tasks>" | "
 A_PREDECESSORS_REQ = f"{L.DOMAIN}/predecessors-req"  # -hold_jid as requested, comma-joined (qstat -j)
 A_PREDECESSOR_IDS = f"{L.DOMAIN}/predecessor-ids"  # every id resolved at submit, comma list, never shrinks
 A_DELETED_TASKS = f"{L.DOMAIN}/deleted-tasks"  # qdel of pending array tasks (range string)
-A_AD = f"{L.DOMAIN}/hold-ad"  # "true": the predecessors came from -hold_jid_ad (for qstat -j's req line)
+# -hold_jid_ad as requested, comma-joined (an addition to the spec: qstat -j's ja_ad_predecessor_list)
+A_PREDECESSORS_AD_REQ = f"{L.DOMAIN}/predecessors-ad-req"
 WAITING = f"{L.DOMAIN}/waiting"  # label "true" while predecessors is non-empty
 BACKSTOP = "gridshim-release"  # the CronJob that runs `release --sweep` every minute
 BACKSTOP_LABEL = f"{L.DOMAIN}/release"  # "true" on the CronJob, its Jobs and pods (never managed-by=gridshim)
@@ -266,9 +267,10 @@ def apply(cluster: Cluster | None, req: JobRequest, manifest: Manifest, *, home:
             preds[k] = format_tasks(parse_tasks(both) | parse_tasks(v)) if both and v else ""
     meta = manifest["metadata"]
     ann = meta.setdefault("annotations", {})
-    ann[A_PREDECESSORS_REQ] = ",".join(plain + ad)
+    if plain:
+        ann[A_PREDECESSORS_REQ] = ",".join(plain)
     if ad:
-        ann[A_AD] = "true"
+        ann[A_PREDECESSORS_AD_REQ] = ",".join(ad)
     if not preds:
         return manifest
     ann[A_PREDECESSORS] = json.dumps(preds, sort_keys=True, separators=(",", ":"))

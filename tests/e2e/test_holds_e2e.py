@@ -231,3 +231,30 @@ def test_refusals_byte_for_byte(tool: Tool) -> None:
     job = job_of(tool, running)
     assert "gridshim.io/hold" not in job["metadata"].get("annotations", {})
     tool.run("qdel", "-f", running)
+
+
+def test_array_predecessors_release_task_by_task_and_hold_jid_ad_holds_the_whole_successor(make_tool: Any) -> None:
+    tool = with_release(make_tool("ad"))
+    write(tool, "pa.sh", "sleep $((SGE_TASK_ID * 3)); date +%s.%N > $HOME/pa_$SGE_TASK_ID\n")
+    write(tool, "sa.sh", "date +%s.%N > $HOME/sa_$SGE_TASK_ID\n")
+    pa = submit(tool, "-t", "1-3", "-N", "pa", "pa.sh").split(".")[0]
+    sa = submit(tool, "-t", "1-3", "-hold_jid_ad", "pa", "-N", "sa", "sa.sh").split(".")[0]
+    job = job_of(tool, sa)
+    assert job["spec"]["suspend"] is True and D_preds(job) == {pa: "1-3:1"}
+    assert job["metadata"]["annotations"]["gridshim.io/predecessors-ad-req"] == "pa"
+    # each predecessor task's wrapper releases its own task
+    tool.wait_for(lambda: D_preds(job_of(tool, sa)) == {pa: "2,3"}, timeout=30, what="task 1 released")
+    assert not pods_of(tool, job_of(tool, sa))
+    for t in (1, 2, 3):
+        wait_file(tool, f"sa_{t}", timeout=60)
+    last = max(float((tool.home / f"pa_{t}").read_text()) for t in (1, 2, 3))
+    assert all(float((tool.home / f"sa_{t}").read_text()) > last for t in (1, 2, 3))
+    # the same range is required
+    tool.wait_for(lambda: finished(job_of(tool, pa)), timeout=30, what="pa's Job to be Complete")
+    proc = tool.run("qsub", "-t", "1-4", "-hold_jid_ad", pa, "sa.sh")
+    assert proc.returncode == 0  # pa has finished: no predecessor left to compare with, as SGE drops it
+    submit(tool, "-t", "1-3", "-N", "pb", "pa.sh")
+    proc = tool.run("qsub", "-t", "1-4", "-hold_jid_ad", "pb", "sa.sh")
+    assert (proc.returncode, proc.stderr) == (1, "Unable to run job: This array job must have the same range of "
+                                                 "sub-tasks as the dependent array job specified with -hold_jid_ad\n"
+                                                 "Exiting.\n")

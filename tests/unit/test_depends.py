@@ -113,7 +113,9 @@ def test_hold_jid_ad_checks_both_arrays_and_their_range() -> None:
         with pytest.raises(D.Rejected, match="must have the same range of sub-tasks"):
             D.apply(s, req(options={"hold_jid_ad": [name], "tasks": [1, 50, 2]}), manifest())
     m = D.apply(s, req(home="/nonexistent/x", options={"hold_jid_ad": ["same"], "tasks": [1, 50, 2]}), manifest())
-    assert json.loads(m["metadata"]["annotations"][D.A_PREDECESSORS]) == {"1111111": "1-50:1"}
+    ann = m["metadata"]["annotations"]
+    assert json.loads(ann[D.A_PREDECESSORS]) == {"1111111": "1-50:1"}  # the whole successor waits (design.md)
+    assert ann[D.A_PREDECESSORS_AD_REQ] == "same" and D.A_PREDECESSORS_REQ not in ann
 
 
 # -- release ------------------------------------------------------------------------------------------
