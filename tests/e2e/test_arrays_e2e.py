@@ -138,6 +138,7 @@ def test_a_finished_task_runs_the_sites_release_command(tool: Tool) -> None:
                     env={"GRIDSHIM_CONFIG": str(config)})
     assert proc.returncode == 0, proc.stderr
     job_id = proc.stdout.split(".")[0]
+    mkdir(tool, ".gridshim")  # as qsub, running as the tool, would leave it
     write(tool, f".gridshim/successors/{job_id}", "")
     args = tool.home / "release.args"
     tool.wait_for(lambda: args.exists() and len(args.read_text().splitlines()) == 2, timeout=60,
@@ -192,3 +193,36 @@ def test_sync_reports_a_killed_task_at_once_and_waits_for_the_rest(tool: Tool) -
     assert [line for _, line in err_lines] == [f"Job {job_id}.1 exited because of signal SIGKILL\n"], err_lines
     assert err_lines[0][0] - killed_at < 12, "the killed task's line came only at the end"  # task 2 runs 15 s
     assert out.endswith(f"Job {job_id}.2 exited with exit code 0.\n") and proc.returncode == 1, (out, err_lines)
+
+
+def test_a_pending_task_on_the_deleted_list_never_runs(tool: Tool) -> None:
+    """What qdel of a pending task leaves (docs/arrays-holds-spec.md "qdel of array tasks"): the marker
+    file lists the task, the Job's annotation names it. Its pod's wrapper exits 0 at once, with no output
+    file and no accounting record, and -sync y says `Unable to run job N.T` (contributing 0)."""
+    import subprocess
+
+    cmd = ["qsub", "-sync", "y", "-terse", "-t", "1-3", "-tc", "1", "-b", "y", "-shell", "n", "/bin/sh", "-c",
+           'sleep 3; echo "ran $SGE_TASK_ID"']
+    if os.geteuid() == 0:
+        cmd = ["setpriv", f"--reuid={tool.uid}", f"--regid={tool.uid}", "--clear-groups", *cmd]
+    env = {**tool.env(), "PWD": str(tool.home)}
+    proc = subprocess.Popen(cmd, cwd=tool.home, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline() if proc.stdout else ""  # -terse: N.1-3:1, flushed before the wait
+        job_id = first.split(".")[0]
+        assert re.fullmatch(rf"{job_id}\.1-3:1\n", first), first
+        mkdir(tool, ".gridshim")  # as qdel, running as the tool, would leave it
+        write(tool, f".gridshim/deleted/{job_id}", "3\n")
+        job = next(j for j in tool.kubectl_json("get", "jobs")["items"]
+                   if j["metadata"]["labels"].get("gridshim.io/job-id") == job_id)
+        tool.sandbox.kubectl("-n", tool.namespace, "annotate", "job", job["metadata"]["name"],
+                             "gridshim.io/deleted-tasks=3")
+        out, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert (proc.returncode, out, err) == (0, "", f"Unable to run job {job_id}.3\n")
+    assert (tool.home / f"sh.o{job_id}.2").read_text() == "ran 2\n"
+    assert not (tool.home / f"sh.o{job_id}.3").exists() and not (tool.home / f"sh.e{job_id}.3").exists()
+    records = [line.split(":") for line in (tool.home / ".gridshim" / "accounting").read_text().splitlines()]
+    assert sorted(int(f[35]) for f in records if f[5] == job_id) == [1, 2]
