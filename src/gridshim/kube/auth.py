@@ -90,7 +90,7 @@ class Auth:
         """(certificate path, key path) for ssl.load_cert_chain, or None."""
         c = self.creds
         if self.uses_exec:
-            paths = self._current_exec().cert_paths()
+            paths = (self._exec or self._current_exec()).cert_paths()
             if paths is not None:
                 return paths
         if c.cert_file or c.cert_data:
@@ -100,7 +100,9 @@ class Auth:
         return None
 
     def headers(self) -> list[tuple[str, str]]:
-        """Authorization (if any) and the Impersonate-* headers, for one attempt."""
+        """Authorization (if any) and the Impersonate-* headers, for one attempt. The attempt's exec
+        credential is settled here (the plugin runs if it has none or it has expired), so the TLS context
+        built next for the same attempt uses the same answer."""
         token = self._token
         if self.uses_exec:
             cred = self._current_exec()
@@ -111,8 +113,6 @@ class Auth:
 
     def needs_new_context(self, built: int) -> bool:
         """Whether the TLS context built at generation BUILT holds an old client certificate."""
-        if self.uses_exec:
-            self._current_exec()
         return built != self.generation
 
     def refresh(self) -> bool:
@@ -216,7 +216,8 @@ def run_exec(creds: Credentials, *, environ: Any = None, stdin: Any = None) -> E
         return ClusterConfigError(f"the exec plugin {name} ({where}) {why}", hint=hint)
 
     mode = spec["interactiveMode"]
-    tty = _stdin_is_terminal(stdin if stdin is not None else sys.stdin)
+    stdin = sys.stdin if stdin is None else stdin
+    tty = _stdin_is_terminal(stdin)
     if mode == "Always" and not tty:
         raise fail("needs a terminal (interactiveMode: Always) but standard input is not one",
                    hint="run the command from a terminal, or log in with the plugin first")
@@ -227,7 +228,7 @@ def run_exec(creds: Credentials, *, environ: Any = None, stdin: Any = None) -> E
     timeout = _exec_timeout(env_in)
     try:
         proc = subprocess.run([spec["command"], *spec["args"]], env=env, stdout=subprocess.PIPE,
-                              stdin=None if interactive else subprocess.DEVNULL, timeout=timeout, check=False)
+                              stdin=stdin if interactive else subprocess.DEVNULL, timeout=timeout, check=False)
     except FileNotFoundError:
         raise fail(f"was not found ({spec['command']})",
                    hint=spec["installHint"].strip().replace("\n", " ") or "install it, or fix the exec entry's "

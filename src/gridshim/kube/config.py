@@ -271,7 +271,7 @@ def _exec_spec(spec: Any, shown: str, uw: str, base: str) -> dict[str, Any]:
                                             and isinstance(e.get("value", ""), str) for e in env):
         raise refuse("env is not a list of name/value pairs")
     if os.sep in command and not os.path.isabs(command):
-        command = os.path.join(base, command)
+        command = os.path.normpath(os.path.join(base, command))  # Go's filepath.Join cleans the path
     return {"command": command, "args": list(args), "env": [(e["name"], e.get("value", "")) for e in env],
             "apiVersion": version, "interactiveMode": mode, "provideClusterInfo": bool(spec.get("provideClusterInfo")),
             "installHint": str(spec.get("installHint") or "")}
