@@ -26,15 +26,21 @@ from gridshim.translate import SubmitHost, default_job_name
 SUBMIT: dict[str, Preset] = {"jsub": Preset.JSUB, "jstart": Preset.JSTART, "qcronsub": Preset.QCRONSUB,
                              "qsub": Preset.JSUB}
 # gridshim's other commands, with the options their parsers accept (cli/qstat.py, qdel.py, qmod.py,
-# job.py, jstop.py, crontab.py) and how many values each takes; tests/unit/test_migrate.py keeps this
+# job.py, jstop.py, crontab.py, qalter.py) and how many values each takes; tests/unit/test_migrate.py keeps this
 # table in step with those parsers.
 CONTROL: dict[str, dict[str, int]] = {
     "qstat": {"-u": 1, "-s": 1, "-q": 1, "-j": 1, "-r": 0, "-xml": 0, "--watch": 0, "-watch": 0, "-help": 0, "-h": 0,
               "--help": 0},
-    "qdel": {"-f": 0, "-u": 1, "-help": 0, "-h": 0, "--help": 0},
+    "qdel": {"-f": 0, "-u": 1, "-t": 1, "-help": 0, "-h": 0, "--help": 0},
+    # qalter, qhold and qrls: one module (cli/qalter.py), as SGE's one binary chosen by argv[0]
+    "qhold": {"-h": 1, "-u": 1, "-help": 0, "--help": 0},
+    "qrls": {"-h": 1, "-u": 1, "-help": 0, "--help": 0},
+    "qalter": {"-N": 1, "-p": 1, "-h": 1, "-hold_jid": 1, "-l": 1, "-o": 1, "-e": 1, "-u": 1, "-help": 0,
+               "--help": 0},
     # qacct's value after -j/-o/-u/-g/-h/-q/-pe/-slots/-ar is optional; counted as one for finding the job
     "qacct": {"-j": 1, "-o": 1, "-u": 1, "-g": 1, "-h": 1, "-q": 1, "-pe": 1, "-slots": 1, "-ar": 1, "-b": 1,
-              "-e": 1, "-d": 1, "-f": 1, "-t": 1, "-l": 1, "-m": 0, "-help": 0},
+              "-e": 1, "-d": 1, "-f": 1, "-t": 1, "-l": 1, "-P": 1, "-D": 1, "-A": 1, "-E": 0, "-m": 0,
+              "-help": 0},
     "jstop": {},
     "job": {"-v": 0, "--verbose": 0, "-q": 0, "--quiet": 0, "-h": 0, "--help": 0},
     "qmod": {"-rj": 0, "-r": 0, "-help": 0, "-h": 0, "--help": 0},
@@ -43,9 +49,6 @@ CONTROL: dict[str, dict[str, int]] = {
 }
 # Grid clients gridshim does not provide: why, and what to do instead.
 ABSENT: dict[str, tuple[str, str]] = {
-    "qalter": ("jobs cannot be changed after submission", "jstop the job and submit it again with the new options"),
-    "qhold": ("jobs cannot be held", "jstop the job and submit it again later (jsub -a DATE waits until DATE)"),
-    "qrls": ("jobs cannot be held, so there is nothing to release", "submit the job when it should run"),
     "qresub": ("jobs cannot be copied", "run the jsub command again"),
     "qhost": ("there are no execution hosts to list", "qstat shows your jobs; gridshim doctor shows your quota"),
     "qquota": ("quota lives in the namespace's ResourceQuota", "gridshim doctor shows your quota use"),
@@ -69,15 +72,13 @@ COMMAND_DIRS = ("", "/usr/bin", "/usr/local/bin", "/bin")
 # qsub options that jsub does not accept (the grid's jsub refused them too, exit 2): how many values
 # each takes, why it cannot work, and what to do instead.
 UNSUPPORTED_OPTIONS: dict[str, tuple[int, str, str]] = {
-    "-t": (1, "array jobs (-t) are not supported: each job is one Kubernetes Job",
-           "submit one job per task in a loop, e.g. for i in $(seq 1 5); do jsub -N NAME-$i -v TASK=$i "
-           "PROGRAM; done"),
-    "-tc": (1, "array job throttling (-tc) is not supported", "limit the loop that submits the tasks"),
-    "-hold_jid": (1, "job dependencies (-hold_jid) are not supported",
-                  "run the steps one after another in one script, or chain them: jsub -sync y -N first A && "
-                  "jsub -N second B"),
-    "-hold_jid_ad": (1, "array job dependencies (-hold_jid_ad) are not supported",
-                     "run the steps one after another in one script"),
+    "-t": (1, "array jobs (-t) are qsub's, not jsub's",
+           "submit the array with qsub: qsub -t 1-5 -b y PROGRAM (each task sees $SGE_TASK_ID)"),
+    "-tc": (1, "array job throttling (-tc) is qsub's, not jsub's", "qsub -t 1-N -tc LIMIT -b y PROGRAM"),
+    "-hold_jid": (1, "job dependencies (-hold_jid) are qsub's, not jsub's",
+                  "submit the dependent step with qsub: qsub -hold_jid first -N second -b y PROGRAM"),
+    "-hold_jid_ad": (1, "array job dependencies (-hold_jid_ad) are qsub's, not jsub's",
+                     "submit both arrays with qsub: qsub -t 1-N -hold_jid_ad first -b y PROGRAM"),
     "-pe": (2, "parallel environments (-pe) are not supported: a job is one container",
             "submit one job per process; each job gets the site's CPU limit (cpu.limit)"),
     "-r": (1, "-r (re-run) is not supported", "use -continuous (or jstart) for a job that must be restarted "
@@ -90,7 +91,7 @@ UNSUPPORTED_OPTIONS: dict[str, tuple[int, str, str]] = {
            "name the variables: -v VAR1,VAR2 takes their values from your environment"),
     "-terse": (0, "-terse is not supported: jsub prints 'Your job N (\"NAME\") has been submitted'",
                "cut the id out: jsub … | awk '{print $3}'"),
-    "-h": (0, "held jobs (qsub -h) are not supported", "submit the job when it should run, or use -a DATE"),
+    "-h": (0, "held jobs (-h) are qsub's, not jsub's", "qsub -h -b y PROGRAM, and qrls the job when it should run"),
     "-P": (1, "projects (-P) are not supported", "leave it out"),
     "-A": (1, "accounts (-A) are not supported", "leave it out"),
     "-ckpt": (1, "checkpointing (-ckpt) is not supported", "use -continuous, which restarts the job when it "
@@ -483,14 +484,14 @@ def _control(cmd: str, argv: list[str]) -> tuple[str | None, list[Note]]:
                 if cmd == "qmod" and a in ("-rj", "-r"):
                     notes.append(Note(text="qmod -rj restarts continuous jobs (jstart, -continuous) only; it "
                                            "refuses others, as the grid's task queue did", kind=Kind.INFO))
+                if cmd == "qalter" and a in ("-l", "-o", "-e"):
+                    notes.append(Note(text=f"qalter {a}: changes a job only while it is held (hqw) and has not "
+                                           "started (the grid changed any pending job); a running job's request "
+                                           "is refused, as the grid refused it", kind=Kind.DIFFERENCE,
+                                      instead="qhold the job first, qalter it, then qrls it"))
                 if cmd == "crontab" and a == "-u":
                     notes.append(Note(text=f"-u {value}: only your own tool's name is accepted", kind=Kind.INFO))
                 i += 1 + arity
-                continue
-            if cmd == "qdel" and a == "-t":
-                notes.append(Note(text="qdel -t: array job tasks do not exist", kind=Kind.UNSUPPORTED,
-                                  instead="qdel the jobs by name or id"))
-                i += 2
                 continue
             if cmd == "qmod":
                 notes.append(Note(text=f"qmod {a}: only -rj (restart a continuous job) is supported",
@@ -502,7 +503,7 @@ def _control(cmd: str, argv: list[str]) -> tuple[str | None, list[Note]]:
                               instead=f"see {cmd} --help or man {cmd}"))
             i += 1
             continue
-        if cmd in ("qdel", "job", "qmod"):
+        if cmd in ("qdel", "job", "qmod", "qhold", "qrls", "qalter"):
             targets += [t for t in a.split(",") if t] if cmd != "job" else [a]
         i += 1
     return (", ".join(targets) or None), notes

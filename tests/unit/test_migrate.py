@@ -86,8 +86,8 @@ def test_mixed_crontab_names_every_job_and_classifies_every_line() -> None:
 def test_array_jobs_say_why_and_what_instead() -> None:
     f = [f for f in check_crontab(MIXED) if f.job == "arr"][0]
     text = notes(f)
-    assert "-t 1-5: array jobs (-t) are not supported" in text and "the grid's jsub refused it too" in text
-    assert "instead: submit one job per task in a loop" in text
+    assert "-t 1-5: array jobs (-t) are qsub's, not jsub's" in text and "the grid's jsub refused it too" in text
+    assert "instead: submit the array with qsub: qsub -t 1-5" in text
     assert "unrecognized arguments" not in text  # the explanation replaces jsub's bare error
 
 
@@ -239,18 +239,25 @@ def test_jsub_lines(line: str, verdict: M.Verdict, text: str) -> None:
 
 
 def test_qsub_and_absent_clients() -> None:
-    findings = check_script("qsub -t 1-10 -N arr -b y /bin/true\nqalter -l h_vmem=2g 123\nqhold 5\nqacct -j 5\n"
-                            "qrsh\nqmod -sj bot\nqstat -f\ncrontab -u tools.demo -l\n", files={"/bin/true": ""})
-    by = {f.command: f for f in findings}
-    assert by["qsub"].job == "arr" and by["qsub"].verdict is N
-    assert "array jobs" in notes(by["qsub"])
-    assert "grid's jsub refused" not in notes(by["qsub"])
-    assert by["qacct"].verdict is U  # qacct exists (its records: docs/qacct.md)
-    for cmd in ("qalter", "qhold", "qrsh"):
-        assert by[cmd].verdict is N and "instead:" in notes(by[cmd]), cmd
-    assert by["qmod"].verdict is N and "only -rj" in notes(by["qmod"])
-    assert by["qstat"].verdict is N and "qstat -f: not an option" in notes(by["qstat"])
-    assert by["crontab"].verdict is U and "only your own tool" in notes(by["crontab"])
+    findings = check_script("qsub -t 1-10 -hold_jid prep -N arr -b y /bin/true\nqalter -l h_vmem=2g 123\n"
+                            "qhold 5\nqrls 5\nqdel 7 -t 2-3\nqacct -j 5\nqrsh\nqmod -sj bot\nqstat -f\n"
+                            "crontab -u tools.demo -l\nqalter -q long 5\n", files={"/bin/true": ""})
+    by: dict[str, list[M.Finding]] = {}
+    for f in findings:
+        by.setdefault(f.command, []).append(f)
+    # arrays, dependencies and holds are qsub's, and gridshim's qsub has them (issue 15)
+    assert by["qsub"][0].job == "arr" and by["qsub"][0].verdict is U, notes(by["qsub"][0])
+    for cmd, job in (("qhold", "5"), ("qrls", "5"), ("qdel", "7"), ("qacct", None)):
+        assert by[cmd][0].verdict is U and (job is None or by[cmd][0].job == job), (cmd, notes(by[cmd][0]))
+    first, unknown = by["qalter"]
+    assert first.verdict is D and "only while it is held" in notes(first) and first.job == "123"
+    assert unknown.verdict is N and "qalter -q: not an option" in notes(unknown)
+    by1 = {c: fs[0] for c, fs in by.items()}
+    for cmd in ("qrsh",):
+        assert by1[cmd].verdict is N and "instead:" in notes(by1[cmd]), cmd
+    assert by1["qmod"].verdict is N and "only -rj" in notes(by1["qmod"])
+    assert by1["qstat"].verdict is N and "qstat -f: not an option" in notes(by1["qstat"])
+    assert by1["crontab"].verdict is U and "only your own tool" in notes(by1["crontab"])
 
 
 def test_python_argv_lists_and_command_strings() -> None:
@@ -281,13 +288,17 @@ def test_unsupported_options_are_really_unknown_to_jsub() -> None:
     assert not set(M.UNSUPPORTED_OPTIONS) & set(OPTIONS)
 
 
-@pytest.mark.parametrize("cmd", sorted(M.CONTROL))
+# qalter, qhold and qrls share one module, as SGE's one binary: their tables together are its options
+MODULE = {"qhold": "qalter", "qrls": "qalter"}
+
+
+@pytest.mark.parametrize("cmd", sorted(set(M.CONTROL) - set(MODULE)))
 def test_control_table_matches_each_commands_parser(cmd: str) -> None:
     src = (REPO / "src" / "gridshim" / "cli" / f"{cmd}.py").read_text()
     literals = {n.value for n in ast.walk(ast.parse(src)) if isinstance(n, ast.Constant)
-                and isinstance(n.value, str) and re.fullmatch(r"--?[a-z][a-z-]*", n.value)}
+                and isinstance(n.value, str) and re.fullmatch(r"--?[A-Za-z][A-Za-z_-]*", n.value)}
     literals -= {"-c"}  # crontab's `/bin/sh -c` for the editor
-    table = set(M.CONTROL[cmd])
+    table = set().union(*(M.CONTROL[c] for c in M.CONTROL if MODULE.get(c, c) == cmd))
     assert literals <= table, f"{cmd} accepts {sorted(literals - table)}; add them to migrate.CONTROL"
     assert table - {"-h", "--help", "-help"} <= literals, f"{cmd} no longer accepts {sorted(table - literals)}"
 
@@ -311,7 +322,7 @@ def test_cli_reports_and_exits_1_when_something_is_unsupported(tmp_path: Path) -
     assert code == 1 and "\x1b[" not in text
     assert f"{tmp_path}/crontab:5: not supported: jsub, job 'arr'" in text
     assert f"{tmp_path}/crontab:8: works unchanged: cron entry, job 'cron-7'" in text
-    assert "instead: submit one job per task in a loop" in text
+    assert "instead: submit the array with qsub: qsub -t 1-5" in text
     assert text.rstrip().endswith("10 grid commands in 1 file: 3 work unchanged, 2 with a difference, "
                                   "5 not supported.")
     assert "does not exist" in err.getvalue()  # the missing site config is a warning, not a stop
