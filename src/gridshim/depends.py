@@ -463,7 +463,32 @@ class SweepResult:
     backstop_deleted: bool
 
 
-def sweep(cluster: Cluster) -> SweepResult:
+MARKER_AGE = 3600  # marker files of jobs no longer live are removed by the sweep after this many seconds
+
+
+def clean_markers(home: str, jobs: Iterable[Manifest], *, now: float) -> int:
+    """Remove successors/<id> and released/<id> files of ids with no live Job, older than MARKER_AGE (so
+    an id drawn again one day is not taken for released). Returns how many went."""
+    live = {str(L.job_id_of(j["metadata"])) for j in jobs if not is_over(j)}
+    gone = 0
+    for sub in (MARKERS, RELEASED):
+        d = os.path.join(home, sub)
+        try:
+            names = os.listdir(d)
+        except OSError:
+            continue
+        for name in names:
+            path = os.path.join(d, name)
+            try:
+                if name not in live and now - os.lstat(path).st_mtime > MARKER_AGE:
+                    os.unlink(path)
+                    gone += 1
+            except OSError:
+                pass
+    return gone
+
+
+def sweep(cluster: Cluster, *, home: str | None = None, now: float | None = None) -> SweepResult:
     """`gridshim release --sweep`: drop every predecessor whose Job is gone or over (and array tasks in
     completedIndexes/failedIndexes); delete the backstop CronJob when no waiting Job is left. The CronJob
     is read before the Jobs and deleted with its resourceVersion as precondition, so a qsub that touched
@@ -474,6 +499,10 @@ def sweep(cluster: Cluster) -> SweepResult:
         cron = None
     jobs, _ = cluster.list("Job", selector=L.selector(cluster.tool))
     changed = sweep_jobs(cluster, jobs)
+    if home:
+        import time  # noqa: PLC0415
+
+        clean_markers(home, jobs, now=time.time() if now is None else now)
     still: list[Manifest] = []
     if cron is not None:
         waiting, _ = cluster.list("Job", selector=L.selector(cluster.tool, **{WAITING: "true"}))

@@ -280,3 +280,20 @@ def test_submitted_creates_the_backstop_and_releases_what_ended_before_the_creat
     assert D.submitted(s, created, backstop=backstop, home=str(tmp_path), sleep=lambda _: None) == []
     assert ("CronJob", D.BACKSTOP) in s.objects
     assert s.job(7777777)["spec"]["suspend"] is False
+
+
+def test_the_sweep_removes_old_markers_of_jobs_no_longer_live(tmp_path: Path) -> None:
+    s = Store()
+    s.add_job(1111111, "live")
+    s.add_job(2222222, "done", finished="Complete")
+    D.write_markers(str(tmp_path), 7000001, ["1111111", "2222222", "3333333"])
+    D.note_released(str(tmp_path), 2222222)
+    old = 1796120000.0
+    for p in (tmp_path / ".gridshim").rglob("*"):
+        if p.is_file():
+            os.utime(p, (old, old))
+    D.sweep(s, home=str(tmp_path), now=old + 60)  # young: all kept
+    assert len(list((tmp_path / ".gridshim").rglob("*"))) == 6
+    D.sweep(s, home=str(tmp_path), now=old + D.MARKER_AGE + 1)
+    left = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / ".gridshim").rglob("*") if p.is_file())
+    assert left == [".gridshim/successors/1111111"]

@@ -277,7 +277,7 @@ def release(env: Env, *, job: int | None, tasks: list[int] | None, sweep: bool, 
 
     cluster = cluster or load_cluster(env)
     if sweep:
-        result = depends.sweep(cluster)
+        result = depends.sweep(cluster, home=env.home)
         changed = result.released
     else:
         changed = depends.release(cluster, job, tasks)  # type: ignore[arg-type]
