@@ -455,6 +455,17 @@ def test_impersonation_headers_as_kubectl_sends_them(server: FakeApiServer, pki:
     assert [v for k, v in got if k == "Impersonate-Extra-scopes"] == ["view", "edit"]  # values keep their order
 
 
+def test_a_refused_impersonation_names_the_as_entry(server: FakeApiServer, pki: Pki, tmp_path: Path) -> None:
+    server.routes[("GET", CM)] = (403, {"kind": "Status", "code": 403, "reason": "Forbidden", "message":
+                                        'users "root" is forbidden: User "tool-x" cannot impersonate resource "users"'}, {})
+    c = cluster_for(kubeconfig(tmp_path / "k", url(server), user={**cert_user(pki), "as": "root"}, ca=pki.ca),
+                    budget=30)
+    with pytest.raises(GridshimError) as e:
+        c.request("GET", CM)
+    assert len(server.seen) == 1  # final at once, not taken for a server that is still starting
+    assert "impersonates 'root' (as:)" in str(e.value) and "\n" not in str(e.value)
+
+
 def test_groups_without_a_user_to_impersonate_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ClusterConfigError, match="without as"):
         load_credentials([str(kubeconfig(tmp_path / "k", "https://h", user={"token": "t", "as-groups": ["g"]}))])

@@ -661,6 +661,8 @@ class Transport:
             text = raw.decode(errors="replace")
         if "exceeded quota" in text:
             return False  # the quota's answer, final (QuotaExceededError)
+        if self.creds.impersonate and "cannot impersonate" in text:
+            return False  # RBAC's answer to as: (every request of ours, /readyz too, would get it): final
         if not (self._fresh or r.transport_failed or r.forbidden_since is not None or _RBAC_MISSING.search(text)):
             return False
         now = time.monotonic()
@@ -751,6 +753,12 @@ class Transport:
                                       hint=hint, detail=detail)
         if status == 403 and "exceeded quota" in msg:
             return QuotaExceededError(msg, detail=detail)
+        if status == 403 and self.creds.impersonate and "cannot impersonate" in msg:
+            who = dict(self.creds.impersonate).get("Impersonate-User", "?")
+            return ForbiddenError(f"not allowed: {msg}",
+                                  hint=f"user {self.creds.user!r} in {self.creds.path} impersonates {who!r} (as:), "
+                                       "which RBAC does not allow it: ask for the impersonate permission, or remove "
+                                       "as: and its as-* entries", detail=detail)
         if status == 403:
             return ForbiddenError(f"not allowed: {msg}",
                                   hint=f"is {self.creds.path} the kubeconfig of the tool that owns this?",
