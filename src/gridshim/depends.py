@@ -209,9 +209,31 @@ def check_ad(jobs: Iterable[Manifest], preds: dict[str, str], tasks: tuple[int, 
     for jid in preds:
         for j in by_id.get(int(jid), []):
             t = tasks_of(j)
-            if t is None or (t[0], t[1]) != (tasks[0], tasks[1]):
+            if t is None:  # SGE gives the same message for a predecessor that is not an array
+                raise Rejected('Can only specify "-hold_jid_ad" option with an array job (using "-t" option)')
+            if (t[0], t[1]) != (tasks[0], tasks[1]):
                 raise Rejected("This array job must have the same range of sub-tasks as the dependent array "
                                "job specified with -hold_jid_ad")
+
+
+def cycle_with(job_id: int, preds: Iterable[str], jobs: Iterable[Manifest]) -> int | None:
+    """qalter -hold_jid: the job in whose predecessors JOB_ID would appear again through PREDS (SGE's
+    contains_dependency_cycles), or None."""
+    graph = {L.job_id_of(j["metadata"]): [int(p) for p in predecessors_of(j)] for j in jobs}
+    seen: set[int] = set()
+
+    def walk(node: int) -> int | None:
+        for p in graph.get(node, []) if node != job_id else [int(x) for x in preds]:
+            if p == job_id:
+                return node
+            if p not in seen:
+                seen.add(p)
+                found = walk(p)
+                if found is not None:
+                    return found
+        return None
+
+    return walk(job_id)
 
 
 def hold_manifest(manifest: Manifest, held: bool) -> Manifest:

@@ -167,6 +167,18 @@ def test_qalter_hold_jid_replaces_and_clears_the_list(tmp_path: Path) -> None:
     assert not D.predecessors_of(j) and j["spec"]["suspend"] is False and D.WAITING not in j["metadata"]["labels"]
 
 
+def test_qalter_hold_jid_refuses_itself_and_cycles(tmp_path: Path) -> None:
+    s = Store()
+    s.add_job(1111111, "a", suspend=True, labels={D.WAITING: "true"},
+              annotations={D.A_PREDECESSORS: json.dumps({"2222222": ""})})
+    s.add_job(2222222, "b")
+    assert qalter(tmp_path, ["-hold_jid", "2222222", "2222222"], s) == (
+        1, 'denied: job "2222222" may not be it\'s own jobnet predecessor\n', "")
+    assert qalter(tmp_path, ["-hold_jid", "a", "b"], s) == (
+        1, "job 2222222 dependency change would generate a dependency cycle with job 1111111\n", "")
+    assert qalter(tmp_path, ["-hold_jid", "b*", "b"], s)[1].startswith("modified job id hold list")  # itself: skipped
+
+
 def test_qalter_h_rt_is_the_deadline_in_place_and_memory_replaces_a_held_job(tmp_path: Path) -> None:
     s = Store()
     s.add_job(1111111, "h", suspend=True, annotations={D.A_HOLD: "u"}, options={"mem": 536870912})

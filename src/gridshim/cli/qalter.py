@@ -395,13 +395,19 @@ def _alter_one(env: Env, cluster: Any, settings: Any, caller: str, row: JobRow, 
     # -- the in-place metadata changes, one preconditioned patch
     new_preds: dict[str, str] | None = None
     if alter.hold_jid is not None:
+        import re  # noqa: PLC0415
+
         jobs, _ = cluster.list("Job", selector=L.selector(cluster.tool))
+        for item in alter.hold_jid:  # SGE's order: a task id, then the job itself (atoi), per element
+            if item[:1].isdigit() and "." not in item and int(re.match(r"\d+", item).group(0)) == jid:  # type: ignore[union-attr]
+                raise AlterRefused(f'denied: job "{jid}" may not be it\'s own jobnet predecessor')
         try:
             new_preds = depends.resolve([j for j in jobs if j["metadata"].get("uid") != row.uid], alter.hold_jid)
         except depends.Rejected as e:
             raise AlterRefused(e.text) from None
-        if str(jid) in new_preds:
-            raise AlterRefused(f'denied: job "{jid}" may not be it\'s own jobnet predecessor')
+        other = depends.cycle_with(jid, new_preds, [j for j in jobs if j["metadata"].get("uid") != row.uid])
+        if other is not None:
+            raise AlterRefused(f"job {jid} dependency change would generate a dependency cycle with job {other}")
 
     def decide(j: Manifest) -> Manifest | None:
         meta: dict[str, Any] = {"annotations": {}, "labels": {}}
