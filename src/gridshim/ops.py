@@ -175,6 +175,21 @@ def _finished_at(pods: list[Manifest]) -> str:
     return max(ends, default="")
 
 
+# How many completion indexes one pod LIST names in its label selector (`… in (0,1,…)`), to keep the URL short.
+INDEX_SELECTOR_CHUNK = 100
+
+
+def new_indexes(job: Manifest, done: set[int]) -> list[int]:
+    """The completion indexes of an array job that finished (completedIndexes, failedIndexes) and whose
+    task ids are not in DONE."""
+    tasks = array_tasks_of(job)
+    if tasks is None:
+        return []
+    st = job.get("status") or {}
+    ended = parse_index_list(st.get("completedIndexes")) | parse_index_list(st.get("failedIndexes"))
+    return sorted(i for i in ended if tasks[0] + i * tasks[2] not in done)
+
+
 def finished_tasks(job: Manifest, pods: list[Manifest], done: set[int]) -> list[tuple[int, Outcome]]:
     """An array job's tasks that finished and are not in DONE (task ids), in the order they finished:
     each index in status.completedIndexes/failedIndexes, its outcome from its pods as job_outcome reads
@@ -240,13 +255,22 @@ def wait(cluster: Cluster, job: Manifest, *, on_change: Callable[[Manifest], Non
     reported: set[int] = set()
 
     def report(obj: Manifest, pods: list[Manifest] | None = None) -> None:
-        """ON_TASK for an array job's tasks that finished since the last look: each once, in finishing order."""
-        st = obj.get("status") or {}
-        if not array or not (st.get("completedIndexes") or st.get("failedIndexes")):
+        """ON_TASK for an array job's tasks that finished since the last look: each once, in finishing order.
+        Only the pods of those tasks are read (by their completion-index label), so a long array costs one
+        small LIST per change, not one of all its pods."""
+        if not array:
+            return
+        new = new_indexes(obj, reported)
+        if not new:
             return
         if pods is None:
+            pods = []
             try:
-                pods, _ = cluster.list("Pod", selector=f"batch.kubernetes.io/controller-uid={obj['metadata']['uid']}")
+                for at in range(0, len(new), INDEX_SELECTOR_CHUNK):
+                    values = ",".join(str(i) for i in new[at:at + INDEX_SELECTOR_CHUNK])
+                    got, _ = cluster.list("Pod", selector=f"batch.kubernetes.io/controller-uid={obj['metadata']['uid']},"
+                                                          f"{COMPLETION_INDEX} in ({values})")
+                    pods += got
             except transient:
                 return  # the next change of the Job, or its end, reports them
         for task, outcome in finished_tasks(obj, pods, reported):

@@ -332,6 +332,7 @@ class ArrayCluster:
         self.annotations = annotations or {}
         self.job: dict[str, Any] = {}
         self.pods: list[dict[str, Any]] = []
+        self.selectors = []
 
     def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
         self.job = copy.deepcopy(manifest)
@@ -361,11 +362,15 @@ class ArrayCluster:
         self.pods = self.final_pods
         yield "MODIFIED", self._at("9", self.final)
 
-    def list(self, kind: str, **_: Any) -> tuple[list[dict[str, Any]], str]:
+    def list(self, kind: str, *, selector: str | None = None, **_: Any) -> tuple[list[dict[str, Any]], str]:
+        if kind == "Pod":
+            self.selectors.append(selector or "")
         return (list(self.pods) if kind == "Pod" else [self.job]), "1"
 
     def delete(self, *args: Any, **kw: Any) -> None:
         return None
+
+    selectors: list[str]
 
 
 def sync_cli(cli: QsubCLI, cluster: ArrayCluster) -> None:
@@ -393,6 +398,10 @@ def test_sync_prints_each_task_as_it_finishes_and_exits_with_the_first_failure(c
     assert r.err == (f"Job {job_id}.10 exited with exit code 5.\n"
                      f"Job {job_id}.7 exited because of signal SIGKILL\n")
     assert r.rc == 5  # the first non-zero contribution in finishing order
+    # while it runs, each look reads only the pods of the tasks that just ended; at the end, one LIST
+    by_uid = "batch.kubernetes.io/controller-uid=u1"
+    assert cluster.selectors == [f"{by_uid},{ops.COMPLETION_INDEX} in (1)", f"{by_uid},{ops.COMPLETION_INDEX} in (3)",
+                                 f"{by_uid},{ops.COMPLETION_INDEX} in (0)", by_uid]
 
 
 def test_sync_all_at_once_is_ordered_by_finish_time_and_deleted_tasks_never_ran(cli: QsubCLI) -> None:
@@ -433,3 +442,18 @@ def test_parse_errors_are_qsub_errors() -> None:
     with pytest.raises(QsubError):
         parse_task_range("a")
     assert issubclass(Rejected, Exception)
+
+
+def test_a_crontab_array_is_an_indexed_job_template() -> None:
+    """`qsub -t` in a crontab line: each run is an Indexed Job; its paths keep $JOB_ID and $TASK_ID for the
+    wrapper to fill in when the run's task starts."""
+    from gridshim import submit
+    from test_qsub import submit_host
+
+    p = submit.plan("qsub", ["-t", "1-3", "-tc", "1", "run.sh"], settings=SETTINGS,
+                    host=submit_host({"run.sh": "echo\n"}), cron=submit.Cron(schedule="0 0 * * *"))
+    (cronjob,) = render(p.request, SETTINGS)
+    spec = cronjob["spec"]["jobTemplate"]["spec"]
+    assert (spec["completionMode"], spec["completions"], spec["parallelism"], spec["backoffLimitPerIndex"]) == (
+        "Indexed", 3, 1, 0)
+    assert p.request.stdout == "/data/project/demo/run.sh.o$JOB_ID.$TASK_ID"
