@@ -277,12 +277,23 @@ def wait(cluster: Cluster, job: Manifest, *, on_change: Callable[[Manifest], Non
             reported.add(task)
             on_task(task, outcome)  # type: ignore[misc]
 
-    def deleted() -> Outcome:
+    def deleted(last: Manifest | None = None) -> Outcome:
         outcome = KILLED if started else Outcome(exit_code=None, reason="deleted")
-        for task in task_range(job) if array else ():  # the whole array was deleted: the rest ended with it
-            if task not in reported:
+        if array:  # the whole array was deleted (qdel N): its running tasks were killed, the rest never ran
+            never = Outcome(exit_code=None, reason="deleted")
+            rest = [t for t in task_range(job) if t not in reported]
+            # the Job controller runs the lowest unfinished indexes first: the last `active` count of them ran
+            active = max(int(((o or {}).get("status") or {}).get("active") or 0) for o in (current, last))
+            ran = set(rest[:active])
+            try:  # and any task whose pod is still there
+                pods, _ = cluster.list("Pod", selector=f"batch.kubernetes.io/controller-uid={job['metadata']['uid']}")
+                first, _last, step = array_tasks_of(job)  # type: ignore[misc]
+                ran |= {first + i * step for i in map(_pod_index, pods) if i is not None}
+            except transient:
+                pass
+            for task in [t for t in rest if t in ran] + [t for t in rest if t not in ran]:
                 reported.add(task)
-                on_task(task, outcome)  # type: ignore[misc]
+                on_task(task, KILLED if task in ran else never)  # type: ignore[misc]
         return outcome
 
     def pause(e: GridshimError) -> None:
@@ -308,7 +319,7 @@ def wait(cluster: Cluster, job: Manifest, *, on_change: Callable[[Manifest], Non
                         if job_finished(obj):  # it ended and its TTL removed it while we were not looking
                             current = obj
                             break
-                        return deleted()
+                        return deleted(obj)
                     current = obj
                     started = started or _started(obj)
                     rv = obj["metadata"].get("resourceVersion", rv)

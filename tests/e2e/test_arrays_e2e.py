@@ -226,3 +226,27 @@ def test_a_pending_task_on_the_deleted_list_never_runs(tool: Tool) -> None:
     assert not (tool.home / f"sh.o{job_id}.3").exists() and not (tool.home / f"sh.e{job_id}.3").exists()
     records = [line.split(":") for line in (tool.home / ".gridshim" / "accounting").read_text().splitlines()]
     assert sorted(int(f[35]) for f in records if f[5] == job_id) == [1, 2]
+
+
+def test_sync_when_qdel_deletes_the_whole_array(tool: Tool) -> None:
+    """qdel N of a running array under -sync y: the running task exited because of SIGKILL, the pending
+    ones never ran (`Unable to run job N.T`); qsub exits 1, the first non-zero contribution."""
+    import subprocess
+
+    cmd = ["qsub", "-sync", "y", "-terse", "-t", "1-3", "-tc", "1", "-b", "y", "/bin/sleep", "120"]
+    if os.geteuid() == 0:
+        cmd = ["setpriv", f"--reuid={tool.uid}", f"--regid={tool.uid}", "--clear-groups", *cmd]
+    env = {**tool.env(), "PWD": str(tool.home)}
+    proc = subprocess.Popen(cmd, cwd=tool.home, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        job_id = (proc.stdout.readline() if proc.stdout else "").split(".")[0]
+        tool.wait_for(lambda: any(p["status"].get("phase") == "Running"
+                                  for p in tool.kubectl_json("get", "pods")["items"]), timeout=60, what="task 1 to run")
+        assert tool.run("qdel", job_id).returncode == 0
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert (proc.returncode, out) == (1, "")
+    assert err == (f"Job {job_id}.1 exited because of signal SIGKILL\n"
+                   f"Unable to run job {job_id}.2\nUnable to run job {job_id}.3\n")

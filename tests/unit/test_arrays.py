@@ -457,3 +457,24 @@ def test_a_crontab_array_is_an_indexed_job_template() -> None:
     assert (spec["completionMode"], spec["completions"], spec["parallelism"], spec["backoffLimitPerIndex"]) == (
         "Indexed", 3, 1, 0)
     assert p.request.stdout == "/data/project/demo/run.sh.o$JOB_ID.$TASK_ID"
+
+
+class DeletedArray(ArrayCluster):
+    """An array whose first task runs (active 1, -tc 1) when qdel deletes the whole Job and its pods."""
+
+    def get(self, kind: str, name: str) -> dict[str, Any]:
+        return self._at("1", {})
+
+    def watch(self, kind: str, **_: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+        yield "MODIFIED", self._at("2", {"active": 1, "ready": 1})
+        yield "DELETED", self._at("3", {"active": 1, "ready": 1})
+
+
+def test_sync_when_the_whole_array_is_deleted_the_running_task_was_killed_the_rest_never_ran(cli: QsubCLI) -> None:
+    cluster = DeletedArray([], {}, [])
+    sync_cli(cli, cluster)
+    r = cli("-sync", "y", "-terse", "-t", "1-3", "-tc", "1", "run.sh")
+    job_id = cluster.job["metadata"]["labels"][L.JOB_ID]
+    assert r.err == (f"Job {job_id}.1 exited because of signal SIGKILL\n"
+                     f"Unable to run job {job_id}.2\nUnable to run job {job_id}.3\n")
+    assert r.rc == 1
