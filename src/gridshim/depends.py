@@ -346,25 +346,27 @@ def submitted(cluster: Cluster, created: Manifest, *, backstop: Manifest | None,
             warnings.append(f"the release backstop (CronJob {BACKSTOP}) could not be made: {e}; the job is "
                             "released when its predecessors end normally or by qdel")
     sleep = sleep or time.sleep
-    job: Manifest | None = created
+    job = created
     try:
         tool = ((created.get("metadata") or {}).get("labels") or {}).get(L.CREATED_BY) or cluster.tool
-        for attempt in range(SETTLE_TRIES):
-            jobs, _ = cluster.list("Job", selector=L.selector(tool))
-            mine = [j for j in jobs if j["metadata"].get("uid") == created["metadata"].get("uid")]
-            job = mine[0] if mine else job
-            if job is None or not predecessors_of(job):
-                break
+        preds = predecessors_of(created)
+        # only the predecessors (set-based selector), so a tool with thousands of Jobs pays one small LIST
+        selector = L.selector(tool) + (f",{L.JOB_ID} in ({','.join(sorted(preds))})" if len(preds) <= 100 else "")
+        for _ in range(SETTLE_TRIES):
+            jobs, _ = cluster.list("Job", selector=selector)
             by_id = _by_id(jobs)
             noted = set()
             if home:
-                noted = {p for p in predecessors_of(job) if not predecessors_of(job)[p]
-                         and os.path.exists(os.path.join(home, RELEASED, p))}
+                noted = {p for p, tasks in predecessors_of(job).items()
+                         if not tasks and os.path.exists(os.path.join(home, RELEASED, p))}
             job = update(cluster, job, lambda j: settle(j, by_id, over=noted)) or job
             left = predecessors_of(job)
             if not left:
                 break
-            pods, _ = cluster.list("Pod", selector=L.selector(tool))
+            uids = [p["metadata"].get("uid", "") for jid in left for p in by_id.get(int(jid), []) if not is_over(p)]
+            if not uids:
+                break
+            pods, _ = cluster.list("Pod", selector=f"batch.kubernetes.io/controller-uid in ({','.join(uids)})")
             if not any(_ending(p, pods) for jid in left for p in by_id.get(int(jid), []) if not is_over(p)):
                 break
             sleep(SETTLE_WAIT)

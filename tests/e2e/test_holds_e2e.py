@@ -258,3 +258,20 @@ def test_array_predecessors_release_task_by_task_and_hold_jid_ad_holds_the_whole
     assert (proc.returncode, proc.stderr) == (1, "Unable to run job: This array job must have the same range of "
                                                  "sub-tasks as the dependent array job specified with -hold_jid_ad\n"
                                                  "Exiting.\n")
+
+
+def test_a_predecessor_ending_while_qsub_resolves_does_not_wait_for_the_backstop(make_tool: Any) -> None:
+    tool = with_release(make_tool("wn"))
+    write(tool, "quick.sh", "true\n")
+    took = []
+    for i in range(6):
+        write(tool, f"after_{i}.sh", f"echo ran > $HOME/win_{i}\n")
+        submit(tool, "-N", f"q{i}", "quick.sh")
+        time.sleep(0.15 * i)  # move the predecessor's end across qsub's LIST, create and re-check
+        t0 = time.monotonic()
+        submit(tool, "-hold_jid", f"q{i}", f"after_{i}.sh")
+        wait_file(tool, f"win_{i}", timeout=150)
+        took.append(time.monotonic() - t0)
+    print(f"\npredecessor ending around the submission → successor ran after "
+          f"{', '.join(f'{t:.1f}' for t in took)} s")
+    assert max(took) < 30, took  # never left to the once-a-minute backstop

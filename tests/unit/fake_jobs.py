@@ -28,9 +28,18 @@ def merge(target: Any, patch: Any) -> Any:
 
 
 def matches(obj: dict[str, Any], selector: str | None) -> bool:
+    """Equality (`k=v`) and set-based (`k in (a,b)`) label selectors, as the API server reads them."""
+    import re  # noqa: PLC0415
+
     labels = (obj.get("metadata") or {}).get("labels") or {}
-    for part in (selector or "").split(","):
+    for part in re.findall(r"[^,(]+(?:\([^)]*\))?", selector or ""):
+        part = part.strip()
         if not part:
+            continue
+        m = re.fullmatch(r"(\S+) in \(([^)]*)\)", part)
+        if m:
+            if labels.get(m.group(1)) not in m.group(2).split(","):
+                return False
             continue
         k, _, v = part.partition("=")
         if labels.get(k) != v:

@@ -15,6 +15,7 @@ from fake_jobs import Store
 from gridshim import depends as D
 from gridshim.config import Settings
 from gridshim.model import JobKind, JobRequest
+from gridshim.render import labels as L
 
 
 def req(**kw: Any) -> JobRequest:
@@ -298,3 +299,38 @@ def test_the_sweep_removes_old_markers_of_jobs_no_longer_live(tmp_path: Path) ->
     D.sweep(s, home=str(tmp_path), now=old + D.MARKER_AGE + 1)
     left = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / ".gridshim").rglob("*") if p.is_file())
     assert left == [".gridshim/successors/1111111"]
+
+
+def test_the_fake_reads_set_based_selectors() -> None:
+    s = Store()
+    s.add_job(1111111, "a")
+    s.add_job(2222222, "b")
+    s.add_job(3333333, "c")
+    items, _ = s.list("Job", selector="app.kubernetes.io/managed-by=gridshim,gridshim.io/job-id in (1111111,3333333)")
+    assert sorted(L.job_id_of(i["metadata"]) for i in items) == [1111111, 3333333]
+
+
+def test_submitted_waits_for_a_predecessor_whose_pods_ended_and_lists_only_the_predecessors(tmp_path: Path) -> None:
+    s = Store()
+    s.add_job(1111111, "a")
+    s.add_job(5555555, "unrelated")
+    uid = s.job(1111111)["metadata"]["uid"]
+    s.create({"kind": "Pod", "metadata": {"name": "a-pod", "labels": {"batch.kubernetes.io/controller-uid": uid}},
+              "status": {"phase": "Succeeded"}})
+    m = D.apply(s, req(home=str(tmp_path), options={"hold_jid": ["a"]}), manifest())
+    m["metadata"]["labels"].update({"app.kubernetes.io/managed-by": "gridshim", "app.kubernetes.io/created-by": "demo",
+                                    "gridshim.io/job-id": "7777777"})
+    m["metadata"]["name"] = "b-x"
+    created = s.create(m)
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) == 2:
+            s.finish(1111111)  # the Job controller marks it Complete a second later
+
+    s.calls.clear()
+    assert D.submitted(s, created, backstop=None, home=str(tmp_path), sleep=sleep) == []
+    assert slept == [D.SETTLE_WAIT] * 2 and s.job(7777777)["spec"]["suspend"] is False
+    job_lists = [sel for verb, kind, sel in s.calls if verb == "list" and kind == "Job"]
+    assert job_lists and all("job-id in (1111111)" in sel for sel in job_lists)
