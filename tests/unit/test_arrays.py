@@ -478,3 +478,20 @@ def test_sync_when_the_whole_array_is_deleted_the_running_task_was_killed_the_re
     assert r.err == (f"Job {job_id}.1 exited because of signal SIGKILL\n"
                      f"Unable to run job {job_id}.2\nUnable to run job {job_id}.3\n")
     assert r.rc == 1
+
+
+def test_an_array_tasks_mail_names_the_task(tmp_path: Path) -> None:
+    """§7: array tasks use `Job-array task N.T (name)` wherever plain jobs use `Job N (name)`."""
+    home = tmp_path / "home"
+    home.mkdir()
+    mailer = f"cat >> {tmp_path}/mails"
+    settings = replace(SETTINGS, accounting_file=None, mail_command=mailer)
+    req = qplan(["-t", "1-10:3", "-m", "e", "-M", "a@example.org", "-b", "y", "/bin/true"], settings=settings).request
+    moved = {k: getattr(req, k).replace("/data/project/demo", str(home)) for k in ("home", "workdir", "stdout", "stderr")}
+    (job,) = render(replace(req, **moved), settings)
+    env = {**env_of(job), "PATH": os.environ["PATH"], "HOME": str(home), "JOB_ID": "4242", "HOSTNAME": "node1",
+           "JOB_COMPLETION_INDEX": "1"}
+    cmd = [c.replace("$$", "$") for c in container(job)["command"]]
+    assert subprocess.run(cmd, cwd=home, env=env, timeout=60).returncode == 0
+    mail = (tmp_path / "mails").read_text()
+    assert "Subject: Job-array task 4242.4 (true) Complete\n" in mail and "\nJob-array task 4242.4 (true) Complete\n" in mail

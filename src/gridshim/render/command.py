@@ -154,6 +154,7 @@ $GRIDSHIM_MAIL
 MAIL_EOF
 unset GRIDSHIM_MAIL
 m_host=${HOSTNAME:-$(hostname)}; m_job="Job ${JOB_ID:-0} ($m_name)"; m_pids=
+[ -n "$t_id" ] && m_job="Job-array task ${JOB_ID:-0}.$t_id ($m_name)"  # qsub-behaviour §7
 m_note() { echo "[$(date '+%a %b %e %H:%M:%S %Y')] gridshim: $*" >&2; }
 m_send() {  # $1 the subject (also the body's first line), $2 the rest: one mail per address, in the background
     m_r=$m_to,
