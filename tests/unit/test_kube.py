@@ -499,6 +499,16 @@ def test_writes_ask_for_strict_field_validation(server: FakeApiServer, pki: Pki,
     assert [p for m, p in paths if m in ("GET", "DELETE")] == [CM, CM]
 
 
+def test_a_put_that_meets_a_conflict_is_a_conflict_error(server: FakeApiServer, pki: Pki, tmp_path: Path) -> None:
+    from gridshim.errors import ConflictError
+
+    server.routes[("PUT", CM)] = (409, {"kind": "Status", "code": 409, "reason": "Conflict",
+                                        "message": "the object has been modified"}, {})
+    c = cluster_for(kubeconfig(tmp_path / "k", url(server), user=cert_user(pki), ca=pki.ca), budget=5)
+    with pytest.raises(ConflictError):
+        c.replace({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "resourceVersion": "1"}})
+
+
 def test_a_strict_refusal_is_the_servers_one_line(server: FakeApiServer, pki: Pki, tmp_path: Path) -> None:
     server.routes[("POST", "/api/v1/namespaces/tool-x/configmaps")] = (400, {
         "kind": "Status", "code": 400, "reason": "BadRequest",

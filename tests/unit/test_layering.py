@@ -89,3 +89,17 @@ def test_the_submission_pipeline_is_pure_and_the_dialect_parsers_are_leaves() ->
         assert "gridshim.submit" in ours[mod], mod
     for mod in ("cli/jsub.py", "cli/qsub.py", "migrate.py"):
         assert "translate(" not in (SRC / mod).read_text(), mod
+
+
+def test_gridshim_cluster_still_offers_every_name_the_single_module_had() -> None:
+    """gridshim.cluster is a re-export of gridshim.kube: old imports keep working (names as of 5f123af)."""
+    import gridshim.cluster as c
+
+    names = ("KINDS PAGE DEFAULT_RETRY_SECONDS RETRY_STATUSES TIMEOUT MIN_ATTEMPT_TIMEOUT FIRST_DELAY MAX_DELAY "
+             "FORBIDDEN_WINDOW _RBAC_MISSING TOKEN_ANNOTATION _SUFFIX_ALPHABET _GENERATED_BASE_MAX _TLS_CONFIG_REASONS "
+             "retry_seconds _lenient_retry_seconds RETRY_BUDGET client_name parse_retry_after _Retry _one_line "
+             "Credentials kubeconfig_paths KUBECONFIG_LIMIT _read_kubeconfig load_credentials _memfile _decode_cert "
+             "cert_dates _dn _holds _LIST_META _continue_token _Prefetch KubeCluster ClusterConfigError ClusterError "
+             "ConflictError ForbiddenError GridshimError JobExistsError JobNotFoundError QuotaExceededError Manifest "
+             "tool_of").split()
+    assert [n for n in names if not hasattr(c, n)] == []

@@ -15,10 +15,11 @@ import urllib.parse
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from gridshim.errors import ClusterConfigError, ClusterError, GridshimError, JobExistsError, JobNotFoundError
+from gridshim.errors import (ClusterConfigError, ClusterError, ConflictError, GridshimError, JobExistsError,
+                             JobNotFoundError)
 from gridshim.kube.auth import Auth
 from gridshim.kube.config import Credentials, kubeconfig_paths, load_credentials
-from gridshim.kube.transport import RETRY_BUDGET, Transport, _one_line, _Retry, retry_seconds
+from gridshim.kube.transport import Transport, _one_line, _Retry, retry_seconds
 from gridshim.model import Manifest, tool_of
 
 # kind → (API prefix, plural). Everything gridshim touches is namespaced except the access review.

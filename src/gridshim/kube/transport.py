@@ -459,7 +459,7 @@ class Transport:
                 if pair is not None:
                     ctx.load_cert_chain(*pair)
             except (OSError, ssl.SSLError, ValueError) as e:
-                what = f"the exec plugin's" if self.auth.uses_exec and c.exec_spec else "the"
+                what = "the exec plugin's" if self.auth.uses_exec and c.exec_spec else "the"
                 raise ClusterConfigError(f"kubeconfig {c.path}: cannot load {what} client certificate/key "
                                          f"({getattr(e, 'strerror', None) or e})",
                                          hint="check the client-certificate and client-key entries") from None
