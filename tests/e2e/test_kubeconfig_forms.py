@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import os
+import socket
 import sys
 import textwrap
 from dataclasses import dataclass, field
@@ -34,6 +35,19 @@ PROXIED_HOST = "kube.proxied.test"  # resolved by the test proxy only
 SA = "forms-e2e"
 
 
+def loopback_alias() -> str:
+    """A name other than localhost that resolves to 127.0.0.1 here: the serving certificate has only
+    localhost and 127.0.0.1, so this name needs tls-server-name (and is not a loopback *address* to Go's
+    proxy rules). On the sandbox VM it is the host name, vm."""
+    for name in (socket.gethostname(), "vm", "localhost.localdomain"):
+        try:
+            if name and name != "localhost" and socket.gethostbyname(name) == "127.0.0.1":
+                return name
+        except OSError:
+            pass
+    pytest.fail("no name but localhost resolves to 127.0.0.1 on this machine: add one to /etc/hosts", pytrace=False)
+
+
 @dataclass
 class World:
     """What the rows need: the tool, another tool to impersonate, the server, files and the proxy."""
@@ -46,6 +60,7 @@ class World:
     sa_token: str
     proxy: ConnectProxy
     dir: Path
+    alias: str = "vm"
     files: dict[str, Path] = field(default_factory=dict)
 
     def put(self, name: str, text: str | bytes, mode: int = 0o600) -> Path:
@@ -94,7 +109,7 @@ def world(sandbox: Sandbox, make_tool: Callable[..., Tool], tmp_path_factory: py
     proxy = ConnectProxy(resolve={PROXIED_HOST: "127.0.0.1"})
     w = World(sandbox=sandbox, tool=tool, other=other, port=int(sandbox.state["server"].rsplit(":", 1)[1]),
               ca_data=admin["clusters"][0]["cluster"]["certificate-authority-data"], sa_token=token,
-              proxy=proxy, dir=d)
+              proxy=proxy, dir=d, alias=loopback_alias())
     yield w
     proxy.close()
     sandbox.kubectl("delete", "clusterrolebinding,clusterrole", role, check=False)
@@ -166,12 +181,11 @@ def exec_garbage(w: World) -> tuple[str, dict[str, str]]:
 
 
 def tls_name(w: World) -> tuple[str, dict[str, str]]:
-    # "vm" resolves to 127.0.0.1 (/etc/hosts) but the serving certificate has only localhost and 127.0.0.1
-    return w.kubeconfig("tls-name", server=f"https://vm:{w.port}", cluster={"tls-server-name": "localhost"}), {}
+    return w.kubeconfig("tls-name", server=f"https://{w.alias}:{w.port}", cluster={"tls-server-name": "localhost"}), {}
 
 
 def tls_name_missing(w: World) -> tuple[str, dict[str, str]]:
-    return w.kubeconfig("tls-name-missing", server=f"https://vm:{w.port}"), {}
+    return w.kubeconfig("tls-name-missing", server=f"https://{w.alias}:{w.port}"), {}
 
 
 def tls_name_wrong(w: World) -> tuple[str, dict[str, str]]:
@@ -194,13 +208,13 @@ def https_proxy_loopback(w: World) -> tuple[str, dict[str, str]]:
 
 
 def no_proxy(w: World) -> tuple[str, dict[str, str]]:
-    return (w.kubeconfig("no-proxy", server=f"https://vm:{w.port}", cluster={"tls-server-name": "localhost"}),
-            {"HTTPS_PROXY": f"http://127.0.0.1:{free_port()}", "NO_PROXY": f"example.org,vm:{w.port}"})
+    return (w.kubeconfig("no-proxy", server=f"https://{w.alias}:{w.port}", cluster={"tls-server-name": "localhost"}),
+            {"HTTPS_PROXY": f"http://127.0.0.1:{free_port()}", "NO_PROXY": f"example.org,{w.alias}:{w.port}"})
 
 
 def no_proxy_other_port(w: World) -> tuple[str, dict[str, str]]:
-    return (w.kubeconfig("no-proxy-port", server=f"https://vm:{w.port}", cluster={"tls-server-name": "localhost"}),
-            {"HTTPS_PROXY": f"http://127.0.0.1:{free_port()}", "NO_PROXY": "vm:1"})
+    return (w.kubeconfig("no-proxy-port", server=f"https://{w.alias}:{w.port}", cluster={"tls-server-name": "localhost"}),
+            {"HTTPS_PROXY": f"http://127.0.0.1:{free_port()}", "NO_PROXY": f"{w.alias}:1"})
 
 
 def impersonate(w: World) -> tuple[str, dict[str, str]]:
