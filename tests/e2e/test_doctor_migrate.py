@@ -15,7 +15,7 @@ def lines_of(out: str) -> dict[str, str]:
     """doctor's check lines by check name: {'kubeconfig': 'ok ...', ...}."""
     found = {}
     for line in out.splitlines():
-        m = re.match(r"^ (ok|warn|FAIL|skip)\s+(kubeconfig|certificate|API server|permissions|quota|site config|job mail)"
+        m = re.match(r"^ (ok|warn|FAIL|skip)\s+(kubeconfig|certificate|API server|API groups|permissions|quota|site config|job mail)"
                      r"\s+(.*)$", line)
         if m:
             found[m.group(2)] = f"{m.group(1)} {m.group(3)}"
@@ -26,15 +26,16 @@ def test_doctor_passes_for_a_tool(tool: Tool) -> None:
     proc = tool.run("gridshim", "doctor")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     checks = lines_of(proc.stdout)
-    assert list(checks) == ["kubeconfig", "certificate", "API server", "permissions", "quota", "site config",
-                            "job mail"]
+    assert list(checks) == ["kubeconfig", "certificate", "API server", "API groups", "permissions", "quota",
+                            "site config", "job mail"]
     assert all(v.startswith("ok ") for v in checks.values()), proc.stdout
     assert f"namespace {tool.namespace}" in checks["kubeconfig"] and tool.kubeconfig in checks["kubeconfig"]
     assert re.search(r"valid for \d+ more days", checks["certificate"])
     assert "answers: Kubernetes v1." in checks["API server"]
     assert f"as user {tool.name} in {tool.namespace}" in checks["permissions"]
     assert "pods 0/40" in checks["quota"]
-    assert proc.stdout.rstrip().endswith("All 7 checks passed.")
+    assert "batch/v1 jobs and cronjobs are served" in checks["API groups"]
+    assert proc.stdout.rstrip().endswith("All 8 checks passed.")
     assert "\x1b[" not in proc.stdout  # not a terminal: plain text
 
 
