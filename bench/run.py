@@ -53,7 +53,7 @@ LIMITS = {"default": {"cpu": "500m", "memory": "512Mi"}, "defaultRequest": {"cpu
 GOALS = {"qacct_j_name_10000_s": 0.2, "jsub_vs_kubectl": 1.0, "qstat5000_vs_kubectl": 1.0, "qstat5000_peak_rss_mb": 150.0,
          "crontab200_vs_kubectl_apply": 1.0, "sync_latency_s": 0.5}
 POPULATED = "bench.gridshim.io/populated"  # label on the suspended Jobs made for qstat
-FIGURES = ("jsub", "qsub", "sync", "crontab", "qstat", "qacct")
+FIGURES = ("jsub", "qsub", "sync", "crontab", "qstat", "qacct", "arrays", "holds")
 
 
 def log(msg: str) -> None:
@@ -625,6 +625,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sync-runs", type=int, default=10, help="jsub -sync y runs (default 10)")
     ap.add_argument("--qstat-jobs", type=int, default=5000, help="Jobs in the namespace for qstat (default 5000)")
     ap.add_argument("--crontab-entries", type=int, default=200, help="entries in the crontab (default 200)")
+    ap.add_argument("--array-tasks", type=int, default=1000, help="tasks in the array figures (default 1000)")
+    ap.add_argument("--chain-links", type=int, default=10, help="links in the -hold_jid chain (default 10)")
     ap.add_argument("--only", default=",".join(FIGURES), help=f"comma-separated subset of {','.join(FIGURES)}")
     ap.add_argument("--scaling", action="store_true", help="only: qstat vs kubectl get jobs at --scaling-sizes")
     ap.add_argument("--scaling-sizes", default="500,5000,20000")
@@ -693,6 +695,33 @@ def main(argv: list[str] | None = None) -> int:
                 results["qacct_j_name_10000_s"] = d["cases"]["j_name"]["median_s"]
                 lines.append(line("qacct_j_name_10000_s", results["qacct_j_name_10000_s"],
                                   GOALS["qacct_j_name_10000_s"], f"qacct -j NAME, fresh process, {args.pairs} runs"))
+                print(lines[-1], flush=True)
+            if "arrays" in only:
+                from arrays_bench import GOALS as AGOALS, fig_array_finish, fig_array_submit  # noqa: PLC0415
+
+                log(f"qsub -t 1-{args.array_tasks} vs {args.array_tasks} × kubectl create job")
+                d = details["array_submit"] = fig_array_submit(b, args.array_tasks)
+                results["array1000_vs_kubectl_loop"] = d["ratio"]
+                lines.append(line("array1000_vs_kubectl_loop", d["ratio"], AGOALS["array1000_vs_kubectl_loop"],
+                                  f"{d['command']}: {d['qsub_median_s'] * 1000:.0f} ms / {d['peer']} "
+                                  f"{d['kubectl_loop_s']:.1f} s"))
+                print(lines[-1], flush=True)
+                log(f"{args.array_tasks} array tasks to the end")
+                d = details["array_finish"] = fig_array_finish(b, args.array_tasks)
+                results["array1000_finish_s"] = d["submit_to_last_end_s"]
+                lines.append(line("array1000_finish_s", d["submit_to_last_end_s"], None,
+                                  f"qsub -t 1-{d['tasks']} of /bin/true: submit → last task's end "
+                                  f"({d['tasks_per_s']:.1f} tasks/s at the node's pace)"))
+                print(lines[-1], flush=True)
+            if "holds" in only:
+                from arrays_bench import GOALS as AGOALS, fig_hold_chain  # noqa: PLC0415
+
+                log(f"-hold_jid chain of {args.chain_links} links")
+                d = details["hold_chain"] = fig_hold_chain(b, args.chain_links)
+                results["hold_release_median_s"] = d["median_s"]
+                lines.append(line("hold_release_median_s", d["median_s"], AGOALS["hold_release_median_s"],
+                                  f"predecessor's end → successor's start, median of {d['links']} links "
+                                  f"(max {d['max_s']:.2f} s)"))
                 print(lines[-1], flush=True)
             if "sync" in only:
                 log("jsub -sync y latency")

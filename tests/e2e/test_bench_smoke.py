@@ -14,7 +14,7 @@ import sys
 from conftest import REPO, Sandbox
 
 FIGURES = ("jsub_vs_kubectl", "qstat5000_vs_kubectl", "qstat5000_peak_rss_mb", "crontab200_vs_kubectl_apply",
-           "sync_latency_s")
+           "sync_latency_s", "array1000_vs_kubectl_loop", "array1000_finish_s", "hold_release_median_s")
 
 
 def test_bench_writes_every_figure(sandbox: Sandbox, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -22,7 +22,7 @@ def test_bench_writes_every_figure(sandbox: Sandbox, tmp_path) -> None:  # type:
     tool = f"bsmoke{os.getpid() % 1000}"
     proc = subprocess.run(
         [sys.executable, str(REPO / "bench" / "run.py"), "--pairs", "2", "--sync-runs", "2", "--qstat-jobs", "40",
-         "--crontab-entries", "5", "--tool", tool, "--out", str(out)],
+         "--crontab-entries", "5", "--array-tasks", "6", "--chain-links", "2", "--tool", tool, "--out", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
     results = json.loads(out.read_text())
@@ -48,6 +48,10 @@ def test_bench_writes_every_figure(sandbox: Sandbox, tmp_path) -> None:  # type:
     assert 5 < results["qstat5000_peak_rss_mb"] < 1000  # a child's own peak, not the bench's
     assert d["sync"]["runs"] == 2 and len(d["sync"]["latencies_s"]) == 2
     assert d["crontab"]["entries"] == 5
+    assert d["array_submit"]["tasks"] == 6 and len(d["array_submit"]["qsub_s"]) == 5
+    assert d["array_finish"]["tasks"] == 6 and d["array_finish"]["submit_to_last_end_s"] > 0
+    # the chain ran in order: every successor started after its predecessor ended
+    assert d["hold_chain"]["links"] == 2 and all(x > 0 for x in d["hold_chain"]["latencies_s"])
 
     # the bench cleaned up after itself
     ns = f"tool-{tool}"
