@@ -119,7 +119,7 @@ def test_migrate_check_names_each_job_and_classifies_each_line(tool: Tool) -> No
     ]
     for line, text in expected:
         assert f"{crontab}:{line}: {text}" in out, out
-    assert "-t 1-5: array jobs (-t) are not supported" in out and "instead: submit one job per task" in out
+    assert "-t 1-5: array jobs (-t) are qsub's, not jsub's" in out and "instead: submit the array with qsub" in out
     assert "@reboot: a Kubernetes CronJob has no @reboot" in out and "jstart -N bot" in out
     # the script the @daily line runs is read too: inside a job, qstat and jstart are not there
     script = tool.home / "bin" / "cleanup.sh"
