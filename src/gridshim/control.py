@@ -19,9 +19,10 @@ from gridshim import text
 from gridshim.errors import ConflictError, ForbiddenError, GridshimError, JobNotFoundError
 from gridshim.model import Cluster, GridState, JobKind, JobRow, Manifest, RUNNING_STATES, tool_of
 from gridshim.render import labels as L
-from gridshim.status import (A_DELETED_TASKS, A_PREDECESSOR_IDS, COMPLETION_INDEX, WAITING, Range, Row, condition,
-                             controller_uid, epoch, in_ranges, job_finished, looks_stuck, parse_ranges,
-                             range_to_dstring, rows_from_objects, task_views)
+from gridshim.status import (Row, condition, controller_uid, epoch, job_finished, looks_stuck, rows_from_objects,
+                             task_views)
+from gridshim.tasks import (A_DELETED_TASKS, A_PREDECESSOR_IDS, COMPLETION_INDEX, WAITING, Range, in_ranges,
+                            parse_ranges, range_to_dstring)
 
 # The Job controller's event when it cannot create a pod (quota, admission): the only reason we read
 # Events, and only for jobs without a live pod.

@@ -1,5 +1,5 @@
 """Dependencies (-hold_jid, -hold_jid_ad) and holds (qsub -h, qhold, qrls): resolution at submit, release,
-the sweep and its backstop CronJob. The encoding is docs/arrays-holds-spec.md; the reasons and the failure
+the sweep and its backstop CronJob. The encoding is docs/arrays-and-holds.md; the reasons and the failure
 cases are docs/design.md "Dependencies and holds: who releases".
 
 Everything lives on the successor's Job object (mutable metadata and spec.suspend), and every change is a
@@ -7,8 +7,8 @@ merge patch that carries the object's uid and resourceVersion: the API server re
 wrote in between, and the writer re-reads and decides again. So concurrent releasers (two predecessors'
 wrappers, qdel, the sweep) never lose a removal, and nobody unsuspends a job that still has a predecessor.
 
-Imports the cluster (duck-typed), status, render (labels, manifests), model, errors and the range helper of
-sgeflags; never the CLI.
+Imports the cluster (duck-typed), status, tasks (the annotations and ranges), render (labels, manifests),
+model and errors; never the CLI.
 """
 
 from __future__ import annotations
@@ -24,15 +24,10 @@ from gridshim.errors import ConflictError, GridshimError, JobExistsError, JobNot
 from gridshim.model import Cluster, JobRequest, Manifest
 from gridshim.render import labels as L
 from gridshim.status import job_finished
+from gridshim.tasks import (A_HOLD, A_PREDECESSOR_IDS, A_PREDECESSORS, A_PREDECESSORS_AD_REQ,
+                            A_PREDECESSORS_REQ, WAITING, array_of, deleted_tasks,
+                            finished_tasks, id_set, ids, pack, predecessors_of, user_held)
 
-A_HOLD = f"{L.DOMAIN}/hold"  # "u": a user hold (qsub -h, qhold); absent: none
-A_PREDECESSORS = f"{L.DOMAIN}/predecessors"  # {"<id>": "<unfinished tasks>" | ""} still blocking
-A_PREDECESSORS_REQ = f"{L.DOMAIN}/predecessors-req"  # -hold_jid as requested, comma-joined (qstat -j)
-A_PREDECESSOR_IDS = f"{L.DOMAIN}/predecessor-ids"  # every id resolved at submit, comma list, never shrinks
-A_DELETED_TASKS = f"{L.DOMAIN}/deleted-tasks"  # qdel of pending array tasks (range string)
-# -hold_jid_ad as requested, comma-joined (an addition to the spec: qstat -j's ja_ad_predecessor_list)
-A_PREDECESSORS_AD_REQ = f"{L.DOMAIN}/predecessors-ad-req"
-WAITING = f"{L.DOMAIN}/waiting"  # label "true" while predecessors is non-empty
 BACKSTOP = "gridshim-release"  # the CronJob that runs `release --sweep` every minute
 BACKSTOP_LABEL = f"{L.DOMAIN}/release"  # "true" on the CronJob, its Jobs and pods (never managed-by=gridshim)
 A_TOUCHED = f"{L.DOMAIN}/touched"  # qsub bumps the CronJob's resourceVersion so a racing sweep keeps it
@@ -49,97 +44,23 @@ class Rejected(GridshimError):
         self.text = text
 
 
-# -- task ranges -----------------------------------------------------------------------------------
-
-def format_tasks(ids: Iterable[int]) -> str:
-    """Task ids → qstat's range string: runs of three or more with one step as `a-b:s`, the rest single
-    (`1-10:1`, `9,10`, `1-9:2,12`)."""
-    t = sorted(set(ids))
-    parts: list[str] = []
-    i = 0
-    while i < len(t):
-        if i + 2 < len(t) and t[i + 1] - t[i] == t[i + 2] - t[i + 1]:
-            step = t[i + 1] - t[i]
-            j = i + 2
-            while j + 1 < len(t) and t[j + 1] - t[j] == step:
-                j += 1
-            parts.append(f"{t[i]}-{t[j]}:{step}")
-            i = j + 1
-        else:
-            parts.append(str(t[i]))
-            i += 1
-    return ",".join(parts)
-
-
-_RANGE = re.compile(r"^(\d+)(?:-(\d+)(?::(\d+))?)?$")
-
-
-def parse_tasks(text: str) -> set[int]:
-    """qstat's range string (or Kubernetes' index list `0-3,7`) → the ids. Malformed parts are ignored."""
-    out: set[int] = set()
-    for part in (text or "").split(","):
-        m = _RANGE.match(part.strip())
-        if not m:
-            continue
-        a = int(m.group(1))
-        b = int(m.group(2)) if m.group(2) else a
-        step = int(m.group(3)) if m.group(3) else 1
-        if step > 0 and b >= a and (b - a) // step < 1_000_000:
-            out.update(range(a, b + 1, step))
-    return out
-
-
 # -- reading a Job ---------------------------------------------------------------------------------
-
-def tasks_of(job: Manifest) -> tuple[int, int, int] | None:
-    """An array job's (first, last as typed, step), from its options annotation; None: not an array."""
-    t = L.options_of(job.get("metadata") or {}).get("tasks")
-    if isinstance(t, list) and len(t) == 3 and all(isinstance(x, int) for x in t) and t[2] > 0:
-        return t[0], t[1], t[2]
-    return None
-
-
-def all_tasks(tasks: tuple[int, int, int]) -> list[int]:
-    first, last, step = tasks
-    return list(range(first, last + 1, step))
-
 
 def unfinished_tasks(job: Manifest) -> list[int]:
     """An array Job's task ids that have not finished: not in completedIndexes or failedIndexes (a task
     counts as finished whatever its exit, §5.2), and not deleted while pending (qdel: the wrapper of a
     deleted task exits at once)."""
-    tasks = tasks_of(job)
-    if tasks is None:
+    array = array_of(job)
+    if array is None:
         return []
-    first, _, step = tasks
-    status = job.get("status") or {}
-    done = parse_tasks(status.get("completedIndexes") or "") | parse_tasks(status.get("failedIndexes") or "")
-    deleted = parse_tasks(((job.get("metadata") or {}).get("annotations") or {}).get(A_DELETED_TASKS) or "")
-    return [t for t in all_tasks(tasks) if (t - first) // step not in done and t not in deleted]
+    over = finished_tasks(job, array) | deleted_tasks(job)
+    return [t for t in ids(array) if t not in over]
 
 
 def is_over(job: Manifest) -> bool:
     """A predecessor no longer blocks: Complete or Failed, or being deleted (qdel'ed: SGE counts a job
     removed by qdel as finished, and qdel releases its successors at once)."""
     return job_finished(job) or bool((job.get("metadata") or {}).get("deletionTimestamp"))
-
-
-def predecessors_of(job: Manifest) -> dict[str, str]:
-    raw = ((job.get("metadata") or {}).get("annotations") or {}).get(A_PREDECESSORS)
-    if not raw:
-        return {}
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return {}
-    if not isinstance(value, dict):
-        return {}
-    return {str(k): v for k, v in value.items() if isinstance(v, str) and str(k).isdigit()}
-
-
-def user_held(job: Manifest) -> bool:
-    meta = job.get("metadata") or {}
-    return (meta.get("annotations") or {}).get(A_HOLD) == "u" or bool(L.options_of(meta).get("hold"))
 
 
 def job_started(job: Manifest, pods: Iterable[Manifest] = ()) -> bool:
@@ -192,12 +113,12 @@ def resolve(jobs: Iterable[Manifest], wanted: list[str]) -> dict[str, str]:
                     found.setdefault(L.job_id_of(j["metadata"]), j)
     out: dict[str, str] = {}
     for jid, j in found.items():
-        if tasks_of(j) is None:
+        if array_of(j) is None:
             out[str(jid)] = ""
         else:
             left = unfinished_tasks(j)
             if left:
-                out[str(jid)] = format_tasks(left)
+                out[str(jid)] = pack(left)
     return out
 
 
@@ -208,7 +129,7 @@ def check_ad(jobs: Iterable[Manifest], preds: dict[str, str], tasks: tuple[int, 
     by_id = _by_id(jobs)
     for jid in preds:
         for j in by_id.get(int(jid), []):
-            t = tasks_of(j)
+            t = array_of(j)
             if t is None:  # SGE gives the same message for a predecessor that is not an array
                 raise Rejected('Can only specify "-hold_jid_ad" option with an array job (using "-t" option)')
             if (t[0], t[1]) != (tasks[0], tasks[1]):
@@ -286,7 +207,7 @@ def apply(cluster: Cluster | None, req: JobRequest, manifest: Manifest, *, home:
         check_ad(jobs, ad_preds, req.options.get("tasks"))
         for k, v in ad_preds.items():
             both = preds.get(k, v)
-            preds[k] = format_tasks(parse_tasks(both) | parse_tasks(v)) if both and v else ""
+            preds[k] = pack(id_set(both) | id_set(v)) if both and v else ""
     meta = manifest["metadata"]
     ann = meta.setdefault("annotations", {})
     if plain:
@@ -432,9 +353,9 @@ def release(cluster: Cluster, job_id: int | str, tasks: Iterable[int] | None = N
         if done is None or not preds[jid]:
             del left[jid]
         else:
-            rest = parse_tasks(preds[jid]) - done
+            rest = id_set(preds[jid]) - done
             if rest:
-                left[jid] = format_tasks(rest)
+                left[jid] = pack(rest)
             else:
                 del left[jid]
         return _deps_patch(job, left)
@@ -457,12 +378,12 @@ def settle(job: Manifest, by_id: dict[int, list[Manifest]], over: Iterable[str] 
         if not live:
             continue
         p = live[0]
-        if tasks_of(p) is None or not entry:
+        if array_of(p) is None or not entry:
             left[jid] = entry
             continue
-        rest = parse_tasks(entry) & set(unfinished_tasks(p))
+        rest = id_set(entry) & set(unfinished_tasks(p))
         if rest:
-            left[jid] = format_tasks(rest)
+            left[jid] = pack(rest)
     return _deps_patch(job, left)
 
 

@@ -13,6 +13,7 @@ from gridshim.errors import ClusterError, GridshimError, JobExistsError, JobNotF
 from gridshim.model import Cluster, JobRequest, Manifest
 from gridshim.render import labels as L
 from gridshim.status import Outcome, condition, job_finished, job_outcome, terminated_state
+from gridshim.tasks import COMPLETION_INDEX, array_of, deleted_tasks, id_set, pod_index, task_ids
 
 # A -once submission meets a finished job of the same name at most this often before giving up
 # (each time it deletes the finished one with a uid precondition and tries again).
@@ -129,47 +130,6 @@ KILLED = Outcome(exit_code=137, signal_name="SIGKILL", reason="deleted")
 UNKNOWN = Outcome(exit_code=None, reason="unknown")
 
 
-# Kubernetes' annotation (and label) with an Indexed Job's pod's completion index.
-COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
-A_DELETED_TASKS = f"{L.DOMAIN}/deleted-tasks"  # pending tasks qdel deleted (docs/arrays-holds-spec.md)
-
-
-def parse_index_list(text: str | None) -> set[int]:
-    """`1,3-5` (status.completedIndexes/failedIndexes) or qstat's `1-10:3` (deleted-tasks) → the set."""
-    out: set[int] = set()
-    for part in (text or "").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        span, _, step = part.partition(":")
-        low, _, high = span.partition("-")
-        try:
-            a, b, s = int(low), int(high or low), int(step or 1)
-        except ValueError:
-            continue
-        if s > 0 and b >= a:
-            out.update(range(a, b + 1, s))
-    return out
-
-
-def array_tasks_of(job: Manifest) -> tuple[int, int, int] | None:
-    """An array job's (first, last, step) from its options annotation; None for any other Job."""
-    tasks = L.options_of(job.get("metadata") or {}).get("tasks")
-    return (tasks[0], tasks[1], tasks[2]) if tasks else None
-
-
-def task_range(job: Manifest) -> range:
-    """An array job's task ids (empty for any other Job)."""
-    tasks = array_tasks_of(job)
-    return range(tasks[0], tasks[1] + 1, tasks[2]) if tasks else range(0)
-
-
-def _pod_index(pod: Manifest) -> int | None:
-    meta = pod.get("metadata") or {}
-    raw = (meta.get("annotations") or {}).get(COMPLETION_INDEX) or (meta.get("labels") or {}).get(COMPLETION_INDEX)
-    return int(raw) if isinstance(raw, str) and raw.isdigit() else None
-
-
 def _finished_at(pods: list[Manifest]) -> str:
     ends = [(terminated_state(p) or {}).get("finishedAt") or "" for p in pods]
     return max(ends, default="")
@@ -182,11 +142,11 @@ INDEX_SELECTOR_CHUNK = 100
 def new_indexes(job: Manifest, done: set[int]) -> list[int]:
     """The completion indexes of an array job that finished (completedIndexes, failedIndexes) and whose
     task ids are not in DONE."""
-    tasks = array_tasks_of(job)
+    tasks = array_of(job)
     if tasks is None:
         return []
     st = job.get("status") or {}
-    ended = parse_index_list(st.get("completedIndexes")) | parse_index_list(st.get("failedIndexes"))
+    ended = id_set(st.get("completedIndexes")) | id_set(st.get("failedIndexes"))
     return sorted(i for i in ended if tasks[0] + i * tasks[2] not in done)
 
 
@@ -194,17 +154,17 @@ def finished_tasks(job: Manifest, pods: list[Manifest], done: set[int]) -> list[
     """An array job's tasks that finished and are not in DONE (task ids), in the order they finished:
     each index in status.completedIndexes/failedIndexes, its outcome from its pods as job_outcome reads
     a plain job's. A task qdel deleted while pending never ran; a failed index without pods is unclear."""
-    tasks = array_tasks_of(job)
+    tasks = array_of(job)
     if tasks is None:
         return []
     first, _last, step = tasks
     st = job.get("status") or {}
-    completed = parse_index_list(st.get("completedIndexes"))
-    failed = parse_index_list(st.get("failedIndexes"))
-    deleted = parse_index_list(((job.get("metadata") or {}).get("annotations") or {}).get(A_DELETED_TASKS))
+    completed = id_set(st.get("completedIndexes"))
+    failed = id_set(st.get("failedIndexes"))
+    deleted = deleted_tasks(job)
     by_index: dict[int, list[Manifest]] = {}
     for pod in pods:
-        index = _pod_index(pod)
+        index = pod_index(pod)
         if index is not None:
             by_index.setdefault(index, []).append(pod)
     found = []
@@ -251,7 +211,7 @@ def wait(cluster: Cluster, job: Manifest, *, on_change: Callable[[Manifest], Non
     delay = 1.0
     troubled = False
 
-    array = on_task is not None and array_tasks_of(job) is not None
+    array = on_task is not None and array_of(job) is not None
     reported: set[int] = set()
 
     def report(obj: Manifest, pods: list[Manifest] | None = None) -> None:
@@ -281,14 +241,14 @@ def wait(cluster: Cluster, job: Manifest, *, on_change: Callable[[Manifest], Non
         outcome = KILLED if started else Outcome(exit_code=None, reason="deleted")
         if array:  # the whole array was deleted (qdel N): its running tasks were killed, the rest never ran
             never = Outcome(exit_code=None, reason="deleted")
-            rest = [t for t in task_range(job) if t not in reported]
+            rest = [t for t in task_ids(job) if t not in reported]
             # the Job controller runs the lowest unfinished indexes first: the last `active` count of them ran
             active = max(int(((o or {}).get("status") or {}).get("active") or 0) for o in (current, last))
             ran = set(rest[:active])
             try:  # and any task whose pod is still there
                 pods, _ = cluster.list("Pod", selector=f"batch.kubernetes.io/controller-uid={job['metadata']['uid']}")
-                first, _last, step = array_tasks_of(job)  # type: ignore[misc]
-                ran |= {first + i * step for i in map(_pod_index, pods) if i is not None}
+                first, _last, step = array_of(job)  # type: ignore[misc]
+                ran |= {first + i * step for i in map(pod_index, pods) if i is not None}
             except transient:
                 pass
             for task in [t for t in rest if t in ran] + [t for t in rest if t not in ran]:

@@ -9,7 +9,7 @@ and its pods show: exit code and times from the container's terminated state, `f
 never writes a second record for an attempt the wrapper recorded.
 
 Layer: pure decisions plus one append to the tool's accounting file. Imports accounting (the one record
-format), model, render.labels, status, config.
+format), model, render.labels, status, tasks, config.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from gridshim.config import Settings
 from gridshim.model import Manifest
 from gridshim.render import labels as L
 from gridshim.status import condition, epoch, terminated_state
+from gridshim.tasks import array_of, pod_index, task_of_index
 
 
 def _epoch(stamp: Any) -> int:
@@ -51,6 +52,7 @@ def record_lines(job: Manifest, pods: list[Manifest], *, settings: Settings, now
     pe = opts.get("pe") if isinstance(opts.get("pe"), list) else None
     slots = opts.get("slots") if isinstance(opts.get("slots"), int) else 1
     deadline = (condition(job, "Failed") or {}).get("reason") == "DeadlineExceeded"
+    array = array_of(job)
     out = []
     for pod in pods:
         if not _started(pod):
@@ -64,10 +66,12 @@ def record_lines(job: Manifest, pods: list[Manifest], *, settings: Settings, now
         if deadline:
             code = 137  # h_rt: SGE kills with SIGKILL
         key = f"{meta.get('uid', '-')}/{(pod.get('metadata') or {}).get('uid', '-')}"
+        index = pod_index(pod) if array else None
+        task = task_of_index(array, index) if array and index is not None else 0  # an array task's own id
         rec = Record(qname=str(opts.get("queue") or "task"), hostname=str((pod.get("spec") or {}).get("nodeName") or ""),
                      group=user, owner=user, job_name=name, job_number=job_id,
                      account=str(opts.get("account") or "sge"), priority=int(opts.get("priority") or 0),
-                     submission_time=submitted, start_time=start, end_time=end,
+                     task_number=task, submission_time=submitted, start_time=start, end_time=end,
                      failed=100 if code > 128 or killed or term is None else 0, exit_status=code,
                      ru_wallclock=max(0, end - start) if start else 0, project=str(opts.get("project") or "NONE"),
                      granted_pe=pe[0] if pe else "NONE", slots=slots, category=f"-l h_vmem={opts.get('mem') or 0}",

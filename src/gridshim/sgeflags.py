@@ -371,12 +371,6 @@ def parse_task_range(value: str) -> tuple[int, int, int]:
     return first, last, step
 
 
-def task_ids(tasks: tuple[int, int, int] | list[int]) -> range:
-    """The task ids of an array: first, first+step, … up to last."""
-    first, last, step = tasks
-    return range(first, last + 1, step)
-
-
 _JOB_LIST_ITEM = re.compile(r"[^\s,]+")
 
 

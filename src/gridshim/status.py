@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 from dataclasses import dataclass, field, replace
@@ -15,6 +14,9 @@ from typing import Any, Callable, Iterable, Sequence
 from gridshim.model import RUNNING_STATES, GridState, JobRow, Manifest, tool_of
 from gridshim.render import labels as L
 from gridshim.render.command import unwrap_command
+from gridshim.tasks import (A_DELETED_TASKS, A_PREDECESSOR_IDS, A_PREDECESSORS_REQ, Range, _annotation, array_of,
+                            id_list, in_ranges, parse_ranges, pod_index, predecessors_of, range_to_dstring,
+                            task_concurrency, task_ids, user_held)
 
 
 def condition(obj: Manifest, ctype: str) -> dict[str, Any] | None:
@@ -289,134 +291,9 @@ def facts_of(job: Manifest, pods: Sequence[Manifest], events: Sequence[Manifest]
 
 
 
-# -- arrays, holds and dependencies (docs/arrays-holds-spec.md) ------------------------------------------
+# -- arrays, holds and dependencies (docs/arrays-and-holds.md) ------------------------------------------
 
 ARRAY = "gridshim.io/array"  # label on an array Job and its pods
-A_HOLD = "gridshim.io/hold"  # "u": a user hold (qsub -h, qhold)
-A_PREDECESSORS = "gridshim.io/predecessors"  # JSON {job id: unfinished tasks ("" non-array)}, still blocking
-A_PREDECESSORS_REQ = "gridshim.io/predecessors-req"  # -hold_jid as requested
-A_PREDECESSOR_IDS = "gridshim.io/predecessor-ids"  # every predecessor resolved at submit (comma list)
-A_DELETED_TASKS = "gridshim.io/deleted-tasks"  # pending tasks qdel removed (range string)
-WAITING = "gridshim.io/waiting"  # label while predecessors is not empty
-COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"  # label and annotation on an Indexed Job's pods
-MAX_TASKS = 75000  # max_aj_tasks: more ids than this in one Job is not something gridshim wrote
-
-Range = tuple[int, int, int]  # first, last, step (inclusive)
-
-
-def range_to_dstring(ids: Iterable[int], step: int = 1) -> str:
-    """A task set as SGE prints it (sge_range.c range_to_dstring): runs of STEP joined by ',', a run
-    `a-b:s`, two ids `a,b` (not `a-b:s`), one id `a`."""
-    step = max(int(step), 1)
-    runs: list[list[int]] = []
-    for i in sorted(set(ids)):
-        if runs and i - runs[-1][1] == step:
-            runs[-1][1] = i
-        else:
-            runs.append([i, i])
-    parts = []
-    for a, b in runs:
-        if a == b:
-            parts.append(str(a))
-        elif a + step == b:
-            parts.append(f"{a},{b}")
-        else:
-            parts.append(f"{a}-{b}:{step}")
-    return ",".join(parts)
-
-
-_RANGE = re.compile(r"^(\d+)(?:-(\d+)(?::(\d+))?)?$")
-
-
-def parse_ranges(text: str) -> list[Range] | None:
-    """`7`, `2-5`, `1-9:2`, `9,10`, `0-2,5` (SGE task ranges, Kubernetes index intervals) → ranges;
-    None if TEXT is not one. `n-m` with n > m is swapped, as SGE does."""
-    out: list[Range] = []
-    for part in str(text).split(","):
-        m = _RANGE.match(part.strip())
-        if not m:
-            return None
-        a = int(m.group(1))
-        b = int(m.group(2)) if m.group(2) is not None else a
-        s = int(m.group(3)) if m.group(3) is not None else 1
-        if s < 1:
-            return None
-        out.append((min(a, b), max(a, b), s))
-    return out
-
-
-def in_ranges(i: int, ranges: Iterable[Range]) -> bool:
-    return any(a <= i <= b and (i - a) % s == 0 for a, b, s in ranges)
-
-
-def _annotation(job: Manifest, key: str) -> str:
-    value = ((job.get("metadata") or {}).get("annotations") or {}).get(key)
-    return value if isinstance(value, str) else ""
-
-
-def _raw_options(job: Manifest) -> dict[str, Any]:
-    try:
-        value = json.loads(_annotation(job, L.A_OPTIONS) or "{}")
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def array_of(job: Manifest) -> Range | None:
-    """-t first-last:step of an array Job (last as typed), from its options annotation; None otherwise."""
-    tasks = _raw_options(job).get("tasks")
-    if (isinstance(tasks, list) and len(tasks) == 3 and all(_int(t) for t in tasks)
-            and 1 <= tasks[0] and tasks[2] >= 1):
-        return (tasks[0], max(tasks[0], tasks[1]), tasks[2])
-    return None
-
-
-def task_concurrency(job: Manifest) -> int | None:
-    tc = _raw_options(job).get("tc")
-    return tc if _int(tc) and tc >= 0 else None
-
-
-def task_ids(job: Manifest, array: Range) -> list[int]:
-    """The array's task ids, index order: first + i*step for i < completions (end-corrected)."""
-    first, last, step = array
-    count = (last - first) // step + 1
-    completions = ((job.get("spec") or {}).get("completions"))
-    if _int(completions) and 0 < completions < count:
-        count = completions
-    return [first + i * step for i in range(min(count, MAX_TASKS))]
-
-
-def user_held(job: Manifest) -> bool:
-    """A user hold: the annotation (qsub -h, qhold), or older objects' options `"hold": true`."""
-    return "u" in _annotation(job, A_HOLD) or bool(L.options_of(job.get("metadata") or {}).get("hold"))
-
-
-def predecessors_of(job: Manifest) -> dict[str, str]:
-    """The still-blocking predecessors: job id → its unfinished tasks ("" for a non-array one)."""
-    try:
-        value = json.loads(_annotation(job, A_PREDECESSORS) or "{}")
-    except ValueError:
-        return {}
-    if not isinstance(value, dict):
-        return {}
-    return {str(k): v if isinstance(v, str) else "" for k, v in value.items()}
-
-
-def _id_list(text: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in (p.strip() for p in text.split(",")) if x.isdigit())
-
-
-def pod_index(pod: Manifest) -> int | None:
-    meta = pod.get("metadata") or {}
-    for where in (meta.get("labels") or {}, meta.get("annotations") or {}):
-        raw = where.get(COMPLETION_INDEX)
-        if isinstance(raw, str) and raw.isdigit():
-            return int(raw)
-    return None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -545,7 +422,7 @@ def _base_row(job: Manifest, pods: Sequence[Manifest], events: Sequence[Manifest
     return Row(
         holds=holds,
         predecessors_req=_annotation(job, A_PREDECESSORS_REQ),
-        predecessor_ids=_id_list(_annotation(job, A_PREDECESSOR_IDS)),
+        predecessor_ids=id_list(_annotation(job, A_PREDECESSOR_IDS)),
         job_id=L.job_id_of(meta),
         name=L.name_of(meta),
         owner=f"{user_prefix}{tool}",

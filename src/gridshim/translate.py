@@ -20,7 +20,8 @@ from gridshim.errors import GridshimError, UsageError
 from gridshim.gridflags import GridOptions
 from gridshim.model import JobKind, JobRequest, Preset
 from gridshim.render.labels import job_id_for
-from gridshim.sgeflags import MAX_AJ_TASKS, Rejected, task_ids
+from gridshim.sgeflags import MAX_AJ_TASKS, Rejected
+from gridshim.tasks import ids as task_ids
 from gridshim.text import shown
 
 # SGE job names may not contain these, nor start with a digit (sge_types(5) "job_name").

@@ -1,5 +1,5 @@
 """Issue 15 part 1: array jobs (`qsub -t`, `-tc`) on the real sandbox, through the installed commands, as
-the tool's uid (contract: ../shared/docs/qsub-behaviour.md §2.1, §2.4, §3, §4; docs/arrays-holds-spec.md)."""
+the tool's uid (contract: ../shared/docs/qsub-behaviour.md §2.1, §2.4, §3, §4; docs/arrays-and-holds.md)."""
 
 from __future__ import annotations
 
@@ -196,7 +196,7 @@ def test_sync_reports_a_killed_task_at_once_and_waits_for_the_rest(tool: Tool) -
 
 
 def test_a_pending_task_on_the_deleted_list_never_runs(tool: Tool) -> None:
-    """What qdel of a pending task leaves (docs/arrays-holds-spec.md "qdel of array tasks"): the marker
+    """What qdel of a pending task leaves (docs/arrays-and-holds.md "qdel of array tasks"): the marker
     file lists the task, the Job's annotation names it. Its pod's wrapper exits 0 at once, with no output
     file and no accounting record, and -sync y says `Unable to run job N.T` (contributing 0)."""
     import subprocess

@@ -1,7 +1,7 @@
 """Issue 15 part 2 on the real sandbox: qstat's task rows of an array job, qdel of running and pending
 tasks with the grid's messages, and hqw for a held job, through the installed commands.
 
-The array Jobs are written here in the shape of docs/arrays-holds-spec.md (Indexed, completions,
+The array Jobs are written here in the shape of docs/arrays-and-holds.md (Indexed, completions,
 parallelism, the array label, options "tasks"), from jsub's own --dry-run manifest, so these tests do
 not depend on `qsub -t`.
 """

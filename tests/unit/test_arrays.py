@@ -1,7 +1,7 @@
 """Array jobs (`qsub -t`, `-tc`) and the -hold_jid syntax, without a cluster.
 
 Contract: ../shared/docs/qsub-behaviour.md §1.5, §1.6 (-t, -tc, -hold_jid rows), §2.1, §2.4, §3, §4;
-the shared encoding: docs/arrays-holds-spec.md. The wrapper is run for real with /bin/sh, as
+the shared encoding: docs/arrays-and-holds.md. The wrapper is run for real with /bin/sh, as
 test_render.py does; the e2e evidence is tests/e2e/test_arrays_e2e.py.
 """
 
@@ -22,6 +22,7 @@ from gridshim import ops
 from gridshim.config import Settings
 from gridshim.render import labels as L
 from gridshim.render import render
+from gridshim import tasks as T
 from gridshim.sgeflags import QsubError, Rejected, parse_task_range
 from test_qsub import JOB_ID, SETTINGS, QsubCLI, container, dry, env_of, job_of, qplan
 
@@ -121,7 +122,7 @@ class TestOptionTypes:
         assert L.options_of({"annotations": {L.A_OPTIONS: json.dumps(bad)}}) == {}
 
 
-# == manifests (docs/arrays-holds-spec.md "Arrays") ==========================================================
+# == manifests (docs/arrays-and-holds.md "Arrays") ==========================================================
 
 def array_job(*argv: str, settings: Settings = SETTINGS) -> dict[str, Any]:
     return job_of(qplan([*argv, "run.sh"], {"run.sh": "echo $SGE_TASK_ID\n"}, settings=settings), settings)
@@ -316,7 +317,7 @@ def test_submit_line_and_terse_show_the_range_as_given(cli: QsubCLI) -> None:
 
 def indexed_pod(index: int, code: int, finished: str, *, uid: str = "u1") -> dict[str, Any]:
     return {"metadata": {"creationTimestamp": "2026-01-01T00:00:00Z",
-                         "annotations": {ops.COMPLETION_INDEX: str(index)}},
+                         "annotations": {T.COMPLETION_INDEX: str(index)}},
             "status": {"containerStatuses": [{"state": {"terminated": {"exitCode": code, "finishedAt": finished}}}]}}
 
 
@@ -400,15 +401,15 @@ def test_sync_prints_each_task_as_it_finishes_and_exits_with_the_first_failure(c
     assert r.rc == 5  # the first non-zero contribution in finishing order
     # while it runs, each look reads only the pods of the tasks that just ended; at the end, one LIST
     by_uid = "batch.kubernetes.io/controller-uid=u1"
-    assert cluster.selectors == [f"{by_uid},{ops.COMPLETION_INDEX} in (1)", f"{by_uid},{ops.COMPLETION_INDEX} in (3)",
-                                 f"{by_uid},{ops.COMPLETION_INDEX} in (0)", by_uid]
+    assert cluster.selectors == [f"{by_uid},{T.COMPLETION_INDEX} in (1)", f"{by_uid},{T.COMPLETION_INDEX} in (3)",
+                                 f"{by_uid},{T.COMPLETION_INDEX} in (0)", by_uid]
 
 
 def test_sync_all_at_once_is_ordered_by_finish_time_and_deleted_tasks_never_ran(cli: QsubCLI) -> None:
     t = "2026-01-01T00:00:%02dZ"
     final = {"completedIndexes": "0-2", "conditions": [{"type": "Complete", "status": "True"}]}
     pods = [indexed_pod(0, 0, t % 9), indexed_pod(1, 0, t % 3), indexed_pod(2, 0, t % 4)]
-    cluster = ArrayCluster([], final, pods, annotations={ops.A_DELETED_TASKS: "3"})  # task 3 qdel'd while pending
+    cluster = ArrayCluster([], final, pods, annotations={T.A_DELETED_TASKS: "3"})  # task 3 qdel'd while pending
     sync_cli(cli, cluster)
     r = cli("-sync", "y", "-terse", "-t", "1-3", "run.sh")
     job_id = cluster.job["metadata"]["labels"][L.JOB_ID]
@@ -435,7 +436,7 @@ def test_a_failed_task_whose_pod_was_deleted_was_killed() -> None:
 @pytest.mark.parametrize("text,ids", [("1,3-5", {1, 3, 4, 5}), ("1-10:3", {1, 4, 7, 10}), ("", set()), (None, set()),
                                       ("x,2", {2})])
 def test_index_lists(text: str | None, ids: set[int]) -> None:
-    assert ops.parse_index_list(text) == ids
+    assert T.id_set(text) == ids
 
 
 def test_parse_errors_are_qsub_errors() -> None:

@@ -1,5 +1,5 @@
 """depends.py: -hold_jid resolution (§5.1), release arithmetic, the sweep, concurrent releasers (409s) and
-the backstop CronJob (docs/arrays-holds-spec.md)."""
+the backstop CronJob (docs/arrays-and-holds.md)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 
 from fake_jobs import Store
 from gridshim import depends as D
+from gridshim import tasks as T
 from gridshim.config import Settings
 from gridshim.model import JobKind, JobRequest
 from gridshim.render import labels as L
@@ -34,13 +35,13 @@ def manifest() -> dict[str, Any]:
 @pytest.mark.parametrize("ids,text", [([1, 2, 3, 4], "1-4:1"), ([9, 10], "9,10"), ([1, 3, 5, 7, 12], "1-7:2,12"),
                                       ([5], "5"), ([], ""), ([3, 4, 5, 6, 7, 8, 9, 10], "3-10:1")])
 def test_task_ranges_round_trip(ids: list[int], text: str) -> None:
-    assert D.format_tasks(ids) == text
-    assert D.parse_tasks(text) == set(ids)
+    assert T.pack(ids) == text
+    assert T.id_set(text) == set(ids)
 
 
 def test_kubernetes_index_lists_parse_as_ranges() -> None:
-    assert D.parse_tasks("0-3,7") == {0, 1, 2, 3, 7}
-    assert D.parse_tasks("x,1-,2") == {2}
+    assert T.id_set("0-3,7") == {0, 1, 2, 3, 7}
+    assert T.id_set("x,1-,2") == {2}
 
 
 # -- resolution ---------------------------------------------------------------------------------------
@@ -71,7 +72,7 @@ def test_an_array_predecessor_contributes_its_unfinished_tasks() -> None:
     s = Store()
     # tasks 1..10; indexes 0-1 completed, 3 failed, task 9 deleted while pending
     s.add_job(1111111, "arr", tasks=[1, 10, 1], status={"completedIndexes": "0-1", "failedIndexes": "3"},
-              annotations={D.A_DELETED_TASKS: "9"})
+              annotations={T.A_DELETED_TASKS: "9"})
     s.add_job(2222222, "stepped", tasks=[1, 9, 4])  # tasks 1, 5, 9
     jobs, _ = s.list("Job")
     assert D.resolve(jobs, ["arr", "stepped"]) == {"1111111": "3,5-8:1,10", "2222222": "1-9:4"}

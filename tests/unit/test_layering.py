@@ -103,3 +103,17 @@ def test_gridshim_cluster_still_offers_every_name_the_single_module_had() -> Non
              "ConflictError ForbiddenError GridshimError JobExistsError JobNotFoundError QuotaExceededError Manifest "
              "tool_of").split()
     assert [n for n in names if not hasattr(c, n)] == []
+
+
+def test_tasks_is_the_one_reader_of_arrays_and_holds_and_a_near_leaf() -> None:
+    """tasks.py imports only labels and model; no other module spells its annotation names or parses ranges."""
+    mods = modules()
+    assert {n for n in mods["tasks.py"] if n.startswith("gridshim")} <= {"gridshim.model", "gridshim.render",
+                                                                         "gridshim.render.labels"}
+    for mod in mods:
+        if mod == "tasks.py":
+            continue
+        text = (SRC / mod).read_text()
+        for spelled in ('"batch.kubernetes.io/job-completion-index"', '/predecessors"', '/deleted-tasks"',
+                        '/hold"', 'def range_to_dstring', 'def parse_ranges'):
+            assert spelled not in text, f"{mod} spells {spelled}: use gridshim.tasks"

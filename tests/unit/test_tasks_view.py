@@ -1,5 +1,5 @@
 """Array tasks in qstat and qdel, and the hold letters (qsub-behaviour §4.2, §4.3, §5.3; the encoding of
-docs/arrays-holds-spec.md), from hand-written Job and Pod objects of the array shape, over a fake cluster.
+docs/arrays-and-holds.md), from hand-written Job and Pod objects of the array shape, over a fake cluster.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from gridshim.cli.qstat import qstat_main
 from gridshim.errors import ConflictError
 from gridshim.output.plain import format_details, format_plain
 from gridshim.output.xml import format_xml
-from gridshim.status import parse_ranges, range_to_dstring, rows_from_objects, task_views
+from gridshim.status import rows_from_objects, task_views
+from gridshim.tasks import parse_ranges, range_to_dstring
 from goldens import local_time  # noqa: F401  (an autouse fixture: the layouts in local time)
 from goldens import assert_golden
 from test_output import NOW, FakeCluster, load

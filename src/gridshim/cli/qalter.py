@@ -1,5 +1,5 @@
 """qalter, qhold, qrls: one module, the command chosen by the name it was run under, as SGE's qalter.c
-chose by argv[0] (qsub-behaviour §5.4, §5.5; the encoding is docs/arrays-holds-spec.md).
+chose by argv[0] (qsub-behaviour §5.4, §5.5; the encoding is docs/arrays-and-holds.md).
 
 Every answer is one line on stdout. qhold/qrls exit with the raw status of the first error (3: no such
 job, 10: a hold type only operators or managers may use), qalter with 1. A change that changes nothing
@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from gridshim import config, control, depends
+from gridshim import config, control, depends, tasks
 from gridshim.cli._common import Env, argv, load_cluster, run
 from gridshim.errors import ConflictError, ExitCode, GridshimError, JobExistsError, JobNotFoundError, UsageError
 from gridshim.model import RUNNING_STATES, JobRow, Manifest
@@ -104,7 +104,7 @@ def _running(row: JobRow, job: Manifest) -> bool:
 
 
 def _hold_lines(job: Manifest, row: JobRow) -> list[str]:
-    if depends.tasks_of(job) is None:
+    if tasks.array_of(job) is None:
         return [f"modified hold of job {row.job_id}"]
     return [f"modified hold of job-array task {row.job_id}.{t}" for t in depends.unfinished_tasks(job)]
 
@@ -126,22 +126,22 @@ def hold_decision(*, hold: bool, running: bool) -> Callable[[Manifest], Manifest
     """qhold: the annotation, and suspend when nothing of it started (a started job keeps running: hr).
     qrls: drop the annotation; unsuspend only when no predecessor is left."""
     def decide(job: Manifest) -> Manifest | None:
-        held = depends.user_held(job)
+        held = tasks.user_held(job)
         if hold:
             if held:
                 return None
-            patch: Manifest = {"metadata": {"annotations": {depends.A_HOLD: "u"}}}
+            patch: Manifest = {"metadata": {"annotations": {tasks.A_HOLD: "u"}}}
             if not running and not depends.job_started(job) and not (job.get("spec") or {}).get("suspend"):
                 patch["spec"] = {"suspend": True}
             return patch
         if not held:
             return None
-        ann: dict[str, Any] = {depends.A_HOLD: None}
+        ann: dict[str, Any] = {tasks.A_HOLD: None}
         opts = _options_without_hold(job)
         if opts is not None:
             ann[L.A_OPTIONS] = opts
         patch = {"metadata": {"annotations": ann}}
-        if not depends.predecessors_of(job) and (job.get("spec") or {}).get("suspend"):
+        if not tasks.predecessors_of(job) and (job.get("spec") or {}).get("suspend"):
             patch["spec"] = {"suspend": False}
         return patch
     return decide
@@ -422,20 +422,20 @@ def _alter_one(env: Env, cluster: Any, settings: Any, caller: str, row: JobRow, 
             opts["resources"] = [list(p) for p in alter.resources]
             opts["wall_seconds"] = wall
             spec["activeDeadlineSeconds"] = wall
-        held = depends.user_held(j)
+        held = tasks.user_held(j)
         if alter.hold is not None:
             held = "u" in alter.hold
-            meta["annotations"][depends.A_HOLD] = "u" if held else None
+            meta["annotations"][tasks.A_HOLD] = "u" if held else None
             if not held and opts.get("hold"):
                 opts["hold"] = False
-        preds = depends.predecessors_of(j)
+        preds = tasks.predecessors_of(j)
         if new_preds is not None:
             preds = new_preds
-            meta["annotations"][depends.A_PREDECESSORS] = json.dumps(preds, sort_keys=True, separators=(",", ":")) \
+            meta["annotations"][tasks.A_PREDECESSORS] = json.dumps(preds, sort_keys=True, separators=(",", ":")) \
                 if preds else None
-            meta["annotations"][depends.A_PREDECESSORS_REQ] = ",".join(alter.hold_jid or []) or None
-            meta["annotations"][depends.A_PREDECESSOR_IDS] = ",".join(sorted(preds)) or None
-            meta["labels"][depends.WAITING] = "true" if preds else None
+            meta["annotations"][tasks.A_PREDECESSORS_REQ] = ",".join(alter.hold_jid or []) or None
+            meta["annotations"][tasks.A_PREDECESSOR_IDS] = ",".join(sorted(preds)) or None
+            meta["labels"][tasks.WAITING] = "true" if preds else None
         if (alter.hold is not None or new_preds is not None) and not running and not depends.job_started(j):
             spec["suspend"] = bool(held or preds or template_change)
         if opts != json.loads((j["metadata"].get("annotations") or {}).get(L.A_OPTIONS) or "{}"):

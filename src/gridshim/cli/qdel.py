@@ -15,7 +15,7 @@ from gridshim import config, control
 from gridshim.cli._common import Env, argv, load_cluster, run
 from gridshim.errors import ExitCode
 from gridshim.model import JobRow
-from gridshim.status import Range, parse_ranges
+from gridshim.tasks import Range, parse_ranges
 
 USAGE = "usage: qdel [-f] [-u user_list] [job_task_list [-t task_range] | -u user_list]\n"
 

@@ -102,7 +102,7 @@ def qsub(env: Env, argv: list[str]) -> int:
         from gridshim.render import render  # noqa: PLC0415
 
         manifests = render(req, settings)
-        from gridshim import depends  # noqa: PLC0415  (-h, -hold_jid: docs/arrays-holds-spec.md)
+        from gridshim import depends  # noqa: PLC0415  (-h, -hold_jid: docs/arrays-and-holds.md)
 
         live = None if opts.dry_run or p.verify_only else cluster
         manifests[0] = depends.apply(live, req, manifests[0])

@@ -113,7 +113,7 @@ _ON_TERM = 'stop=1; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null'
 # -notify: SIGUSR2 first, as SGE sends before a kill; the TERM follows after half the grace period.
 _ON_TERM_NOTIFY = ('stop=1; [ -n "$child" ] && {{ kill -USR2 "$child" 2>/dev/null; '
                    '( sleep {delay}; kill -TERM "$child" 2>/dev/null ) & }}')
-# Releasing the jobs that wait for this one (-hold_jid; docs/arrays-holds-spec.md "Release"): after the
+# Releasing the jobs that wait for this one (-hold_jid; docs/arrays-and-holds.md "Release"): after the
 # record, only when the site names its gridshim command and qsub left the successors marker; its output
 # goes to the job's stderr file, it gets at most RELEASE_TIMEOUT seconds and never changes the exit status.
 RELEASE_TIMEOUT = 30

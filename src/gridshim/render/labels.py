@@ -23,7 +23,7 @@ JOB_ID = f"{DOMAIN}/job-id"
 QUEUE = f"{DOMAIN}/queue"
 ONCE = f"{DOMAIN}/once"
 CRONTAB = f"{DOMAIN}/crontab"  # CronJobs made by the crontab wrapper: the crontab's owner
-ARRAY = f"{DOMAIN}/array"  # "true" on an array job (qsub -t) and its pods (docs/arrays-holds-spec.md)
+ARRAY = f"{DOMAIN}/array"  # "true" on an array job (qsub -t) and its pods (docs/arrays-and-holds.md)
 # Annotations (free text): the original name, command line, options and the submit token.
 A_NAME = f"{DOMAIN}/name"
 A_COMMAND = f"{DOMAIN}/command"
