@@ -235,6 +235,12 @@ def delete_job(cluster: Cluster, row: JobRow, *, caller: str, grace: int, force:
         except (JobNotFoundError, ForbiddenError):
             pass
     try:
+        if force and running:
+            # -f: the pods go first, with grace 0. Deleted after the Job, the garbage collector's own delete of
+            # them (Foreground, the pods' full grace period: SIGTERM) can reach the node first, and the wrapper
+            # would write a record of its own beside the one just written. The second pass below catches a
+            # replacement pod the Job controller made in between.
+            cluster.delete_collection("Pod", selector=_pods_of(row), grace=0)
         try:
             cluster.delete(row.object_kind, row.object_name, uid=row.uid,
                            propagation="Foreground" if running else "Background")
