@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from gridshim.errors import GridshimError
@@ -101,28 +100,45 @@ def parse_size(value: Any, *, key: str, path: str) -> int:
     return int(float(m.group(1)) * _UNITS[(m.group(2) or "")[:1].lower()])
 
 
+class _YAMLError(Exception):
+    def __init__(self, cause: Exception) -> None:
+        self.cause = cause
+
+
+def _read_open(fd: int, _st: os.stat_result) -> str:
+    with open(fd, closefd=False) as f:  # as Path.read_text(): the locale's encoding
+        return f.read()
+
+
+def _parse_yaml(text: str) -> Any:
+    import yaml  # noqa: PLC0415  (only when the parsed-file cache does not hold the config)
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise _YAMLError(e) from None
+
+
 def load(environ: dict[str, str] | None = None) -> Settings:
     """Read the site config named by $GRIDSHIM_CONFIG, else /etc/gridshim/config.yaml; defaults if absent."""
     env = os.environ if environ is None else environ
     explicit = env.get("GRIDSHIM_CONFIG")
-    path = Path(explicit or DEFAULT_PATH)
+    path = explicit or DEFAULT_PATH
+    import gridshim.usercache as yamlcache  # noqa: PLC0415
+
     try:
-        text = path.read_text()
+        data = yamlcache.load(path, _read_open, _parse_yaml, env) or {}
     except FileNotFoundError:
         if explicit:
             raise ConfigError(f"site config {path} (from GRIDSHIM_CONFIG) does not exist") from None
         return Settings()
     except OSError as e:
         raise ConfigError(f"cannot read site config {path}: {e.strerror}") from None
-    import yaml  # noqa: PLC0415  (only when a config exists)
-
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"site config {path} is not valid YAML: {e}".splitlines()[0]) from None
+    except _YAMLError as e:
+        raise ConfigError(f"site config {path} is not valid YAML: {e.cause}".splitlines()[0]) from None
     if not isinstance(data, dict):
         raise ConfigError(f"site config {path}: expected a mapping at the top level")
-    return from_dict(data, path=str(path))
+    return from_dict(data, path=path)
 
 
 def _mapping(data: dict[str, Any], key: str, keys: set[str], path: str) -> dict[str, Any]:

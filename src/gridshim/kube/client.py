@@ -12,8 +12,7 @@ import re
 import ssl
 import time
 import urllib.parse
-from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from gridshim.errors import (ClusterConfigError, ClusterError, ConflictError, GridshimError, JobExistsError,
                              JobNotFoundError)
@@ -21,6 +20,9 @@ from gridshim.kube.auth import Auth
 from gridshim.kube.config import Credentials, kubeconfig_paths, load_credentials
 from gridshim.kube.transport import Transport, _one_line, _Retry, retry_seconds
 from gridshim.model import Manifest, tool_of
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # kind → (API prefix, plural). Everything gridshim touches is namespaced except the access review.
 KINDS: dict[str, tuple[str, str]] = {
@@ -326,6 +328,8 @@ class KubeCluster(Transport):
         return found
 
     def _discovery_file(self, group_version: str) -> Path:
+        from pathlib import Path  # noqa: PLC0415  (discovery is for crontab and doctor, not the submit path)
+
         env = self._environ
         base = env.get("XDG_CACHE_HOME") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".cache")
         digest = hashlib.sha256(self.creds.server.encode()).hexdigest()[:16]

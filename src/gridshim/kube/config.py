@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from gridshim.errors import ClusterConfigError
@@ -60,21 +59,56 @@ def kubeconfig_paths(environ: dict[str, str] | os._Environ[str] | None = None) -
 
 
 def _read_kubeconfig(path: str) -> str:
-    import stat  # noqa: PLC0415
-
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ClusterConfigError(f"kubeconfig {path} is not a regular file", hint="point KUBECONFIG at a file")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(KUBECONFIG_LIMIT + 1)
+        return _read_open_kubeconfig(path, fd, os.fstat(fd))
     finally:
         os.close(fd)
+
+
+def _read_open_kubeconfig(path: str, fd: int, st: os.stat_result) -> str:
+    import stat  # noqa: PLC0415
+
+    if not stat.S_ISREG(st.st_mode):
+        raise ClusterConfigError(f"kubeconfig {path} is not a regular file", hint="point KUBECONFIG at a file")
+    with os.fdopen(fd, "rb", closefd=False) as f:
+        data = f.read(KUBECONFIG_LIMIT + 1)
     if len(data) > KUBECONFIG_LIMIT:
         raise ClusterConfigError(f"kubeconfig {path} is larger than {KUBECONFIG_LIMIT // (1024 * 1024)} MiB",
                                  hint="point KUBECONFIG at your kubeconfig file")
     return data.decode("utf-8")
+
+
+# A kubeconfig holding any of these in a user entry is never kept in the parsed-file cache
+# (gridshim.usercache): no private key, token or password is copied to disk.
+_SECRET_KEYS = frozenset({"client-key-data", "token", "password", "auth-provider", "env"})
+
+
+def _no_secrets(data: Any) -> bool:
+    users = data.get("users") if isinstance(data, dict) else None
+    if not isinstance(users, list):
+        return users is None and isinstance(data, dict)
+    for entry in users:
+        user = entry.get("user") if isinstance(entry, dict) else None
+        if not isinstance(user, dict):
+            return False
+        plugin = user.get("exec")
+        if _SECRET_KEYS & set(user) or (plugin is not None and (not isinstance(plugin, dict) or _SECRET_KEYS & set(plugin))):
+            return False
+    return True
+
+
+def _yaml_error(e: BaseException) -> bool:
+    import sys  # noqa: PLC0415
+
+    yaml = sys.modules.get("yaml")
+    return isinstance(e, (ValueError, RecursionError)) or (yaml is not None and isinstance(e, yaml.YAMLError))
+
+
+def _parse_yaml(text: str) -> Any:
+    import yaml  # noqa: PLC0415  (only when the parsed-file cache does not hold the file)
+
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def _header_key(key: str) -> str:
@@ -83,11 +117,11 @@ def _header_key(key: str) -> str:
     return "".join(chr(b) if b in legal else f"%{b:02X}" for b in key.encode())
 
 
-def merge(paths: list[str]) -> tuple[dict[str, dict[str, Any]], str | None, dict[tuple[str, str], str]]:
+def merge(paths: list[str], environ: Any = None) -> tuple[dict[str, dict[str, Any]], str | None, dict[tuple[str, str], str]]:
     """kubectl's merge of the kubeconfig files in PATHS: a missing file is skipped; for each section the
     first file naming an entry wins, and so does the first current-context; relative paths in an entry
     are relative to the file it came from (the returned bases)."""
-    import yaml  # noqa: PLC0415  (a cheap import with libyaml; only commands that need the API pay it)
+    import gridshim.usercache as yamlcache  # noqa: PLC0415
 
     shown = os.pathsep.join(paths)
     merged: dict[str, dict[str, Any]] = {"clusters": {}, "users": {}, "contexts": {}}
@@ -96,7 +130,9 @@ def merge(paths: list[str]) -> tuple[dict[str, dict[str, Any]], str | None, dict
     found = False
     for p in paths:
         try:
-            text = _read_kubeconfig(p)
+            data = yamlcache.load(p, lambda fd, st, p=p: _read_open_kubeconfig(p, fd, st), _parse_yaml,  # type: ignore[misc]
+                                  os.environ if environ is None else environ, cacheable=_no_secrets,
+                                  flags=os.O_NONBLOCK) or {}
         except FileNotFoundError:
             continue
         except OSError as e:
@@ -104,12 +140,14 @@ def merge(paths: list[str]) -> tuple[dict[str, dict[str, Any]], str | None, dict
                                      hint="check its permissions, or set KUBECONFIG") from None
         except UnicodeDecodeError:
             raise ClusterConfigError(f"kubeconfig {p} is not text (UTF-8)", hint="fix or regenerate it") from None
-        found = True
-        try:
-            data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
-        except (yaml.YAMLError, ValueError, RecursionError):
+        except ClusterConfigError:
+            raise
+        except Exception as e:  # noqa: BLE001  (yaml.YAMLError, ValueError, RecursionError: PyYAML may not be imported)
+            if not _yaml_error(e):
+                raise
             raise ClusterConfigError(f"kubeconfig {p} is not valid YAML",
                                      hint="fix or regenerate it") from None
+        found = True
         if not isinstance(data, dict):
             raise ClusterConfigError(f"kubeconfig {p} is not a kubeconfig (expected a mapping)",
                                      hint="fix or regenerate it")
@@ -198,7 +236,8 @@ def load_credentials(paths: list[str], context: str | None = None) -> Credential
     token_file = rel("users", user_name, text_of(user, "tokenFile", uw))
     if not token and token_file:
         try:
-            token = Path(token_file).read_text().strip()
+            with open(token_file) as f:  # as Path.read_text()
+                token = f.read().strip()
         except (OSError, UnicodeDecodeError) as e:
             raise ClusterConfigError(f"kubeconfig {shown}: cannot read tokenFile {token_file}: "
                                      f"{getattr(e, 'strerror', None) or 'not text'}",

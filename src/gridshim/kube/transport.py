@@ -12,7 +12,6 @@ an error rather than silently dropped.
 
 from __future__ import annotations
 
-import email.utils
 import http.client
 import json
 import os
@@ -84,6 +83,8 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     value = value.strip()
     if value.isdigit():
         return float(value)
+    import email.utils  # noqa: PLC0415  (only for an HTTP-date Retry-After: it imports datetime and more)
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
