@@ -139,13 +139,54 @@ def load_cluster(env: Env) -> Any:
     return KubeCluster.from_kubeconfig(environ=env.environ, context=env.environ.get("GRIDSHIM_CONTEXT"))
 
 
-def tool_uid(policy: str, *, tool: str, home: str, cluster: Any = None, offline: bool = False) -> int:
+# `uid: namespace` keeps the Namespace's uid in the user's private cache (gridshim.usercache, keyed by
+# API server and namespace), so a plain jsub makes one request, the POST. A stale value cannot run a pod
+# as another uid: the cluster's admission policy refuses any uid but the namespace's, and on that
+# refusal the Namespace is read again and the submission retried once (uid_refused, docs/design.md).
+_UID_CACHE = "ns-uid"
+
+
+def _uid_key(cluster: Any) -> str:
+    creds = getattr(cluster, "creds", None)
+    return f"{getattr(creds, 'server', '')}\0{cluster.namespace}"
+
+
+def cached_namespace_uid(cluster: Any, environ: Any) -> int | None:
+    """The uid cached for CLUSTER's namespace, or None."""
+    import gridshim.usercache as usercache  # noqa: PLC0415
+
+    value = usercache.read_private(_UID_CACHE, _uid_key(cluster), environ)
+    if isinstance(value, dict) and value.get("key") == _uid_key(cluster) and type(value.get("uid")) is int \
+            and 0 < value["uid"] <= 2**31 - 1:
+        return int(value["uid"])
+    return None
+
+
+def remember_namespace_uid(cluster: Any, environ: Any, uid: int | None) -> None:
+    import gridshim.usercache as usercache  # noqa: PLC0415
+
+    if uid is None:
+        usercache.forget_private(_UID_CACHE, _uid_key(cluster), environ)
+    else:
+        usercache.write_private(_UID_CACHE, _uid_key(cluster), {"key": _uid_key(cluster), "uid": uid}, environ)
+
+
+def uid_refused(err: BaseException) -> bool:
+    """Whether ERR is an admission policy's refusal, which a stale cached uid would cause (422)."""
+    from gridshim.errors import ClusterError  # noqa: PLC0415
+
+    return isinstance(err, ClusterError) and err.status == 422 and "admission policy" in err.message
+
+
+def tool_uid(policy: str, *, tool: str, home: str, cluster: Any = None, offline: bool = False,
+             environ: Any = None) -> int:
     """The uid a tool's pods run as: 'namespace' (the cluster's answer), 'self' (whoever submits),
     'home-owner', 'passwd:PATTERN' or a number. Whatever the policy says, the cluster refuses pods of
     any uid but the namespace's (docs/site-config.md); 'namespace' is the one that asks it.
 
     'namespace' reads the tool Namespace's annotation with CLUSTER (one GET); OFFLINE (--dry-run, which
-    contacts nothing) falls back to 'self'."""
+    contacts nothing) falls back to 'self'. With ENVIRON it first takes the uid cached for the namespace
+    (and caches what the GET answers); cli.jsub.stale_uid re-reads it on the refusal a stale one causes."""
     if policy == "namespace":
         if cluster is None:
             if offline:
@@ -154,6 +195,10 @@ def tool_uid(policy: str, *, tool: str, home: str, cluster: Any = None, offline:
         from gridshim.config import namespace_uid  # noqa: PLC0415
         from gridshim.errors import ForbiddenError  # noqa: PLC0415
 
+        if environ is not None:
+            uid = cached_namespace_uid(cluster, environ)
+            if uid is not None:
+                return uid
         try:
             namespace = cluster.namespace_object()
         except ForbiddenError as e:
@@ -161,7 +206,10 @@ def tool_uid(policy: str, *, tool: str, home: str, cluster: Any = None, offline:
                 f"site config 'uid: namespace' also needs 'get' on namespace {cluster.namespace}, "
                 "see docs/site-config.md")
             raise
-        return namespace_uid(namespace)
+        uid = namespace_uid(namespace)
+        if environ is not None:
+            remember_namespace_uid(cluster, environ, uid)
+        return uid
     if policy.isdigit():
         return int(policy)
     if policy == "self":

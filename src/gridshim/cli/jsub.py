@@ -11,8 +11,9 @@ import sys
 from typing import Callable
 
 from gridshim import config, gridflags
-from gridshim.cli._common import (Env, LiveStatus, argv, ctime, load_cluster, local_host, make_room,
-                                  offline_namespace, printable, report, run, tool_uid)
+from gridshim.cli._common import (Env, LiveStatus, argv, cached_namespace_uid, ctime, load_cluster, local_host, make_room,
+                                  offline_namespace, printable, remember_namespace_uid, report, run, tool_uid,
+                                  uid_refused)
 from gridshim.errors import ExitCode, GridshimError, QuotaExceededError, UsageError
 from gridshim.model import JobRequest, Preset, tool_of
 
@@ -69,8 +70,8 @@ def submit_main(env: Env, argv: list[str], preset: Preset) -> int:
             raise UsageError("the following arguments are required: program, args...")
         dry_run = any(flag == "--dry-run" for flag, _ in cli.events)
         cluster, tool, uid = connect(env, settings, dry_run=dry_run)
-        host = local_host(env, tool=tool, uid=uid, token=os.urandom(8).hex())  # = secrets.token_hex(8)
-        p = plan(prog, argv, settings=settings, host=host)
+        token = os.urandom(8).hex()  # = secrets.token_hex(8)
+        p = plan(prog, argv, settings=settings, host=local_host(env, tool=tool, uid=uid, token=token))
     except HelpRequested:
         env.stdout.write(HELP_TEXT.format(usage=gridflags.USAGE.format(prog=prog)))
         return 0
@@ -102,7 +103,19 @@ def submit_main(env: Env, argv: list[str], preset: Preset) -> int:
                 env.stderr.write(f"{prog}: warning: {w}\n")
         from gridshim import ops  # noqa: PLC0415
 
-        ops.submit(cluster, manifests[0], req, make_room=make_room(env, cluster, settings))  # type: ignore[arg-type]
+        try:
+            ops.submit(cluster, manifests[0], req, make_room=make_room(env, cluster, settings))  # type: ignore[arg-type]
+        except GridshimError as e:
+            fresh = stale_uid(env, settings, cluster, tool, uid, e)
+            if fresh is None:
+                raise
+            # the same submission (same token, so the same job id) as the Namespace's uid now says
+            p = plan(prog, argv, settings=settings, host=local_host(env, tool=tool, uid=fresh, token=token))
+            if p.late_error:
+                raise p.late_error from None
+            req, opts = p.request, p.opts
+            manifests = render(req, settings)
+            ops.submit(cluster, manifests[0], req, make_room=make_room(env, cluster, settings))  # type: ignore[arg-type]
     except GridshimError as e:
         return _die(env, prog, e, err_path=err_path, keep_stderr=keep_stderr)
     if not opts.quiet:
@@ -117,8 +130,9 @@ def submit_main(env: Env, argv: list[str], preset: Preset) -> int:
 def connect(env: Env, settings: config.Settings, *, dry_run: bool) -> tuple[object, str, int | None]:
     """The cluster (None for --dry-run, which contacts nothing), the tool and the uid its pods run as.
 
-    With the site config's `uid: namespace` the uid is the cluster's answer (one GET of the tool's
-    Namespace, before the POST, on the same connection); --dry-run then shows the caller's own uid."""
+    With the site config's `uid: namespace` the uid is the cluster's answer: the one cached for the
+    namespace (see stale_uid), else one GET of the tool's Namespace before
+    the POST, on the same connection; --dry-run then shows the caller's own uid."""
     if dry_run:
         cluster, namespace = None, offline_namespace(env)
     else:
@@ -126,9 +140,23 @@ def connect(env: Env, settings: config.Settings, *, dry_run: bool) -> tuple[obje
         namespace = cluster.namespace  # type: ignore[attr-defined]
     tool = tool_of(namespace)
     home = env.home
-    uid = tool_uid(settings.uid, tool=tool, home=home, cluster=cluster, offline=dry_run) \
+    uid = tool_uid(settings.uid, tool=tool, home=home, cluster=cluster, offline=dry_run,
+                   environ=None if dry_run else env.environ) \
         if not dry_run or settings.uid != "home-owner" else _safe_uid(settings.uid, tool, home)
     return cluster, tool, uid
+
+
+def stale_uid(env: Env, settings: config.Settings, cluster: object, tool: str, uid: int | None,
+              err: GridshimError) -> int | None:
+    """After ERR from the POST: the Namespace's uid read afresh, when ERR is the admission refusal a
+    stale cached uid causes, the uid sent is the one cached, and the Namespace now names another (the
+    caller then submits once more with it); else None, and ERR stands. The cluster enforces the uid,
+    so a wrong cached value is refused, never run."""
+    if settings.uid != "namespace" or not uid_refused(err) or cached_namespace_uid(cluster, env.environ) != uid:
+        return None
+    remember_namespace_uid(cluster, env.environ, None)
+    fresh = tool_uid(settings.uid, tool=tool, home=env.home, cluster=cluster, environ=env.environ)
+    return fresh if fresh != uid else None
 
 
 def _safe_uid(policy: str, tool: str, home: str) -> int | None:

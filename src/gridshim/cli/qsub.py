@@ -62,7 +62,7 @@ usage: qsub [options] [script [script_args] | -- [script_args]]
 
 
 def qsub(env: Env, argv: list[str]) -> int:
-    from gridshim.cli.jsub import connect  # noqa: PLC0415
+    from gridshim.cli.jsub import connect, stale_uid  # noqa: PLC0415
     from gridshim.sgeflags import QsubError  # noqa: PLC0415
     from gridshim.submit import HelpRequested, plan  # noqa: PLC0415
 
@@ -82,8 +82,16 @@ def qsub(env: Env, argv: list[str]) -> int:
         except GridshimError as e:
             env.stderr.write(f"Unable to initialize environment because of error: {printable(e.message)}\nExiting.\n")
             return int(ExitCode.ERROR)
-        host = local_host(env, tool=tool, uid=uid, token=os.urandom(8).hex())
-        p = plan("qsub", argv, settings=settings, host=host, stdin_text=lambda: _read_stdin(env))
+        token = os.urandom(8).hex()
+        stdin_once: list[str | None] = []  # a retry (stale_uid) submits what was read the first time
+
+        def stdin_text() -> str | None:
+            if not stdin_once:
+                stdin_once.append(_read_stdin(env))
+            return stdin_once[0]
+
+        p = plan("qsub", argv, settings=settings, host=local_host(env, tool=tool, uid=uid, token=token),
+                 stdin_text=stdin_text)
     except HelpRequested:
         env.stdout.write(USAGE)
         return 0
@@ -116,7 +124,19 @@ def qsub(env: Env, argv: list[str]) -> int:
             return 0
         from gridshim import ops  # noqa: PLC0415
 
-        created = ops.submit(cluster, manifests[0], req, make_room=make_room(env, cluster, settings))  # type: ignore[arg-type]
+        try:
+            created = ops.submit(cluster, manifests[0], req, make_room=make_room(env, cluster, settings))  # type: ignore[arg-type]
+        except GridshimError as e:
+            fresh = stale_uid(env, settings, cluster, tool, uid, e)
+            if fresh is None:
+                raise
+            # the same submission (same token and job id, stdin as first read) with the Namespace's uid
+            p = plan("qsub", argv, settings=settings, host=local_host(env, tool=tool, uid=fresh, token=token),
+                     stdin_text=stdin_text)
+            req, opts = p.request, p.opts
+            manifests = render(req, settings)
+            manifests[0] = depends.apply(cluster, req, manifests[0])
+            created = ops.submit(cluster, manifests[0], req, make_room=make_room(env, cluster, settings))  # type: ignore[arg-type]
         for w in depends.submitted(cluster, created, backstop=depends.backstop_manifest(
                 settings, tool=req.tool, uid=req.uid, home=req.home), home=req.home):
             env.stderr.write(f"qsub: warning: {printable(w)}\n")

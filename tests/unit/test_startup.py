@@ -1,0 +1,281 @@
+"""Start-up (issue 17): what jsub/qsub import, the parsed-file cache, and the cached Namespace uid.
+
+The uid cache can never run a pod as another uid: the cluster (here a fake with the sandbox policy's
+rule) refuses every uid but the Namespace's, and a stale cached value is re-read and retried once."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gridshim import config, usercache
+from gridshim.cli._common import Env, cached_namespace_uid, remember_namespace_uid
+from gridshim.errors import ClusterError
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+# Measured with -X importtime (docs/performance.md): none of these is needed by `jsub --version` or a
+# plain submission once the site config and kubeconfig are in the parsed-file cache. (`datetime` is
+# not listed yet: gridshim.status imports it at the top, and ops imports status; `dataclasses`,
+# `typing` and `http.client` (which imports email.parser, email.message and email.utils) are still
+# used on the path.)
+HEAVY = ("yaml", "_yaml", "tempfile", "subprocess", "threading", "rich", "secrets",
+         "shutil", "pathlib", "kubernetes")
+
+
+def _imported(tmp_path: Path, code: str, environ: dict[str, str]) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", code + "\nimport sys; print(' '.join(sorted(sys.modules)))"],
+                         env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(SRC), **environ},
+                         capture_output=True, text=True, check=True, cwd=tmp_path)
+    return set(out.stdout.split())
+
+
+def _world(tmp_path: Path) -> dict[str, str]:
+    home = tmp_path / "home"
+    (home / ".kube").mkdir(parents=True)
+    (home / ".kube" / "config").write_text(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\n"
+        "users:\n- name: u\n  user:\n    client-certificate: /nonexistent.crt\n    client-key: /nonexistent.key\n"
+        "contexts:\n- name: x\n  context:\n    cluster: c\n    user: u\n    namespace: tool-x\ncurrent-context: x\n")
+    site = tmp_path / "site.yaml"
+    site.write_text("uid: namespace\nimages:\n  default: img:1\nmemory:\n  default: 512M\n")
+    return {"HOME": str(home), "GRIDSHIM_CONFIG": str(site), "KUBECONFIG": str(home / ".kube" / "config")}
+
+
+def test_jsub_version_imports_nothing_heavy(tmp_path: Path) -> None:
+    environ = _world(tmp_path)
+    code = "import sys; sys.argv = ['jsub', '--version']\nfrom gridshim.cli.jsub import jsub_main\n" \
+           "try:\n    jsub_main()\nexcept SystemExit:\n    pass"
+    assert "yaml" in _imported(tmp_path, code, environ)  # the site config, parsed once
+    mods = _imported(tmp_path, code, environ)
+    assert not [m for m in HEAVY if m in mods], sorted(m for m in HEAVY if m in mods)
+
+
+def test_a_plain_submissions_import_set_has_nothing_heavy_once_cached(tmp_path: Path) -> None:
+    """Everything a plain `jsub -N x /bin/true` imports up to the POST: the site config and kubeconfig
+    read (the second process takes them from the cache), plan, render, the client and ops."""
+    environ = _world(tmp_path)
+    code = ("import os\nfrom gridshim import config, submit, ops, render\nfrom gridshim.cli import jsub\n"
+            "from gridshim.cli._common import load_cluster, Env\n"
+            "s = config.load(os.environ)\nc = load_cluster(Env())\nassert c.namespace == 'tool-x'\n")
+    first = _imported(tmp_path, code, environ)
+    assert "yaml" in first  # nothing cached yet: PyYAML reads both files
+    mods = _imported(tmp_path, code, environ)
+    assert not [m for m in HEAVY if m in mods], sorted(m for m in HEAVY if m in mods)
+
+
+# -- the parsed-file cache ----------------------------------------------------------------------------
+
+def _read(fd: int, _st: os.stat_result) -> str:
+    with open(fd, closefd=False) as f:
+        return f.read()
+
+
+def test_the_cache_gives_what_pyyaml_gave_and_follows_every_change(tmp_path: Path) -> None:
+    import yaml
+
+    env = {"HOME": str(tmp_path)}
+    f = tmp_path / "c.yaml"
+    f.write_text("a: 1\nb: [x, 2.5, null, true]\n")
+    parses: list[str] = []
+
+    def parse(text: str) -> Any:
+        parses.append(text)
+        return yaml.safe_load(text)
+
+    assert usercache.load(str(f), _read, parse, env) == {"a": 1, "b": ["x", 2.5, None, True]}
+    assert usercache.load(str(f), _read, parse, env) == {"a": 1, "b": ["x", 2.5, None, True]}
+    assert len(parses) == 1
+    f.write_text("a: 2\nb: [x, 2.5, null, true]\n")  # same size, new mtime
+    assert usercache.load(str(f), _read, parse, env)["a"] == 2 and len(parses) == 2
+    os.utime(f, ns=(0, 0))  # an old mtime is still a different key
+    assert usercache.load(str(f), _read, parse, env)["a"] == 2 and len(parses) == 3
+    f2 = tmp_path / "c2.yaml"
+    f2.write_text("a: 3\nb: [x, 2.5, null, true]\n")
+    os.utime(f2, ns=(0, 0))
+    os.replace(f2, f)  # same path, size and mtime, another inode
+    assert usercache.load(str(f), _read, parse, env)["a"] == 3 and len(parses) == 4
+    # values JSON cannot hold as they are (dates, non-string keys) are never cached
+    f.write_text("when: 2026-12-01\n1: x\n")
+    usercache.load(str(f), _read, parse, env)
+    usercache.load(str(f), _read, parse, env)
+    assert len(parses) == 6
+
+
+def test_the_cache_is_never_trusted_when_someone_else_could_have_written_it(tmp_path: Path) -> None:
+    env = {"HOME": str(tmp_path)}
+    f = tmp_path / "c.yaml"
+    f.write_text("a: 1\n")
+    n = [0]
+
+    def parse(text: str) -> Any:
+        n[0] += 1
+        return {"a": 1}
+
+    usercache.load(str(f), _read, parse, env)
+    directory = Path(usercache.cache_dir(env) or "")
+    entry = next(directory.iterdir())
+    assert oct(entry.stat().st_mode & 0o777) == "0o600" and oct(directory.stat().st_mode & 0o777) == "0o700"
+    # a forged entry another user could write: group/other-writable entry, or in a writable directory
+    entry.write_text(entry.read_text().replace('"a":1', '"a":666'))
+    os.chmod(entry, 0o666)
+    assert usercache.load(str(f), _read, parse, env) == {"a": 1} and n[0] == 2
+    entry.write_text(entry.read_text().replace('"a":1', '"a":666'))
+    os.chmod(directory, 0o777)
+    assert usercache.load(str(f), _read, parse, env) == {"a": 1} and n[0] == 3
+    os.chmod(directory, 0o700)
+    # GRIDSHIM_NO_CACHE turns it off
+    assert usercache.load(str(f), _read, parse, {**env, "GRIDSHIM_NO_CACHE": "1"}) == {"a": 1} and n[0] == 4
+
+
+def test_an_unreadable_file_is_the_same_error_with_the_cache(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root reads everything")
+    env = {"HOME": str(tmp_path), "GRIDSHIM_CONFIG": str(tmp_path / "site.yaml")}
+    (tmp_path / "site.yaml").write_text("uid: self\n")
+    assert config.load(env).uid == "self"
+    os.chmod(tmp_path / "site.yaml", 0)
+    with pytest.raises(config.ConfigError, match="cannot read site config"):
+        config.load(env)
+
+
+def test_site_config_errors_are_unchanged_by_the_cache(tmp_path: Path) -> None:
+    env = {"HOME": str(tmp_path), "GRIDSHIM_CONFIG": str(tmp_path / "site.yaml")}
+    (tmp_path / "site.yaml").write_text("uid: [\n")
+    for _ in range(2):
+        with pytest.raises(config.ConfigError, match="is not valid YAML"):
+            config.load(env)
+    (tmp_path / "site.yaml").write_text("bogus: 1\n")
+    for _ in range(2):
+        with pytest.raises(config.ConfigError, match="unknown key"):
+            config.load(env)
+
+
+def test_a_kubeconfig_with_secrets_is_never_copied_to_the_cache(tmp_path: Path) -> None:
+    from gridshim.kube.config import load_credentials
+
+    kc = tmp_path / "kc"
+    kc.write_text("clusters:\n- name: c\n  cluster:\n    server: https://h:1\nusers:\n- name: u\n  user:\n"
+                  "    token: s3cr3t\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\n"
+                  "current-context: x\n")
+    env = {"HOME": str(tmp_path)}
+    old = dict(os.environ)
+    os.environ["HOME"] = str(tmp_path)
+    os.environ.pop("XDG_CACHE_HOME", None)
+    try:
+        assert load_credentials([str(kc)]).server == "https://h:1"
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    directory = usercache.cache_dir(env)
+    assert not directory or not os.path.isdir(directory) or not any(
+        "s3cr3t" in p.read_text() for p in Path(directory).iterdir())
+
+
+# -- the cached Namespace uid ---------------------------------------------------------------------------
+
+class PolicyCluster:
+    """A namespace whose admission policy (the sandbox's gridshim-tool-uid) admits only its own uid."""
+
+    namespace = "tool-x"
+
+    class creds:  # noqa: N801
+        server = "https://127.0.0.1:6443"
+
+    def __init__(self, uid: int) -> None:
+        self.uid = uid
+        self.calls: list[str] = []
+        self.created: list[dict[str, Any]] = []
+
+    def namespace_object(self) -> dict[str, Any]:
+        self.calls.append("GET namespace")
+        return {"metadata": {"name": self.namespace, "annotations": {"gridshim.io/uid": str(self.uid)}}}
+
+    def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append("POST")
+        sc = manifest["spec"]["template"]["spec"].get("securityContext") or {}
+        asked = sc.get("runAsUser")
+        if asked != self.uid:
+            raise ClusterError(f"refused by the cluster's admission policy gridshim-tool-uid: pods in namespace "
+                               f"tool-x run only as its tool's uid {self.uid}: this Job asks for runAsUser {asked}",
+                               status=422)
+        self.created.append(manifest)
+        return manifest
+
+
+def _jsub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cluster: PolicyCluster, *argv: str) -> tuple[int, str]:
+    import gridshim.cli.jsub as J
+
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    site = tmp_path / "site.yaml"
+    site.write_text("uid: namespace\nimages:\n  default: img:1\n")
+    monkeypatch.setattr(J, "load_cluster", lambda env: cluster)
+    env = Env(stdout=io.StringIO(), stderr=io.StringIO(), stdin=io.StringIO(""),
+              environ={"HOME": str(home), "GRIDSHIM_CONFIG": str(site), "PATH": "/usr/bin:/bin"},
+              cwd=str(home), clock=lambda: 1_800_000_000.0)
+    rc = J.submit_main(env, ["-stderr", *argv], J.Preset.JSUB)
+    return rc, env.stdout.getvalue() + env.stderr.getvalue()
+
+
+def test_jsub_with_uid_namespace_makes_one_request_once_the_uid_is_cached(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster = PolicyCluster(52001)
+    assert _jsub(tmp_path, monkeypatch, cluster, "-N", "a", "/bin/true")[0] == 0
+    assert cluster.calls == ["GET namespace", "POST"]
+    cluster.calls.clear()
+    assert _jsub(tmp_path, monkeypatch, cluster, "-N", "b", "/bin/true")[0] == 0
+    assert cluster.calls == ["POST"]
+    assert [m["spec"]["template"]["spec"]["securityContext"]["runAsUser"] for m in cluster.created] == [52001, 52001]
+
+
+def test_a_stale_cached_uid_is_refused_by_the_cluster_then_read_again_and_retried_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster = PolicyCluster(52001)
+    assert _jsub(tmp_path, monkeypatch, cluster, "-N", "a", "/bin/true")[0] == 0
+    cluster.uid = 52002  # the admins changed the namespace's uid: the cache is stale
+    cluster.calls.clear()
+    rc, out = _jsub(tmp_path, monkeypatch, cluster, "-N", "b", "/bin/true")
+    assert rc == 0, out
+    assert cluster.calls == ["POST", "GET namespace", "POST"]
+    # no pod template with the stale uid was ever admitted; the one made runs as the namespace's uid
+    assert [m["spec"]["template"]["spec"]["securityContext"]["runAsUser"] for m in cluster.created] == [52001, 52002]
+    environ = {"HOME": str(tmp_path / "home")}
+    assert cached_namespace_uid(cluster, environ) == 52002
+    cluster.calls.clear()
+    assert _jsub(tmp_path, monkeypatch, cluster, "-N", "c", "/bin/true")[0] == 0
+    assert cluster.calls == ["POST"]
+
+
+def test_a_refusal_that_a_fresh_read_does_not_explain_is_not_retried(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The policy refuses the namespace's own uid (e.g. an admin's mistake): one GET, no second POST,
+    the refusal is what the user sees."""
+    cluster = PolicyCluster(52001)
+    environ = {"HOME": str(tmp_path / "home")}
+    (tmp_path / "home").mkdir()
+    remember_namespace_uid(cluster, environ, 52001)
+    cluster.create = lambda manifest: (cluster.calls.append("POST"), (_ for _ in ()).throw(  # type: ignore[method-assign]
+        ClusterError("refused by the cluster's admission policy p: no", status=422)))[1]
+    rc, out = _jsub(tmp_path, monkeypatch, cluster, "-N", "a", "/bin/true")
+    assert rc != 0 and "refused by the cluster's admission policy p: no" in out
+    assert cluster.calls == ["POST", "GET namespace"]
+
+
+def test_the_uid_cache_is_per_server_and_namespace_and_never_another_users(tmp_path: Path) -> None:
+    environ = {"HOME": str(tmp_path)}
+    a, b = PolicyCluster(1), PolicyCluster(2)
+    b.namespace = "tool-y"
+    remember_namespace_uid(a, environ, 52001)
+    assert cached_namespace_uid(a, environ) == 52001 and cached_namespace_uid(b, environ) is None
+    entry = next(Path(usercache.cache_dir(environ, "ns-uid") or "").iterdir())
+    assert json.loads(entry.read_text())["uid"] == 52001
+    os.chmod(entry, 0o644)  # readable by others: not ours alone, not trusted
+    assert cached_namespace_uid(a, environ) is None
