@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from gridshim.errors import GridshimError
+from gridshim.record import record
 
 DEFAULT_PATH = "/etc/gridshim/config.yaml"
 MiB = 1024 * 1024
@@ -21,7 +22,7 @@ class ConfigError(GridshimError):
     """The site config is unreadable or holds a bad value."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True)
 class Volume:
     name: str
     mount: str
@@ -32,7 +33,7 @@ class Volume:
     read_only: bool = False
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True)
 class Settings:
     """Everything site-specific; defaults are Toolforge's where it had one."""
 

@@ -8,10 +8,11 @@ everything after the program belongs to the program) and reproduces its error me
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import Iterable
 
 from gridshim.errors import GridshimError, UsageError
+from gridshim.record import record
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -46,7 +47,7 @@ _DIRECTIVE = re.compile(r"\s*(-[a-zA-Z]+)(?:\s+([^#\s]+))?")
 MEMORY_RESOURCES = ("h_vmem", "virtual_free", "mem_free")
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True)
 class GridOptions:
     """Typed but uninterpreted grid flags, after the .jsubrc → argv → #$ merge."""
 
@@ -263,7 +264,7 @@ def fold(events: Iterable[tuple[str, str | None]], *, default_mem: int, opts: Gr
     return opts
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True)
 class ParsedArgv:
     events: list[tuple[str, str | None]] = field(default_factory=list)
     program: str | None = None

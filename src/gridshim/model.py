@@ -5,9 +5,11 @@ Neutral words only: no Grid Engine flags and no Kubernetes fields here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import Enum
 from typing import Any, Iterator, Protocol
+
+from gridshim.record import record  # a leaf: dataclasses without the code generation
 
 Manifest = dict[str, Any]
 
@@ -33,7 +35,7 @@ class Preset(str, Enum):
     QCRONSUB = "qcronsub"  # -once
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True)
 class JobRequest:
     """A fully decided job: what translate() produces and render() turns into manifests."""
 
@@ -91,7 +93,7 @@ class GridState(str, Enum):
     UNKNOWN = "qw"
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True)
 class JobRow:
     """One job as qstat, job, jstop and qdel see it (decoded from Kubernetes objects)."""
 

@@ -16,11 +16,12 @@ as ../shared/docs/qsub-behaviour.md §1–§2 gives it:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import Callable
 
 from gridshim.errors import GridshimError
 from gridshim.gridflags import GridOptions
+from gridshim.record import record
 
 # SGE answer status numbers used as exit codes (sge_answer.h)
 ESEMANTIC, EUNKNOWN, ENOIMP, ESYNTAX, EDISK = 2, 4, 5, 7, 14
@@ -89,7 +90,7 @@ _MEM_UNITS = {"": 1, "k": 1000, "K": 1024, "m": 1000 ** 2, "M": 1024 ** 2, "g": 
 SHORTCUTS = {"mf": "mem_free", "vf": "virtual_free", "s": "slots", "h_vmem": "h_vmem", "rt": "h_rt"}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Event:
     """One option as read from one source (0 = defaults files, 1 = script, 2 = command line)."""
 
@@ -99,7 +100,7 @@ class Event:
     value2: str | None = None  # -pe's range
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True)
 class Cmdline:
     events: list[Event] = field(default_factory=list)
     script: str | None = None  # None: read the script from stdin
@@ -454,7 +455,7 @@ def fold(events: list[Event], *, environ: dict[str, str], default_mem: int) -> G
 SOURCE_PREFIX = {0: "", 1: "Unable to read script file because of error: ", 2: "qsub: "}
 
 
-@dataclass
+@record
 class _Merge:
     """The merge so far: scalars in opts, keyed lists in dicts, the -q and -m special cases."""
 

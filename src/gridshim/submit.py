@@ -12,7 +12,7 @@ Layer: pure (no os, no network). Imports gridflags, sgeflags, translate, model, 
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Callable
 
 from gridshim import gridflags, sgeflags
@@ -21,12 +21,13 @@ from gridshim.errors import GridshimError, UsageError
 from gridshim.gridflags import GridOptions
 from gridshim.model import JobRequest, Preset
 from gridshim.translate import SubmitHost, default_job_name, resolve_program, translate
+from gridshim.record import record
 
 # jsub ran qsub with this PATH when the caller had none (cron's default)
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True)
 class Dialect:
     """How one family of commands reads a submission. Keep this the only place they differ."""
 
@@ -56,7 +57,7 @@ DIALECTS = {"jsub": JSUB, "jstart": JSUB, "qcronsub": JSUB, "qsub": QSUB}
 PRESETS = {"jsub": Preset.JSUB, "jstart": Preset.JSTART, "qcronsub": Preset.QCRONSUB, "qsub": Preset.JSUB}
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True)
 class Plan:
     """A decided submission, with what the command prints around it."""
 
@@ -84,7 +85,7 @@ class HelpRequested(Exception):
     """-h / -help: the caller prints its help text."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True)
 class Cron:
     """What a crontab line adds: the schedule, and a shell test cron ran before the command."""
 

@@ -12,7 +12,7 @@ import posixpath
 import re
 import shlex
 import time
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Callable
 
 from gridshim.config import Settings
@@ -23,6 +23,7 @@ from gridshim.render.labels import job_id_for
 from gridshim.sgeflags import MAX_AJ_TASKS, Rejected
 from gridshim.tasks import ids as task_ids
 from gridshim.text import shown
+from gridshim.record import record
 
 # SGE job names may not contain these, nor start with a digit (sge_types(5) "job_name").
 _BAD_NAME = re.compile(r"[/:@\\*?\s]")
@@ -32,7 +33,7 @@ _IGNORED_RESOURCES = ("s_vmem", "h_cpu", "s_cpu", "h_fsize", "s_fsize", "h_data"
                       "sql", "tmpfs")
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True)
 class SubmitHost:
     """What the submitting machine knows: tool, home, cwd, environment, time, and a directory test."""
 
@@ -54,7 +55,7 @@ class SubmitHost:
     hostname: str = ""  # the submit host's short name (SGE_O_HOST)
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True)
 class Translation:
     request: JobRequest
     warnings: tuple[str, ...] = ()

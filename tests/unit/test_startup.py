@@ -279,3 +279,53 @@ def test_the_uid_cache_is_per_server_and_namespace_and_never_another_users(tmp_p
     assert json.loads(entry.read_text())["uid"] == 52001
     os.chmod(entry, 0o644)  # readable by others: not ours alone, not trusted
     assert cached_namespace_uid(a, environ) is None
+
+
+# -- gridshim.record: dataclasses' behaviour without its code generation ---------------------------------
+
+def test_a_record_behaves_as_the_dataclass_it_replaces() -> None:
+    import dataclasses
+    from dataclasses import field
+
+    from gridshim.record import record
+
+    def make(deco: Any) -> Any:
+        @deco(frozen=True, kw_only=True)
+        class A:
+            a: int
+            b: str = "x"
+            c: tuple[int, ...] = ()
+            d: list[int] = field(default_factory=list)
+            e: int = field(default=5, repr=False, compare=False)
+        return A
+
+    for frozen_cls in (make(dataclasses.dataclass), make(record)):
+        x = frozen_cls(a=1, c=(2,))
+        assert repr(x).split("(", 1)[1] == "a=1, b='x', c=(2,), d=[])"
+        assert x == frozen_cls(a=1, c=(2,), e=9) and x != frozen_cls(a=2, c=(2,))
+        assert dataclasses.replace(x, b="y").b == "y" and [f.name for f in dataclasses.fields(x)] == list("abcde")
+        assert dataclasses.asdict(x) == {"a": 1, "b": "x", "c": (2,), "d": [], "e": 5}
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            x.a = 2  # type: ignore[misc]
+        with pytest.raises(TypeError):
+            frozen_cls(1)  # keyword only
+        with pytest.raises(TypeError):
+            frozen_cls()  # a is required
+        with pytest.raises(TypeError):
+            frozen_cls(a=1, z=2)
+        assert frozen_cls(a=1).d is not frozen_cls(a=1).d
+        y = frozen_cls(a=1, d=None)  # type: ignore[arg-type]  (hashable when its fields are)
+        assert hash(y) == hash(frozen_cls(a=1, d=None))  # type: ignore[arg-type]
+
+        @dataclasses.dataclass(frozen=True, kw_only=True)
+        class Sub(frozen_cls):  # type: ignore[misc, valid-type]
+            f: int = 0
+        assert Sub(a=1, f=2).f == 2 and Sub(a=1).b == "x"
+
+    @record
+    class Plain:
+        a: int
+        b: int = 2
+    p = Plain(1)
+    p.a = 3
+    assert (p.a, p.b) == (3, 2) and Plain(1, b=4) == Plain(1, 4) and Plain.__hash__ is None

@@ -9,13 +9,14 @@ import os
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Callable, TextIO
 
 from gridshim.errors import ExitCode, GridshimError, QuotaExceededError, UsageError
+from gridshim.record import record
 
 
-@dataclass
+@record
 class Env:
     """Streams, environment, clock and cwd, injectable for tests (HTTPie's Environment)."""
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import base64
 import os
-from dataclasses import dataclass
 from typing import Any
 
 from gridshim.errors import ClusterConfigError
+from gridshim.record import record
 
 # A kubeconfig is a few KiB; one that is not a regular file (a FIFO, /dev/zero) or is huge is refused
 # rather than read forever or into all memory.
@@ -26,7 +26,7 @@ AUTH_PROVIDER_FIX = {
 EXEC_VERSIONS = ("client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Credentials:
     """What a kubeconfig context resolves to: the server, how to trust it, how to reach it, who we are."""
 
