@@ -10,6 +10,7 @@ model and errors; never click, argparse or rich.
 from __future__ import annotations
 
 import fnmatch
+import gc
 import os
 import re
 from dataclasses import dataclass, replace
@@ -20,7 +21,7 @@ from gridshim.errors import ConflictError, ForbiddenError, GridshimError, JobNot
 from gridshim.model import Cluster, GridState, JobKind, JobRow, Manifest, RUNNING_STATES, tool_of
 from gridshim.render import labels as L
 from gridshim.status import (Row, condition, controller_uid, epoch, job_finished, looks_stuck, rows_from_objects,
-                             task_views)
+                             slim_job, task_views)
 from gridshim.tasks import (A_DELETED_TASKS, A_PREDECESSOR_IDS, COMPLETION_INDEX, WAITING, Range, in_ranges,
                             parse_ranges, range_to_dstring)
 
@@ -93,19 +94,33 @@ def _tool_of(cluster: Cluster, namespace: str) -> str:
     return tool_of(namespace)
 
 
-def _list(cluster: Cluster, kind: str, namespace: str, **kw: Any) -> list[Manifest]:
+def _takes_trim(cluster: Cluster) -> bool:
+    """Whether the cluster's list turns each object into what the caller keeps as the page is decoded
+    (KubeCluster's `trim`; a test's fake cluster may not)."""
+    fn = getattr(cluster.list, "__func__", cluster.list)
+    code = getattr(fn, "__code__", None)
+    return code is not None and "trim" in code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
+
+
+def _list(cluster: Cluster, kind: str, namespace: str, *, trim: Callable[[Manifest], Manifest] | None = None,
+          **kw: Any) -> list[Manifest]:
+    if trim is not None and _takes_trim(cluster):
+        kw["trim"] = trim
+        trim = None
     if namespace == cluster.namespace:
         items, _ = cluster.list(kind, **kw)  # the common case: no namespace argument at all
     else:
         items, _ = cluster.list(kind, namespace=namespace, **kw)
-    return items
+    return items if trim is None else [trim(i) for i in items]
 
 
 def _read_namespace(cluster: Cluster, namespace: str, *, now: float, user_prefix: str,
                     extra: dict[str, str]) -> list[JobRow]:
     """One LIST of Jobs, one of their Pods, and one of FailedCreate Events only if a job looks stuck."""
     selector = L.selector(_tool_of(cluster, namespace), **extra)
-    jobs = _list(cluster, "Job", namespace, selector=selector)
+    # each Job is trimmed to what its row reads as its page is decoded: the pages' full objects (the
+    # wrapper script in every pod template) never pile up (docs/performance.md)
+    jobs = _list(cluster, "Job", namespace, selector=selector, trim=slim_job)
     if not jobs:
         return []
     pods = _list(cluster, "Pod", namespace, selector=selector)
@@ -122,7 +137,15 @@ def _read_namespace(cluster: Cluster, namespace: str, *, now: float, user_prefix
             events = _list(cluster, "Event", namespace, field_selector=fields)
         except ForbiddenError:
             events = []  # only the reasons are lost: such jobs show qw instead of Eqw
-    return rows_from_objects(jobs, pods, events, now=now, user_prefix=user_prefix)
+    # The rows make no reference cycles either: without the cyclic GC walking the listed objects again and
+    # again, 5,000 rows take half the time (as in cluster.list; docs/performance.md)
+    gc_was_on = gc.isenabled()
+    gc.disable()
+    try:
+        return rows_from_objects(jobs, pods, events, now=now, user_prefix=user_prefix)
+    finally:
+        if gc_was_on:
+            gc.enable()
 
 
 def list_rows(cluster: Cluster, *, now: float, user_prefix: str, scope: Scope | None = None,

@@ -14,9 +14,9 @@ from typing import Any, Callable, Iterable, Sequence
 from gridshim.model import RUNNING_STATES, GridState, JobRow, Manifest, tool_of
 from gridshim.render import labels as L
 from gridshim.render.command import unwrap_command
-from gridshim.tasks import (A_DELETED_TASKS, A_PREDECESSOR_IDS, A_PREDECESSORS_REQ, Range, _annotation, array_of,
-                            id_list, in_ranges, parse_ranges, pod_index, predecessors_of, range_to_dstring,
-                            task_concurrency, task_ids, user_held)
+from gridshim.tasks import (A_DELETED_TASKS, A_PREDECESSOR_IDS, A_PREDECESSORS_REQ, PARSED_OPTIONS, Range, _annotation,
+                            array_of, id_list, in_ranges, job_options, parse_ranges, pod_index, predecessors_of,
+                            range_to_dstring, task_concurrency, task_ids, user_held)
 
 
 def condition(obj: Manifest, ctype: str) -> dict[str, Any] | None:
@@ -332,6 +332,9 @@ STATE_ORDER = "dESThRqrstwz"  # sge_job.c job_get_state_string ('z' for -s z)
 
 def options_not_before(job: Manifest) -> int | None:
     """-a: the not-before time the wrapper got (its 4th fixed argument), from the pod template."""
+    parsed = job.get(_PARSED_COMMAND)
+    if parsed is not None:
+        return parsed[1]  # type: ignore[no-any-return]
     for c in ((((job.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []):
         unwrapped = unwrap_command(list(c.get("command") or []))
         if unwrapped:
@@ -342,6 +345,44 @@ def options_not_before(job: Manifest) -> int | None:
 
 def _template(job: Manifest) -> Manifest:
     return (((job.get("spec") or {}).get("template") or {}).get("spec") or {})
+
+
+def _first_command(job: Manifest) -> dict[str, Any]:
+    """The first container's unwrapped command (argv, not-before), {} when it is not gridshim's wrapper."""
+    parsed = job.get(_PARSED_COMMAND)
+    if parsed is not None:
+        return parsed[0]  # type: ignore[no-any-return]
+    containers = _template(job).get("containers") or [{}]
+    return unwrap_command(list(containers[0].get("command") or [])) or {}
+
+
+# A Job trimmed by slim_job carries its unwrapped command under this key (no field of a Kubernetes object):
+# (the first container's unwrap_command or {}, options_not_before).
+_PARSED_COMMAND = "gridshim:command"
+_JOB_SPEC_READ = ("suspend", "completions")  # all of a Job's spec that rows read, besides its template
+
+
+def slim_job(job: Manifest) -> Manifest:
+    """What job_row, looks_stuck and qstat read of a listed Job, with its options and command parsed once
+    (control passes it as the LIST's trim). The pod template, the wrapper script in the container's
+    command above all, is ~80 % of a gridshim Job's JSON: without it, a page's full objects are garbage
+    as soon as the page is decoded, and qstat's memory is its rows. job_row(slim_job(j)) == job_row(j)."""
+    spec = job.get("spec") or {}
+    template = _template(job)
+    containers = template.get("containers") or [{}]
+    slim: dict[str, Any] = {k: job[k] for k in ("kind", "metadata", "status") if k in job}
+    slim["spec"] = {k: spec[k] for k in _JOB_SPEC_READ if k in spec}
+    slim["spec"]["template"] = {"spec": {
+        "containers": [{"securityContext": containers[0].get("securityContext")}],
+        "securityContext": template.get("securityContext")}}
+    first = _first_command(job)
+    if first:  # the first container is gridshim's wrapper: options_not_before reads the same one
+        nb = first.get("not_before")
+        slim[_PARSED_COMMAND] = (first, int(nb) if isinstance(nb, int) else None)
+    else:
+        slim[_PARSED_COMMAND] = (first, options_not_before(job))
+    slim[PARSED_OPTIONS] = job_options(job)
+    return slim
 
 
 def job_row(job: Manifest, pods: Sequence[Manifest], events: Sequence[Manifest] = (), *,
@@ -400,7 +441,7 @@ def _base_row(job: Manifest, pods: Sequence[Manifest], events: Sequence[Manifest
     facts = facts_of(job, pods, events, now=now)
     obs = observe(facts)
     state = K8S_TO_GRID.get(obs, GridState.UNKNOWN)
-    options = L.options_of(meta)
+    options = job_options(job)
     namespace = meta.get("namespace", "")
     tool = labels.get(L.CREATED_BY) or tool_of(namespace)
     node = ""
@@ -409,7 +450,7 @@ def _base_row(job: Manifest, pods: Sequence[Manifest], events: Sequence[Manifest
             node = p["spec"]["nodeName"]
     template = _template(job)
     containers = template.get("containers") or [{}]
-    unwrapped = unwrap_command(list(containers[0].get("command") or [])) or {}
+    unwrapped = _first_command(job)
     sec = containers[0].get("securityContext") or template.get("securityContext") or {}
     not_before = unwrapped.get("not_before")
     start = facts.running_since

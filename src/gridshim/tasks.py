@@ -118,9 +118,22 @@ def _int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+# A listed Job trimmed for qstat (status.slim_job) carries its options parsed once, under this key: it is
+# no field of a Kubernetes object, so it cannot come from the API server.
+PARSED_OPTIONS = "gridshim:options"
+
+
+def job_options(job: Manifest) -> dict[str, Any]:
+    """The Job's grid options (render.labels.options_of), parsed once for a trimmed Job."""
+    parsed = job.get(PARSED_OPTIONS)
+    if parsed is not None:
+        return parsed  # type: ignore[no-any-return]
+    return L.options_of(job.get("metadata") or {})
+
+
 def array_of(job: Manifest) -> Range | None:
     """-t first-last:step of an array Job (last as typed), from its options annotation; None otherwise."""
-    tasks = L.options_of(job.get("metadata") or {}).get("tasks")
+    tasks = job_options(job).get("tasks")
     if (isinstance(tasks, list) and len(tasks) == 3 and all(_int(t) for t in tasks)
             and 1 <= tasks[0] and tasks[2] >= 1):
         return (tasks[0], max(tasks[0], tasks[1]), tasks[2])
@@ -149,7 +162,7 @@ def task_of_index(array: Range, index: int) -> int:
 
 
 def task_concurrency(job: Manifest) -> int | None:
-    tc = L.options_of(job.get("metadata") or {}).get("tc")
+    tc = job_options(job).get("tc")
     return tc if _int(tc) and tc >= 0 else None
 
 
@@ -180,7 +193,7 @@ def deleted_tasks(job: Manifest) -> set[int]:
 
 def user_held(job: Manifest) -> bool:
     """A user hold: the annotation (qsub -h, qhold), or older objects' options `"hold": true`."""
-    return "u" in _annotation(job, A_HOLD) or bool(L.options_of(job.get("metadata") or {}).get("hold"))
+    return "u" in _annotation(job, A_HOLD) or bool(job_options(job).get("hold"))
 
 
 def predecessors_of(job: Manifest) -> dict[str, str]:
