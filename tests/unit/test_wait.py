@@ -185,3 +185,49 @@ def test_deleted_while_the_api_was_away_is_still_judged_by_whether_it_ran() -> N
     c = Flaky(down(3), events=[], final=None)  # back again: the Job is gone
     assert lines(ops.wait(c, job("1", active=1, ready=1), sleep=lambda s: None)) == (
         None, "Job 4242 exited because of signal SIGKILL", 1)
+
+
+class Counting(Scripted):
+    """Scripted, with its pods changing after each LIST (as a terminating pod's would)."""
+
+    def __init__(self, *a: Any, later: list[list[dict[str, Any]]], **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.later, self.lists = later, 0
+
+    def list(self, kind: str, **_: Any) -> tuple[list[dict[str, Any]], str]:
+        self.lists += 1
+        out = self.pods
+        if self.later:
+            self.pods = self.later.pop(0)
+        return out, "1"
+
+
+def terminal(code: int) -> dict[str, Any]:
+    p = pod(code)
+    p["status"]["phase"] = "Succeeded" if code == 0 else "Failed"
+    return p
+
+
+MET = [{"type": "SuccessCriteriaMet", "status": "True"}]
+TARGET = [{"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded"}]
+
+
+def test_pods_are_listed_once_when_the_end_is_decided() -> None:
+    """SuccessCriteriaMet/FailureTarget come before Complete/Failed: the one LIST of pods is made then,
+    so the exit code is there when the terminal condition arrives."""
+    for decided, final, code in ((MET, DONE, 0), (TARGET, FAILED, 3)):
+        c = Counting([("MODIFIED", job("2", active=1)), ("MODIFIED", job("3", conditions=decided)),
+                      ("MODIFIED", job("4", conditions=decided + final))], pods=[terminal(code)], later=[[]])
+        assert ops.wait(c, job("1")).exit_code == code
+        assert c.lists == 1
+
+
+def test_pods_still_running_when_the_end_is_decided_are_listed_again_at_the_end() -> None:
+    running = pod(0)
+    running["status"] = {"phase": "Running", "containerStatuses": [{"state": {"running": {}}}]}
+    deadline = [{"type": "FailureTarget", "status": "True", "reason": "DeadlineExceeded"}]
+    c = Counting([("MODIFIED", job("2", active=1)), ("MODIFIED", job("3", active=1, conditions=deadline)),
+                  ("MODIFIED", job("4", failed=1, conditions=deadline + FAILED))], pods=[running],
+                 later=[[terminal(143)]])
+    assert ops.wait(c, job("1")).exit_code == 143
+    assert c.lists == 2
