@@ -23,10 +23,10 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 # Measured with -X importtime (docs/performance.md): none of these is needed by `jsub --version` or a
 # plain submission once the site config and kubeconfig are in the parsed-file cache. (`datetime` is
-# not listed yet: gridshim.status imports it at the top, and ops imports status; `dataclasses`,
-# `typing` and `http.client` (which imports email.parser, email.message and email.utils) are still
-# used on the path.)
-HEAVY = ("yaml", "_yaml", "tempfile", "subprocess", "threading", "rich", "secrets",
+# not listed yet: gridshim.status imports it at the top, and ops imports status; `dataclasses` and
+# `typing` are still used on the path. http.client is replaced by gridshim.kube.http11: it imports the
+# email package.)
+HEAVY = ("yaml", "_yaml", "http.client", "email", "email.parser", "email.utils", "tempfile", "subprocess", "threading", "rich", "secrets",
          "shutil", "pathlib", "kubernetes")
 
 
@@ -329,3 +329,26 @@ def test_a_record_behaves_as_the_dataclass_it_replaces() -> None:
     p = Plain(1)
     p.a = 3
     assert (p.a, p.b) == (3, 2) and Plain(1, b=4) == Plain(1, 4) and Plain.__hash__ is None
+
+
+def test_with_a_cached_uid_a_refused_credential_is_still_reported_on_stderr(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before the uid was cached, the Namespace GET met such errors first (stderr, not the .err file)."""
+    from gridshim.errors import ForbiddenError
+
+    cluster = PolicyCluster(52001)
+    assert _jsub(tmp_path, monkeypatch, cluster, "-N", "a", "/bin/true")[0] == 0
+
+    def refuse(manifest: dict[str, Any]) -> dict[str, Any]:
+        raise ForbiddenError('not allowed: jobs.batch is forbidden: User "x" cannot create resource "jobs"')
+
+    cluster.create = refuse  # type: ignore[method-assign]
+    import gridshim.cli.jsub as J
+
+    home = tmp_path / "home"
+    env = Env(stdout=io.StringIO(), stderr=io.StringIO(), stdin=io.StringIO(""),
+              environ={"HOME": str(home), "GRIDSHIM_CONFIG": str(tmp_path / "site.yaml"), "PATH": "/usr/bin:/bin"},
+              cwd=str(home), clock=lambda: 1_800_000_000.0)
+    monkeypatch.setattr(J, "load_cluster", lambda env: cluster)
+    assert J.submit_main(env, ["-N", "b", "/bin/true"], J.Preset.JSUB) == 1
+    assert "cannot create resource" in env.stderr.getvalue() and not (home / "b.err").exists()

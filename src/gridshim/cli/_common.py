@@ -179,6 +179,16 @@ def uid_refused(err: BaseException) -> bool:
     return isinstance(err, ClusterError) and err.status == 422 and "admission policy" in err.message
 
 
+def unreached(err: BaseException) -> bool:
+    """Whether ERR says the cluster was not reached, did not take the credentials or refused them
+    (configuration, TLS, exec plugin, transport, 401, 403): what the Namespace GET of `uid: namespace`
+    met first before its uid was cached, so the commands report it where they did then (stderr, not
+    the job's .err file)."""
+    from gridshim.errors import ClusterConfigError, ClusterError, ForbiddenError  # noqa: PLC0415
+
+    return isinstance(err, (ClusterConfigError, ForbiddenError)) or (isinstance(err, ClusterError) and err.status is None)
+
+
 def tool_uid(policy: str, *, tool: str, home: str, cluster: Any = None, offline: bool = False,
              environ: Any = None) -> int:
     """The uid a tool's pods run as: 'namespace' (the cluster's answer), 'self' (whoever submits),

@@ -13,7 +13,7 @@ from typing import Callable
 from gridshim import config, gridflags
 from gridshim.cli._common import (Env, LiveStatus, argv, cached_namespace_uid, ctime, load_cluster, local_host, make_room,
                                   offline_namespace, printable, remember_namespace_uid, report, run, tool_uid,
-                                  uid_refused)
+                                  uid_refused, unreached)
 from gridshim.errors import ExitCode, GridshimError, QuotaExceededError, UsageError
 from gridshim.model import JobRequest, Preset, tool_of
 
@@ -117,6 +117,8 @@ def submit_main(env: Env, argv: list[str], preset: Preset) -> int:
             manifests = render(req, settings)
             ops.submit(cluster, manifests[0], req, make_room=make_room(env, cluster, settings))  # type: ignore[arg-type]
     except GridshimError as e:
+        if unreached(e) and uid_cached(env, settings, cluster, uid):
+            return _die(env, prog, e, err_path=None, keep_stderr=True)  # where connect() reported it before
         return _die(env, prog, e, err_path=err_path, keep_stderr=keep_stderr)
     if not opts.quiet:
         env.stdout.write(f'Your job {req.job_id} ("{req.name}") has been submitted\n')
@@ -144,6 +146,11 @@ def connect(env: Env, settings: config.Settings, *, dry_run: bool) -> tuple[obje
                    environ=None if dry_run else env.environ) \
         if not dry_run or settings.uid != "home-owner" else _safe_uid(settings.uid, tool, home)
     return cluster, tool, uid
+
+
+def uid_cached(env: Env, settings: config.Settings, cluster: object, uid: int | None) -> bool:
+    """Whether connect() took UID from the cache (so the POST was the first request)."""
+    return settings.uid == "namespace" and cluster is not None and cached_namespace_uid(cluster, env.environ) == uid
 
 
 def stale_uid(env: Env, settings: config.Settings, cluster: object, tool: str, uid: int | None,

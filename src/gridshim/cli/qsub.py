@@ -62,7 +62,8 @@ usage: qsub [options] [script [script_args] | -- [script_args]]
 
 
 def qsub(env: Env, argv: list[str]) -> int:
-    from gridshim.cli.jsub import connect, stale_uid  # noqa: PLC0415
+    from gridshim.cli._common import unreached  # noqa: PLC0415
+    from gridshim.cli.jsub import connect, stale_uid, uid_cached  # noqa: PLC0415
     from gridshim.sgeflags import QsubError  # noqa: PLC0415
     from gridshim.submit import HelpRequested, plan  # noqa: PLC0415
 
@@ -141,6 +142,9 @@ def qsub(env: Env, argv: list[str]) -> int:
                 settings, tool=req.tool, uid=req.uid, home=req.home), home=req.home):
             env.stderr.write(f"qsub: warning: {printable(w)}\n")
     except GridshimError as e:
+        if unreached(e) and uid_cached(env, settings, cluster, uid):  # where connect() reported it before
+            env.stderr.write(f"Unable to initialize environment because of error: {printable(e.message)}\nExiting.\n")
+            return int(ExitCode.ERROR)
         return _refused(env, e)
     env.stdout.write(submit_line(req.job_id, req.name, req.tasks, terse=p.terse) + "\n")
     env.stdout.flush()

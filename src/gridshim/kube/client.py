@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import http.client
 import json
 import os
 import re
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from gridshim.errors import (ClusterConfigError, ClusterError, ConflictError, GridshimError, JobExistsError,
                              JobNotFoundError)
+import gridshim.kube.http11 as http11
 from gridshim.kube.auth import Auth
 from gridshim.kube.config import Credentials, kubeconfig_paths, load_credentials
 from gridshim.kube.transport import Transport, _one_line, _Retry, retry_seconds
@@ -420,7 +420,7 @@ class KubeCluster(Transport):
                 resp = conn.getresponse()
             except ssl.SSLCertVerificationError as e:
                 raise self._verify_error(e) from None
-            except (OSError, http.client.HTTPException) as e:
+            except (OSError, http11.HTTPException) as e:
                 raise self._unreachable(e) from None
             self._warn(resp)
             if resp.status >= 300:
@@ -428,7 +428,7 @@ class KubeCluster(Transport):
             while True:
                 try:
                     line = resp.readline()
-                except (OSError, http.client.HTTPException):
+                except (OSError, http11.HTTPException):
                     return
                 if not line:
                     return

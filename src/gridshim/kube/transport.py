@@ -12,7 +12,6 @@ an error rather than silently dropped.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import random
@@ -26,6 +25,7 @@ from typing import Any
 
 from gridshim.errors import (ClusterConfigError, ClusterError, ConflictError, ForbiddenError, GridshimError,
                              JobExistsError, JobNotFoundError, QuotaExceededError)
+import gridshim.kube.http11 as http11
 from gridshim.kube.auth import Auth, memfile
 from gridshim.kube.config import Credentials
 
@@ -334,7 +334,7 @@ class Proxy:
         return sock
 
 
-class _Connection(http.client.HTTPSConnection):
+class _Connection(http11.HTTPSConnection):
     """An HTTPS connection whose TCP leg may go through a proxy, and whose TLS names the tls-server-name."""
 
     def __init__(self, host: str, port: int, *, context: ssl.SSLContext, timeout: float,
@@ -415,7 +415,7 @@ class Transport:
         self._environ = os.environ if environ is None else environ
         self.auth = auth or Auth(creds, environ=self._environ)
         self._proxy: Proxy | None | bool = False  # False: not worked out yet
-        self._conn: http.client.HTTPSConnection | None = None
+        self._conn: http11.HTTPSConnection | None = None
         self._fresh = True  # the last attempt went out on a connection opened for it
         self._ctx: ssl.SSLContext | None = None
         self._ctx_generation = 0
@@ -468,12 +468,12 @@ class Transport:
             self._ctx_generation = self.auth.generation
         return self._ctx
 
-    def _new_connection(self, timeout: float) -> http.client.HTTPSConnection:
+    def _new_connection(self, timeout: float) -> http11.HTTPSConnection:
         ctx = self._context()
         return _Connection(self._host, self._port, context=ctx, timeout=timeout,
                            server_name=self.creds.tls_server_name, proxy=self.proxy())
 
-    def _connection(self, timeout: float) -> http.client.HTTPSConnection:
+    def _connection(self, timeout: float) -> http11.HTTPSConnection:
         if self._conn is not None and self.auth.needs_new_context(self._ctx_generation):
             self.close()
         if self._conn is None:
@@ -504,7 +504,7 @@ class Transport:
             self.on_warning(text)
 
     def _send(self, method: str, path: str, body: Any = None, *, content_type: str = "application/json",
-              timeout: float = TIMEOUT) -> http.client.HTTPResponse:
+              timeout: float = TIMEOUT) -> http11.Response:
         """One attempt. Certificate and TLS-configuration failures become ClusterConfigError at once;
         transport failures (reset, refused, timeout, a TLS stream cut short) propagate as OSError or
         HTTPException, with the connection closed, for the caller to retry."""
@@ -530,7 +530,7 @@ class Transport:
             if self._tls_config_problem(e):
                 raise self._tls_error(e) from None
             raise
-        except (OSError, http.client.HTTPException):
+        except (OSError, http11.HTTPException):
             self.close()
             raise
         self._warn(resp)
@@ -609,7 +609,7 @@ class Transport:
             try:
                 resp = self._send(method, path, body, content_type=content_type, timeout=r.attempt_timeout())
                 raw = resp.read()
-            except (OSError, http.client.HTTPException) as e:
+            except (OSError, http11.HTTPException) as e:
                 self.close()
                 r.ambiguous = r.ambiguous or not isinstance(e, ConnectionRefusedError)
                 r.transport_failed = True
@@ -634,7 +634,7 @@ class Transport:
                                        status=status, detail=_one_line(raw.decode(errors="replace"))) from None
             if status in RETRY_STATUSES and r.seconds > 0:
                 r.ambiguous = r.ambiguous or status not in (429, 503)  # refused before anything was done
-                r.last = f"{status} {http.client.responses.get(status, '')}".strip()
+                r.last = f"{status} {http11.reason_phrase(status)}".strip()
                 if r.pause(parse_retry_after(resp.getheader("Retry-After"))):
                     continue
                 err = self.error_for(status, raw, method, path)
@@ -679,7 +679,7 @@ class Transport:
         try:
             resp = self._send("GET", "/readyz", timeout=MIN_ATTEMPT_TIMEOUT)
             resp.read()
-        except (OSError, http.client.HTTPException):
+        except (OSError, http11.HTTPException):
             self.close()
             return False
         except GridshimError:
@@ -692,7 +692,7 @@ class Transport:
             return str(e)
         if isinstance(e, (socket.timeout, TimeoutError)):
             return "timed out"
-        if isinstance(e, http.client.RemoteDisconnected):
+        if isinstance(e, http11.RemoteDisconnected):
             return "the connection was closed without an answer"
         if isinstance(e, ssl.SSLError):
             return f"the TLS connection was cut ({getattr(e, 'reason', None) or type(e).__name__})"
@@ -718,7 +718,7 @@ class Transport:
         if status:
             body = err.body if isinstance(err, ClusterError) else {}
             said = _one_line(str(body.get("message") or ""), 120)
-            what = f"{status} {http.client.responses.get(status, '')}".strip() + (f": {said}" if said else "")
+            what = f"{status} {http11.reason_phrase(status)}".strip() + (f": {said}" if said else "")
             state = "overloaded" if status == 429 else "failing"
             msg = f"the Kubernetes API at {self.creds.server} is {state} ({what})"
         return ClusterError(msg, hint=hint, detail=err.detail,
@@ -738,7 +738,7 @@ class Transport:
             body = {}
         if not body and raw:
             body = {"message": raw.decode(errors="replace")[:200]}
-        msg = _one_line(str(body.get("message") or http.client.responses.get(status, "error")))
+        msg = _one_line(str(body.get("message") or (http11.reason_phrase(status) or "error")))
         reason = str(body.get("reason") or "")
         detail = f"{method} {path} → {status} {reason}: {msg}"
         if status == 401:
