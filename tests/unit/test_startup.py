@@ -26,7 +26,7 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 # not listed yet: gridshim.status imports it at the top, and ops imports status; `dataclasses` and
 # `typing` are still used on the path. http.client is replaced by gridshim.kube.http11: it imports the
 # email package.)
-HEAVY = ("yaml", "_yaml", "http.client", "email", "email.parser", "email.utils", "tempfile", "subprocess", "threading", "rich", "secrets",
+HEAVY = ("yaml", "_yaml", "http.client", "email", "email.parser", "email.utils", "tempfile", "subprocess", "threading", "rich", "secrets", "traceback", "textwrap",
          "shutil", "pathlib", "kubernetes")
 
 
@@ -352,3 +352,49 @@ def test_with_a_cached_uid_a_refused_credential_is_still_reported_on_stderr(tmp_
     monkeypatch.setattr(J, "load_cluster", lambda env: cluster)
     assert J.submit_main(env, ["-N", "b", "/bin/true"], J.Preset.JSUB) == 1
     assert "cannot create resource" in env.stderr.getvalue() and not (home / "b.err").exists()
+
+
+# -- kube/http11: what the transport used from http.client --------------------------------------------
+
+class _Owner:
+    def __init__(self) -> None:
+        self.closed = 0
+        self.done = 0
+
+    def _response_done(self, resp: Any) -> None:
+        self.done += 1
+        if resp.will_close:
+            self.close()
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_http11_reads_lengths_chunks_and_lines_as_http_client_did() -> None:
+    from gridshim.kube import http11
+
+    def answer(raw: bytes, method: str = "GET") -> tuple[Any, _Owner]:
+        owner = _Owner()
+        return http11.Response(io.BytesIO(raw), method, owner), owner  # type: ignore[arg-type]
+
+    r, o = answer(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nWarning: 299 - \"a\"\r\nWarning: 299 - \"b\"\r\n\r\nhello")
+    assert (r.status, r.read(), o.closed) == (200, b"hello", 0)
+    assert r.headers.get_all("warning") == ['299 - "a"', '299 - "b"'] and r.getheader("Retry-After") is None
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n5\r\n:1}\n{\r\n4\r\n}\n{}\r\n0\r\n\r\n"
+    r, o = answer(chunked)
+    assert r.read() == b'{"a":1}\n{}\n{}' and o.done == 1
+    r, o = answer(chunked)
+    assert [r.readline(), r.readline(), r.readline(), r.readline()] == [b'{"a":1}\n', b"{}\n", b"{}", b""]
+    r, o = answer(b"HTTP/1.0 404 Not Found\r\n\r\nno")  # HTTP/1.0, no length: to the end, then closed
+    assert (r.status, r.read(), o.closed) == (404, b"no", 1)
+    r, o = answer(b"HTTP/1.1 204 No Content\r\n\r\n")
+    assert r.read() == b"" and o.done == 1
+    r, _ = answer(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort")
+    with pytest.raises(http11.IncompleteRead):
+        r.read()
+    with pytest.raises(http11.RemoteDisconnected) as e:
+        answer(b"")
+    assert isinstance(e.value, ConnectionResetError) and isinstance(e.value, http11.HTTPException)
+    with pytest.raises(http11.BadStatusLine):
+        answer(b"SSH-2.0-OpenSSH\r\n\r\n")
+    assert http11.reason_phrase(404) == "Not Found" and http11.reason_phrase(299) == ""

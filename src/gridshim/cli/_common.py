@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-import traceback
 from dataclasses import field
 from typing import Any, Callable, TextIO
 
@@ -115,6 +114,8 @@ def report(env: Env, prog: str, err: BaseException) -> int:
     env.stderr.write(f"{prog}: internal error: {type(err).__name__}: {err} "
                      "(please report this; set GRIDSHIM_DEBUG=1 for details)\n")
     if env.debug:
+        import traceback  # noqa: PLC0415  (only with GRIDSHIM_DEBUG: it imports textwrap, linecache, …)
+
         traceback.print_exception(err, file=env.stderr)
     return int(ExitCode.ERROR)
 
