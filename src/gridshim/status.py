@@ -359,7 +359,8 @@ def _first_command(job: Manifest) -> dict[str, Any]:
 # A Job trimmed by slim_job carries its unwrapped command under this key (no field of a Kubernetes object):
 # (the first container's unwrap_command or {}, options_not_before).
 _PARSED_COMMAND = "gridshim:command"
-_JOB_SPEC_READ = ("suspend", "completions")  # all of a Job's spec that rows read, besides its template
+_JOB_SPEC_READ = ("suspend", "completions")
+A_OPTIONS = L.A_OPTIONS  # all of a Job's spec that rows read, besides its template
 
 
 def slim_job(job: Manifest) -> Manifest:
@@ -372,17 +373,42 @@ def slim_job(job: Manifest) -> Manifest:
     containers = template.get("containers") or [{}]
     slim: dict[str, Any] = {k: job[k] for k in ("kind", "metadata", "status") if k in job}
     slim["spec"] = {k: spec[k] for k in _JOB_SPEC_READ if k in spec}
-    slim["spec"]["template"] = {"spec": {
-        "containers": [{"securityContext": containers[0].get("securityContext")}],
-        "securityContext": template.get("securityContext")}}
+    # _base_row's uid and gid: the container's securityContext, else the pod's
+    sec = containers[0].get("securityContext") or template.get("securityContext") or {}
+    slim["spec"]["template"] = {"spec": {"containers": [{"securityContext": {
+        k: sec[k] for k in ("runAsUser", "runAsGroup") if k in sec}}]}}
     first = _first_command(job)
     if first:  # the first container is gridshim's wrapper: options_not_before reads the same one
         nb = first.get("not_before")
-        slim[_PARSED_COMMAND] = (first, int(nb) if isinstance(nb, int) else None)
+        parsed = (first, int(nb) if isinstance(nb, int) else None)
     else:
-        slim[_PARSED_COMMAND] = (first, options_not_before(job))
-    slim[PARSED_OPTIONS] = job_options(job)
+        parsed = (first, options_not_before(job))
+    slim[_PARSED_COMMAND] = (_share({k: parsed[0][k] for k in ("argv", "not_before") if k in parsed[0]}), parsed[1])
+    slim[PARSED_OPTIONS] = _share(job_options(job))
+    meta = slim.get("metadata")
+    if isinstance(meta, dict) and A_OPTIONS in (meta.get("annotations") or {}):  # parsed: read from PARSED_OPTIONS
+        meta = {**meta, "annotations": {k: v for k, v in meta["annotations"].items() if k != A_OPTIONS}}
+    for key, value in (("metadata", meta), ("status", slim.get("status"))):
+        if value is not None:
+            slim[key] = _share(value)
     return slim
+
+
+# Strings seen in trimmed Jobs: each Job's keys and short values (labels, conditions, option names) are
+# decoded as new objects (list pages are decoded one Job at a time); thousands of equal copies become one.
+_SHARED: dict[str, str] = {}
+_SHARED_MAX_LEN = 64
+
+
+def _share(value: Any) -> Any:
+    """An equal copy of VALUE whose dict keys and short strings are the ones kept in _SHARED."""
+    if isinstance(value, dict):
+        return {_SHARED.setdefault(k, k) if isinstance(k, str) else k: _share(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_share(v) for v in value]
+    if isinstance(value, str) and len(value) <= _SHARED_MAX_LEN:
+        return _SHARED.setdefault(value, value)
+    return value
 
 
 def job_row(job: Manifest, pods: Sequence[Manifest], events: Sequence[Manifest] = (), *,
