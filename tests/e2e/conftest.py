@@ -139,6 +139,19 @@ def write(tool: Tool, rel: str, text: str, mode: int = 0o644) -> Path:
     return path
 
 
+def mkdir(tool: Tool, rel: str) -> Path:
+    """A directory in the tool's home, owned by the tool."""
+    path = tool.home / rel
+    path.mkdir(parents=True, exist_ok=True)
+    os.chown(path, tool.uid, tool.uid)
+    return path
+
+
+def lines_of(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines a job printed."""
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
 @pytest.fixture(scope="session")
 def make_tool(sandbox: Sandbox) -> Callable[..., Tool]:
     """Factory: a fresh tool (namespace, RBAC, quota, home, kubeconfig) for a test."""

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 from typing import Any
 
-from conftest import Tool, write
+from conftest import Tool, lines_of, mkdir, write
 
 # Each task writes what it saw, and its program's own start and end times, to $HOME/arr/t.<task id>.
 TASK = """#!/bin/sh
@@ -23,17 +22,6 @@ echo "out of $SGE_TASK_ID"
 echo "err of $SGE_TASK_ID" >&2
 if [ "$SGE_TASK_ID" = 4 ]; then exit 3; fi
 """
-
-
-def mkdir(tool: Tool, rel: str) -> Path:
-    path = tool.home / rel
-    path.mkdir(parents=True, exist_ok=True)
-    os.chown(path, tool.uid, tool.uid)
-    return path
-
-
-def lines_of(path: Path) -> dict[str, str]:
-    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
 
 
 def max_overlap(spans: list[tuple[float, float]]) -> int:

@@ -8,22 +8,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import Tool, write
+from conftest import Tool, lines_of, mkdir, write
 
 CPU4 = {"default": {"cpu": "500m", "memory": "512Mi"}, "defaultRequest": {"cpu": "50m", "memory": "64Mi"},
         "max": {"cpu": "4", "memory": "16Gi"}, "min": {"cpu": "10m", "memory": "4Mi"}}
-
-
-def mkdir(tool: Tool, rel: str) -> Path:
-    path = tool.home / rel
-    path.mkdir(parents=True, exist_ok=True)
-    os.chown(path, tool.uid, tool.uid)
-    return path
-
-
-def lines_of(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines a job printed."""
-    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
 
 
 def jobs_named(tool: Tool, name: str) -> list[dict[str, Any]]:

@@ -160,6 +160,20 @@ def _privilege_error(caller: str, letters: str, *, remove: bool) -> str | None:
     return None
 
 
+def _no_job(env: Env, usage: str) -> int:
+    """SGE's answer to qalter/qhold/qrls without a job: the usage, `ERROR! no option argument`, exit 1."""
+    env.stderr.write(usage)
+    env.stdout.write("ERROR! no option argument\n")
+    return int(ExitCode.ERROR)
+
+
+def _session(env: Env, cluster: Any) -> tuple[Any, Any, "Out", str]:
+    """The site settings, the cluster, the answer collector and the caller's grid user name."""
+    settings = config.load(env.environ)
+    cluster = cluster or load_cluster(env)
+    return settings, cluster, Out(), control.caller_of(cluster, settings.user_prefix)
+
+
 # -- qhold / qrls ------------------------------------------------------------------------------------
 
 def qhold_main(env: Env, argv: list[str], *, release: bool, cluster: Any = None) -> int:
@@ -196,13 +210,8 @@ def qhold_main(env: Env, argv: list[str], *, release: bool, cluster: Any = None)
         else:
             specs += [s for s in a.split(",") if s]
     if not specs and not users:
-        env.stderr.write(usage)
-        env.stdout.write("ERROR! no option argument\n")
-        return int(ExitCode.ERROR)
-    settings = config.load(env.environ)
-    cluster = cluster or load_cluster(env)
-    out = Out()
-    caller = control.caller_of(cluster, settings.user_prefix)
+        return _no_job(env, usage)
+    settings, cluster, out, caller = _session(env, cluster)
     for row in _targets(env, cluster, specs, users, settings, out):
         denied = _privilege_error(caller, letters, remove=release)
         if denied:
@@ -338,13 +347,8 @@ def qalter_main(env: Env, argv: list[str], *, cluster: Any = None) -> int:
         env.stdout.write(e.message + "\n")
         return int(ExitCode.ERROR)
     if not specs and not users:
-        env.stderr.write(QALTER_USAGE)
-        env.stdout.write("ERROR! no option argument\n")
-        return int(ExitCode.ERROR)
-    settings = config.load(env.environ)
-    cluster = cluster or load_cluster(env)
-    out = Out()
-    caller = control.caller_of(cluster, settings.user_prefix)
+        return _no_job(env, QALTER_USAGE)
+    settings, cluster, out, caller = _session(env, cluster)
     for row in _targets(env, cluster, specs, users, settings, out):
         job = _job(cluster, row)
         if job is None:
