@@ -193,6 +193,7 @@ m_end() {  # $1 the wrapper's exit status: Complete (e) unless the program died 
 $m_c
 MAIL_EOF
     m_ut=${m_ut:-0}; m_st=${m_st:-0}; m_cpu=${m_cpu:-0}
+    m_wait  # the Begin mail leaves first: a short job's End mail never overtakes it
     m_at=" User             = $m_user
  Queue            = $m_q@${m_host%%.*}
  Host             = $m_host
