@@ -653,7 +653,6 @@ def main(argv: list[str] | None = None) -> int:
     b = Bench(args.tool, workdir)
     log(f"tool {b.tool} (uid {b.uid}), namespace {b.namespace}, image {b.image}; scratch {workdir}")
     results: dict[str, Any] = {}
-    lines: list[str] = []
     floor_mb = round(b.run(["/bin/true"]).maxrss_kb / 1024, 1)
     out = Path(args.out)
     try:
@@ -666,11 +665,10 @@ def main(argv: list[str] | None = None) -> int:
                 r.pop("gridshim_s")
                 r.pop("kubectl_s")
                 rows.append(r)
-                lines.append(line(f"qstat{n}_vs_kubectl", r["ratio"], None,
-                                  f"qstat {r['gridshim_median_s'] * 1000:.0f} ms / kubectl get jobs "
-                                  f"{r['kubectl_median_s'] * 1000:.0f} ms; qstat peak RSS {r['peak_rss_mb']:.0f} MB, "
-                                  f"kubectl {r['kubectl_peak_rss_mb']:.0f} MB; {r['round_trips']} round trips"))
-                print(lines[-1], flush=True)
+                print(line(f"qstat{n}_vs_kubectl", r["ratio"], None,
+                           f"qstat {r['gridshim_median_s'] * 1000:.0f} ms / kubectl get jobs "
+                           f"{r['kubectl_median_s'] * 1000:.0f} ms; qstat peak RSS {r['peak_rss_mb']:.0f} MB, "
+                           f"kubectl {r['kubectl_peak_rss_mb']:.0f} MB; {r['round_trips']} round trips"), flush=True)
             results["qstat_scaling"] = {"when": datetime.datetime.now().isoformat(timespec="seconds"),
                                         "machine": machine(), "pairs": args.scaling_pairs, "rows": rows}
         else:
@@ -680,111 +678,88 @@ def main(argv: list[str] | None = None) -> int:
                        "goals": GOALS, "params": {"pairs": args.pairs, "sync_runs": args.sync_runs,
                                                   "qstat_jobs": args.qstat_jobs, "qstat_large": args.qstat_large,
                                                   "crontab_entries": args.crontab_entries}}
+            def figure(key: str, value: float | None, goal: float | None, detail: str) -> None:
+                """One figure: kept in the results and printed as one line beside its goal."""
+                results[key] = value
+                print(line(key, value, goal, detail), flush=True)
+
+            def qstat_figures(n: int, d: dict[str, Any], goals: tuple[float | None, float | None]) -> None:
+                figure(f"qstat{n}_vs_kubectl", d["ratio"], goals[0],
+                       f"qstat {d['gridshim_median_s'] * 1000:.0f} ms / kubectl get jobs "
+                       f"{d['kubectl_median_s'] * 1000:.0f} ms ({d['jobs']} Jobs, {d['pairs']} pairs; "
+                       f"{d['round_trips']} vs {d['kubectl_requests']} requests)")
+                figure(f"qstat{n}_peak_rss_mb", d["peak_rss_mb"], goals[1],
+                       f"max over {d['pairs']} runs (wait4 ru_maxrss); kubectl get jobs: "
+                       f"{d['kubectl_peak_rss_mb']:.0f} MB")
+
             for fig, maker in (("jsub", fig_jsub), ("qsub", fig_qsub)):
                 if fig not in only:
                     continue
                 log(f"{fig} vs kubectl create job")
                 d = details[fig] = maker(b, args.pairs)
-                results[f"{fig}_vs_kubectl"] = d["ratio"]
-                lines.append(line(f"{fig}_vs_kubectl", d["ratio"], GOALS["jsub_vs_kubectl"],
-                                  f"{d['command']}: {d['gridshim_median_s'] * 1000:.0f} ms / kubectl create job "
-                                  f"{d['kubectl_median_s'] * 1000:.0f} ms ({d['pairs']} pairs; "
-                                  f"{d['round_trips']} round trip(s), imports {d['import_ms']:.0f} ms)"))
-                print(lines[-1], flush=True)
+                figure(f"{fig}_vs_kubectl", d["ratio"], GOALS["jsub_vs_kubectl"],
+                       f"{d['command']}: {d['gridshim_median_s'] * 1000:.0f} ms / kubectl create job "
+                       f"{d['kubectl_median_s'] * 1000:.0f} ms ({d['pairs']} pairs; "
+                       f"{d['round_trips']} round trip(s), imports {d['import_ms']:.0f} ms)")
             if "qacct" in only:
                 from qacct_bench import fig_qacct  # noqa: PLC0415  (bench/ is on sys.path: run as a script)
 
                 log("qacct -j NAME over 10,000 records")
                 d = details["qacct"] = fig_qacct(records=10_000, runs=args.pairs)
-                results["qacct_j_name_10000_s"] = d["cases"]["j_name"]["median_s"]
-                lines.append(line("qacct_j_name_10000_s", results["qacct_j_name_10000_s"],
-                                  GOALS["qacct_j_name_10000_s"], f"qacct -j NAME, fresh process, {args.pairs} runs"))
-                print(lines[-1], flush=True)
+                figure("qacct_j_name_10000_s", d["cases"]["j_name"]["median_s"], GOALS["qacct_j_name_10000_s"],
+                       f"qacct -j NAME, fresh process, {args.pairs} runs")
             if "arrays" in only:
                 from arrays_bench import GOALS as AGOALS, fig_array_finish, fig_array_submit  # noqa: PLC0415
 
                 log(f"qsub -t 1-{args.array_tasks} vs {args.array_tasks} × kubectl create job")
                 d = details["array_submit"] = fig_array_submit(b, args.array_tasks)
-                results["array1000_vs_kubectl_loop"] = d["ratio"]
-                lines.append(line("array1000_vs_kubectl_loop", d["ratio"], AGOALS["array1000_vs_kubectl_loop"],
-                                  f"{d['command']}: {d['qsub_median_s'] * 1000:.0f} ms / {d['peer']} "
-                                  f"{d['kubectl_loop_s']:.1f} s"))
-                print(lines[-1], flush=True)
+                figure("array1000_vs_kubectl_loop", d["ratio"], AGOALS["array1000_vs_kubectl_loop"],
+                       f"{d['command']}: {d['qsub_median_s'] * 1000:.0f} ms / {d['peer']} {d['kubectl_loop_s']:.1f} s")
                 log(f"{args.array_tasks} array tasks to the end")
                 d = details["array_finish"] = fig_array_finish(b, args.array_tasks)
-                results["array1000_finish_s"] = d["submit_to_last_end_s"]
-                lines.append(line("array1000_finish_s", d["submit_to_last_end_s"], None,
-                                  f"qsub -t 1-{d['tasks']} of /bin/true: submit → last task's end "
-                                  f"({d['tasks_per_s']:.1f} tasks/s at the node's pace)"))
-                print(lines[-1], flush=True)
+                figure("array1000_finish_s", d["submit_to_last_end_s"], None,
+                       f"qsub -t 1-{d['tasks']} of /bin/true: submit → last task's end "
+                       f"({d['tasks_per_s']:.1f} tasks/s at the node's pace)")
             if "holds" in only:
                 from arrays_bench import GOALS as AGOALS, fig_hold_chain  # noqa: PLC0415
 
                 log(f"-hold_jid chain of {args.chain_links} links")
                 d = details["hold_chain"] = fig_hold_chain(b, args.chain_links)
-                results["hold_release_median_s"] = d["median_s"]
-                lines.append(line("hold_release_median_s", d["median_s"], AGOALS["hold_release_median_s"],
-                                  f"predecessor's end → successor's start, median of {d['links']} links "
-                                  f"(max {d['max_s']:.2f} s)"))
-                print(lines[-1], flush=True)
+                figure("hold_release_median_s", d["median_s"], AGOALS["hold_release_median_s"],
+                       f"predecessor's end → successor's start, median of {d['links']} links (max {d['max_s']:.2f} s)")
             if "sync" in only:
                 log("jsub -sync y latency")
                 d = details["sync"] = fig_sync(b, args.sync_runs)
-                results["sync_latency_s"] = d["median_s"]
-                lines.append(line("sync_latency_s", d["median_s"], GOALS["sync_latency_s"],
-                                  f"Complete seen → jsub -sync y exit ({d['runs']} runs); kubectl wait: "
-                                  f"{d['kubectl_wait_median_s']:.3f} s"))
-                print(lines[-1], flush=True)
+                figure("sync_latency_s", d["median_s"], GOALS["sync_latency_s"],
+                       f"Complete seen → jsub -sync y exit ({d['runs']} runs); kubectl wait: "
+                       f"{d['kubectl_wait_median_s']:.3f} s")
             if "crontab" in only:
                 if not have_command("gridshim.cli.crontab"):
                     missing["crontab"] = "gridshim.cli.crontab does not exist yet: no crontab figure"
-                    results["crontab200_vs_kubectl_apply"] = None
-                    lines.append(line("crontab200_vs_kubectl_apply", None, None, missing["crontab"]))
+                    figure("crontab200_vs_kubectl_apply", None, None, missing["crontab"])
                 else:
                     log(f"crontab ({args.crontab_entries} entries) vs kubectl apply -f")
                     d = details["crontab"] = fig_crontab(b, args.pairs, args.crontab_entries)
-                    results["crontab200_vs_kubectl_apply"] = d["ratio"]
-                    lines.append(line("crontab200_vs_kubectl_apply", d["ratio"], GOALS["crontab200_vs_kubectl_apply"],
-                                      f"crontab {d['gridshim_median_s'] * 1000:.0f} ms / kubectl apply "
-                                      f"{d['kubectl_median_s'] * 1000:.0f} ms ({d['entries']} CronJobs; "
-                                      f"{d['round_trips']} vs {d['kubectl_requests']} requests)"))
-                print(lines[-1], flush=True)
+                    figure("crontab200_vs_kubectl_apply", d["ratio"], GOALS["crontab200_vs_kubectl_apply"],
+                           f"crontab {d['gridshim_median_s'] * 1000:.0f} ms / kubectl apply "
+                           f"{d['kubectl_median_s'] * 1000:.0f} ms ({d['entries']} CronJobs; "
+                           f"{d['round_trips']} vs {d['kubectl_requests']} requests)")
             if "qstat" in only:
                 if not have_command("gridshim.cli.qstat"):
                     missing["qstat"] = "gridshim.cli.qstat does not exist yet: no qstat figures"
-                    results["qstat5000_vs_kubectl"] = results["qstat5000_peak_rss_mb"] = None
-                    lines.append(line("qstat5000_vs_kubectl", None, None, missing["qstat"]))
-                    print(lines[-1], flush=True)
+                    results["qstat5000_peak_rss_mb"] = None
+                    figure("qstat5000_vs_kubectl", None, None, missing["qstat"])
                 else:
                     log(f"qstat vs kubectl get jobs with {args.qstat_jobs} Jobs")
                     b.delete_all("Job")
                     d = details["qstat"] = fig_qstat(b, args.pairs, args.qstat_jobs)
-                    results["qstat5000_vs_kubectl"] = d["ratio"]
-                    results["qstat5000_peak_rss_mb"] = d["peak_rss_mb"]
-                    lines.append(line("qstat5000_vs_kubectl", d["ratio"], GOALS["qstat5000_vs_kubectl"],
-                                      f"qstat {d['gridshim_median_s'] * 1000:.0f} ms / kubectl get jobs "
-                                      f"{d['kubectl_median_s'] * 1000:.0f} ms ({d['jobs']} Jobs; "
-                                      f"{d['round_trips']} vs {d['kubectl_requests']} requests)"))
-                    print(lines[-1], flush=True)
-                    lines.append(line("qstat5000_peak_rss_mb", d["peak_rss_mb"], GOALS["qstat5000_peak_rss_mb"],
-                                      f"max over {d['pairs']} runs (wait4 ru_maxrss); kubectl get jobs: "
-                                      f"{d['kubectl_peak_rss_mb']:.0f} MB"))
-                    print(lines[-1], flush=True)
+                    # the keys name the goal's 5,000 whatever --qstat-jobs is (the smoke test runs 40)
+                    qstat_figures(5000, d, (GOALS["qstat5000_vs_kubectl"], GOALS["qstat5000_peak_rss_mb"]))
                     large = 4 * args.qstat_jobs if args.qstat_large is None else args.qstat_large
                     if large > args.qstat_jobs:
                         log(f"qstat vs kubectl get jobs with {large} Jobs")
                         d = details[f"qstat{large}"] = fig_qstat(b, args.qstat_large_pairs, large)
-                        results[f"qstat{large}_vs_kubectl"] = d["ratio"]
-                        results[f"qstat{large}_peak_rss_mb"] = d["peak_rss_mb"]
-                        lines.append(line(f"qstat{large}_vs_kubectl", d["ratio"], None,
-                                          f"qstat {d['gridshim_median_s'] * 1000:.0f} ms / kubectl get jobs "
-                                          f"{d['kubectl_median_s'] * 1000:.0f} ms ({d['jobs']} Jobs, {d['pairs']} "
-                                          f"pairs; {d['round_trips']} vs {d['kubectl_requests']} requests)"))
-                        print(lines[-1], flush=True)
-                        lines.append(line(f"qstat{large}_peak_rss_mb", d["peak_rss_mb"], None,
-                                          f"max over {d['pairs']} runs; kubectl get jobs: "
-                                          f"{d['kubectl_peak_rss_mb']:.0f} MB"))
-                        print(lines[-1], flush=True)
+                        qstat_figures(large, d, (None, None))
             results["details"] = details
             results["round_trips"] = b.round_trips
             if missing:
