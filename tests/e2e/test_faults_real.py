@@ -193,34 +193,34 @@ def check_waiters(tool: Tool, results: list[tuple[int, str, str]]) -> None:
     assert not wrong, f"{len(wrong)} of {len(results)} waiters did not exit with their job's code: {wrong}"
 
 
-def test_sync_waiters_across_an_api_server_kill_and_restart(make_tool: Callable[..., Tool], sandbox: Any) -> None:
-    """20 `jsub -sync y` waiters; the kube-apiserver is SIGKILLed while their jobs run and started again
-    after 2 s. Some jobs end while it is down, the rest after; every waiter exits with its job's code."""
-    tool, admin = make_tool("fw"), Admin()
-    procs = start_waiters(tool, 20, sleep=lambda i: 2 + (i % 4) * 1.5)  # most end while it is down
+def waiters_across_a_kill(tool: Tool, n: int, *, sleep: Callable[[int], float], down: float, what: str,
+                          env: dict[str, str] | None = None) -> None:
+    """N `jsub -sync y` waiters whose jobs sleep SLEEP(i) s; the kube-apiserver is SIGKILLed once all run
+    and started again after DOWN s; every waiter must exit with its own job's code."""
+    admin = Admin()
+    procs = start_waiters(tool, n, sleep=sleep, env=env)
     try:
-        wait_until(lambda: all_started(admin, tool, 20), 60, "20 jobs running")
-        with faults.killed("kube-apiserver", down=2.0):
-            count("kube-apiserver SIGKILL + restart after 2 s")
+        wait_until(lambda: all_started(admin, tool, n), 60, f"{n} jobs running")
+        with faults.killed("kube-apiserver", down=down):
+            count(what)
         results = finish(procs)
     finally:
         stop(procs)
     check_waiters(tool, results)
+
+
+def test_sync_waiters_across_an_api_server_kill_and_restart(make_tool: Callable[..., Tool], sandbox: Any) -> None:
+    """20 `jsub -sync y` waiters; the kube-apiserver is SIGKILLed while their jobs run and started again
+    after 2 s. Some jobs end while it is down, the rest after; every waiter exits with its job's code."""
+    waiters_across_a_kill(make_tool("fw"), 20, sleep=lambda i: 2 + (i % 4) * 1.5, down=2.0,  # most end while down
+                          what="kube-apiserver SIGKILL + restart after 2 s")
 
 
 def test_sync_waiters_outlast_the_retry_budget(make_tool: Callable[..., Tool], sandbox: Any) -> None:
     """The API server is down longer than the waiters' whole retry budget (2 s here, 30 s by default):
     they keep waiting with capped back-off and report the job's real exit code when it is back."""
-    tool, admin = make_tool("fb"), Admin()
-    procs = start_waiters(tool, 5, sleep=lambda i: 3 + i, env={"GRIDSHIM_RETRY_SECONDS": "2"})
-    try:
-        wait_until(lambda: all_started(admin, tool, 5), 60, "5 jobs running")
-        with faults.killed("kube-apiserver", down=5.0):
-            count("kube-apiserver SIGKILL + restart after 5 s (budget 2 s)")
-        results = finish(procs)
-    finally:
-        stop(procs)
-    check_waiters(tool, results)
+    waiters_across_a_kill(make_tool("fb"), 5, sleep=lambda i: 3 + i, down=5.0, env={"GRIDSHIM_RETRY_SECONDS": "2"},
+                          what="kube-apiserver SIGKILL + restart after 5 s (budget 2 s)")
 
 
 # -- -once racing across a restart ---------------------------------------------------------------------
