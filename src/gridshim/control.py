@@ -94,24 +94,15 @@ def _tool_of(cluster: Cluster, namespace: str) -> str:
     return tool_of(namespace)
 
 
-def _takes_trim(cluster: Cluster) -> bool:
-    """Whether the cluster's list turns each object into what the caller keeps as the page is decoded
-    (KubeCluster's `trim`; a test's fake cluster may not)."""
-    fn = getattr(cluster.list, "__func__", cluster.list)
-    code = getattr(fn, "__code__", None)
-    return code is not None and "trim" in code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
-
-
 def _list(cluster: Cluster, kind: str, namespace: str, *, trim: Callable[[Manifest], Manifest] | None = None,
           **kw: Any) -> list[Manifest]:
-    if trim is not None and _takes_trim(cluster):
+    if trim is not None:
         kw["trim"] = trim
-        trim = None
     if namespace == cluster.namespace:
         items, _ = cluster.list(kind, **kw)  # the common case: no namespace argument at all
     else:
         items, _ = cluster.list(kind, namespace=namespace, **kw)
-    return items if trim is None else [trim(i) for i in items]
+    return items
 
 
 def _read_namespace(cluster: Cluster, namespace: str, *, now: float, user_prefix: str,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import field
 from enum import Enum
-from typing import Any, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 from gridshim.record import record  # a leaf: dataclasses without the code generation
 
@@ -158,7 +158,8 @@ class Cluster(Protocol):
     def get(self, kind: str, name: str) -> Manifest: ...
     def replace(self, manifest: Manifest) -> Manifest: ...
     def list(self, kind: str, *, selector: str | None = None, field_selector: str | None = None,
-             namespace: str | None = None) -> tuple[list[Manifest], str]: ...
+             namespace: str | None = None, trim: Callable[[Manifest], Any] | None = None,
+             ) -> tuple[list[Any], str]: ...  # TRIM: what the caller keeps of each object, applied as read
     def delete(self, kind: str, name: str, *, uid: str | None = None, resource_version: str | None = None,
                grace: int | None = None, propagation: str = "Background") -> Manifest | None: ...
     def delete_collection(self, kind: str, *, selector: str, grace: int | None = None) -> None: ...

@@ -105,9 +105,10 @@ class Store:
 
     # -- the Cluster port
     def list(self, kind: str, *, selector: str | None = None, field_selector: str | None = None,
-             namespace: str | None = None) -> tuple[list[dict[str, Any]], str]:
+             namespace: str | None = None, trim: Any = None) -> tuple[list[dict[str, Any]], str]:
         self.calls.append(("list", kind, selector or ""))
-        return [copy.deepcopy(o) for (k, _), o in self.objects.items() if k == kind and matches(o, selector)], "9"
+        items = [copy.deepcopy(o) for (k, _), o in self.objects.items() if k == kind and matches(o, selector)]
+        return (items if trim is None else [trim(o) for o in items]), "9"
 
     def get(self, kind: str, name: str) -> dict[str, Any]:
         self.calls.append(("get", kind, name))

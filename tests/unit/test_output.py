@@ -168,7 +168,7 @@ class FakeCluster:
         return self
 
     def list(self, kind: str, *, selector: str | None = None, field_selector: str | None = None,
-             namespace: str | None = None) -> tuple[list[dict[str, Any]], str]:
+             namespace: str | None = None, trim: Any = None) -> tuple[list[dict[str, Any]], str]:
         self.calls.append(("list", kind, selector, field_selector, namespace))
         if (namespace and namespace != self.namespace) or self.forbidden_own:
             raise ForbiddenError(f'jobs.batch is forbidden in namespace "{namespace or self.namespace}"')
@@ -181,7 +181,8 @@ class FakeCluster:
             if term:
                 k, v = term.split("=", 1)
                 items = [o for o in items if str(_get(o, k)) == v]
-        return copy.deepcopy(items), "1"
+        items = copy.deepcopy(items)
+        return (items if trim is None else [trim(o) for o in items]), "1"
 
     def get(self, kind: str, name: str) -> dict[str, Any]:
         self.calls.append(("get", kind, name))
