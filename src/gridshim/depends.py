@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from gridshim.errors import ConflictError, GridshimError, JobExistsError, JobNotFoundError
+from gridshim.errors import ConflictError, GridshimError, JobExistsError, JobNotFoundError, Rejected
 from gridshim.model import Cluster, JobRequest, Manifest
 from gridshim.render import labels as L
 from gridshim.status import job_finished
@@ -33,15 +33,6 @@ BACKSTOP_LABEL = f"{L.DOMAIN}/release"  # "true" on the CronJob, its Jobs and po
 A_TOUCHED = f"{L.DOMAIN}/touched"  # qsub bumps the CronJob's resourceVersion so a racing sweep keeps it
 MARKERS = os.path.join(".gridshim", "successors")  # $HOME/.gridshim/successors/<predecessor id>
 ATTEMPTS = 20  # re-reads after a 409 before giving up (each is one concurrent writer winning)
-
-
-class Rejected(GridshimError):
-    """qsub's `Unable to run job: <text>` + `Exiting.`, exit 1 (as sgeflags.Rejected; kept here so this
-    module does not import the dialect parser)."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(f"Unable to run job: {text}\nExiting.")
-        self.text = text
 
 
 # -- reading a Job ---------------------------------------------------------------------------------

@@ -61,6 +61,15 @@ class ConflictError(GridshimError):
     """An optimistic-concurrency precondition failed (HTTP 409 on update/delete)."""
 
 
+class Rejected(GridshimError):
+    """What SGE's qmaster refuses: `Unable to run job: <text>` + `Exiting.`, exit 1 (qsub.c). Raised by
+    qsub's dialect (sgeflags, translate) and by the dependency resolution at submit (depends)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(f"Unable to run job: {text}\nExiting.")
+        self.text = text
+
+
 class ClusterConfigError(GridshimError):
     """The kubeconfig is missing, unreadable or incomplete; the message names the path tried."""
 

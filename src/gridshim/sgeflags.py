@@ -19,7 +19,7 @@ import re
 from dataclasses import field, replace
 from typing import Callable
 
-from gridshim.errors import GridshimError
+from gridshim.errors import GridshimError, Rejected
 from gridshim.gridflags import GridOptions
 from gridshim.record import record
 
@@ -43,14 +43,6 @@ class QsubError(GridshimError):
 
     def shown(self) -> str:
         return f"{self.prefix}{self.message}"
-
-
-class Rejected(GridshimError):
-    """What SGE's qmaster refuses: `Unable to run job: <text>` + `Exiting.`, exit 1 (qsub.c)."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(f"Unable to run job: {text}\nExiting.")
-        self.text = text
 
 
 # Option arities. Anything not listed is "invalid option argument" (2), except the UNSUPPORTED ones,
