@@ -11,6 +11,7 @@ resourceVersion precondition (depends.py, docs/design.md "Dependencies and holds
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import socket
@@ -109,17 +110,28 @@ def _hold_lines(job: Manifest, row: JobRow) -> list[str]:
     return [f"modified hold of job-array task {row.job_id}.{t}" for t in depends.unfinished_tasks(job)]
 
 
-def _options_without_hold(job: Manifest) -> str | None:
-    """The options annotation with an old `"hold": true` turned off (None: nothing to change)."""
-    raw = ((job["metadata"].get("annotations") or {}).get(L.A_OPTIONS)) or ""
+def _options(meta: dict[str, Any]) -> dict[str, Any]:
+    """The options annotation as written, every key kept (qalter writes it back); {} when it is not a
+    JSON object (anyone who may edit the namespace can write it)."""
+    raw = (meta.get("annotations") or {}).get(L.A_OPTIONS) or ""
     try:
         value = json.loads(raw) if raw else {}
     except ValueError:
-        return None
-    if not isinstance(value, dict) or not value.get("hold"):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _dump(options: dict[str, Any]) -> str:
+    return json.dumps(options, sort_keys=True, separators=(",", ":"))  # as render/labels writes it
+
+
+def _options_without_hold(job: Manifest) -> str | None:
+    """The options annotation with an old `"hold": true` turned off (None: nothing to change)."""
+    value = _options(job["metadata"])
+    if not value.get("hold"):
         return None
     value["hold"] = False
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return _dump(value)
 
 
 def hold_decision(*, hold: bool, running: bool) -> Callable[[Manifest], Manifest | None]:
@@ -416,7 +428,8 @@ def _alter_one(env: Env, cluster: Any, settings: Any, caller: str, row: JobRow, 
     def decide(j: Manifest) -> Manifest | None:
         meta: dict[str, Any] = {"annotations": {}, "labels": {}}
         spec: dict[str, Any] = {}
-        opts = json.loads((j["metadata"].get("annotations") or {}).get(L.A_OPTIONS) or "{}")
+        submitted = _options(j["metadata"])
+        opts = copy.deepcopy(submitted)
         if alter.name is not None:
             meta["annotations"][L.A_NAME] = alter.name
             meta["labels"][L.NAME] = L.label_value(alter.name)
@@ -435,15 +448,14 @@ def _alter_one(env: Env, cluster: Any, settings: Any, caller: str, row: JobRow, 
         preds = tasks.predecessors_of(j)
         if new_preds is not None:
             preds = new_preds
-            meta["annotations"][tasks.A_PREDECESSORS] = json.dumps(preds, sort_keys=True, separators=(",", ":")) \
-                if preds else None
+            meta["annotations"][tasks.A_PREDECESSORS] = _dump(preds) if preds else None
             meta["annotations"][tasks.A_PREDECESSORS_REQ] = ",".join(alter.hold_jid or []) or None
             meta["annotations"][tasks.A_PREDECESSOR_IDS] = ",".join(sorted(preds)) or None
             meta["labels"][tasks.WAITING] = "true" if preds else None
         if (alter.hold is not None or new_preds is not None) and not running and not depends.job_started(j):
             spec["suspend"] = bool(held or preds or template_change)
-        if opts != json.loads((j["metadata"].get("annotations") or {}).get(L.A_OPTIONS) or "{}"):
-            meta["annotations"][L.A_OPTIONS] = json.dumps(opts, sort_keys=True, separators=(",", ":"))
+        if opts != submitted:
+            meta["annotations"][L.A_OPTIONS] = _dump(opts)
         patch: Manifest = {"metadata": {k: v for k, v in meta.items() if v}}
         if spec:
             patch["spec"] = spec
@@ -503,7 +515,7 @@ def replacement_manifest(job: Manifest, change: dict[str, Any], settings: Any) -
     import copy  # noqa: PLC0415
 
     from gridshim.render.command import escape_expansion  # noqa: PLC0415
-    from gridshim.render.manifests import quantity  # noqa: PLC0415
+    from gridshim.render.manifests import quantity, request_for_limit  # noqa: PLC0415
 
     new = copy.deepcopy({k: job[k] for k in ("apiVersion", "kind", "metadata", "spec")})
     meta = new["metadata"]
@@ -522,13 +534,12 @@ def replacement_manifest(job: Manifest, change: dict[str, Any], settings: Any) -
     for k in _SERVER_LABELS:
         tlabels.pop(k, None)
     container = spec["template"]["spec"]["containers"][0]
-    opts = json.loads((meta.get("annotations") or {}).get(L.A_OPTIONS) or "{}")
+    opts = _options(meta)
     if "mem" in change:
         mem = change["mem"]
         res = container.setdefault("resources", {})
         res.setdefault("limits", {})["memory"] = quantity(mem)
-        request = mem if settings.memory_request == "limit" or mem <= 512 * 1024 * 1024 else mem // 2
-        res.setdefault("requests", {})["memory"] = quantity(request)
+        res.setdefault("requests", {})["memory"] = quantity(request_for_limit(mem, settings))
         opts["mem"] = mem
     command = container.get("command") or []
     merged = len(command) > 5 and command[4] == command[5]
@@ -540,7 +551,7 @@ def replacement_manifest(job: Manifest, change: dict[str, Any], settings: Any) -
     if "stderr" in change and len(command) > 5 and not merged:
         command[5] = escape_expansion(change["stderr"])
         opts["stderr"] = change["stderr"]
-    meta.setdefault("annotations", {})[L.A_OPTIONS] = json.dumps(opts, sort_keys=True, separators=(",", ":"))
+    meta.setdefault("annotations", {})[L.A_OPTIONS] = _dump(opts)
     return new
 
 

@@ -39,11 +39,16 @@ def quantity(nbytes: int) -> str:
 
 def memory_request(req: JobRequest, settings: Settings) -> int:
     requested = req.options.get("mem_request")
-    if isinstance(requested, int):
-        return min(requested, req.mem_bytes)
-    if settings.memory_request == "limit" or req.mem_bytes <= 512 * MiB:
-        return req.mem_bytes
-    return req.mem_bytes // 2  # Toolforge: big limits reserve half, so the node is not over-booked
+    return request_for_limit(req.mem_bytes, settings, requested if isinstance(requested, int) else None)
+
+
+def request_for_limit(limit: int, settings: Settings, requested: int | None = None) -> int:
+    """The memory request that goes with LIMIT bytes: REQUESTED (mem_free) up to the limit, else the site's rule."""
+    if requested is not None:
+        return min(requested, limit)
+    if settings.memory_request == "limit" or limit <= 512 * MiB:
+        return limit
+    return limit // 2  # Toolforge: big limits reserve half, so the node is not over-booked
 
 
 def _resources(req: JobRequest, settings: Settings) -> dict[str, Any]:
