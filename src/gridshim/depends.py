@@ -54,14 +54,6 @@ def is_over(job: Manifest) -> bool:
     return job_finished(job) or bool((job.get("metadata") or {}).get("deletionTimestamp"))
 
 
-def job_started(job: Manifest, pods: Iterable[Manifest] = ()) -> bool:
-    """A pod of it has run or runs: the Job counts ready/succeeded/failed pods, or a pod is Running."""
-    st = job.get("status") or {}
-    if any(int(st.get(k) or 0) for k in ("ready", "succeeded", "failed")):
-        return True
-    return any((p.get("status") or {}).get("phase") in ("Running", "Succeeded", "Failed") for p in pods)
-
-
 def _by_id(jobs: Iterable[Manifest]) -> dict[int, list[Manifest]]:
     out: dict[int, list[Manifest]] = {}
     for j in jobs:

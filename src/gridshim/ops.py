@@ -13,7 +13,7 @@ from typing import Callable
 from gridshim.errors import ClusterError, GridshimError, JobExistsError, JobNotFoundError, QuotaExceededError
 from gridshim.model import Cluster, JobRequest, Manifest
 from gridshim.render import labels as L
-from gridshim.status import Outcome, condition, job_finished, job_outcome, terminated_state
+from gridshim.status import Outcome, condition, job_finished, job_outcome, job_started, terminated_state
 from gridshim.tasks import COMPLETION_INDEX, array_of, deleted_tasks, id_set, pod_index, task_ids
 
 # A -once submission meets a finished job of the same name at most this often before giving up
@@ -115,14 +115,6 @@ def _once_taken(cluster: Cluster, req: JobRequest, name: str) -> bool:
         return _live_same_name(cluster, req, skip=name)
     except GridshimError:
         return False
-
-
-def _started(job: Manifest) -> bool:
-    """A pod of it ran: ready (running), or ended (`active` also counts pods still pending)."""
-    st = job.get("status") or {}
-    return bool(st.get("ready") or st.get("succeeded") or st.get("failed")
-                or (st.get("uncountedTerminatedPods") or {}).get("failed")
-                or (st.get("uncountedTerminatedPods") or {}).get("succeeded"))
 
 
 # A job deleted while it ran (qdel, jstop) ended by a signal, as SGE reports it for qdel.
@@ -232,7 +224,7 @@ def wait(cluster: Cluster, job: Manifest, *, on_change: Callable[[Manifest], Non
     name = job["metadata"]["name"]
     rv = job["metadata"].get("resourceVersion", "")
     current = job
-    started = _started(job)
+    started = job_started(job)
     delay = 1.0
     troubled = False
 
@@ -307,7 +299,7 @@ def wait(cluster: Cluster, job: Manifest, *, on_change: Callable[[Manifest], Non
                             break
                         return deleted(obj)
                     current = obj
-                    started = started or _started(obj)
+                    started = started or job_started(obj)
                     rv = obj["metadata"].get("resourceVersion", rv)
                     if on_change:
                         on_change(obj)
@@ -326,7 +318,7 @@ def wait(cluster: Cluster, job: Manifest, *, on_change: Callable[[Manifest], Non
             except transient as e:
                 pause(e)
                 continue
-            started = started or _started(current)
+            started = started or job_started(current)
             rv = current["metadata"].get("resourceVersion", "")
             report(current)
             if troubled and on_change:

@@ -31,6 +31,17 @@ def job_finished(job: Manifest) -> bool:
     return condition(job, "Complete") is not None or condition(job, "Failed") is not None
 
 
+def job_started(job: Manifest, pods: Iterable[Manifest] = ()) -> bool:
+    """A pod of it has run or runs: the Job counts a ready, succeeded or failed pod (also one ended but not
+    yet counted; `active` counts pending pods too), or one of PODS is Running or over."""
+    st = job.get("status") or {}
+    uncounted = st.get("uncountedTerminatedPods") or {}
+    if st.get("ready") or st.get("succeeded") or st.get("failed") or uncounted.get("failed") \
+            or uncounted.get("succeeded"):
+        return True
+    return any((p.get("status") or {}).get("phase") in ("Running", "Succeeded", "Failed") for p in pods)
+
+
 @dataclass(frozen=True)
 class Outcome:
     """How a finished job ended, in the grid's terms (qsub -sync y)."""

@@ -213,3 +213,13 @@ def test_observe_precedence() -> None:
     assert observe(Facts(**{**base, "start_error": "x", "waiting_for_start": True})) is Observation.CANNOT_START
     assert observe(Facts(**{**base, "running_since": 1.0, "restarted": True})) is Observation.RUNNING_RESTARTED
     assert observe(Facts(**{**base, "suspended": True, "start_error": "x"})) is Observation.SUSPENDED
+
+
+def test_job_started_counts_ran_pods_only() -> None:
+    from gridshim.status import job_started
+
+    assert not job_started({"status": {"active": 1}})  # a pending pod is active too
+    for status in ({"ready": 1}, {"succeeded": 1}, {"failed": 1}, {"uncountedTerminatedPods": {"failed": ["u"]}}):
+        assert job_started({"status": status}), status
+    assert job_started({"status": {"active": 1}}, [{"status": {"phase": "Running"}}])
+    assert not job_started({"status": {}}, [{"status": {"phase": "Pending"}}])

@@ -24,6 +24,7 @@ from gridshim.cli._common import Env, argv, load_cluster, run
 from gridshim.errors import ConflictError, ExitCode, GridshimError, JobExistsError, JobNotFoundError, UsageError
 from gridshim.model import RUNNING_STATES, JobRow, Manifest
 from gridshim.render import labels as L
+from gridshim.status import job_started
 
 QHOLD_USAGE = "usage: {prog} [-h {{u|o|s}},...] job_task_list\n       {prog} [-h {{u|o|s}},...] -u user_list\n"
 QALTER_USAGE = """\
@@ -101,7 +102,7 @@ def _job(cluster: Any, row: JobRow) -> Manifest | None:
 
 
 def _running(row: JobRow, job: Manifest) -> bool:
-    return row.state in RUNNING_STATES or depends.job_started(job)
+    return row.state in RUNNING_STATES or job_started(job)
 
 
 def _hold_lines(job: Manifest, row: JobRow) -> list[str]:
@@ -143,7 +144,7 @@ def hold_decision(*, hold: bool, running: bool) -> Callable[[Manifest], Manifest
             if held:
                 return None
             patch: Manifest = {"metadata": {"annotations": {tasks.A_HOLD: "u"}}}
-            if not running and not depends.job_started(job) and not (job.get("spec") or {}).get("suspend"):
+            if not running and not job_started(job) and not (job.get("spec") or {}).get("suspend"):
                 patch["spec"] = {"suspend": True}
             return patch
         if not held:
@@ -452,7 +453,7 @@ def _alter_one(env: Env, cluster: Any, settings: Any, caller: str, row: JobRow, 
             meta["annotations"][tasks.A_PREDECESSORS_REQ] = ",".join(alter.hold_jid or []) or None
             meta["annotations"][tasks.A_PREDECESSOR_IDS] = ",".join(sorted(preds)) or None
             meta["labels"][tasks.WAITING] = "true" if preds else None
-        if (alter.hold is not None or new_preds is not None) and not running and not depends.job_started(j):
+        if (alter.hold is not None or new_preds is not None) and not running and not job_started(j):
             spec["suspend"] = bool(held or preds or template_change)
         if opts != submitted:
             meta["annotations"][L.A_OPTIONS] = _dump(opts)
