@@ -22,8 +22,8 @@ from gridshim.model import Cluster, GridState, JobKind, JobRow, Manifest, RUNNIN
 from gridshim.render import labels as L
 from gridshim.status import (Row, condition, controller_uid, epoch, job_finished, looks_stuck, rows_from_objects,
                              slim_job, task_views)
-from gridshim.tasks import (A_DELETED_TASKS, A_PREDECESSOR_IDS, COMPLETION_INDEX, WAITING, Range, in_ranges,
-                            parse_ranges, range_to_dstring)
+from gridshim.tasks import (A_DELETED_TASKS, A_PREDECESSOR_IDS, COMPLETION_INDEX, DELETED, SUCCESSORS, WAITING, Range,
+                            append_marker, id_list, in_ranges, marker, parse_ranges, range_to_dstring)
 
 # The Job controller's event when it cannot create a pod (quota, admission): the only reason we read
 # Events, and only for jobs without a live pod.
@@ -296,7 +296,7 @@ def with_successors(cluster: Cluster, rows: list[JobRow], *, home: str) -> list[
     Only a job that has the control marker qsub writes when it submits a successor
     ($HOME/.gridshim/successors/$JOB_ID) can have one: then one LIST of the tool's waiting Jobs; none
     is shown if RBAC hides them."""
-    if not any(os.path.exists(os.path.join(home, ".gridshim", "successors", str(r.job_id))) for r in rows):
+    if not any(os.path.exists(marker(home, SUCCESSORS, r.job_id)) for r in rows):
         return rows
     try:
         waiting = _list(cluster, "Job", cluster.namespace, selector=L.selector(cluster.tool, **{WAITING: "true"}))
@@ -305,10 +305,8 @@ def with_successors(cluster: Cluster, rows: list[JobRow], *, home: str) -> list[
     named: dict[int, list[int]] = {}
     for j in waiting:
         meta = j.get("metadata") or {}
-        raw = (meta.get("annotations") or {}).get(A_PREDECESSOR_IDS) or ""
-        for part in str(raw).split(","):
-            if part.strip().isdigit():
-                named.setdefault(int(part), []).append(L.job_id_of(meta))
+        for pred in id_list((meta.get("annotations") or {}).get(A_PREDECESSOR_IDS) or ""):
+            named.setdefault(pred, []).append(L.job_id_of(meta))
     return [replace(r, successors=tuple(sorted(set(named[r.job_id])))) if isinstance(r, Row) and named.get(r.job_id)
             else r for r in rows]
 
@@ -316,28 +314,12 @@ def with_successors(cluster: Cluster, rows: list[JobRow], *, home: str) -> list[
 def release_successors(cluster: Cluster, job_id: int, tasks: list[int] | None = None) -> None:
     """Let the jobs waiting for what qdel removed go on (gridshim.depends.release). A failure here never
     fails qdel: `gridshim release --sweep` (the CronJob) drops predecessors that are gone."""
+    from gridshim import depends  # noqa: PLC0415  (only qdel releases; qstat does not pay for the import)
+
     try:
-        from gridshim import depends  # noqa: PLC0415  (the holds and dependencies module)
-    except ImportError:
-        return
-    release = getattr(depends, "release", None)
-    if release is None:
-        return
-    try:
-        release(cluster, job_id, tasks)
+        depends.release(cluster, job_id, tasks)
     except GridshimError:
         pass
-
-
-def _mark_deleted(home: str, job_id: int, tasks: list[int]) -> None:
-    """The marker the wrapper reads: $HOME/.gridshim/deleted/$JOB_ID, one task id per line."""
-    d = os.path.join(home, ".gridshim", "deleted")
-    os.makedirs(d, mode=0o700, exist_ok=True)
-    fd = os.open(os.path.join(d, str(job_id)), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        os.write(fd, "".join(f"{t}\n" for t in tasks).encode("ascii"))
-    finally:
-        os.close(fd)
 
 
 def _add_deleted_tasks(cluster: Cluster, row: Row, tasks: list[int]) -> None:
@@ -390,7 +372,7 @@ def delete_tasks(cluster: Cluster, row: JobRow, ranges: list[Range], *, caller: 
         answers += [Answer(text=f"job {row.job_id} is already in deletion") for _ in dying[:1]]
         left = (set(row.pending_tasks) - set(pending)) | set(row.running_tasks)
         if pending and left:
-            _mark_deleted(home, row.job_id, pending)
+            append_marker(home, DELETED, row.job_id, map(str, pending))  # the wrapper reads it
             _add_deleted_tasks(cluster, row, pending)
         if pending:
             answers.append(Answer(text=f"{caller} has deleted job-array task {row.job_id}.{pending[0]}"

@@ -24,14 +24,13 @@ from gridshim.errors import ConflictError, GridshimError, JobExistsError, JobNot
 from gridshim.model import Cluster, JobRequest, Manifest
 from gridshim.render import labels as L
 from gridshim.status import job_finished
-from gridshim.tasks import (A_HOLD, A_PREDECESSOR_IDS, A_PREDECESSORS, A_PREDECESSORS_AD_REQ,
-                            A_PREDECESSORS_REQ, WAITING, array_of, deleted_tasks,
-                            finished_tasks, id_set, ids, pack, predecessors_of, user_held)
+from gridshim.tasks import (A_HOLD, A_PREDECESSOR_IDS, A_PREDECESSORS, A_PREDECESSORS_AD_REQ, A_PREDECESSORS_REQ,
+                            RELEASED, SUCCESSORS, WAITING, append_marker, array_of, deleted_tasks, finished_tasks,
+                            id_set, ids, marker, pack, predecessors_of, user_held)
 
 BACKSTOP = "gridshim-release"  # the CronJob that runs `release --sweep` every minute
 BACKSTOP_LABEL = f"{L.DOMAIN}/release"  # "true" on the CronJob, its Jobs and pods (never managed-by=gridshim)
 A_TOUCHED = f"{L.DOMAIN}/touched"  # qsub bumps the CronJob's resourceVersion so a racing sweep keeps it
-MARKERS = os.path.join(".gridshim", "successors")  # $HOME/.gridshim/successors/<predecessor id>
 ATTEMPTS = 20  # re-reads after a 409 before giving up (each is one concurrent writer winning)
 
 
@@ -152,16 +151,9 @@ def write_markers(home: str, successor: int, preds: Iterable[str]) -> None:
     """$HOME/.gridshim/successors/<predecessor id> (directory 0700): the predecessor's wrapper runs the
     release command only when it exists. One successor id per line, for whoever looks. Failures are
     ignored: the sweep releases such successors (within a minute)."""
-    path = os.path.join(home, MARKERS)
     try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        os.chmod(path, 0o700)
         for p in preds:
-            fd = os.open(os.path.join(path, p), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            try:
-                os.write(fd, f"{successor}\n".encode())
-            finally:
-                os.close(fd)
+            append_marker(home, SUCCESSORS, p, [str(successor)])
     except OSError:
         pass
 
@@ -207,17 +199,14 @@ def apply(cluster: Cluster | None, req: JobRequest, manifest: Manifest, *, home:
     return manifest
 
 
-RELEASED = os.path.join(".gridshim", "released")  # $HOME/.gridshim/released/<id>: its release has run
 SETTLE_WAIT, SETTLE_TRIES = 0.5, 8  # a predecessor whose pods ended gets its Complete/Failed within ~1 s
 
 
 def note_released(home: str, job_id: int | str) -> None:
     """`release --job ID` ran (the predecessor's wrapper): a qsub whose new successor was not yet created
     when it ran finds this and releases its job itself. Failures are ignored (the sweep is the backstop)."""
-    path = os.path.join(home, RELEASED)
     try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        os.close(os.open(os.path.join(path, str(job_id)), os.O_WRONLY | os.O_CREAT, 0o600))
+        append_marker(home, RELEASED, job_id)
     except OSError:
         pass
 
@@ -262,7 +251,7 @@ def submitted(cluster: Cluster, created: Manifest, *, backstop: Manifest | None,
             noted = set()
             if home:
                 noted = {p for p, tasks in predecessors_of(job).items()
-                         if not tasks and os.path.exists(os.path.join(home, RELEASED, p))}
+                         if not tasks and os.path.exists(marker(home, RELEASED, p))}
             job = update(cluster, job, lambda j: settle(j, by_id, over=noted)) or job
             left = predecessors_of(job)
             if not left:
@@ -399,7 +388,7 @@ def clean_markers(home: str, jobs: Iterable[Manifest], *, now: float) -> int:
     an id drawn again one day is not taken for released). Returns how many went."""
     live = {str(L.job_id_of(j["metadata"])) for j in jobs if not is_over(j)}
     gone = 0
-    for sub in (MARKERS, RELEASED):
+    for sub in (SUCCESSORS, RELEASED):
         d = os.path.join(home, sub)
         try:
             names = os.listdir(d)

@@ -9,6 +9,7 @@ pod, the user hold and the still-blocking predecessors. Imports render.labels (a
 from __future__ import annotations
 
 import json
+import os
 import re
 from typing import Any, Iterable
 
@@ -25,6 +26,10 @@ WAITING = f"{L.DOMAIN}/waiting"  # label "true" while predecessors is non-empty
 # Kubernetes' label and annotation with an Indexed Job's pod's completion index (1.28 and later).
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 MAX_TASKS = 75000  # max_aj_tasks: no array of gridshim's has more ids; more in a string is not ours
+# Marker files in the tool's home, $HOME/.gridshim/<kind>/<job id> (the job's wrapper reads the first two):
+SUCCESSORS = os.path.join(".gridshim", "successors")  # a successor waits: the wrapper runs the release
+DELETED = os.path.join(".gridshim", "deleted")  # task ids qdel removed while pending: they exit at once
+RELEASED = os.path.join(".gridshim", "released")  # the predecessor's `release --job` has run
 
 Range = tuple[int, int, int]  # first, last, step (inclusive)
 
@@ -205,6 +210,26 @@ def predecessors_of(job: Manifest) -> dict[str, str]:
     if not isinstance(value, dict):
         return {}
     return {str(k): v if isinstance(v, str) else "" for k, v in value.items() if str(k).isdigit()}
+
+
+def marker(home: str, kind: str, job_id: int | str) -> str:
+    """The path of job JOB_ID's marker of KIND (SUCCESSORS, DELETED, RELEASED) in HOME."""
+    return os.path.join(home, kind, str(job_id))
+
+
+def append_marker(home: str, kind: str, job_id: int | str, lines: Iterable[str] = ()) -> None:
+    """Create or extend a marker, one line per item of LINES: the directory 0700, the file 0600, so
+    only the tool reads them. Raises OSError."""
+    directory = os.path.join(home, kind)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    os.chmod(directory, 0o700)
+    fd = os.open(marker(home, kind, job_id), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        text = "".join(f"{line}\n" for line in lines)
+        if text:
+            os.write(fd, text.encode("utf-8", "surrogateescape"))
+    finally:
+        os.close(fd)
 
 
 def id_list(text: str) -> tuple[int, ...]:
