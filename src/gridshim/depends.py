@@ -14,7 +14,6 @@ model and errors; never the CLI.
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from gridshim.render import labels as L
 from gridshim.status import job_finished
 from gridshim.tasks import (A_HOLD, A_PREDECESSOR_IDS, A_PREDECESSORS, A_PREDECESSORS_AD_REQ, A_PREDECESSORS_REQ,
                             RELEASED, SUCCESSORS, WAITING, append_marker, array_of, deleted_tasks, finished_tasks,
-                            id_set, ids, marker, pack, predecessors_of, user_held)
+                            id_set, ids, marker, pack, predecessors_of, predecessors_text, user_held)
 
 BACKSTOP = "gridshim-release"  # the CronJob that runs `release --sweep` every minute
 BACKSTOP_LABEL = f"{L.DOMAIN}/release"  # "true" on the CronJob, its Jobs and pods (never managed-by=gridshim)
@@ -191,7 +190,7 @@ def apply(cluster: Cluster | None, req: JobRequest, manifest: Manifest, *, home:
         ann[A_PREDECESSORS_AD_REQ] = ",".join(ad)
     if not preds:
         return manifest
-    ann[A_PREDECESSORS] = json.dumps(preds, sort_keys=True, separators=(",", ":"))
+    ann[A_PREDECESSORS] = predecessors_text(preds)
     ann[A_PREDECESSOR_IDS] = ",".join(sorted(preds))
     meta.setdefault("labels", {})[WAITING] = "true"
     manifest["spec"]["suspend"] = True
@@ -275,8 +274,7 @@ def _deps_patch(job: Manifest, remaining: dict[str, str]) -> Manifest | None:
     if remaining == predecessors_of(job):
         return None
     if remaining:
-        return {"metadata": {"annotations": {A_PREDECESSORS: json.dumps(remaining, sort_keys=True,
-                                                                          separators=(",", ":"))}}}
+        return {"metadata": {"annotations": {A_PREDECESSORS: predecessors_text(remaining)}}}
     patch: Manifest = {"metadata": {"annotations": {A_PREDECESSORS: None}, "labels": {WAITING: None}}}
     if not user_held(job):
         patch["spec"] = {"suspend": False}

@@ -232,6 +232,11 @@ def append_marker(home: str, kind: str, job_id: int | str, lines: Iterable[str] 
         os.close(fd)
 
 
+def predecessors_text(preds: dict[str, str]) -> str:
+    """The predecessors annotation for PREDS (predecessors_of reads it back)."""
+    return json.dumps(preds, sort_keys=True, separators=(",", ":"))
+
+
 def id_list(text: str) -> tuple[int, ...]:
     """A comma list of job ids (predecessor-ids) → the ids; anything else in it is ignored."""
     return tuple(int(x) for x in (p.strip() for p in text.split(",")) if x.isdigit())

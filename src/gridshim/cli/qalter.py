@@ -449,7 +449,7 @@ def _alter_one(env: Env, cluster: Any, settings: Any, caller: str, row: JobRow, 
         preds = tasks.predecessors_of(j)
         if new_preds is not None:
             preds = new_preds
-            meta["annotations"][tasks.A_PREDECESSORS] = _dump(preds) if preds else None
+            meta["annotations"][tasks.A_PREDECESSORS] = tasks.predecessors_text(preds) if preds else None
             meta["annotations"][tasks.A_PREDECESSORS_REQ] = ",".join(alter.hold_jid or []) or None
             meta["annotations"][tasks.A_PREDECESSOR_IDS] = ",".join(sorted(preds)) or None
             meta["labels"][tasks.WAITING] = "true" if preds else None
