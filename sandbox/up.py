@@ -6,6 +6,10 @@
     python -m sandbox.up add-tool NAME [--uid N]
 
 Everything lives under .sandbox/ in the repository (ignored by git); binaries come from sandbox/build.sh.
+`--dir DIR` (before or after the command; or $SANDBOX_DIR) runs a second, independent instance there:
+its own etcd, ports, CA and certificates, node name and tool uids, sharing only the built binaries.
+`up --no-cronjobs` starts its kube-apiserver without batch/v1 CronJobs; `up --api-only` starts etcd,
+kube-apiserver and the controller manager only (no scheduler, no node: nothing runs).
 """
 
 from __future__ import annotations
@@ -30,12 +34,39 @@ sys.path.insert(0, str(REPO))
 
 from sandbox import pki, tenancy  # noqa: E402
 
-STATE = Path(os.environ.get("SANDBOX_DIR", REPO / ".sandbox"))
+DEFAULT_STATE = REPO / ".sandbox"
+STATE = Path(os.environ.get("SANDBOX_DIR", DEFAULT_STATE)).resolve()
 NODE = "sandbox-node"
 # Tool uids like Toolforge's tool accounts (> 50000, so jsub's default umask is 007).
 DEMO_UID, OTHER_UID = 52001, 52002
+# A second instance's tools get uids from here on (the uid is a tool's tenancy on this machine, where
+# both instances' pods run: the two must never hand one uid to two tools).
+SECOND_UID_BASE = 53000
 # Order matters: start in this order, stop in reverse (the agent first, so pods die before the API).
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "agent")
+# --api-only: what the API needs to admit pods (the controller manager makes each namespace's
+# ServiceAccount), without a scheduler or node.
+API_ONLY = COMPONENTS[:3]
+# kube-apiserver's resource-level switch for the API that `up --no-cronjobs` leaves out.
+NO_CRONJOBS = "--runtime-config=batch/v1/cronjobs=false"
+
+
+def use_dir(path: str | Path) -> None:
+    """Point every command of this module at the instance in PATH (a second sandbox)."""
+    global STATE
+    STATE = Path(path).resolve()
+
+
+def is_default() -> bool:
+    return STATE == DEFAULT_STATE.resolve()
+
+
+def node_name() -> str:
+    """The default instance's node is sandbox-node; another's carries its directory's name."""
+    if is_default():
+        return NODE
+    tail = "".join(ch if ch.isalnum() else "-" for ch in STATE.name.lower()).strip("-")[:40] or "x"
+    return f"{NODE}-{tail}"
 
 
 def log(msg: str) -> None:
@@ -57,7 +88,8 @@ def tool_uid_default(name: str) -> int:
     """Sandbox tools get fixed uids; when not root, every tool runs as the invoking user."""
     if os.geteuid() != 0:
         return os.geteuid()
-    return {"demo": DEMO_UID, "other": OTHER_UID}.get(name, 0)
+    shift = 0 if is_default() else SECOND_UID_BASE - 52000
+    return {"demo": DEMO_UID + shift, "other": OTHER_UID + shift}.get(name, 0)
 
 
 # -- processes -----------------------------------------------------------------------------------
@@ -185,10 +217,22 @@ def save_state(state: dict[str, Any]) -> None:
     (STATE / "state.json").write_text(json.dumps(state, indent=2))
 
 
-def cmd_up(_: argparse.Namespace) -> int:
+def components(state: dict[str, Any]) -> tuple[str, ...]:
+    """The components this instance runs (all five unless it was started with --api-only)."""
+    return tuple(state.get("components") or COMPONENTS)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     state = load_state()
-    if state and all(alive(c) for c in COMPONENTS):
+    extra = [NO_CRONJOBS] if getattr(args, "no_cronjobs", False) else []
+    extra += list(getattr(args, "apiserver_arg", None) or [])
+    wanted = API_ONLY if getattr(args, "api_only", False) else COMPONENTS
+    if state and all(alive(c) for c in components(state)):
+        if (tuple(state.get("apiserver_args") or ()), components(state)) != (tuple(extra), wanted):
+            raise SystemExit(f"sandbox: {STATE} is running with other options (apiserver flags "
+                             f"{state.get('apiserver_args') or 'none'}, components {', '.join(components(state))}); "
+                             f"stop it first: python -m sandbox.up --dir {STATE} down")
         log(f"already running: apiserver {state['server']}")
         print(f"sandbox up: {STATE}/env")
         return 0
@@ -230,7 +274,7 @@ def cmd_up(_: argparse.Namespace) -> int:
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
         f"--service-account-key-file={pkidir / 'sa.pub'}", f"--service-account-signing-key-file={pkidir / 'sa.key'}",
         "--service-cluster-ip-range=10.0.0.0/24", "--endpoint-reconciler-type=none",
-        "--allow-privileged=false", "--profiling=false", "--v=1"])
+        "--allow-privileged=false", "--profiling=false", "--v=1", *extra])
     ctx = ssl.create_default_context(cafile=str(pkidir / "ca.crt"))
     wait_http(f"{server}/readyz", ctx=ctx, what="kube-apiserver", timeout=120)
     log(f"kube-apiserver ready on {server}")
@@ -242,21 +286,27 @@ def cmd_up(_: argparse.Namespace) -> int:
         f"--root-ca-file={pkidir / 'ca.crt'}", f"--service-account-private-key-file={pkidir / 'sa.key'}",
         f"--cluster-signing-cert-file={pkidir / 'ca.crt'}", f"--cluster-signing-key-file={pkidir / 'ca.key'}",
         "--use-service-account-credentials=false", "--profiling=false", "--v=1"])
-    spawn("kube-scheduler", [
-        str(bindir / "kube-scheduler"), f"--kubeconfig={kubeconfig}", "--leader-elect=false",
-        "--bind-address=127.0.0.1", f"--secure-port={ports['sched']}", "--profiling=false", "--v=1"])
-    spawn("agent", [str(REPO / ".venv/bin/python"), str(REPO / "sandbox/agent.py"),
-                    f"--kubeconfig={kubeconfig}", f"--node={NODE}", f"--state-dir={STATE / 'agent'}",
-                    # the checkout (venvs, tool homes) is the nodes' image and home mount: seen by every
-                    # pod even when it lies under /tmp, which is private to each container
-                    f"--shared-path={REPO}",
-                    "--restart-backoff=2"])
+    node = node_name()
+    if "kube-scheduler" in wanted:
+        spawn("kube-scheduler", [
+            str(bindir / "kube-scheduler"), f"--kubeconfig={kubeconfig}", "--leader-elect=false",
+            "--bind-address=127.0.0.1", f"--secure-port={ports['sched']}", "--profiling=false", "--v=1"])
+    if "agent" in wanted:
+        # the checkout (venvs, tool homes) is the nodes' image and home mount: seen by every pod even
+        # when it lies under /tmp, which is private to each container; so is a second instance's own
+        # directory (its tool homes), wherever it is
+        shared = [REPO] + ([] if STATE.is_relative_to(REPO) else [STATE])
+        spawn("agent", [str(REPO / ".venv/bin/python"), str(REPO / "sandbox/agent.py"),
+                        f"--kubeconfig={kubeconfig}", f"--node={node}", f"--state-dir={STATE / 'agent'}",
+                        *(f"--shared-path={p}" for p in shared), "--restart-backoff=2"])
 
     home_root = STATE / "data/project"
     home_root.mkdir(parents=True, exist_ok=True)
     for d in (STATE, STATE / "data", home_root):
         d.chmod(0o755)
     state = {"server": server, "ports": ports, "bin": str(bindir), "home_root": str(home_root),
+             "node": node, "components": list(wanted), "apiserver_args": extra,
+             "uid_base": 52100 if is_default() else SECOND_UID_BASE + 100,
              "tools": {"demo": tool_uid_default("demo"), "other": tool_uid_default("other")}}
     save_state(state)
     core, dyn = admin_clients()
@@ -266,30 +316,33 @@ def cmd_up(_: argparse.Namespace) -> int:
         tenancy.ensure_tool(dyn, state=STATE, server=server, name=name, uid=uid, home_root=home_root)
     write_site_config(home_root)
     env = write_env(state, bindir)
-    wait_node_ready(core)
+    if "agent" in wanted:
+        wait_node_ready(core, node)
     for name in state["tools"]:
         tenancy.wait_service_account(core, f"tool-{name}")
     tenancy.wait_uid_policy(core, "tool-demo", state["tools"]["demo"])
-    log(f"node {NODE} Ready; tools: {', '.join(state['tools'])}")
+    log(f"node {node} Ready; tools: {', '.join(state['tools'])}" if "agent" in wanted
+        else f"API only (no scheduler, no node); tools: {', '.join(state['tools'])}")
     log(f"up in {time.monotonic() - t0:.1f}s; pids: "
-        + ", ".join(f"{c}={alive(c)}" for c in COMPONENTS))
+        + ", ".join(f"{c}={alive(c)}" for c in wanted)
+        + (f"; kube-apiserver {' '.join(extra)}" if extra else ""))
     print(f"sandbox up: source {env}")
     return 0
 
 
-def wait_node_ready(core: Any, timeout: float = 90) -> None:
+def wait_node_ready(core: Any, name: str = NODE, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if alive("agent") is None:
             raise SystemExit(f"sandbox: the node agent exited; see {STATE}/logs/agent.log")
         try:
-            node = core.read_node(NODE)
+            node = core.read_node(name)
             if any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or []):
                 return
         except Exception:  # noqa: BLE001  (not registered yet)
             pass
         time.sleep(0.3)
-    raise SystemExit(f"sandbox: node {NODE} not Ready after {timeout:.0f}s; see {STATE}/logs/agent.log")
+    raise SystemExit(f"sandbox: node {name} not Ready after {timeout:.0f}s; see {STATE}/logs/agent.log")
 
 
 def cmd_down(_: argparse.Namespace) -> int:
@@ -300,11 +353,13 @@ def cmd_down(_: argparse.Namespace) -> int:
 
 def cmd_status(_: argparse.Namespace) -> int:
     state = load_state()
-    for c in COMPONENTS:
+    for c in components(state):
         print(f"{c:26} {'running, pid %d' % alive(c) if alive(c) else 'stopped'}")
     if state:
         print(f"{'apiserver':26} {state['server']}")
-    return 0 if state and all(alive(c) for c in COMPONENTS) else 1
+        if state.get("apiserver_args"):
+            print(f"{'apiserver flags':26} {' '.join(state['apiserver_args'])}")
+    return 0 if state and all(alive(c) for c in components(state)) else 1
 
 
 def add_tool(name: str, *, uid: int | None = None, quota: dict[str, str] | None = None,
@@ -321,7 +376,8 @@ def add_tool(name: str, *, uid: int | None = None, quota: dict[str, str] | None 
         state = load_state()
         if uid is None:
             uid = state["tools"].get(name) or (
-                os.geteuid() if os.geteuid() != 0 else max([52100, *state["tools"].values()]) + 1)
+                os.geteuid() if os.geteuid() != 0
+                else max([state.get("uid_base", 52100), *state["tools"].values()]) + 1)
         state["tools"][name] = uid
         save_state(state)
     core, dyn = admin_clients()
@@ -332,16 +388,28 @@ def add_tool(name: str, *, uid: int | None = None, quota: dict[str, str] | None 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="sandbox")
+    where = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: a --dir given before the command is not reset by the subcommand's own default
+    where.add_argument("--dir", default=argparse.SUPPRESS,
+                       help=f"the instance's state directory (default $SANDBOX_DIR or {DEFAULT_STATE})")
+    p = argparse.ArgumentParser(prog="sandbox", parents=[where])
     sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("up").set_defaults(fn=cmd_up)
-    sub.add_parser("down").set_defaults(fn=cmd_down)
-    sub.add_parser("status").set_defaults(fn=cmd_status)
-    t = sub.add_parser("add-tool")
+    u = sub.add_parser("up", parents=[where])
+    u.add_argument("--no-cronjobs", action="store_true",
+                   help=f"start kube-apiserver without batch/v1 CronJobs ({NO_CRONJOBS})")
+    u.add_argument("--api-only", action="store_true",
+                   help="etcd, kube-apiserver and the controller manager only: no scheduler, no node")
+    u.add_argument("--apiserver-arg", action="append", metavar="FLAG", help="one more kube-apiserver flag")
+    u.set_defaults(fn=cmd_up)
+    sub.add_parser("down", parents=[where]).set_defaults(fn=cmd_down)
+    sub.add_parser("status", parents=[where]).set_defaults(fn=cmd_status)
+    t = sub.add_parser("add-tool", parents=[where])
     t.add_argument("name")
     t.add_argument("--uid", type=int)
     t.set_defaults(fn=lambda a: print(add_tool(a.name, uid=a.uid)[0]) or 0)
     args = p.parse_args(argv)
+    if getattr(args, "dir", None):
+        use_dir(args.dir)
     return int(args.fn(args))
 
 
