@@ -223,6 +223,29 @@ def wait_uid_policy(core: Any, namespace: str, uid: int, timeout: float = 60) ->
         time.sleep(0.2)
 
 
+def tool_manifests(*, name: str, uid: int, quota: dict[str, str] | None = None,
+                   limits: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Tool NAME's Namespace, RoleBinding, ResourceQuota and LimitRange (also made through the API of a
+    cluster that is not the sandbox, by the e2e suite's external mode: tests/e2e/external.py)."""
+    ns = f"tool-{name}"
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {
+            "name": ns, **TOOL_NAMESPACE_LABELS,
+            "pod-security.kubernetes.io/enforce": "restricted",
+            "pod-security.kubernetes.io/enforce-version": "latest",
+            "pod-security.kubernetes.io/warn": "restricted",
+        }, "annotations": {UID_ANNOTATION: str(uid)}}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": name, "namespace": ns},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": TOOL_CLUSTERROLE},
+         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": name}]},
+        {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": ns, "namespace": ns},
+         "spec": {"hard": dict(TOOLFORGE_QUOTA if quota is None else quota)}},
+        {"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": ns, "namespace": ns},
+         "spec": {"limits": [{"type": "Container", **(TOOLFORGE_LIMITS if limits is None else limits)}]}},
+    ]
+
+
 def ensure_tool(
     dyn: Any,
     *,
@@ -236,20 +259,8 @@ def ensure_tool(
 ) -> Path:
     """Create tool NAME's namespace, RBAC, quota, home and kubeconfig. Returns the home directory."""
     ns = f"tool-{name}"
-    apply(dyn, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {
-        "name": ns, **TOOL_NAMESPACE_LABELS,
-        "pod-security.kubernetes.io/enforce": "restricted",
-        "pod-security.kubernetes.io/enforce-version": "latest",
-        "pod-security.kubernetes.io/warn": "restricted",
-    }, "annotations": {UID_ANNOTATION: str(uid)}}})
-    apply(dyn, {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                "metadata": {"name": name, "namespace": ns},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": TOOL_CLUSTERROLE},
-                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": name}]})
-    apply(dyn, {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": ns, "namespace": ns},
-                "spec": {"hard": dict(TOOLFORGE_QUOTA if quota is None else quota)}})
-    apply(dyn, {"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": ns, "namespace": ns},
-                "spec": {"limits": [{"type": "Container", **(TOOLFORGE_LIMITS if limits is None else limits)}]}})
+    for obj in tool_manifests(name=name, uid=uid, quota=quota, limits=limits):
+        apply(dyn, obj)
 
     pkidir = state / "pki"
     ca = pki.ensure_ca(pkidir)
