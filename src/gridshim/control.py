@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable
 
 from gridshim import text
 from gridshim.errors import ConflictError, ForbiddenError, GridshimError, JobNotFoundError
-from gridshim.model import Cluster, GridState, JobKind, JobRow, Manifest, RUNNING_STATES, tool_of
+from gridshim.model import Cluster, GridState, JobKind, JobRow, Manifest, RUNNING_STATES, ordered, tool_of
 from gridshim.render import labels as L
 from gridshim.status import (Row, condition, controller_uid, epoch, job_finished, looks_stuck, rows_from_objects,
                              slim_job, task_views)
@@ -180,11 +180,6 @@ def list_rows(cluster: Cluster, *, now: float, user_prefix: str, scope: Scope | 
 
 
 # -- finding -----------------------------------------------------------------------------------------
-
-def ordered(rows: list[JobRow]) -> list[JobRow]:
-    """Running before pending (before finished), oldest first: the order qstat and job use."""
-    return sorted(rows, key=lambda r: r.listing_key)
-
 
 def is_job_id(spec: str) -> bool:
     """qstat -j / qdel: an element that starts with a digit is a job number, anything else a name pattern."""

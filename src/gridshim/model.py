@@ -65,7 +65,6 @@ class JobRequest:
     uid: int | None = None
     token: str = ""  # client-generated, lets a retried create recognise its own object
     options: dict[str, Any] = field(default_factory=dict)  # grid options kept for read-back (qstat -j)
-    suspend: bool = False  # benchmarks create jobs that never start
     not_before: int | None = None  # -a: epoch seconds before which the program must not start
     job_id: int = 0  # the grid job number shown by qstat (derived from token)
     cpus: int | None = None  # whole CPUs (parallel slots); None = the site's default request
@@ -88,9 +87,7 @@ class GridState(str, Enum):
     RESTARTED = "Rr"
     RESTARTED_QUEUED = "Rq"  # qmod -rj: the old run is gone, the new one has not started yet
     DELETING = "dr"
-    SUSPENDED = "s"
     DONE = "z"  # finished, only with qstat -s z
-    UNKNOWN = "qw"
 
 
 @record(frozen=True, kw_only=True)
@@ -125,7 +122,7 @@ class JobRow:
 
     @property
     def is_running(self) -> bool:
-        """r, Rr, dr, s count as running (job's exit 1, qstat's running section), the rest as queued."""
+        """r, Rr, dr count as running (job's exit 1, qstat's running section), the rest as queued."""
         return self.state in RUNNING_STATES
 
     @property
@@ -141,7 +138,12 @@ class JobRow:
         return (section, self.shown_time, self.job_id)
 
 
-RUNNING_STATES = frozenset({GridState.RUNNING, GridState.RESTARTED, GridState.DELETING, GridState.SUSPENDED})
+RUNNING_STATES = frozenset({GridState.RUNNING, GridState.RESTARTED, GridState.DELETING})
+
+
+def ordered(rows: list[JobRow]) -> list[JobRow]:
+    """qstat's order (JobRow.listing_key): running, then pending, then finished; oldest first within each."""
+    return sorted(rows, key=lambda r: r.listing_key)
 
 
 class Cluster(Protocol):

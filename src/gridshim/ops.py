@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gc
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 from gridshim.errors import ClusterError, GridshimError, JobExistsError, JobNotFoundError, QuotaExceededError
@@ -354,9 +353,3 @@ def sync_lines(job_id: int | str, outcome: Outcome) -> tuple[str | None, str | N
     if outcome.exit_code == 0:
         return f"Job {job_id} exited with exit code 0.", None, 0
     return None, f"Job {job_id} exited with exit code {outcome.exit_code}.", outcome.exit_code
-
-
-@dataclass(frozen=True)
-class Submitted:
-    job: Manifest
-    job_id: int

@@ -477,7 +477,7 @@ def _base_row(job: Manifest, pods: Sequence[Manifest], events: Sequence[Manifest
     labels = meta.get("labels") or {}
     facts = facts_of(job, pods, events, now=now)
     obs = observe(facts)
-    state = K8S_TO_GRID.get(obs, GridState.UNKNOWN)
+    state = K8S_TO_GRID.get(obs, GridState.QUEUED)
     options = job_options(job)
     namespace = meta.get("namespace", "")
     tool = labels.get(L.CREATED_BY) or tool_of(namespace)

@@ -144,6 +144,157 @@ def test_a_refused_token_is_one_line_naming_how_we_authenticated(server: FakeApi
     assert "\n" not in str(e.value) and len(server.seen) == 1
 
 
+# -- in-cluster credentials ---------------------------------------------------------------------------
+
+def service_account(tmp_path: Path, pki: Pki | None, *, token: str | None = "good", namespace: str | None = "tool-x",
+                    ) -> Path:
+    """A ServiceAccount directory as the kubelet projects it: token, ca.crt, namespace (None: left out)."""
+    d = tmp_path / "serviceaccount"
+    d.mkdir(exist_ok=True)
+    if token is not None:
+        (d / "token").write_text(token)
+    if pki is not None:
+        (d / "ca.crt").write_bytes(pki.ca.read_bytes())
+    if namespace is not None:
+        (d / "namespace").write_text(namespace)
+    return d
+
+
+def in_cluster_env(srv: FakeApiServer | None, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """No kubeconfig (KUBECONFIG names a file that does not exist) and the kubelet's service variables."""
+    env = {"KUBECONFIG": str(tmp_path / "no-such-kubeconfig"), "HOME": str(tmp_path)}
+    if srv is not None:
+        env.update(KUBERNETES_SERVICE_HOST="127.0.0.1", KUBERNETES_SERVICE_PORT=str(srv.port))
+    env.update(extra)
+    return env
+
+
+def in_cluster(env: dict[str, str], sa: Path, context: str | None = None) -> K.KubeCluster:
+    creds = load_credentials(env["KUBECONFIG"].split(":"), context, environ=env, sa_dir=str(sa))
+    return K.KubeCluster(creds, retry_seconds=0, environ={**os.environ, **env})
+
+
+def test_in_cluster_credentials_when_no_kubeconfig_is_found(server: FakeApiServer, pki: Pki, tmp_path: Path) -> None:
+    sa = service_account(tmp_path, pki)
+    c = in_cluster(in_cluster_env(server, tmp_path), sa)
+    assert c.creds.in_cluster and c.namespace == "tool-x" and c.creds.server == f"https://127.0.0.1:{server.port}"
+    assert c.request("GET", CM)["kind"] == "ConfigMap"
+    assert server.seen[-1].header("Authorization") == ["Bearer good"] and server.seen[-1].client_cn is None
+
+
+def test_pod_namespace_wins_over_the_namespace_file_and_default_is_the_last_resort(
+        server: FakeApiServer, pki: Pki, tmp_path: Path) -> None:
+    """kubectl's order for the in-cluster namespace: $POD_NAMESPACE, the namespace file, then "default"."""
+    sa = service_account(tmp_path, pki)
+    assert in_cluster(in_cluster_env(server, tmp_path, POD_NAMESPACE="tool-y"), sa).namespace == "tool-y"
+    (sa / "namespace").unlink()
+    assert in_cluster(in_cluster_env(server, tmp_path), sa).namespace == "default"
+
+
+def test_a_kubeconfig_wins_over_in_cluster_credentials(server: FakeApiServer, pki: Pki, tmp_path: Path) -> None:
+    sa = service_account(tmp_path, pki, token="not-this-one")
+    env = in_cluster_env(server, tmp_path)
+    env["KUBECONFIG"] = str(kubeconfig(tmp_path / "k", url(server), user=cert_user(pki), ca=pki.ca))
+    c = in_cluster(env, sa)
+    assert not c.creds.in_cluster and c.request("GET", CM)
+    assert server.seen[-1].client_cn == "tool-x" and not server.seen[-1].header("Authorization")
+
+
+def test_an_empty_kubeconfig_counts_as_none(server: FakeApiServer, pki: Pki, tmp_path: Path) -> None:
+    """kubectl's "empty config" (the file exists but holds nothing) also falls back to in-cluster."""
+    (tmp_path / "empty").write_text("")
+    env = in_cluster_env(server, tmp_path, KUBECONFIG=str(tmp_path / "empty"))
+    assert in_cluster(env, service_account(tmp_path, pki)).creds.in_cluster
+
+
+def test_a_context_asked_for_is_never_in_cluster(server: FakeApiServer, pki: Pki, tmp_path: Path) -> None:
+    with pytest.raises(ClusterConfigError, match="no kubeconfig found"):
+        in_cluster(in_cluster_env(server, tmp_path), service_account(tmp_path, pki), context="prod")
+
+
+def test_a_rotated_service_account_token_is_read_again_before_it_is_refused(
+        server: FakeApiServer, pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As client-go's cached file token source: the file is read again once the token in hand is
+    TOKEN_FILE_PERIOD old, so the kubelet's replacement is used before the old token expires."""
+    sa = service_account(tmp_path, pki, token="good")
+    c = in_cluster(in_cluster_env(server, tmp_path), sa)
+    assert c.request("GET", CM)
+    server.tokens = {"newer"}  # the old token has expired; the kubelet wrote a new one
+    (sa / "token.tmp").write_text("newer\n")
+    os.replace(sa / "token.tmp", sa / "token")
+    assert c.request("GET", CM)  # within the period: the old token, refused, then the file is read again
+    assert [s.header("Authorization") for s in server.seen[-2:]] == [["Bearer good"], ["Bearer newer"]]
+    server.tokens = {"newest"}
+    (sa / "token").write_text("newest")
+    monkeypatch.setattr(A, "TOKEN_FILE_PERIOD", 0.0)  # the period has passed: read before sending
+    n = len(server.seen)
+    assert c.request("GET", CM)
+    assert [s.header("Authorization") for s in server.seen[n:]] == [["Bearer newest"]]
+
+
+def test_a_token_file_that_vanishes_keeps_the_token_in_hand(server: FakeApiServer, pki: Pki, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    sa = service_account(tmp_path, pki)
+    c = in_cluster(in_cluster_env(server, tmp_path), sa)
+    (sa / "token").unlink()
+    monkeypatch.setattr(A, "TOKEN_FILE_PERIOD", 0.0)
+    assert c.request("GET", CM) and server.seen[-1].header("Authorization") == ["Bearer good"]
+
+
+@pytest.mark.parametrize("env,token,says", [
+    ({}, None, "no kubeconfig found (tried"),
+    ({"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}, None,
+     "in-cluster credentials are incomplete: {sa}/token does not exist"),
+    ({"KUBERNETES_SERVICE_HOST": "10.0.0.1"}, "t", "incomplete: KUBERNETES_SERVICE_PORT is not set"),
+    ({}, "t", "incomplete: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set"),
+    ({"KUBERNETES_SERVICE_HOST": "kube api", "KUBERNETES_SERVICE_PORT": "443"}, "t",
+     "KUBERNETES_SERVICE_HOST='kube api' is not a host name or address"),
+    ({"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "https"}, "t",
+     "KUBERNETES_SERVICE_PORT='https' is not a port"),
+    ({"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "70000"}, "t", "is not a port"),
+    ({"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}, "", "{sa}/token is empty"),
+], ids=["nothing", "no-token", "no-port", "token-only", "bad-host", "port-name", "port-range", "empty-token"])
+def test_in_cluster_credentials_partly_there_are_one_line_naming_what_is_missing(
+        tmp_path: Path, env: dict[str, str], token: str | None, says: str) -> None:
+    sa = service_account(tmp_path, None, token=token)
+    with pytest.raises(ClusterConfigError) as e:
+        load_credentials([str(tmp_path / "none")], environ={"HOME": str(tmp_path), **env}, sa_dir=str(sa))
+    assert says.format(sa=sa) in str(e.value) and "\n" not in str(e.value), str(e.value)
+
+
+def test_an_ipv6_service_host_is_bracketed(tmp_path: Path) -> None:
+    sa = service_account(tmp_path, None)
+    creds = load_credentials([str(tmp_path / "none")], sa_dir=str(sa),
+                             environ={"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "443"})
+    assert creds.server == "https://[fd00::1]:443" and creds.ca_file is None  # no ca.crt: the system's store
+
+
+def test_an_unreadable_token_file_is_one_line(tmp_path: Path) -> None:
+    sa = service_account(tmp_path, None)
+    (sa / "token").unlink()
+    (sa / "token").mkdir()
+    with pytest.raises(ClusterConfigError, match="token is a directory"):
+        load_credentials([str(tmp_path / "none")], sa_dir=str(sa),
+                         environ={"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"})
+
+
+def test_without_the_ca_file_the_server_is_checked_against_the_system_store(server: FakeApiServer, pki: Pki,
+                                                                           tmp_path: Path) -> None:
+    """client-go goes on without a CA it cannot load: the system's trust store, which refuses the fake CA."""
+    sa = service_account(tmp_path, None)
+    c = in_cluster(in_cluster_env(server, tmp_path, SSL_CERT_FILE=str(tmp_path / "none.pem")), sa)
+    with pytest.raises(GridshimError) as e:
+        c.request("GET", CM)
+    assert "certificate" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_refused_service_account_token_says_so(server: FakeApiServer, pki: Pki, tmp_path: Path) -> None:
+    c = in_cluster(in_cluster_env(server, tmp_path), service_account(tmp_path, pki, token="revoked"))
+    with pytest.raises(ClusterConfigError) as e:
+        c.request("GET", CM)
+    assert "the pod's ServiceAccount token" in str(e.value) and "\n" not in str(e.value)
+
+
 # -- exec plugins ------------------------------------------------------------------------------------
 
 def plugin(tmp_path: Path, body: str, name: str = "kube-login") -> Path:

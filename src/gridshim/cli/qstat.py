@@ -106,8 +106,6 @@ def state_filter(row: JobRow, opts: Options) -> bool:
     """-s: running rows with r, pending with p (holds included), finished with z, holds by kind."""
     if row.state is GridState.DONE:
         return "z" in opts.states
-    if row.state is GridState.SUSPENDED:
-        return "s" in opts.states or "r" in opts.states
     if row.is_running:
         return "r" in opts.states
     if "p" in opts.states:

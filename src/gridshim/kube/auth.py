@@ -2,7 +2,9 @@
 credential plugin's answer, and the Impersonate-* headers.
 
 `Auth` is the seam: the transport asks it for headers and a client certificate before each attempt,
-and calls `refresh()` once after a 401 (an exec plugin is run again; a tokenFile is read again).
+and calls `refresh()` once after a 401 (an exec plugin is run again; a tokenFile is read again). A token
+file (a kubeconfig's tokenFile, a pod's ServiceAccount token) is also read again once the token in hand is
+a minute old, as client-go does, so a rotated token is picked up before the old one expires.
 Exec credentials live only in this process's memory, as client-go keeps them: reused until their
 expirationTimestamp, run again when they expire or the server answers 401; never written to disk
 (a client key from a plugin reaches `ssl` through memfd, like inline key data). Running a plugin pulls in
@@ -18,6 +20,10 @@ from typing import Any
 from gridshim.errors import ClusterConfigError
 from gridshim.kube.config import Credentials
 
+# A token file (tokenFile, a pod's ServiceAccount token) is read again when the token in hand is this old,
+# as client-go's cached file token source does: the kubelet replaces a projected token at 80 % of its life
+# (at least 10 minutes), so a long -sync y wait or watch never holds a token past its expiry.
+TOKEN_FILE_PERIOD = 60.0
 EXEC_TIMEOUT = 60.0  # a plugin that answers nothing in this long is killed (GRIDSHIM_EXEC_TIMEOUT)
 EXEC_OUTPUT_LIMIT = 1024 * 1024
 
@@ -61,6 +67,7 @@ class Auth:
         self.stdin = sys.stdin if stdin is None else stdin
         self.generation = 0  # bumped whenever the client certificate changes (the TLS context is rebuilt)
         self._token = creds.token
+        self._token_read = time.monotonic()  # when the token file was last read
         self._exec: ExecCredential | None = None
 
     @property
@@ -103,6 +110,8 @@ class Auth:
         """Authorization (if any) and the Impersonate-* headers, for one attempt. The attempt's exec
         credential is settled here (the plugin runs if it has none or it has expired), so the TLS context
         built next for the same attempt uses the same answer."""
+        if self.creds.token_file and time.monotonic() - self._token_read >= TOKEN_FILE_PERIOD:
+            self._read_token_file()
         token = self._token
         if self.uses_exec:
             cred = self._current_exec()
@@ -125,20 +134,30 @@ class Auth:
             cred = self._current_exec()
             return old is None or (cred.token, cred.cert) != (old.token, old.cert)
         if self.creds.token_file:
-            try:
-                with open(self.creds.token_file) as f:
-                    token = f.read().strip()
-            except (OSError, UnicodeDecodeError):
-                return False
-            changed, self._token = token != self._token, token
-            return changed
+            return self._read_token_file()
         return False
+
+    def _read_token_file(self) -> bool:
+        """Read the token file again (a rotated token); True if it holds a new token. A file that cannot
+        be read (or is empty) keeps the token in hand: the server's answer will tell."""
+        self._token_read = time.monotonic()
+        try:
+            with open(str(self.creds.token_file)) as f:
+                token = f.read().strip()
+        except (OSError, UnicodeDecodeError):
+            return False
+        if not token:
+            return False
+        changed, self._token = token != self._token, token
+        return changed
 
     def describe(self) -> str:
         """How this user authenticates, for a 401's hint."""
         c = self.creds
         if self.uses_exec:
             return f"the exec plugin {plugin_name(c)}'s credentials"
+        if c.in_cluster:
+            return f"the pod's ServiceAccount token ({c.token_file})"
         if c.token_file:
             return f"the token in {c.token_file}"
         if c.token:

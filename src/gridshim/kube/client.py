@@ -33,7 +33,6 @@ KINDS: dict[str, tuple[str, str]] = {
     "Event": ("/api/v1", "events"),
     "ResourceQuota": ("/api/v1", "resourcequotas"),
     "LimitRange": ("/api/v1", "limitranges"),
-    "Deployment": ("/apis/apps/v1", "deployments"),
 }
 # What gridshim needs the API server to serve, checked by discovery (crontab, gridshim doctor).
 NEEDED_APIS: tuple[tuple[str, str, str], ...] = (("batch/v1", "jobs", "jsub, qsub, qstat and qdel"),

@@ -1,4 +1,5 @@
-"""Kubeconfig loading: which files, kubectl's merge of several, one context resolved to `Credentials`.
+"""Kubeconfig loading: which files, kubectl's merge of several, one context resolved to `Credentials`;
+in-cluster credentials (a pod's ServiceAccount token) when no kubeconfig is found, as kubectl does.
 
 Nothing here touches the network. PyYAML is imported only when a kubeconfig is read. Anything
 malformed is a ClusterConfigError naming the file and the entry, never a crash."""
@@ -24,6 +25,10 @@ AUTH_PROVIDER_FIX = {
     "oidc": "an exec plugin such as kubelogin (github.com/int128/kubelogin: kubectl oidc-login setup)",
 }
 EXEC_VERSIONS = ("client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1")
+# Where a pod's ServiceAccount credentials are mounted (client-go's rest.InClusterConfig and kubectl read
+# exactly this path; the kubelet projects token, ca.crt and namespace there).
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+IN_CLUSTER = "in-cluster"  # Credentials.context of in-cluster credentials
 
 
 @record(frozen=True)
@@ -49,6 +54,7 @@ class Credentials:
     exec_spec: Any = None  # the user's exec block (a dict, command resolved), or None
     exec_cluster: Any = None  # the cluster as an exec plugin sees it (provideClusterInfo), or None
     impersonate: tuple[tuple[str, str], ...] = ()  # Impersonate-* headers, in kubectl's order
+    in_cluster: bool = False  # the pod's ServiceAccount (token_file re-read as it rotates), not a kubeconfig
 
 
 def kubeconfig_paths(environ: dict[str, str] | os._Environ[str] | None = None) -> list[str]:
@@ -117,6 +123,11 @@ def _header_key(key: str) -> str:
     return "".join(chr(b) if b in legal else f"%{b:02X}" for b in key.encode())
 
 
+class NoKubeconfig(ClusterConfigError):
+    """None of the kubeconfig files exists, or all that exist are empty: the case where kubectl uses
+    in-cluster credentials if it can."""
+
+
 def merge(paths: list[str], environ: Any = None) -> tuple[dict[str, dict[str, Any]], str | None, dict[tuple[str, str], str]]:
     """kubectl's merge of the kubeconfig files in PATHS: a missing file is skipped; for each section the
     first file naming an entry wins, and so does the first current-context; relative paths in an entry
@@ -171,18 +182,28 @@ def merge(paths: list[str], environ: Any = None) -> tuple[dict[str, dict[str, An
                     merged[section][entry["name"]] = body
                     bases[(section, entry["name"])] = os.path.dirname(os.path.abspath(p))
     if not found:
-        # the seam for in-cluster credentials (issue 13 item 3): they would be tried here
-        raise ClusterConfigError(f"no kubeconfig found (tried {shown})",
-                                 hint="run 'become <tool>' first, or set KUBECONFIG to your tool's kubeconfig")
+        raise NoKubeconfig(f"no kubeconfig found (tried {shown})",
+                           hint="run 'become <tool>' first, or set KUBECONFIG to your tool's kubeconfig")
+    if current is None and not any(merged.values()):
+        # kubectl's "empty config": files that hold nothing are as good as none (in-cluster is tried)
+        raise NoKubeconfig(f"kubeconfig {shown} is empty", hint="regenerate it, or set KUBECONFIG to your "
+                                                                "tool's kubeconfig")
     return merged, current, bases
 
 
-def load_credentials(paths: list[str], context: str | None = None) -> Credentials:
-    """Merge the kubeconfig files (first wins, as kubectl does) and resolve one context.
+def load_credentials(paths: list[str], context: str | None = None, *, environ: Any = None,
+                     sa_dir: str = SERVICE_ACCOUNT_DIR) -> Credentials:
+    """Merge the kubeconfig files (first wins, as kubectl does) and resolve one context; when there is no
+    kubeconfig at all and no context was asked for, the pod's in-cluster credentials (kubectl's order).
 
     Anything malformed is a ClusterConfigError naming the file and the entry, never a crash."""
     shown = os.pathsep.join(paths)
-    merged, current, bases = merge(paths)
+    try:
+        merged, current, bases = merge(paths, environ)
+    except NoKubeconfig as e:
+        if context:  # kubectl --context without a kubeconfig: that context is not found, in-cluster or not
+            raise
+        return in_cluster_credentials(os.environ if environ is None else environ, sa_dir=sa_dir, instead_of=e)
     name = context or current
     if not name or name not in merged["contexts"]:
         raise ClusterConfigError(f"kubeconfig {shown} has no context {name!r}" if name else
@@ -342,3 +363,66 @@ def _impersonation(user: dict[str, Any], shown: str, uw: str) -> tuple[tuple[str
     out += [("Impersonate-Group", g) for g in groups]
     out += [(f"Impersonate-Extra-{_header_key(str(k))}", v) for k, vs in extra.items() for v in vs]
     return tuple(out)
+
+
+def in_cluster_credentials(environ: Any, *, sa_dir: str = SERVICE_ACCOUNT_DIR,
+                           instead_of: ClusterConfigError | None = None) -> Credentials:
+    """The pod's ServiceAccount as client-go's InClusterConfig reads it: https://KUBERNETES_SERVICE_HOST:
+    KUBERNETES_SERVICE_PORT, the token file (re-read as the kubelet rotates it: auth.Auth), ca.crt (absent:
+    the system's trust store, as client-go), and kubectl's namespace: $POD_NAMESPACE, else the namespace
+    file, else "default". Used when kubectl would (`clientcmd`'s inClusterClientConfig.Possible: both
+    variables set and the token a file); when only part of it is there, one line says which part is missing.
+    INSTEAD_OF is the no-kubeconfig error, raised as it is when nothing in-cluster is there at all."""
+    host = str(environ.get("KUBERNETES_SERVICE_HOST") or "")
+    port = str(environ.get("KUBERNETES_SERVICE_PORT") or "")
+    token_path = os.path.join(sa_dir, "token")
+    import stat  # noqa: PLC0415
+
+    try:
+        token_kind = "dir" if stat.S_ISDIR(os.stat(token_path).st_mode) else "file"
+    except OSError:
+        token_kind = ""
+    base = instead_of or NoKubeconfig("no kubeconfig found", hint="set KUBECONFIG to your tool's kubeconfig")
+    if not host and not port and token_kind != "file":
+        raise base
+    missing = [n for n, v in (("KUBERNETES_SERVICE_HOST", host), ("KUBERNETES_SERVICE_PORT", port)) if not v]
+    if missing or token_kind != "file":
+        why = (f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set" if missing else
+               f"{token_path} {'is a directory' if token_kind == 'dir' else 'does not exist'}")
+        raise ClusterConfigError(f"{base.message}, and in-cluster credentials are incomplete: {why}",
+                                 hint="give the pod its ServiceAccount token (automountServiceAccountToken, the "
+                                      "site's in_jobs setting), or set KUBECONFIG to the tool's kubeconfig")
+    import re  # noqa: PLC0415
+
+    if not re.fullmatch(_HOST, host):
+        raise ClusterConfigError(f"in-cluster credentials: KUBERNETES_SERVICE_HOST={host!r} is not a host name "
+                                 "or address", hint="it is set by the kubelet; check the pod's env")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ClusterConfigError(f"in-cluster credentials: KUBERNETES_SERVICE_PORT={port!r} is not a port",
+                                 hint="it is set by the kubelet; check the pod's env")
+    try:
+        with open(token_path) as f:
+            token = f.read().strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ClusterConfigError(f"in-cluster credentials: cannot read {token_path}: "
+                                 f"{getattr(e, 'strerror', None) or 'not text'}",
+                                 hint="the token must be readable by the pod's user") from None
+    if not token:
+        raise ClusterConfigError(f"in-cluster credentials: {token_path} is empty",
+                                 hint="the kubelet writes the ServiceAccount token there; check the pod's volumes")
+    ca = os.path.join(sa_dir, "ca.crt")
+    namespace = str(environ.get("POD_NAMESPACE") or "")
+    if not namespace:
+        try:
+            with open(os.path.join(sa_dir, "namespace")) as f:
+                namespace = f.read().strip()
+        except (OSError, UnicodeDecodeError):
+            namespace = ""
+    server = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+    return Credentials(path=f"{sa_dir} (in-cluster)", context=IN_CLUSTER, server=server,
+                       namespace=namespace or "default", ca_file=ca if os.path.isfile(ca) else None,
+                       token=token, token_file=token_path, user="serviceaccount", in_cluster=True)
+
+
+# What Go's URL parser takes as a host: a name, an IPv4 address, or an IPv6 address (bracketed when joined).
+_HOST = r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.%A-Za-z]*"

@@ -22,11 +22,6 @@ def section(row: JobRow) -> int:
     return row.listing_key[0]
 
 
-def ordered(rows: list[JobRow]) -> list[JobRow]:
-    """Running before pending before finished, oldest first within each section."""
-    return sorted(rows, key=lambda r: r.listing_key)
-
-
 def shown_time(row: JobRow) -> float:
     return row.shown_time
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import time
 
-from gridshim.model import GridState, JobKind, JobRow
+from gridshim.model import GridState, JobKind, JobRow, ordered
 from gridshim.text import shown
-from gridshim.output import PRIORITY, is_running, ordered, queue_instance, shown_time
+from gridshim.output import PRIORITY, is_running, queue_instance, shown_time
 
 HEADER = ("job-ID  prior   name       user         state submit/start at     "
           "queue                          slots ja-task-ID \n")

@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from gridshim.model import GridState, JobRow
-from gridshim.output import ordered, queue_instance, shown_time
+from gridshim.model import GridState, JobRow, ordered
+from gridshim.output import queue_instance, shown_time
 
 STYLE = {GridState.RUNNING: "green", GridState.RESTARTED: "yellow", GridState.DELETING: "magenta",
          GridState.ERROR: "bold red", GridState.HELD: "cyan", GridState.RESTARTED_QUEUED: "yellow"}

@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from xml.sax.saxutils import escape
 
-from gridshim.model import GridState, JobKind, JobRow
-from gridshim.output import PRIORITY, is_running, ordered, queue_instance, section, shown_time
+from gridshim.model import GridState, JobKind, JobRow, ordered
+from gridshim.output import PRIORITY, is_running, queue_instance, section, shown_time
 from gridshim.text import shown
 
 SCHEMA = "http://arc.liv.ac.uk/repos/darcs/sge/source/dist/util/resources/schemas/qstat"

@@ -232,7 +232,7 @@ def _job_spec(req: JobRequest, settings: Settings, labels: dict[str, str]) -> Ma
                     parallelism=array_parallelism(req), backoffLimitPerIndex=0)
     elif req.wall_seconds:
         spec["activeDeadlineSeconds"] = req.wall_seconds
-    if req.suspend or req.held:
+    if req.held:
         spec["suspend"] = True
     if req.rerun and req.kind is not JobKind.CONTINUOUS:
         # -r y: a pod lost with its node (evicted, preempted, node gone) runs again instead of failing
