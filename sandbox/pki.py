@@ -138,6 +138,19 @@ def issue(
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
+def request(*, cn: str, orgs: tuple[str, ...] = ()) -> tuple[bytes, bytes]:
+    """Return (CSR PEM, key PEM) for a client certificate CN/O=ORGS that another cluster's signer issues
+    (the CertificateSigningRequest API; the e2e suite's external mode)."""
+    key = _key()
+    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in orgs]
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
+    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(attrs)).sign(key, hashes.SHA256())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    )
+    return csr.public_bytes(serialization.Encoding.PEM), key_pem
+
+
 def ensure_leaf(pki: Path, ca: tuple[x509.Certificate, rsa.RSAPrivateKey], name: str, **kw: object) -> Path:
     """Create PKI/NAME.{crt,key} once; return the path stem."""
     stem = pki / name

@@ -163,7 +163,9 @@ def admin_clients() -> tuple[Any, Any]:
     return client.CoreV1Api(api), DynamicClient(api)
 
 
-def write_site_config(home_root: Path) -> Path:
+def write_site_config(home_root: Path, path: Path | None = None) -> Path:
+    """The sandbox's site config, in STATE/gridshim.yaml unless PATH says where (the e2e suite's
+    external mode writes the same one for a cluster that runs pods on this machine)."""
     cfg = {
         # The node agent runs pods on this machine, so the tool's home is simply the local path.
         "home": str(home_root / "{tool}"),
@@ -178,7 +180,7 @@ def write_site_config(home_root: Path) -> Path:
         # job releases its -hold_jid successors itself (docs/site-config.md, release_command)
         "release_command": str(REPO / ".venv" / "bin" / "gridshim"),
     }
-    path = STATE / "gridshim.yaml"
+    path = path or STATE / "gridshim.yaml"
     path.write_text("# gridshim site config for the sandbox (written by sandbox/up.py)\n"
                     + yaml.safe_dump(cfg, sort_keys=False))
     return path

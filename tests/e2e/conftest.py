@@ -2,7 +2,14 @@
 
 The session fixture starts the sandbox (`python -m sandbox.up up`) unless one is already running,
 and stops it at the end only if it started it. These tests never skip: if the control plane cannot
-start, they fail.
+start, they fail (and tests/conftest.py fails any test that skips).
+
+External mode (GRIDSHIM_E2E_KUBECONFIG, tests/e2e/external.py, docs/testing.md): the same tests run
+against an existing cluster, its tools set up through an admin kubeconfig. A test that needs what
+only the sandbox gives says so with a marker, and is skipped there with that reason (`-ra` lists it):
+`needs_sandbox(REASON)` (its processes, its CA key, its node agent, its state files) and
+`needs_shared_home(REASON)` (the job's files in the tool's home, seen from here: skipped unless
+GRIDSHIM_E2E_SHARED_HOME=1).
 """
 
 from __future__ import annotations
@@ -21,16 +28,63 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
-STATE = REPO / ".sandbox"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import external  # noqa: E402
+
+EXTERNAL = external.configured()
+# The sandbox's state directory; in external mode the work directory, which holds the site config
+# (gridshim.yaml) the tests read as they read the sandbox's.
+STATE = external.workdir() if EXTERNAL else REPO / ".sandbox"
 VENV_BIN = REPO / ".venv" / "bin"
 
 pytestmark = pytest.mark.e2e
 
+MARKERS = {
+    "needs_sandbox": "needs the local sandbox itself (its processes, CA key, node agent or state files); "
+                     "skipped in external mode",
+    "needs_shared_home": "reads or writes the job's files in the tool's home from here; skipped in external "
+                         "mode unless GRIDSHIM_E2E_SHARED_HOME=1",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}(reason): {text}")
+
+
+def external_skip(item: pytest.Item) -> str | None:
+    """Why ITEM cannot run against the external cluster, or None."""
+    if not EXTERNAL:
+        return None
+    mark = item.get_closest_marker("needs_sandbox")
+    if mark is not None:
+        return f"external cluster: needs the sandbox: {mark.args[0] if mark.args else mark.name}"
+    mark = item.get_closest_marker("needs_shared_home")
+    if mark is not None and not external.shared_home():
+        return (f"external cluster: needs the jobs' files seen from here (GRIDSHIM_E2E_SHARED_HOME=1): "
+                f"{mark.args[0] if mark.args else mark.name}")
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        for name in MARKERS:
+            mark = item.get_closest_marker(name)
+            if mark is not None and not (mark.args and isinstance(mark.args[0], str) and mark.args[0]):
+                raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.{name} needs a reason (a non-empty string)")
+        reason = external_skip(item)
+        if reason:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
 
 @dataclass
 class Sandbox:
+    """The cluster under test: the sandbox, or (external mode) an existing cluster in EXTERNAL."""
+
     state: dict[str, Any]
     started_here: bool
+    external: external.External | None = None
+    state_dir: Path = STATE  # another sandbox instance's (sandbox.up --dir) for tests that start one
 
     @property
     def bin(self) -> Path:
@@ -38,7 +92,11 @@ class Sandbox:
 
     @property
     def admin_kubeconfig(self) -> str:
-        return str(STATE / "admin.kubeconfig")
+        return self.external.admin_kubeconfig if self.external else str(self.state_dir / "admin.kubeconfig")
+
+    @property
+    def site_config(self) -> Path:
+        return self.state_dir / "gridshim.yaml"
 
     def kubectl(self, *args: str, kubeconfig: str | None = None, check: bool = True,
                 input: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -51,6 +109,14 @@ class Sandbox:
 
 @pytest.fixture(scope="session")
 def sandbox() -> Any:
+    if EXTERNAL:
+        ext = external.External.from_environ()
+        ext.setup()
+        yield Sandbox(state={"server": ext.server, "bin": str(ext.kubectl.parent), "home_root": str(ext.work / "homes")},
+                      started_here=False, external=ext)
+        if os.environ.get("GRIDSHIM_KEEP_SANDBOX") != "1":
+            ext.cleanup()
+        return
     from sandbox import up
 
     running = subprocess.run([sys.executable, "-m", "sandbox.up", "status"], cwd=REPO,
@@ -91,7 +157,7 @@ class Tool:
         env = {
             "HOME": str(self.home),
             "KUBECONFIG": self.kubeconfig,
-            "GRIDSHIM_CONFIG": str(STATE / "gridshim.yaml"),
+            "GRIDSHIM_CONFIG": str(self.sandbox.site_config),
             "PATH": f"{VENV_BIN}:{self.sandbox.bin}:/usr/local/bin:/usr/bin:/bin",
             "USER": f"tools.{self.name}",
             "LOGNAME": f"tools.{self.name}",
@@ -166,7 +232,10 @@ def make_tool(sandbox: Sandbox) -> Callable[..., Tool]:
         limit_range = {"default": {"cpu": "500m", "memory": "512Mi"},
                        "defaultRequest": {"cpu": "50m", "memory": "64Mi"},
                        "max": {"cpu": "2", "memory": "16Gi"}, "min": {"cpu": "10m", "memory": "4Mi"}}
-        home, uid = up.add_tool(name, quota=quota or generous, limits=limits or limit_range)
+        if sandbox.external is not None:
+            home, uid = sandbox.external.add_tool(name, quota=quota or generous, limits=limits or limit_range)
+        else:
+            home, uid = up.add_tool(name, quota=quota or generous, limits=limits or limit_range)
         return Tool(name=name, home=home, uid=uid, sandbox=sandbox)
 
     return factory
