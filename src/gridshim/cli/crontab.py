@@ -258,7 +258,8 @@ def _finish(env: Env, result: Any) -> int:
 
 # -- operations ----------------------------------------------------------------------------------------
 
-def crontab_main(env: Env, argv: list[str]) -> int:
+def crontab_main(env: Env, argv: list[str], cluster: Any = None) -> int:
+    """CLUSTER: an already connected cluster (unit tests pass a fake); by default the tool's kubeconfig."""
     try:
         args = parse_args(argv)
     except UsageError as e:
@@ -278,7 +279,7 @@ def crontab_main(env: Env, argv: list[str]) -> int:
                 for line in EMPTY:
                     env.stderr.write(f"{PROG}: {line}\n")
                 return 1
-        cluster = load_cluster(env)  # reads the kubeconfig only; the API is contacted after validation
+        cluster = cluster or load_cluster(env)  # reads the kubeconfig only; the API is contacted after validation
         who = f"{settings.user_prefix}{cluster.tool}"
         if args.user is not None and args.user not in (who, cluster.tool):
             raise GridshimError("must be privileged to use -u")

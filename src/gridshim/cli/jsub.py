@@ -57,7 +57,8 @@ Everything after the program is passed to it unchanged.
 
 
 
-def submit_main(env: Env, argv: list[str], preset: Preset) -> int:
+def submit_main(env: Env, argv: list[str], preset: Preset, cluster: object = None) -> int:
+    """CLUSTER: an already connected cluster (unit tests pass a fake); by default the tool's kubeconfig."""
     prog = preset.value
     settings = config.load(env.environ)
     from gridshim.submit import HelpRequested, plan  # noqa: PLC0415
@@ -69,7 +70,7 @@ def submit_main(env: Env, argv: list[str], preset: Preset) -> int:
         if cli.program is None:
             raise UsageError("the following arguments are required: program, args...")
         dry_run = any(flag == "--dry-run" for flag, _ in cli.events)
-        cluster, tool, uid = connect(env, settings, dry_run=dry_run)
+        cluster, tool, uid = connect(env, settings, dry_run=dry_run, cluster=cluster)
         token = os.urandom(8).hex()  # = secrets.token_hex(8)
         p = plan(prog, argv, settings=settings, host=local_host(env, tool=tool, uid=uid, token=token))
     except HelpRequested:
@@ -129,16 +130,18 @@ def submit_main(env: Env, argv: list[str], preset: Preset) -> int:
                  quiet=opts.quiet)
 
 
-def connect(env: Env, settings: config.Settings, *, dry_run: bool) -> tuple[object, str, int | None]:
+def connect(env: Env, settings: config.Settings, *, dry_run: bool,
+            cluster: object = None) -> tuple[object, str, int | None]:
     """The cluster (None for --dry-run, which contacts nothing), the tool and the uid its pods run as.
 
     With the site config's `uid: namespace` the uid is the cluster's answer: the one cached for the
     namespace (see stale_uid), else one GET of the tool's Namespace before
-    the POST, on the same connection; --dry-run then shows the caller's own uid."""
+    the POST, on the same connection; --dry-run then shows the caller's own uid. CLUSTER, when given,
+    is used instead of the kubeconfig's (unit tests)."""
     if dry_run:
         cluster, namespace = None, offline_namespace(env)
     else:
-        cluster = load_cluster(env)
+        cluster = cluster or load_cluster(env)
         namespace = cluster.namespace  # type: ignore[attr-defined]
     tool = tool_of(namespace)
     home = env.home
