@@ -2,7 +2,9 @@
 
 For a tool NAME: namespace `tool-NAME` (PodSecurity `restricted` enforced, label `tenancy: tool`,
 annotation `gridshim.io/uid: "UID"`), a RoleBinding that lets user NAME (client cert CN=NAME,
-O=toolforge) manage its jobs, read its own Namespace and nothing else, a ResourceQuota and a
+O=toolforge) and the ServiceAccount `gridshim` of that namespace (the identity of the tool's own jobs
+when the site config says `in_jobs: {identity: service-account}`) manage its jobs, read its own
+Namespace and nothing else, a ResourceQuota and a
 LimitRange, a home directory owned by the tool's uid, and `$HOME/.kube/config` with the client cert
 in `$HOME/.toolskube/` (relative paths, mode 0600/0400, as Toolforge writes them).
 
@@ -25,6 +27,9 @@ import yaml
 from sandbox import pki
 
 TOOL_CLUSTERROLE = "gridshim-tool"
+# The ServiceAccount a tool's jobs run as when gridshim runs inside them (site config in_jobs.service_account,
+# whose default is the same name): bound to the tool's role in the tool's namespace only, like the tool's user.
+TOOL_SERVICE_ACCOUNT = "gridshim"
 # The uid a tool's pods must run as, on its Namespace (gridshim's config.UID_ANNOTATION), and the label
 # that makes a namespace a tool's (Toolforge's maintain-kubeusers sets the same one).
 UID_ANNOTATION = "gridshim.io/uid"
@@ -225,8 +230,8 @@ def wait_uid_policy(core: Any, namespace: str, uid: int, timeout: float = 60) ->
 
 def tool_manifests(*, name: str, uid: int, quota: dict[str, str] | None = None,
                    limits: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Tool NAME's Namespace, RoleBinding, ResourceQuota and LimitRange (also made through the API of a
-    cluster that is not the sandbox, by the e2e suite's external mode: tests/e2e/external.py)."""
+    """Tool NAME's Namespace, ServiceAccount, RoleBinding, ResourceQuota and LimitRange (also made through
+    the API of a cluster that is not the sandbox, by the e2e suite's external mode: tests/e2e/external.py)."""
     ns = f"tool-{name}"
     return [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {
@@ -235,10 +240,14 @@ def tool_manifests(*, name: str, uid: int, quota: dict[str, str] | None = None,
             "pod-security.kubernetes.io/enforce-version": "latest",
             "pod-security.kubernetes.io/warn": "restricted",
         }, "annotations": {UID_ANNOTATION: str(uid)}}},
+        # the identity of the tool's own jobs (in_jobs: service-account): no token of its own (the kubelet's
+        # tokens are bound to one pod and die with it), the same role as the tool's user, in its namespace only
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": TOOL_SERVICE_ACCOUNT, "namespace": ns}},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
          "metadata": {"name": name, "namespace": ns},
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": TOOL_CLUSTERROLE},
-         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": name}]},
+         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": name},
+                      {"kind": "ServiceAccount", "name": TOOL_SERVICE_ACCOUNT, "namespace": ns}]},
         {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": ns, "namespace": ns},
          "spec": {"hard": dict(TOOLFORGE_QUOTA if quota is None else quota)}},
         {"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": ns, "namespace": ns},

@@ -70,6 +70,14 @@ class Settings:
     # where each job's accounting record is appended (qacct reads it); {home} is the tool's home, which
     # the pods mount at the same path. None: no records.
     accounting_file: str | None = "{home}/.gridshim/accounting"
+    # gridshim inside jobs (`in_jobs`): the identity a job's own jsub/qstat/qdel use — "service-account"
+    # (the pods run as ServiceAccount in_jobs_service_account of the tool's namespace, its token mounted),
+    # "kubeconfig" (the tool's kubeconfig in its home, as on Toolforge) — or None (off: no token in pods);
+    # the jobs' PATH and GRIDSHIM_CONFIG (None: the image's own).
+    in_jobs: str | None = None
+    in_jobs_service_account: str = "gridshim"
+    in_jobs_path: str | None = None
+    in_jobs_config: str | None = None
     path: str | None = None  # where this config was read from
 
     def image_for(self, release: str | None) -> str:
@@ -197,7 +205,8 @@ def namespace_uid(namespace: dict[str, Any]) -> int:
 
 def from_dict(data: dict[str, Any], *, path: str = "<config>") -> Settings:
     known = {"images", "volumes", "home", "uid", "memory", "cpu", "ttl_seconds", "grace_seconds",
-             "spread_macros", "mail_domain", "user_prefix", "qsub", "accounting_file", "mail", "release_command"}
+             "spread_macros", "mail_domain", "user_prefix", "qsub", "accounting_file", "mail", "release_command",
+             "in_jobs"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"site config {path}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
@@ -260,7 +269,42 @@ def from_dict(data: dict[str, Any], *, path: str = "<config>") -> Settings:
         if value is not None and (not str(value).startswith("/") or any(c in str(value) for c in "\n\r")):
             raise ConfigError(f"site config {path}: release_command: expected the absolute path of gridshim "
                               f"inside job images, got {value!r}")
+    kw.update(_in_jobs(data, path))
     return Settings(**kw)
+
+
+IN_JOBS_IDENTITIES = ("service-account", "kubeconfig")
+
+
+def _in_jobs(data: dict[str, Any], path: str) -> dict[str, Any]:
+    """`in_jobs: {identity: service-account | kubeconfig, service_account: NAME, path: PATH, config: FILE}`:
+    what gridshim run inside a job (a master job's jsub, qstat, qdel) needs; absent or null: off."""
+    m = _mapping(data, "in_jobs", {"identity", "service_account", "path", "config"}, path)
+    if not m:
+        return {}
+    identity = m.get("identity")
+    if identity not in IN_JOBS_IDENTITIES:
+        raise ConfigError(f"site config {path}: in_jobs.identity: expected {' or '.join(IN_JOBS_IDENTITIES)}, "
+                          f"got {identity!r}")
+    kw: dict[str, Any] = {"in_jobs": identity}
+    if "service_account" in m:
+        name = _text(m["service_account"], "in_jobs.service_account", path)
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", name) or len(name) > 253:
+            raise ConfigError(f"site config {path}: in_jobs.service_account: {name!r} is not a ServiceAccount name")
+        kw["in_jobs_service_account"] = name
+    if m.get("path") is not None:
+        value = _text(m["path"], "in_jobs.path", path)
+        if any(c in value for c in "\n\r") or not all(p.startswith("/") for p in value.split(":")):
+            raise ConfigError(f"site config {path}: in_jobs.path: expected the jobs' PATH, absolute directories "
+                              f"separated by ':', got {value!r}")
+        kw["in_jobs_path"] = value
+    if m.get("config") is not None:
+        value = _text(m["config"], "in_jobs.config", path)
+        if not value.startswith("/") or any(c in value for c in "\n\r"):
+            raise ConfigError(f"site config {path}: in_jobs.config: expected the absolute path of the site config "
+                              f"inside job images, got {value!r}")
+        kw["in_jobs_config"] = value
+    return kw
 
 
 def _qsub(data: dict[str, Any], path: str) -> dict[str, Any]:

@@ -144,6 +144,13 @@ def _env(req: JobRequest, settings: Settings) -> list[Manifest]:
     if settings.release_command:
         # after its accounting record the job releases its successors (-hold_jid), if any wait
         env.append({"name": "GRIDSHIM_RELEASE", "value": escape_expansion(settings.release_command)})
+    if settings.in_jobs:
+        # gridshim inside the job (a master job's jsub, qstat, qdel): the commands on PATH, the site config;
+        # a -v/-V value of the job's own wins
+        given = {k for k, _ in req.env}
+        for name, value in (("PATH", settings.in_jobs_path), ("GRIDSHIM_CONFIG", settings.in_jobs_config)):
+            if value and name not in given:
+                env.append({"name": name, "value": escape_expansion(value)})
     if req.script_text is not None:
         # the kubelet turns the doubled `$$` back into `$`: the process gets the script as written
         size = len(f"GRIDSHIM_SCRIPT={req.script_text}".encode("utf-8", "surrogateescape")) + 1
@@ -180,6 +187,16 @@ def _security(uid: int | None) -> tuple[Manifest, Manifest]:
     return pod, container
 
 
+def pod_identity(settings: Settings) -> Manifest:
+    """Who the pod is to the API server. By default nobody: jobs act on files, not on the API, so no token
+    is mounted. With `in_jobs: {identity: service-account}` the tool's ServiceAccount (bound by the site to
+    the tool's own role, nothing more) and its token, for gridshim run inside the job; with `kubeconfig`
+    the job reads the tool's kubeconfig from the home mount (Toolforge's way) and still gets no token."""
+    if settings.in_jobs == "service-account":
+        return {"serviceAccountName": settings.in_jobs_service_account, "automountServiceAccountToken": True}
+    return {"automountServiceAccountToken": False}
+
+
 def _pod_template(req: JobRequest, settings: Settings, labels: dict[str, str]) -> Manifest:
     pod_sec, container_sec = _security(req.uid)
     volumes, mounts = _volumes(settings)
@@ -198,7 +215,7 @@ def _pod_template(req: JobRequest, settings: Settings, labels: dict[str, str]) -
     spec: Manifest = {
         "restartPolicy": "OnFailure" if req.kind is JobKind.CONTINUOUS else "Never",
         "terminationGracePeriodSeconds": settings.grace_seconds,
-        "automountServiceAccountToken": False,  # jobs act on files, not on the API
+        **pod_identity(settings),
         "enableServiceLinks": False,
         "securityContext": pod_sec,
         "containers": [container],
