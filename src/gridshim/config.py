@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import field
 from typing import Any
 
 from gridshim.errors import GridshimError
-from gridshim.record import record
+from gridshim.record import field, record
 
 DEFAULT_PATH = "/etc/gridshim/config.yaml"
 MiB = 1024 * 1024

@@ -13,13 +13,13 @@ import fnmatch
 import gc
 import os
 import re
-from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable
 
 from gridshim import text
 from gridshim.errors import ConflictError, ForbiddenError, GridshimError, JobNotFoundError
 from gridshim.model import Cluster, GridState, JobKind, JobRow, Manifest, RUNNING_STATES, ordered, tool_of
 from gridshim.render import labels as L
+from gridshim.record import record, replace
 from gridshim.status import (Row, condition, controller_uid, epoch, job_finished, looks_stuck, rows_from_objects,
                              slim_job, task_views)
 from gridshim.tasks import (A_DELETED_TASKS, A_PREDECESSOR_IDS, COMPLETION_INDEX, DELETED, SUCCESSORS, WAITING, Range,
@@ -34,7 +34,7 @@ PENDING_GRACE = 0
 
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True)
 class Listing:
     """The rows found, and the namespaces RBAC did not let us read (qstat -u other: shown as nothing)."""
 
@@ -42,7 +42,7 @@ class Listing:
     forbidden: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True)
 class Answer:
     """One line of qdel/qmod output (all on stdout, like the grid) and whether it was an error."""
 
@@ -50,7 +50,7 @@ class Answer:
     error: bool = False
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True)
 class Scope:
     """Which namespaces to read, from qstat/qdel -u (default: the kubeconfig's own)."""
 

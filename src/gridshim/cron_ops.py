@@ -21,7 +21,7 @@ import threading
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from gridshim.config import Settings
@@ -29,6 +29,7 @@ from gridshim.errors import ClusterError, ConflictError, ForbiddenError, Gridshi
 from gridshim.model import Cluster, JobKind, Manifest
 from gridshim.render import labels as L
 from gridshim.render.manifests import cronjob, job
+from gridshim.record import replace
 
 if TYPE_CHECKING:  # types only: ops does not depend on the crontab parser
     from gridshim.crontab import Plan, PlannedJob

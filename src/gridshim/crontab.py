@@ -14,7 +14,7 @@ import posixpath
 import random
 import re
 import shlex
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable
 from zoneinfo import ZoneInfo
 
@@ -24,6 +24,7 @@ from gridshim.gridflags import GridOptions
 from gridshim.model import JobRequest, Preset
 from gridshim.render.labels import object_name
 from gridshim.translate import SubmitHost, translate
+from gridshim.record import replace
 
 # cron(8): the environment every command starts with, before the crontab's own VAR= lines.
 CRON_PATH = "/usr/bin:/bin"

@@ -8,11 +8,10 @@ everything after the program belongs to the program) and reproduces its error me
 from __future__ import annotations
 
 import re
-from dataclasses import field, replace
 from typing import Iterable
 
 from gridshim.errors import GridshimError, UsageError
-from gridshim.record import record
+from gridshim.record import field, record, replace
 
 KiB = 1024
 MiB = 1024 * KiB

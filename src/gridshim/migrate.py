@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 import posixpath
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import Enum
 
 from gridshim import crontab as C
@@ -22,6 +22,7 @@ from gridshim.config import Settings
 from gridshim.errors import GridshimError
 from gridshim.model import JobRequest, Preset
 from gridshim.translate import SubmitHost, default_job_name
+from gridshim.record import replace
 
 SUBMIT: dict[str, Preset] = {"jsub": Preset.JSUB, "jstart": Preset.JSTART, "qcronsub": Preset.QCRONSUB,
                              "qsub": Preset.JSUB}

@@ -5,11 +5,10 @@ Neutral words only: no Grid Engine flags and no Kubernetes fields here.
 
 from __future__ import annotations
 
-from dataclasses import field
 from enum import Enum
 from typing import Any, Callable, Iterator, Protocol
 
-from gridshim.record import record  # a leaf: dataclasses without the code generation
+from gridshim.record import field, record  # a leaf: dataclasses without the code generation
 
 Manifest = dict[str, Any]
 

@@ -219,6 +219,7 @@ def wait(cluster: Cluster, job: Manifest, *, on_change: Callable[[Manifest], Non
     for as long as it takes. Only the Job's end, its deletion, or refused credentials end it."""
     from gridshim.errors import ForbiddenError  # noqa: PLC0415  (local: only wait() is edited here)
 
+    gc.enable()  # a wait may last hours: the collector a command starts without is on again (gridshim.cli)
     transient = (ClusterError, ForbiddenError)
     name = job["metadata"]["name"]
     rv = job["metadata"].get("resourceVersion", "")

@@ -1,47 +1,166 @@
-"""`@record`: a dataclass without the code generation (leaf).
+"""`@record`: the dataclasses the grid commands need, without the dataclasses module (leaf).
 
 `dataclasses.dataclass` writes each class's `__init__`, `__repr__`, `__eq__`, `__hash__` and frozen
-`__setattr__` as source text and `exec`s it: measured on the submit path, 16 classes cost ~18 ms of a
-jsub's start-up (docs/performance.md). `record` lets dataclasses do only the bookkeeping (fields,
-`__dataclass_fields__`, so `dataclasses.replace`, `fields` and `asdict` work unchanged) and gives the
-class generic methods with the same behaviour, written once here:
+`__setattr__` as source text and `exec`s it, and importing `dataclasses` imports `inspect` (and with it
+`ast`, `dis`, `tokenize`): measured on jsub's start-up, ~18 ms for the code generation and ~12 ms more
+for the import (docs/performance.md). A record keeps dataclasses' behaviour with generic methods written
+once here and a field table of its own, so a plain submission never imports `dataclasses`:
 
+- `field()`: `default`, `default_factory`, `init`, `repr`, `compare`, `kw_only`, `metadata`; a mutable
+  default (list, dict, set) is refused as dataclasses refuses it; annotations marked `ClassVar` are not
+  fields; a record subclass of a record extends its fields (a redefined name keeps its place).
 - `__init__`: positional then keyword arguments (keyword only with `kw_only=True`), defaults and
-  `default_factory`, fields with `init=False` set from their default; a missing or unknown argument is
-  a TypeError;
-- `__repr__`: `Name(a=1, b='x')` of the fields with `repr=True`;
-- `__eq__`: same class and equal fields (`compare=True`), else NotImplemented;
-- `__hash__`: frozen classes hash their compared fields; others are unhashable, as with eq=True;
-- `frozen=True`: assigning or deleting an attribute raises dataclasses.FrozenInstanceError.
+  `default_factory`, fields with `init=False` set from their default; a missing or unknown argument is a
+  TypeError; `__post_init__` is called when the class has one.
+- `__repr__`: `Name(a=1, b='x')` of the fields with `repr=True`; `__eq__`: same class and equal fields
+  (`compare=True`), else NotImplemented; `__hash__`: frozen classes hash their compared fields, others
+  are unhashable, as with eq=True; `frozen=True`: assigning or deleting an attribute raises
+  FrozenInstanceError (an AttributeError, as dataclasses').
+- `fields`, `replace`, `asdict` as dataclasses' (`replace` also takes a real dataclass, so callers need
+  not know which kind they hold).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Callable, TypeVar
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, TypeVar, dataclass_transform
 
-T = TypeVar("T")
-_MISSING = dataclasses.MISSING
+    T = TypeVar("T")
+else:
+    def dataclass_transform(**_kw: object) -> object:
+        return lambda fn: fn
 
 
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+_FIELDS = "__record_fields__"
+
+
+class FrozenInstanceError(AttributeError):
+    """Assigning to or deleting a field of a frozen record."""
+
+
+class Field:
+    __slots__ = ("name", "default", "default_factory", "init", "repr", "compare", "kw_only", "metadata")
+
+    def __init__(self, default: Any, default_factory: Any, init: bool, repr: bool, compare: bool,
+                 kw_only: Any, metadata: Any) -> None:
+        self.name = ""
+        self.default, self.default_factory = default, default_factory
+        self.init, self.repr, self.compare, self.kw_only = init, repr, compare, kw_only
+        self.metadata = {} if metadata is None else metadata
+
+    def __repr__(self) -> str:
+        return f"Field(name={self.name!r}, default={self.default!r}, kw_only={self.kw_only!r})"
+
+
+def field(*, default: Any = MISSING, default_factory: Any = MISSING, init: bool = True, repr: bool = True,
+          compare: bool = True, kw_only: Any = MISSING, metadata: Any = None) -> Any:
+    if default is not MISSING and default_factory is not MISSING:
+        raise ValueError("cannot specify both default and default_factory")
+    return Field(default, default_factory, init, repr, compare, kw_only, metadata)
+
+
+@dataclass_transform(field_specifiers=(field,))
 def record(cls: type[T] | None = None, /, *, frozen: bool = False, kw_only: bool = False) -> Any:
     def wrap(c: type[T]) -> type[T]:
         return _build(c, frozen=frozen, kw_only=kw_only)
     return wrap if cls is None else wrap(cls)
 
 
+def is_record(obj: Any) -> bool:
+    return hasattr(obj if isinstance(obj, type) else type(obj), _FIELDS)
+
+
+def fields(obj: Any) -> tuple[Field, ...]:
+    try:
+        return tuple(getattr(obj, _FIELDS).values())
+    except AttributeError:
+        raise TypeError("must be called with a record type or instance") from None
+
+
+def replace(obj: Any, /, **changes: Any) -> Any:
+    """A copy of OBJ (a record, or a dataclass) with CHANGES."""
+    table = getattr(type(obj), _FIELDS, None)
+    if table is None:
+        import dataclasses  # noqa: PLC0415  (a real dataclass: the module is loaded already)
+
+        return dataclasses.replace(obj, **changes)
+    for f in table.values():
+        if not f.init:
+            if f.name in changes:
+                raise ValueError(f"field {f.name} is declared with init=False, it cannot be specified with replace()")
+        elif f.name not in changes:
+            changes[f.name] = getattr(obj, f.name)
+    return type(obj)(**changes)
+
+
+def asdict(obj: Any) -> Any:
+    if is_record(obj) and not isinstance(obj, type):
+        return {f.name: asdict(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(asdict(v) for v in obj)
+    if isinstance(obj, dict):
+        return type(obj)((asdict(k), asdict(v)) for k, v in obj.items())
+    return obj
+
+
+def _is_classvar(annotation: Any) -> bool:
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", repr(annotation))
+    return text.startswith(("ClassVar", "typing.ClassVar", "t.ClassVar"))
+
+
+def _collect(cls: Any, kw_only: bool) -> dict[str, Field]:
+    table: dict[str, Field] = {}
+    for base in reversed(cls.__mro__[1:]):
+        table.update(getattr(base, _FIELDS, {}))
+    for name, annotation in cls.__dict__.get("__annotations__", {}).items():
+        if _is_classvar(annotation):
+            continue
+        value = cls.__dict__.get(name, MISSING)
+        f = value if isinstance(value, Field) else Field(value, MISSING, True, True, True, MISSING, None)
+        f.name = name
+        if f.kw_only is MISSING:
+            f.kw_only = kw_only
+        if isinstance(f.default, (list, dict, set)):
+            raise ValueError(f"mutable default {type(f.default)} for field {name} is not allowed: use default_factory")
+        if isinstance(value, Field):
+            if f.default is MISSING:
+                delattr(cls, name)
+            else:
+                setattr(cls, name, f.default)
+        table[name] = f
+    return table
+
+
 def _build(cls: Any, *, frozen: bool, kw_only: bool) -> Any:
-    has_doc = cls.__dict__.get("__doc__") is not None
-    if not has_doc:
-        cls.__doc__ = cls.__name__  # dataclasses would otherwise build inspect.signature text
-    dataclasses.dataclass(cls, init=False, repr=False, eq=False, frozen=False, kw_only=kw_only)
-    fields = dataclasses.fields(cls)
-    init = [f for f in fields if f.init]
+    for base in cls.__mro__[1:]:
+        if hasattr(base, _FIELDS) and base.__dict__.get("__record_frozen__", frozen) != frozen:
+            raise TypeError("cannot inherit frozen record from a non-frozen one" if frozen
+                            else "cannot inherit non-frozen record from a frozen one")
+    table = _collect(cls, kw_only)
+    all_fields = list(table.values())
+    init = [f for f in all_fields if f.init]
     positional = [f.name for f in init if not f.kw_only]
+    seen_default = False
+    for f in init:
+        if f.kw_only:
+            continue
+        if f.default is not MISSING or f.default_factory is not MISSING:
+            seen_default = True
+        elif seen_default:
+            raise TypeError(f"non-default argument '{f.name}' follows default argument")
     names = {f.name for f in init}
-    later = [f for f in fields if not f.init]
-    shown = tuple(f.name for f in fields if f.repr)
-    compared = tuple(f.name for f in fields if f.compare)
+    later = [f for f in all_fields if not f.init]
+    shown = tuple(f.name for f in all_fields if f.repr)
+    compared = tuple(f.name for f in all_fields if f.compare)
     setter: Callable[[Any, str, Any], None] = object.__setattr__
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -58,17 +177,17 @@ def _build(cls: Any, *, frozen: bool, kw_only: bool) -> Any:
         for f in init:
             if f.name in kwargs:
                 value = kwargs[f.name]
-            elif f.default is not _MISSING:
+            elif f.default is not MISSING:
                 value = f.default
-            elif f.default_factory is not _MISSING:
+            elif f.default_factory is not MISSING:
                 value = f.default_factory()
             else:
                 raise TypeError(f"{cls.__name__}.__init__() missing 1 required argument: '{f.name}'")
             setter(self, f.name, value)
         for f in later:
-            if f.default is not _MISSING:
+            if f.default is not MISSING:
                 setter(self, f.name, f.default)
-            elif f.default_factory is not _MISSING:
+            elif f.default_factory is not MISSING:
                 setter(self, f.name, f.default_factory())
         post = getattr(self, "__post_init__", None)
         if post is not None:
@@ -83,17 +202,17 @@ def _build(cls: Any, *, frozen: bool, kw_only: bool) -> Any:
         return tuple(getattr(self, n) for n in compared) == tuple(getattr(other, n) for n in compared)
 
     own = cls.__dict__
-    class_hash = own.get("__hash__", _MISSING)
-    explicit_hash = not (class_hash is _MISSING or (class_hash is None and "__eq__" in own))
+    class_hash = own.get("__hash__", MISSING)
+    explicit_hash = not (class_hash is MISSING or (class_hash is None and "__eq__" in own))
     for name, fn in (("__init__", __init__), ("__repr__", __repr__), ("__eq__", __eq__)):
         if name not in own:  # as dataclasses: a method the class defines itself is kept
             setattr(cls, name, fn)
     if frozen:
         def __setattr__(self: Any, name: str, value: Any) -> None:
-            raise dataclasses.FrozenInstanceError(f"cannot assign to field '{name}'")
+            raise FrozenInstanceError(f"cannot assign to field '{name}'")
 
         def __delattr__(self: Any, name: str) -> None:
-            raise dataclasses.FrozenInstanceError(f"cannot delete field '{name}'")
+            raise FrozenInstanceError(f"cannot delete field '{name}'")
 
         def __hash__(self: Any) -> int:
             return hash(tuple(getattr(self, n) for n in compared))
@@ -106,8 +225,7 @@ def _build(cls: Any, *, frozen: bool, kw_only: bool) -> Any:
             cls.__hash__ = __hash__
     elif not explicit_hash:
         cls.__hash__ = None
-    params = cls.__dataclass_params__  # what a dataclass subclass checks (a frozen base needs a frozen subclass)
-    params.eq, params.frozen = True, frozen
-    if not has_doc:
-        cls.__doc__ = None
+    setattr(cls, _FIELDS, table)
+    cls.__record_frozen__ = frozen
+    cls.__match_args__ = tuple(positional)
     return cls

@@ -16,12 +16,11 @@ as ../shared/docs/qsub-behaviour.md §1–§2 gives it:
 from __future__ import annotations
 
 import re
-from dataclasses import field, replace
 from typing import Callable
 
 from gridshim.errors import GridshimError, Rejected
 from gridshim.gridflags import GridOptions
-from gridshim.record import record
+from gridshim.record import field, record, replace
 
 # SGE answer status numbers used as exit codes (sge_answer.h)
 ESEMANTIC, EUNKNOWN, ENOIMP, ESYNTAX, EDISK = 2, 4, 5, 7, 14

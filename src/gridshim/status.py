@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import re
 import signal
-from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
 from typing import Any, Callable, Iterable, Sequence
 
 from gridshim.model import RUNNING_STATES, GridState, JobRow, Manifest, tool_of
+from gridshim.record import field, record, replace
 from gridshim.render import labels as L
 from gridshim.render.command import unwrap_command
 from gridshim.tasks import (A_DELETED_TASKS, A_PREDECESSOR_IDS, A_PREDECESSORS_REQ, PARSED_OPTIONS, Range, _annotation,
@@ -42,7 +42,7 @@ def job_started(job: Manifest, pods: Iterable[Manifest] = ()) -> bool:
     return any((p.get("status") or {}).get("phase") in ("Running", "Succeeded", "Failed") for p in pods)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Outcome:
     """How a finished job ended, in the grid's terms (qsub -sync y)."""
 
@@ -213,7 +213,7 @@ def _unschedulable(pod: Manifest) -> str | None:
     return None
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True)
 class Facts:
     """Everything the detectors look at, computed once per job."""
 
@@ -307,7 +307,7 @@ def facts_of(job: Manifest, pods: Sequence[Manifest], events: Sequence[Manifest]
 ARRAY = "gridshim.io/array"  # label on an array Job and its pods
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True)
 class Row(JobRow):
     """A JobRow with what arrays, holds and dependencies add. One Row per grid job (job, jstop, qdel,
     qstat -j); `views` are qstat's rows of an array job: one per running task, one per pending group."""

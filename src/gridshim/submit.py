@@ -12,7 +12,6 @@ Layer: pure (no os, no network). Imports gridflags, sgeflags, translate, model, 
 from __future__ import annotations
 
 import posixpath
-from dataclasses import replace
 from typing import Callable
 
 from gridshim import gridflags, sgeflags
@@ -21,7 +20,7 @@ from gridshim.errors import GridshimError, UsageError
 from gridshim.gridflags import GridOptions
 from gridshim.model import JobRequest, Preset
 from gridshim.translate import SubmitHost, default_job_name, resolve_program, translate
-from gridshim.record import record
+from gridshim.record import record, replace
 
 # jsub ran qsub with this PATH when the caller had none (cron's default)
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"

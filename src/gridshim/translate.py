@@ -12,7 +12,6 @@ import posixpath
 import re
 import shlex
 import time
-from dataclasses import field
 from typing import Callable
 
 from gridshim.config import Settings
@@ -23,7 +22,7 @@ from gridshim.render.labels import job_id_for
 from gridshim.sgeflags import MAX_AJ_TASKS, Rejected
 from gridshim.tasks import ids as task_ids
 from gridshim.text import shown
-from gridshim.record import record
+from gridshim.record import field, record
 
 # SGE job names may not contain these, nor start with a digit (sge_types(5) "job_name").
 _BAD_NAME = re.compile(r"[/:@\\*?\s]")

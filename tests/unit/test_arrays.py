@@ -16,10 +16,10 @@ from typing import Any, Iterator
 
 import pytest
 
-from dataclasses import replace
 
 from gridshim import ops
 from gridshim.config import Settings
+from gridshim.record import replace
 from gridshim.render import labels as L
 from gridshim.render import render
 from gridshim import tasks as T

@@ -363,10 +363,10 @@ def test_continuous_job_mails_once_for_its_whole_run(tmp_path: Path) -> None:
 def test_mail_header_fields_stay_one_line_and_dollars_survive_the_kubelet() -> None:
     from gridshim.render.manifests import mail_fields
 
-    import dataclasses
+    from gridshim.record import replace
 
     req = request("-m", "b", "/bin/true")  # jsub and qsub refuse control characters in -N; mail_fields too
-    evil = dataclasses.replace(req, name="evil\nBcc: x@y")
+    evil = replace(req, name="evil\nBcc: x@y")
     fields = mail_fields(evil, Settings(mail_command="sendmail -t -i -f $ADMIN"))
     assert fields is not None and fields.splitlines()[5] == "evil Bcc: x@y"
     (job,) = render(req, Settings(images=SETTINGS.images, mail_command="sendmail -t -i -f $ADMIN"))

@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -285,11 +285,10 @@ def test_the_uid_cache_is_per_server_and_namespace_and_never_another_users(tmp_p
 
 def test_a_record_behaves_as_the_dataclass_it_replaces() -> None:
     import dataclasses
-    from dataclasses import field
 
-    from gridshim.record import record
+    from gridshim import record as rec
 
-    def make(deco: Any) -> Any:
+    def make(deco: Any, field: Any) -> Any:
         @deco(frozen=True, kw_only=True)
         class A:
             a: int
@@ -299,36 +298,62 @@ def test_a_record_behaves_as_the_dataclass_it_replaces() -> None:
             e: int = field(default=5, repr=False, compare=False)
         return A
 
-    for frozen_cls in (make(dataclasses.dataclass), make(record)):
+    for kind in (dataclasses, rec):
+        deco = dataclasses.dataclass if kind is dataclasses else rec.record
+        frozen_cls = make(deco, kind.field)
         x = frozen_cls(a=1, c=(2,))
         assert repr(x).split("(", 1)[1] == "a=1, b='x', c=(2,), d=[])"
         assert x == frozen_cls(a=1, c=(2,), e=9) and x != frozen_cls(a=2, c=(2,))
-        assert dataclasses.replace(x, b="y").b == "y" and [f.name for f in dataclasses.fields(x)] == list("abcde")
-        assert dataclasses.asdict(x) == {"a": 1, "b": "x", "c": (2,), "d": [], "e": 5}
-        with pytest.raises(dataclasses.FrozenInstanceError):
+        assert kind.replace(x, b="y").b == "y" and [f.name for f in kind.fields(x)] == list("abcde")
+        assert kind.asdict(x) == {"a": 1, "b": "x", "c": (2,), "d": [], "e": 5}
+        with pytest.raises(kind.FrozenInstanceError):
             x.a = 2  # type: ignore[misc]
+        with pytest.raises(AttributeError):  # both are AttributeErrors
+            del x.b
         with pytest.raises(TypeError):
             frozen_cls(1)  # keyword only
         with pytest.raises(TypeError):
             frozen_cls()  # a is required
         with pytest.raises(TypeError):
             frozen_cls(a=1, z=2)
+        with pytest.raises(ValueError):
+            kind.field(default=1, default_factory=list)
         assert frozen_cls(a=1).d is not frozen_cls(a=1).d
         y = frozen_cls(a=1, d=None)  # type: ignore[arg-type]  (hashable when its fields are)
         assert hash(y) == hash(frozen_cls(a=1, d=None))  # type: ignore[arg-type]
 
-        @dataclasses.dataclass(frozen=True, kw_only=True)
+        @deco(frozen=True, kw_only=True)
         class Sub(frozen_cls):  # type: ignore[misc, valid-type]
             f: int = 0
-        assert Sub(a=1, f=2).f == 2 and Sub(a=1).b == "x"
+            b: str = "z"  # a redefined field keeps its place
+        assert Sub(a=1, f=2).f == 2 and Sub(a=1).b == "z"
+        assert [f.name for f in kind.fields(Sub)] == list("abcdef")
+        with pytest.raises(TypeError):  # a frozen base needs a frozen subclass
+            @deco
+            class Thawed(frozen_cls):  # type: ignore[misc, valid-type]
+                g: int = 0
+        with pytest.raises(ValueError):  # a shared mutable default, refused as dataclasses refuses it
+            @deco
+            class Shared:
+                v: list[int] = []  # noqa: RUF012
 
-    @record
-    class Plain:
-        a: int
-        b: int = 2
-    p = Plain(1)
-    p.a = 3
-    assert (p.a, p.b) == (3, 2) and Plain(1, b=4) == Plain(1, 4) and Plain.__hash__ is None
+        @deco
+        class Plain:
+            a: int
+            b: int = 2
+            n: ClassVar[int] = 7  # not a field
+        p = Plain(1)
+        p.a = 3
+        assert (p.a, p.b) == (3, 2) and Plain(1, b=4) == Plain(1, 4) and Plain.__hash__ is None
+        assert [f.name for f in kind.fields(Plain)] == ["a", "b"] and Plain.n == 7
+        assert Plain.__match_args__ == ("a", "b")
+        with pytest.raises(TypeError):  # a required positional field after a default one
+            @deco
+            class Bad:
+                a: int = 1
+                b: int  # type: ignore[misc]
+    # rec.replace also takes a real dataclass (callers need not know which kind they hold)
+    assert rec.replace(make(dataclasses.dataclass, dataclasses.field)(a=1), b="q").b == "q"
 
 
 def test_with_a_cached_uid_a_refused_credential_is_still_reported_on_stderr(tmp_path: Path,

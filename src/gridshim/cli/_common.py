@@ -8,11 +8,10 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import field
 from typing import Any, Callable, TextIO
 
 from gridshim.errors import ExitCode, GridshimError, QuotaExceededError, UsageError
-from gridshim.record import record
+from gridshim.record import field, record
 
 
 @record

@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from gridshim import config
+from gridshim.cli import finish
 from gridshim.cli._common import (Env, argv, load_cluster, offline_namespace, read_script_head, report, run,
                                   tool_uid)
 from gridshim.model import tool_of
@@ -426,4 +426,4 @@ _OPERATIONS: dict[str, Callable[[Env, Args, config.Settings, Any, str], int]] = 
 
 
 def main() -> None:
-    sys.exit(run(PROG, lambda env: crontab_main(env, argv())))
+    finish(run(PROG, lambda env: crontab_main(env, argv())))

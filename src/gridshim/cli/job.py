@@ -10,6 +10,7 @@ import time
 from typing import Any, NoReturn
 
 from gridshim import config, control
+from gridshim.cli import finish
 from gridshim.cli._common import Env, argv, load_cluster, run
 from gridshim.errors import UsageError
 
@@ -63,4 +64,4 @@ def job_main(env: Env, argv: list[str], cluster: Any = None) -> int:
 
 
 def main() -> None:
-    sys.exit(run("job", lambda env: job_main(env, argv())))
+    finish(run("job", lambda env: job_main(env, argv())))

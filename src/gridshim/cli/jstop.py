@@ -6,10 +6,10 @@ jstop printed it). Returns as soon as the deletion is registered; the job shows 
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from gridshim import config, control
+from gridshim.cli import finish
 from gridshim.cli._common import Env, argv, load_cluster, run
 from gridshim.errors import ExitCode
 
@@ -31,4 +31,4 @@ def jstop_main(env: Env, argv: list[str], cluster: Any = None) -> int:
 
 
 def main() -> None:
-    sys.exit(run("jstop", lambda env: jstop_main(env, argv())))
+    finish(run("jstop", lambda env: jstop_main(env, argv())))

@@ -7,10 +7,10 @@ the time as jsub printed them; on a terminal they are shown too.
 from __future__ import annotations
 
 import os
-import sys
 from typing import Callable
 
 from gridshim import config, gridflags
+from gridshim.cli import finish
 from gridshim.cli._common import (Env, LiveStatus, argv, cached_namespace_uid, ctime, load_cluster, local_host, make_room,
                                   offline_namespace, printable, remember_namespace_uid, report, run, tool_uid,
                                   uid_refused, unreached)
@@ -284,7 +284,7 @@ def _die(env: Env, prog: str, e: GridshimError, *, err_path: str | None, keep_st
 
 
 def _main(preset: Preset) -> None:
-    sys.exit(run(preset.value, lambda env: submit_main(env, argv(), preset)))
+    finish(run(preset.value, lambda env: submit_main(env, argv(), preset)))
 
 
 def jsub_main() -> None:

@@ -14,6 +14,7 @@ import time
 from typing import Any, Callable
 
 from gridshim import accounting as acct
+from gridshim.cli import finish
 from gridshim.text import shown
 
 USAGE = """\
@@ -596,4 +597,4 @@ def main() -> None:
             raise caught
 
         rc = run("qacct", again)
-    sys.exit(rc)
+    finish(rc)

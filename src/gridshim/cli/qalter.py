@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from gridshim import config, control, depends, tasks
+from gridshim.cli import finish
 from gridshim.cli._common import Env, argv, load_cluster, run
 from gridshim.errors import ConflictError, ExitCode, GridshimError, JobExistsError, JobNotFoundError, UsageError
 from gridshim.model import RUNNING_STATES, JobRow, Manifest
@@ -579,8 +580,8 @@ def main() -> None:
     """qalter, qhold and qrls are this one entry point; the name it runs under chooses (SGE's argv[0])."""
     prog = os.path.basename(sys.argv[0]) or "qalter"
     if prog == "qhold":
-        sys.exit(run("qhold", lambda env: qhold_main(env, argv(), release=False)))
+        finish(run("qhold", lambda env: qhold_main(env, argv(), release=False)))
     if prog == "qrls":
-        sys.exit(run("qrls", lambda env: qhold_main(env, argv(), release=True)))
-    sys.exit(run("qalter", lambda env: qalter_main(env, argv())))
+        finish(run("qrls", lambda env: qhold_main(env, argv(), release=True)))
+    finish(run("qalter", lambda env: qalter_main(env, argv())))
 

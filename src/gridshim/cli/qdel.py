@@ -8,10 +8,10 @@ grace_seconds; -f: at once) and show `dr` meanwhile.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from gridshim import config, control
+from gridshim.cli import finish
 from gridshim.cli._common import Env, argv, load_cluster, run
 from gridshim.errors import ExitCode
 from gridshim.model import JobRow
@@ -142,4 +142,4 @@ def qdel_main(env: Env, argv: list[str], cluster: Any = None) -> int:
 
 
 def main() -> None:
-    sys.exit(run("qdel", lambda env: qdel_main(env, argv())))
+    finish(run("qdel", lambda env: qdel_main(env, argv())))

@@ -7,10 +7,10 @@ had rerun FALSE). Answers on stdout; exit 1 if any was an error.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from gridshim import config, control
+from gridshim.cli import finish
 from gridshim.cli._common import Env, argv, load_cluster, run
 from gridshim.errors import ExitCode
 
@@ -57,4 +57,4 @@ def qmod_main(env: Env, argv: list[str], cluster: Any = None) -> int:
 
 
 def main() -> None:
-    sys.exit(run("qmod", lambda env: qmod_main(env, argv())))
+    finish(run("qmod", lambda env: qmod_main(env, argv())))

@@ -8,14 +8,14 @@ job and for option errors, as SGE's qstat.
 from __future__ import annotations
 
 import fnmatch
-import sys
-from dataclasses import dataclass, field
 from typing import Any
 
 from gridshim import config, control
+from gridshim.cli import finish
 from gridshim.cli._common import Env, argv, load_cluster, run
 from gridshim.errors import ExitCode
 from gridshim.model import GridState, JobRow
+from gridshim.record import field, record
 
 USAGE = ("usage: qstat [-u user_list] [-s {p|r|s|z|hu|ho|hs|hd|hj|ha|h|a}[+]] [-q wc_queue_list] "
          "[-j job_list] [-r] [-xml] [--watch]\n")
@@ -32,7 +32,7 @@ class OptionError(Exception):
     """A bad qstat option: SGE prints it and the usage on stderr and exits 1."""
 
 
-@dataclass
+@record
 class Options:
     users: list[str] = field(default_factory=list)
     states: frozenset[str] = DEFAULT_STATES
@@ -194,4 +194,4 @@ def _show_jobs(env: Env, cluster: object, opts: Options, user_prefix: str) -> in
 
 
 def main() -> None:
-    sys.exit(run("qstat", lambda env: qstat_main(env, argv())))
+    finish(run("qstat", lambda env: qstat_main(env, argv())))

@@ -9,9 +9,9 @@ closing line and the job's own exit code.
 from __future__ import annotations
 
 import os
-import sys
 
 from gridshim import config
+from gridshim.cli import finish
 from gridshim.cli._common import Env, argv, local_host, make_room, printable, read_text_file, run
 from gridshim.errors import ExitCode, GridshimError, QuotaExceededError
 
@@ -235,4 +235,4 @@ def _sync(env: Env, cluster: object, req: object, manifest: dict, *, terse: bool
 
 
 def main() -> None:
-    sys.exit(run("qsub", lambda env: qsub(env, argv())))
+    finish(run("qsub", lambda env: qsub(env, argv())))
