@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
 from conftest import Tool
 
 
@@ -15,6 +17,7 @@ def records(tool: Tool) -> list[list[str]]:
     return [line.split(":") for line in path.read_text().splitlines()] if path.exists() else []
 
 
+@pytest.mark.needs_shared_home("qacct reads the accounting records the jobs' wrapper appends in the tool's home")
 def test_sequential_short_jobs_under_the_default_quota_are_all_accepted_and_recorded(make_tool: Any) -> None:
     from sandbox.tenancy import TOOLFORGE_QUOTA
 
@@ -50,6 +53,7 @@ def test_qdel_f_of_a_running_job_is_recorded_as_killed(tool: Tool) -> None:
     assert len(mine) == 1 and (mine[0][11], mine[0][12]) == ("100", "137"), mine
 
 
+@pytest.mark.needs_shared_home("qacct reads the accounting records the jobs' wrapper appends in the tool's home")
 def test_clients_read_the_exit_status_from_qacct_once_qstat_lets_go(tool: Tool) -> None:
     """Toil's and Snakemake's pattern: wait while `qstat -j ID` succeeds, then `qacct -j ID | grep
     exit_status` (two spaces, as SMK's regex wants), for exit codes 0, 3 and 137."""

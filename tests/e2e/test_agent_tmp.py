@@ -19,6 +19,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from conftest import STATE, Sandbox, Tool
 
 PODTMP = STATE / "agent" / "podtmp"
@@ -56,6 +58,7 @@ def no_private_dirs_left(uids: list[str]) -> bool:
     return not any((PODTMP / u).exists() for u in uids)
 
 
+@pytest.mark.needs_sandbox("checks the sandbox node agent's private /tmp and /dev/shm")
 def test_job_sees_neither_the_hosts_tmp_nor_dev_shm_and_can_write_its_own(tool: Tool) -> None:
     r = rand()
     host_tmp, host_shm = f"/tmp/gridshim-e2e-{r}", f"/dev/shm/gridshim-e2e-{r}"
@@ -92,6 +95,7 @@ def test_job_sees_neither_the_hosts_tmp_nor_dev_shm_and_can_write_its_own(tool: 
             Path(p).unlink(missing_ok=True)
 
 
+@pytest.mark.needs_sandbox("checks the sandbox node agent's private /tmp and /dev/shm")
 def test_two_running_jobs_do_not_share_tmp_or_dev_shm(tool: Tool) -> None:
     r = rand()
     mine = f"gridshim-e2e-first-{r}"
@@ -152,6 +156,7 @@ def _job(name: str, uid: int, home: str, init: str, main: str) -> dict[str, Any]
     }
 
 
+@pytest.mark.needs_sandbox("checks the sandbox node agent's private /tmp and /dev/shm")
 def test_init_and_main_container_each_get_their_own_tmp(sandbox: Sandbox, tool: Tool) -> None:
     """Per container, not per pod: what the init container leaves in /tmp is gone for the main one."""
     r = rand()
@@ -173,6 +178,7 @@ def test_init_and_main_container_each_get_their_own_tmp(sandbox: Sandbox, tool: 
                   what="the agent to remove the pod's private /tmp")
 
 
+@pytest.mark.needs_sandbox("checks the sandbox node agent's private /tmp and /dev/shm")
 def test_hostpath_volume_under_tmp_is_still_the_same_local_path(sandbox: Sandbox, tool: Tool) -> None:
     """PodSecurity keeps hostPath out of tool namespaces, so this pod goes into a namespace of its own."""
     r = rand()

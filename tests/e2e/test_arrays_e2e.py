@@ -7,6 +7,8 @@ import os
 import re
 from typing import Any
 
+import pytest
+
 from conftest import Tool, lines_of, mkdir, write
 
 # Each task writes what it saw, and its program's own start and end times, to $HOME/arr/t.<task id>.
@@ -34,6 +36,7 @@ def max_overlap(spans: list[tuple[float, float]]) -> int:
     return most
 
 
+@pytest.mark.needs_shared_home("reads the files the job writes in the tool's home")
 def test_an_array_runs_every_task_with_its_own_env_files_and_limit(make_tool: Any) -> None:
     tool = make_tool("ar")
     mkdir(tool, "arr")
@@ -93,6 +96,7 @@ def test_terse_submit_lines_and_rejections(tool: Tool) -> None:
     assert len(ids) == 2  # the refused ones created nothing
 
 
+@pytest.mark.needs_shared_home("reads the files the job writes in the tool's home")
 def test_rerun_array_with_task_id_paths_is_accepted_and_runs(tool: Tool) -> None:
     """-r y's podFailurePolicy with backoffLimitPerIndex: the API server accepts it; `$TASK_ID` in -o."""
     mkdir(tool, "logs")
@@ -106,6 +110,7 @@ def test_rerun_array_with_task_id_paths_is_accepted_and_runs(tool: Tool) -> None
     assert job["spec"]["completionMode"] == "Indexed"
 
 
+@pytest.mark.needs_shared_home("finished jobs release their successors with the checkout's gridshim (site release_command) and the test reads the files the jobs write")
 def test_a_finished_task_runs_the_sites_release_command(tool: Tool) -> None:
     """The wrapper's release hook in a real pod: with release_command set and the successors marker
     present, each task runs `release_command release --job N --task T` (stdin /dev/null, output in the
@@ -183,6 +188,7 @@ def test_sync_reports_a_killed_task_at_once_and_waits_for_the_rest(tool: Tool) -
     assert out.endswith(f"Job {job_id}.2 exited with exit code 0.\n") and proc.returncode == 1, (out, err_lines)
 
 
+@pytest.mark.needs_shared_home("the job's wrapper reads the deleted-tasks list qdel writes in the tool's home")
 def test_a_pending_task_on_the_deleted_list_never_runs(tool: Tool) -> None:
     """What qdel of a pending task leaves (docs/arrays-and-holds.md "qdel of array tasks"): the marker
     file lists the task, the Job's annotation names it. Its pod's wrapper exits 0 at once, with no output

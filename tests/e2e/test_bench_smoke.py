@@ -11,12 +11,15 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO, Sandbox
 
 FIGURES = ("jsub_vs_kubectl", "qstat5000_vs_kubectl", "qstat5000_peak_rss_mb", "crontab200_vs_kubectl_apply",
            "sync_latency_s", "array1000_vs_kubectl_loop", "array1000_finish_s", "hold_release_median_s")
 
 
+@pytest.mark.needs_sandbox("bench/run.py makes its tool with sandbox.up")
 def test_bench_writes_every_figure(sandbox: Sandbox, tmp_path) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "results.json"
     tool = f"bsmoke{os.getpid() % 1000}"

@@ -74,6 +74,7 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+@pytest.mark.needs_sandbox("mints certificates with the sandbox's CA key")
 def test_expired_certificate(tool: Tool) -> None:
     from sandbox import pki
 
@@ -85,6 +86,7 @@ def test_expired_certificate(tool: Tool) -> None:
                        rf"the client certificate in {re.escape(kc)} expired {expiry} \d\d:\d\d UTC; renew it")
 
 
+@pytest.mark.needs_sandbox("mints certificates with the sandbox's CA key")
 def test_not_yet_valid_certificate(tool: Tool) -> None:
     from sandbox import pki
 
@@ -96,6 +98,7 @@ def test_not_yet_valid_certificate(tool: Tool) -> None:
                        rf"is not valid before {start:%Y-%m-%d} \d\d:\d\d UTC; check this machine's clock")
 
 
+@pytest.mark.needs_sandbox("mints certificates with the sandbox's CA key")
 def test_certificate_from_an_unknown_ca(tool: Tool, tmp_path: Path) -> None:
     from sandbox import pki
 
@@ -105,6 +108,7 @@ def test_certificate_from_an_unknown_ca(tool: Tool, tmp_path: Path) -> None:
                        r"revoked or issued by another cluster's CA: get a new kubeconfig for this cluster")
 
 
+@pytest.mark.needs_sandbox("mints certificates with the sandbox's CA key")
 def test_certificate_from_a_differently_named_ca_says_which(tool: Tool, tmp_path: Path) -> None:
     """When the issuer's name differs from the kubeconfig's CA, the message names both."""
     from cryptography import x509
@@ -125,6 +129,7 @@ def test_certificate_from_a_differently_named_ca_says_which(tool: Tool, tmp_path
                                  r"'CN=gridshim-sandbox-ca'; get a kubeconfig issued for this cluster")
 
 
+@pytest.mark.needs_sandbox("mints certificates with the sandbox's CA key")
 def test_certificate_that_does_not_match_its_key(tool: Tool) -> None:
     from sandbox import pki
 
@@ -145,6 +150,7 @@ def test_kubeconfig_without_a_namespace(tool: Tool) -> None:
                        r"add one with 'kubectl config set-context --current --namespace=tool-NAME'")
 
 
+@pytest.mark.needs_sandbox("expects the sandbox's loopback server address in the message")
 def test_kubeconfig_whose_ca_is_not_the_servers(tool: Tool, tmp_path: Path) -> None:
     import base64
 

@@ -168,6 +168,7 @@ def jobs_by_id(tool: Tool) -> dict[str, dict[str, Any]]:
 
 # -- dask-jobqueue -----------------------------------------------------------------------------------------
 
+@pytest.mark.needs_sandbox("dask workers in the jobs run the checkout's .venv-clients and connect back to this machine's loopback")
 def test_dask_jobqueue_sgecluster_two_workers_compute_and_are_gone_after_close(
         tool: Tool, clients: dict[str, str]) -> None:
     work = tool.home / "dask"
@@ -264,6 +265,7 @@ def snakemake(tool: Tool, wf: Path, *args: str, mark: str = "") -> subprocess.Co
                     env={"CI": "true", "GRIDSHIM_E2E_MARK": mark}, timeout=110)
 
 
+@pytest.mark.needs_shared_home("Snakemake's jobs run the checkout's .venv-clients and write their outputs in the tool's home")
 @pytest.mark.parametrize("mode", SNAKEMAKE_MODES)
 def test_snakemake_runs_a_two_rule_workflow_through_qsub(tool: Tool, clients: dict[str, str], mode: str) -> None:
     wf = workflow(tool, f"wf-{mode}")
@@ -303,6 +305,7 @@ def test_snakemake_runs_a_two_rule_workflow_through_qsub(tool: Tool, clients: di
         assert not (wf / f"{name}.e{job_id}").exists()
 
 
+@pytest.mark.needs_shared_home("Snakemake's jobs run the checkout's .venv-clients and write their outputs in the tool's home")
 def test_snakemake_cluster_sync_fails_the_workflow_when_the_job_fails(tool: Tool, clients: dict[str, str]) -> None:
     """`boom` writes its output and exits 3: only qsub -sync y's exit code can tell snakemake it failed."""
     wf = workflow(tool, "wf-boom")

@@ -113,6 +113,7 @@ def test_install_then_list_is_byte_identical_with_one_cronjob_per_entry(tool: An
     assert {n: cj["metadata"]["resourceVersion"] for n, cj in cronjobs(tool).items()} == before
 
 
+@pytest.mark.needs_shared_home("reads the files the job writes in the tool's home")
 def test_every_minute_entries_really_run_and_append_to_their_out_files(tool: Any) -> None:
     out = write(tool, "cron-1.out", "before\n", mode=0o660)
     write(tool, "minutely.out", "earlier\n", mode=0o660)
@@ -198,6 +199,7 @@ REAL = (
 )
 
 
+@pytest.mark.needs_shared_home("the job runs scripts written into the tool's home and the test reads what they write")
 def test_the_four_real_entries_install_map_and_run(tool: Any) -> None:
     h = str(tool.home)
     write(tool, "py35-stretch/bin/python", "#!/bin/sh\nexec python3 \"$@\"\n", mode=0o755)
@@ -243,6 +245,7 @@ def test_the_four_real_entries_install_map_and_run(tool: Any) -> None:
     assert out.read_text().splitlines()[0] == "bigbrother args: " + " ".join(args)
 
 
+@pytest.mark.needs_shared_home("the job runs scripts written into the tool's home and the test reads what they write")
 def test_jstart_watchdog_line_keeps_one_continuous_job(tool: Any) -> None:
     write(tool, "bot.sh", "#!/bin/sh\necho started >> \"$HOME/bot.log\"\nexec sleep 3600\n", mode=0o755)
     proc = tool.run("crontab", "-", input="* * * * * jstart -N bot -mem 256m ~/bot.sh\n")

@@ -75,6 +75,7 @@ def one_clean_line(stderr: str) -> str:
 
 # -- idempotent reads retry ------------------------------------------------------------------------
 
+@pytest.mark.needs_sandbox("the fault proxy serves and verifies with the sandbox's CA (tests/e2e/faultproxy.py)")
 def test_reads_retry_through_resets_5xx_429_and_cut_handshakes(proxied: tuple[Tool, FaultProxy, dict]) -> None:
     tool, proxy, env = proxied
     proxy.add(Fault("reset_handshake"),
@@ -91,6 +92,7 @@ def test_reads_retry_through_resets_5xx_429_and_cut_handshakes(proxied: tuple[To
     assert len(proxy.entries("POST")) == 1
 
 
+@pytest.mark.needs_sandbox("the fault proxy serves and verifies with the sandbox's CA (tests/e2e/faultproxy.py)")
 def test_retry_after_is_honoured(proxied: tuple[Tool, FaultProxy, dict]) -> None:
     tool, proxy, env = proxied
     proxy.add(Fault("status", "GET", JOBS, status=429, retry_after="3"))
@@ -112,6 +114,7 @@ LOST = {
 }
 
 
+@pytest.mark.needs_sandbox("the fault proxy serves and verifies with the sandbox's CA (tests/e2e/faultproxy.py)")
 @pytest.mark.parametrize("once", [False, True], ids=["plain", "once"])
 @pytest.mark.parametrize("scenario", list(LOST))
 def test_lost_create_answer_is_recognised(proxied: tuple[Tool, FaultProxy, dict], scenario: str, once: bool) -> None:
@@ -130,6 +133,7 @@ def test_lost_create_answer_is_recognised(proxied: tuple[Tool, FaultProxy, dict]
     assert tokens == {job["metadata"]["annotations"]["gridshim.io/token"]}
 
 
+@pytest.mark.needs_sandbox("the fault proxy serves and verifies with the sandbox's CA (tests/e2e/faultproxy.py)")
 def test_create_delayed_past_the_timeout_is_not_duplicated(proxied: tuple[Tool, FaultProxy, dict]) -> None:
     """The first POST reaches the API server only after the client gave up on it and retried: the
     retry creates the Job, the late one meets 409. (With generateName, this made two Jobs.)"""
@@ -146,6 +150,7 @@ def test_create_delayed_past_the_timeout_is_not_duplicated(proxied: tuple[Tool, 
     exactly_one(tool, "late")
 
 
+@pytest.mark.needs_sandbox("the fault proxy serves and verifies with the sandbox's CA (tests/e2e/faultproxy.py)")
 def test_every_answer_lost_still_finds_its_own_job(proxied: tuple[Tool, FaultProxy, dict]) -> None:
     tool, proxy, env = proxied
     proxy.add(Fault("drop_answer", "POST", JOBS, times=-1))
@@ -167,6 +172,7 @@ GIVE_UP = {
 }
 
 
+@pytest.mark.needs_sandbox("the fault proxy serves and verifies with the sandbox's CA (tests/e2e/faultproxy.py)")
 @pytest.mark.parametrize("scenario", list(GIVE_UP))
 def test_budget_exhausted_gives_one_clear_line(proxied: tuple[Tool, FaultProxy, dict], scenario: str) -> None:
     tool, proxy, env = proxied
@@ -194,6 +200,7 @@ def post_only(tool: Tool, env: dict[str, str]) -> dict[str, str]:
     return {**env, "GRIDSHIM_CONFIG": str(config)}
 
 
+@pytest.mark.needs_sandbox("the fault proxy serves and verifies with the sandbox's CA (tests/e2e/faultproxy.py)")
 def test_retry_after_beyond_the_budget_gives_up_at_once(proxied: tuple[Tool, FaultProxy, dict]) -> None:
     tool, proxy, env = proxied
     env = post_only(tool, env)
@@ -206,6 +213,7 @@ def test_retry_after_beyond_the_budget_gives_up_at_once(proxied: tuple[Tool, Fau
     assert proxy.injected() == 1
 
 
+@pytest.mark.needs_sandbox("the fault proxy serves and verifies with the sandbox's CA (tests/e2e/faultproxy.py)")
 def test_lost_answer_then_outage_says_the_job_may_exist(proxied: tuple[Tool, FaultProxy, dict]) -> None:
     tool, proxy, env = proxied
     env = post_only(tool, env)
@@ -219,6 +227,7 @@ def test_lost_answer_then_outage_says_the_job_may_exist(proxied: tuple[Tool, Fau
     exactly_one(tool, "maybe")  # it was created once, by the attempt whose answer was lost
 
 
+@pytest.mark.needs_sandbox("the fault proxy serves and verifies with the sandbox's CA (tests/e2e/faultproxy.py)")
 def test_sync_survives_a_cut_watch(proxied: tuple[Tool, FaultProxy, dict]) -> None:
     tool, proxy, env = proxied
     proxy.add(Fault("reset", "GET", r"watch=", times=2))
@@ -230,6 +239,7 @@ def test_sync_survives_a_cut_watch(proxied: tuple[Tool, FaultProxy, dict]) -> No
 
 # -- the other commands: reads retry, deletes whose answer was lost count as done --------------------
 
+@pytest.mark.needs_sandbox("the fault proxy serves and verifies with the sandbox's CA (tests/e2e/faultproxy.py)")
 def test_qstat_job_and_jstop_through_faults(proxied: tuple[Tool, FaultProxy, dict]) -> None:
     tool, proxy, env = proxied
     proc = tool.run("jsub", "-N", "busy", "/bin/sleep", "300")
@@ -254,6 +264,7 @@ def test_qstat_job_and_jstop_through_faults(proxied: tuple[Tool, FaultProxy, dic
     assert proxy.injected() == 7
 
 
+@pytest.mark.needs_sandbox("the fault proxy serves and verifies with the sandbox's CA (tests/e2e/faultproxy.py)")
 def test_qdel_through_faults(proxied: tuple[Tool, FaultProxy, dict]) -> None:
     tool, proxy, env = proxied
     ids = []
@@ -295,6 +306,7 @@ def expected_names(tag: str, n: int) -> list[str]:
     return sorted([f"{tag}{i}" for i in range(n)] + [f"cron-{n}"])
 
 
+@pytest.mark.needs_sandbox("the fault proxy serves and verifies with the sandbox's CA (tests/e2e/faultproxy.py)")
 def test_crontab_install_through_transient_faults(proxied: tuple[Tool, FaultProxy, dict]) -> None:
     tool, proxy, env = proxied
     text = cron_text("a", 6)
@@ -308,6 +320,7 @@ def test_crontab_install_through_transient_faults(proxied: tuple[Tool, FaultProx
     assert proxy.injected() == 7
 
 
+@pytest.mark.needs_sandbox("the fault proxy serves and verifies with the sandbox's CA (tests/e2e/faultproxy.py)")
 @pytest.mark.parametrize("kind", ["drop_answer", "forward_then"])
 def test_crontab_writes_whose_answer_was_lost(proxied: tuple[Tool, FaultProxy, dict], kind: str) -> None:
     """The commit (ConfigMap create, then PUT) and CronJob creates and deletes reach the API server
@@ -329,6 +342,7 @@ def test_crontab_writes_whose_answer_was_lost(proxied: tuple[Tool, FaultProxy, d
     assert all(e.upstream_status and e.upstream_status < 300 for e in lost)  # each lost write had happened
 
 
+@pytest.mark.needs_sandbox("the fault proxy serves and verifies with the sandbox's CA (tests/e2e/faultproxy.py)")
 def test_crontab_outage_keeps_the_text_and_sync_finishes(proxied: tuple[Tool, FaultProxy, dict]) -> None:
     """The API server stops accepting CronJobs mid-install: the user is told, the crontab text is kept,
     and `crontab --sync` afterwards creates exactly the missing entries."""

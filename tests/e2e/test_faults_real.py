@@ -209,6 +209,7 @@ def waiters_across_a_kill(tool: Tool, n: int, *, sleep: Callable[[int], float], 
     check_waiters(tool, results)
 
 
+@pytest.mark.needs_sandbox("stops and restarts the sandbox's own processes (kube-apiserver, etcd, node agent)")
 def test_sync_waiters_across_an_api_server_kill_and_restart(make_tool: Callable[..., Tool], sandbox: Any) -> None:
     """20 `jsub -sync y` waiters; the kube-apiserver is SIGKILLed while their jobs run and started again
     after 2 s. Some jobs end while it is down, the rest after; every waiter exits with its job's code."""
@@ -216,6 +217,7 @@ def test_sync_waiters_across_an_api_server_kill_and_restart(make_tool: Callable[
                           what="kube-apiserver SIGKILL + restart after 2 s")
 
 
+@pytest.mark.needs_sandbox("stops and restarts the sandbox's own processes (kube-apiserver, etcd, node agent)")
 def test_sync_waiters_outlast_the_retry_budget(make_tool: Callable[..., Tool], sandbox: Any) -> None:
     """The API server is down longer than the waiters' whole retry budget (2 s here, 30 s by default):
     they keep waiting with capped back-off and report the job's real exit code when it is back."""
@@ -225,6 +227,7 @@ def test_sync_waiters_outlast_the_retry_budget(make_tool: Callable[..., Tool], s
 
 # -- -once racing across a restart ---------------------------------------------------------------------
 
+@pytest.mark.needs_sandbox("stops and restarts the sandbox's own processes (kube-apiserver, etcd, node agent)")
 def test_thirty_once_submissions_across_a_restart(make_tool: Callable[..., Tool], sandbox: Any) -> None:
     """30 `jsub -once -N same` start while the API server is down and meet it as it comes back (its
     403 window): exactly one Job, and every other submission is told "already active"."""
@@ -260,6 +263,7 @@ def crontab_names(admin: Admin, tool: Tool) -> list[str]:
 N_CRON = 100
 
 
+@pytest.mark.needs_sandbox("stops and restarts the sandbox's own processes (kube-apiserver, etcd, node agent)")
 @pytest.mark.parametrize("down,budget", [(2.0, None), (5.0, "2")], ids=["down-2s", "down-5s-budget-2s"])
 def test_crontab_install_interrupted_by_a_restart(make_tool: Callable[..., Tool], sandbox: Any,
                                                   down: float, budget: str | None) -> None:
@@ -298,6 +302,7 @@ def test_crontab_install_interrupted_by_a_restart(make_tool: Callable[..., Tool]
 
 # -- a wrong kubeconfig is still refused at once, even across a restart -----------------------------------
 
+@pytest.mark.needs_sandbox("stops and restarts the sandbox's own processes (kube-apiserver, etcd, node agent)")
 def test_a_real_403_is_reported_promptly_even_right_after_a_restart(make_tool: Callable[..., Tool],
                                                                      sandbox: Any, tmp_path: Any) -> None:
     """The transient-403 rule must not hide a wrong kubeconfig: tool B's certificate pointed at tool A's
@@ -339,6 +344,7 @@ def test_a_real_403_is_reported_promptly_even_right_after_a_restart(make_tool: C
 
 # -- etcd paused -------------------------------------------------------------------------------------------
 
+@pytest.mark.needs_sandbox("stops and restarts the sandbox's own processes (kube-apiserver, etcd, node agent)")
 def test_etcd_paused_under_waiters_a_crontab_install_and_a_submission(make_tool: Callable[..., Tool],
                                                                       sandbox: Any) -> None:
     """etcd is stopped (SIGSTOP) for 6 s the moment a `crontab FILE` has committed its new text, while
@@ -379,6 +385,7 @@ def test_etcd_paused_under_waiters_a_crontab_install_and_a_submission(make_tool:
 
 # -- the node agent killed --------------------------------------------------------------------------------
 
+@pytest.mark.needs_sandbox("stops and restarts the sandbox's own processes (kube-apiserver, etcd, node agent)")
 @pytest.mark.parametrize("with_api", [False, True], ids=["agent", "agent-and-api-server"])
 def test_node_agent_killed_and_restarted(make_tool: Callable[..., Tool], sandbox: Any, with_api: bool) -> None:
     """The node agent (our kubelet) is SIGKILLed while jobs run under `-sync y` waiters, and a job

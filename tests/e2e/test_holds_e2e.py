@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from conftest import STATE, VENV_BIN, Tool, write
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
@@ -55,6 +57,7 @@ def golden(name: str, **subst: str) -> str:
     return text
 
 
+@pytest.mark.needs_shared_home("finished jobs release their successors with the checkout's gridshim (site release_command) and the test reads the files the jobs write")
 def test_hold_jid_waits_for_every_job_of_that_name_and_starts_right_after(make_tool: Any) -> None:
     tool = with_release(make_tool("hj"))
     pairs = []
@@ -111,6 +114,7 @@ def wait_file(tool: Tool, rel: str, timeout: float) -> float:
     return time.monotonic() - t0
 
 
+@pytest.mark.needs_shared_home("finished jobs release their successors with the checkout's gridshim (site release_command) and the test reads the files the jobs write")
 def test_a_predecessor_killed_with_qdel_f_still_releases_its_successor(tool: Tool) -> None:
     write(tool, "long.sh", "sleep 300\n")
     write(tool, "after.sh", "echo ran > $HOME/after_qdel\n")
@@ -124,6 +128,7 @@ def test_a_predecessor_killed_with_qdel_f_still_releases_its_successor(tool: Too
     print(f"\nqdel -f of the predecessor → successor ran after {took:.2f} s")
 
 
+@pytest.mark.needs_shared_home("finished jobs release their successors with the checkout's gridshim (site release_command) and the test reads the files the jobs write")
 def test_a_sigkilled_predecessor_is_released_by_the_backstop_within_a_minute(make_tool: Any) -> None:
     tool = with_release(make_tool("bk"))
     write(tool, "long.sh", "sleep 300\n")
@@ -148,6 +153,7 @@ def test_a_sigkilled_predecessor_is_released_by_the_backstop_within_a_minute(mak
                   what="the backstop CronJob to go")
 
 
+@pytest.mark.needs_shared_home("finished jobs release their successors with the checkout's gridshim (site release_command) and the test reads the files the jobs write")
 def test_qhold_and_qrls_round_trip_with_a_dependency(tool: Tool) -> None:
     write(tool, "long.sh", "sleep 300\n")
     write(tool, "held.sh", "echo ran > $HOME/held_ran\n")
@@ -178,6 +184,7 @@ def D_preds(job: dict[str, Any]) -> dict[str, str]:
     return json.loads(raw) if raw else {}
 
 
+@pytest.mark.needs_shared_home("finished jobs release their successors with the checkout's gridshim (site release_command) and the test reads the files the jobs write")
 def test_qalter_changes_a_held_job_in_place_and_by_replacement(tool: Tool) -> None:
     write(tool, "alt.sh", "echo out-of-alt\n")
     j = submit(tool, "-h", "-N", "before", "alt.sh")
@@ -233,6 +240,7 @@ def test_refusals_byte_for_byte(tool: Tool) -> None:
     tool.run("qdel", "-f", running)
 
 
+@pytest.mark.needs_shared_home("finished jobs release their successors with the checkout's gridshim (site release_command) and the test reads the files the jobs write")
 def test_array_predecessors_release_task_by_task_and_hold_jid_ad_holds_the_whole_successor(make_tool: Any) -> None:
     tool = with_release(make_tool("ad"))
     write(tool, "pa.sh", "sleep $((SGE_TASK_ID * 3)); date +%s.%N > $HOME/pa_$SGE_TASK_ID\n")
@@ -260,6 +268,7 @@ def test_array_predecessors_release_task_by_task_and_hold_jid_ad_holds_the_whole
                                                  "Exiting.\n")
 
 
+@pytest.mark.needs_shared_home("finished jobs release their successors with the checkout's gridshim (site release_command) and the test reads the files the jobs write")
 def test_a_predecessor_ending_while_qsub_resolves_does_not_wait_for_the_backstop(make_tool: Any) -> None:
     tool = with_release(make_tool("wn"))
     write(tool, "quick.sh", "true\n")

@@ -67,6 +67,7 @@ def no_canary(sandbox: object) -> object:
     assert not Path(CANARY).exists(), "something ran a $(...) or `...` from the input"
 
 
+@pytest.mark.needs_shared_home("reads the files the job writes in the tool's home")
 def test_jstart_passes_hostile_arguments_byte_exact(tool: Tool) -> None:
     dump = install_dump(tool)
     proc = tool.run("jstart", "-N", "cont", str(dump), *HOSTILE)  # continuous: through jsub's respawn loop
@@ -74,6 +75,7 @@ def test_jstart_passes_hostile_arguments_byte_exact(tool: Tool) -> None:
     assert dump_of(tool, "cont")["argv"] == hexed(HOSTILE)
 
 
+@pytest.mark.needs_shared_home("reads the files the job writes in the tool's home")
 def test_sync_job_argv_with_globs_in_a_populated_directory(tool: Tool) -> None:
     """Globs stay literal even where they would match: -cwd in a directory full of files."""
     dump = install_dump(tool)
@@ -106,6 +108,7 @@ NAMES = ["Bot_2.x", "ünïcødé-名前", "q'uote\"d", "$(id)", "`id`", "semi;co
          "a|b&c", "<lt>gt", "x=y,z", "[br]{ce}", "%pct!", ".dot", "UPPER", "a" * 80]
 
 
+@pytest.mark.needs_shared_home("reads the files the job writes in the tool's home")
 @pytest.mark.parametrize("name", NAMES, ids=range(len(NAMES)))
 def test_odd_job_names_are_kept_exactly(tool: Tool, name: str) -> None:
     """-N with characters Kubernetes forbids in names: the job sees its exact $JOB_NAME, writes

@@ -43,6 +43,7 @@ def running(tool: Tool, name: str) -> bool:
     return False
 
 
+@pytest.mark.needs_shared_home("reads the files the job writes in the tool's home")
 def test_sync_returns_the_jobs_exit_code_and_output_is_appended(tool: Tool) -> None:
     for i in (1, 2):
         proc = tool.run("jsub", "-sync", "y", "-N", "twice", "/bin/sh", "-c", f"echo run{i}; echo oops{i} >&2; exit 7")
@@ -70,12 +71,14 @@ def test_once_refuses_a_live_duplicate(tool: Tool) -> None:
     assert len(job_objects(tool, "dup")) == 1
 
 
+@pytest.mark.needs_shared_home("reads the files the job writes in the tool's home")
 def test_once_allows_a_new_run_after_the_old_one_finished(tool: Tool) -> None:
     assert tool.run("jsub", "-once", "-sync", "y", "-N", "again", "/bin/true").returncode == 0
     proc = tool.run("jsub", "-once", "-sync", "y", "-N", "again", "/bin/true")
     assert proc.returncode == 0, (tool.home / "again.err").read_text()
 
 
+@pytest.mark.needs_shared_home("reads the files the job writes in the tool's home")
 def test_jstart_restarts_until_exit_zero_and_not_after(tool: Tool) -> None:
     script = write_exe(tool.home / "flaky.sh", "#!/bin/sh\nn=$(cat $HOME/count 2>/dev/null || echo 0)\n"
                        "n=$((n+1)); echo $n > $HOME/count\necho attempt $n\n[ $n -ge 3 ]\n", tool.uid)
@@ -106,6 +109,7 @@ def test_jstart_survives_losing_its_pod(tool: Tool) -> None:
                               for p in pods_of(tool, job)), timeout=90, what="a replacement pod")
 
 
+@pytest.mark.needs_shared_home("reads the files the job writes in the tool's home")
 def test_mem_is_enforced_as_address_space(tool: Tool) -> None:
     alloc = f"{PY} -c 'b = bytearray(400 * 1024 * 1024); print(len(b))'"
     small = tool.run("jsub", "-sync", "y", "-mem", "150m", "-N", "small", "/bin/sh", "-c", alloc)
@@ -118,6 +122,7 @@ def test_mem_is_enforced_as_address_space(tool: Tool) -> None:
     assert limits["memory"] == "1Gi"
 
 
+@pytest.mark.needs_shared_home("reads the files the job writes in the tool's home")
 def test_h_rt_ends_a_job(tool: Tool) -> None:
     t0 = time.monotonic()
     proc = tool.run("jsub", "-sync", "y", "-l", "h_rt=0:0:4", "-N", "slow", "/bin/sleep", "120")
@@ -129,6 +134,7 @@ def test_h_rt_ends_a_job(tool: Tool) -> None:
     assert any(c["reason"] == "DeadlineExceeded" for c in job["status"]["conditions"])
 
 
+@pytest.mark.needs_shared_home("reads the files the job writes in the tool's home")
 def test_env_cwd_wd_join_and_paths(tool: Tool) -> None:
     work = tool.home / "work"
     work.mkdir()
@@ -150,6 +156,7 @@ def test_env_cwd_wd_join_and_paths(tool: Tool) -> None:
     assert (tool.home / "homedir.out").read_text() == f"{tool.home}\n"
 
 
+@pytest.mark.needs_shared_home("reads the files the job writes in the tool's home")
 def test_jsubrc_then_command_line_then_script_directives(tool: Tool) -> None:
     (tool.home / ".jsubrc").write_text("-mem 700m\n-N fromrc\n-quiet\n")
     script = write_exe(tool.home / "my.job.sh", "#!/bin/sh\n#$ -N embedded\n#$ -j y\necho $JOB_NAME\n", tool.uid)
@@ -168,6 +175,7 @@ HOSTILE = ["a b", '"double"', "it's", "semi;colon", "$(id)", "`id`", "*", "new\n
            "ünïcødé", "--", "-N", "x", "$HOME", "$(HOME)", "$$", "$$(HOME)", "back\\slash", ""]
 
 
+@pytest.mark.needs_shared_home("reads the files the job writes in the tool's home")
 def test_hostile_arguments_reach_the_program_byte_exact(tool: Tool) -> None:
     dump = write_exe(tool.home / "argv.py", f"#!{PY}\nimport json, os, sys\n"
                      "open(os.path.expanduser('~/argv.json'), 'w').write(json.dumps(sys.argv[1:]))\n", tool.uid)
@@ -201,6 +209,7 @@ def real_tree(tool: Tool) -> Tool:
     return tool
 
 
+@pytest.mark.needs_shared_home("reads the files the job writes in the tool's home")
 def test_real_toolforge_lines_work_unchanged(real_tree: Tool) -> None:
     tool = real_tree
     lines = [

@@ -256,6 +256,7 @@ FORMS: list[tuple[str, Callable[[World], tuple[str, dict[str, str]]], bool, str,
 ]
 
 
+@pytest.mark.needs_sandbox("builds kubeconfig forms from the sandbox's CA and its server's loopback port (tls-server-name, proxies, exec plugins)")
 @pytest.mark.parametrize("name,build,works,says,tunnels", FORMS, ids=[f[0] for f in FORMS])
 def test_each_form_works_with_jsub_and_qstat_exactly_when_kubectl_works(
         world: World, name: str, build: Callable[[World], tuple[str, dict[str, str]]], works: bool, says: str,
@@ -285,6 +286,7 @@ def test_each_form_works_with_jsub_and_qstat_exactly_when_kubectl_works(
         assert len(world.proxy.tunnels) == before, world.proxy.tunnels[before:]
 
 
+@pytest.mark.needs_sandbox("builds kubeconfig forms from the sandbox's CA and its server's loopback port (tls-server-name, proxies, exec plugins)")
 def test_impersonation_acts_with_the_other_tools_rights_only(world: World) -> None:
     """The Job made through `as:` is the other tool's (its namespace); the tool's own has none of that name."""
     kubeconfig, _ = impersonate(world)
@@ -297,6 +299,7 @@ def test_impersonation_acts_with_the_other_tools_rights_only(world: World) -> No
     assert not any("as-other" in j["metadata"]["name"] for j in ours)
 
 
+@pytest.mark.needs_sandbox("builds kubeconfig forms from the sandbox's CA and its server's loopback port (tls-server-name, proxies, exec plugins)")
 def test_doctor_reports_the_api_groups_with_an_exec_plugin(world: World) -> None:
     kubeconfig, _ = exec_token(world)
     out = world.tool.run("gridshim", "doctor", env={"KUBECONFIG": kubeconfig})

@@ -76,6 +76,7 @@ def body_lines(msg: Any) -> list[str]:
     return msg.get_content().splitlines()
 
 
+@pytest.mark.needs_sandbox("the job's mail relays to an SMTP server on this machine's loopback")
 @pytest.mark.parametrize("command", ["jsub", "qsub"])
 def test_m_be_sends_started_and_complete_to_the_M_address(tool: Tool, inbox: Inbox, command: str) -> None:
     env = {"GRIDSHIM_CONFIG": mail_config(tool, inbox)}
@@ -103,6 +104,7 @@ def test_m_be_sends_started_and_complete_to_the_M_address(tool: Tool, inbox: Inb
     assert re.fullmatch(r" Wallclock Time   = \d\d:\d\d:\d\d", lines[8]), lines
 
 
+@pytest.mark.needs_sandbox("the job's mail relays to an SMTP server on this machine's loopback")
 def test_m_n_sends_nothing(tool: Tool, inbox: Inbox) -> None:
     env = {"GRIDSHIM_CONFIG": mail_config(tool, inbox)}
     ids = []
@@ -116,6 +118,7 @@ def test_m_n_sends_nothing(tool: Tool, inbox: Inbox) -> None:
     assert [inbox.of_job(i) for i in ids] == [[], [], []]
 
 
+@pytest.mark.needs_sandbox("the job's mail relays to an SMTP server on this machine's loopback")
 def test_m_a_of_a_job_killed_by_a_signal_sends_aborted(tool: Tool, inbox: Inbox) -> None:
     env = {"GRIDSHIM_CONFIG": mail_config(tool, inbox)}
     r = tool.run("jsub", "-sync", "y", "-m", "a", "-M", "ops@example.org", "-N", "killed", "/bin/sh", "-c",
@@ -134,6 +137,7 @@ def test_m_a_of_a_job_killed_by_a_signal_sends_aborted(tool: Tool, inbox: Inbox)
     assert inbox.of_job(submitted_id(r.stdout)) == []
 
 
+@pytest.mark.needs_sandbox("the job's mail relays to an SMTP server on this machine's loopback")
 def test_qdel_of_a_running_job_with_m_a_sends_aborted_through_term(tool: Tool, inbox: Inbox) -> None:
     env = {"GRIDSHIM_CONFIG": mail_config(tool, inbox)}
     r = tool.run("qsub", "-terse", "-m", "a", "-N", "victim", "-b", "y", "/bin/sleep", "300", env=env)

@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, Callable
 
+import pytest
 import yaml
 
 from conftest import Tool
@@ -189,6 +190,7 @@ while :; do sleep 1; done
 """
 
 
+@pytest.mark.needs_shared_home("reads the files the job writes in the tool's home")
 def test_jstop_then_poll_qstat_j_until_the_process_died(tool: Tool) -> None:
     """stewardbots' restart script: `jstop stewardbot; while qstat -j stewardbot …; do sleep 1; done`."""
     prog = write_exe(tool, "linger.sh", LINGER)

@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from conftest import Tool, lines_of, mkdir, write
 
 CPU4 = {"default": {"cpu": "500m", "memory": "512Mi"}, "defaultRequest": {"cpu": "50m", "memory": "64Mi"},
@@ -26,6 +28,7 @@ REPORT = ('echo "JOB_ID=$JOB_ID"; echo "JOB_NAME=$JOB_NAME"; echo "NSLOTS=$NSLOT
           'echo "ARGS=$*"; echo "QUEUE=$QUEUE"; echo "RESTARTED=$RESTARTED"\n')
 
 
+@pytest.mark.needs_shared_home("reads the files the job writes in the tool's home")
 def test_a_pipeline_shaped_script_runs_with_every_directive(make_tool: Any) -> None:
     tool = make_tool("qs", limits=CPU4)
     mkdir(tool, "work/logs")
@@ -57,6 +60,7 @@ def test_a_pipeline_shaped_script_runs_with_every_directive(make_tool: Any) -> N
     assert "activeDeadlineSeconds" not in job["spec"]  # h_rt=INFINITY
 
 
+@pytest.mark.needs_shared_home("reads the files the job writes in the tool's home")
 def test_terse_stdin_and_binary_jobs(tool: Tool) -> None:
     proc = tool.run("qsub", "-terse", "-sync", "y", "-j", "y", input="echo from-stdin $0 >&2\nexit 4\n")
     assert proc.returncode == 4, proc.stderr
@@ -73,6 +77,7 @@ def test_terse_stdin_and_binary_jobs(tool: Tool) -> None:
     assert (tool.home / f"echo.e{bid}").read_text() == ""
 
 
+@pytest.mark.needs_shared_home("reads the files the job writes in the tool's home")
 def test_the_script_is_copied_when_qsub_returns(tool: Tool) -> None:
     script = write(tool, "gone.sh", "sleep 2\necho original text\n")
     # -wd, and the file is rewritten and then deleted as soon as qsub returns (as dask-jobqueue does)
@@ -87,6 +92,7 @@ def test_the_script_is_copied_when_qsub_returns(tool: Tool) -> None:
     assert not script.exists()
 
 
+@pytest.mark.needs_sandbox("compares the job's /tmp with this machine's")
 def test_a_job_does_not_see_the_submit_hosts_tmp(tool: Tool) -> None:
     marker = f"/tmp/gridshim-e2e-{os.getpid()}-{time.time_ns()}"
     Path(marker).write_text("host\n")
@@ -126,6 +132,7 @@ def test_qstat_r_j_and_qdel_treat_qsub_jobs_like_jsub_jobs(make_tool: Any) -> No
     assert "Following jobs do not exist" in tool.run("qstat", "-j", job_id).stderr
 
 
+@pytest.mark.needs_shared_home("reads the files the job writes in the tool's home")
 def test_notify_sends_sigusr2_before_the_kill(tool: Tool) -> None:
     write(tool, "trap.sh", "#$ -notify\ntrap 'echo got-usr2; exit 0' USR2\necho started\n"
           "while :; do sleep 1; done\n")
@@ -164,6 +171,7 @@ def test_errors_have_sges_words_and_exit_codes(tool: Tool) -> None:
     assert tool.kubectl_json("get", "jobs")["items"] == []  # nothing was submitted by any of them
 
 
+@pytest.mark.needs_shared_home("reads the files the job writes in the tool's home")
 def test_cronjob_runs_get_their_own_job_id(tool: Tool) -> None:
     mkdir(tool, "cronlogs")
     write(tool, "tick.sh", '#$ -o cronlogs/ -j y\necho "JOB_ID=$JOB_ID"\n')
@@ -208,6 +216,7 @@ def test_qdel_during_sync_is_the_signal_line_and_exit_1(tool: Tool) -> None:
     assert err == f"Job {job_id} exited because of signal SIGKILL\n"
 
 
+@pytest.mark.needs_shared_home("the job runs scripts written into the tool's home and the test reads what they write")
 def test_a_crontab_qsub_line_reads_the_script_at_each_run(tool: Tool) -> None:
     mkdir(tool, "cl")
     script = write(tool, "each.sh", '#$ -o cl/ -j y\necho "first version"\n')

@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from conftest import Tool, write
 
 
@@ -159,6 +161,7 @@ def test_an_editor_that_removes_the_file_leaves_the_crontab_alone(tool: Tool) ->
     assert tool.run("crontab", "-l").stdout == "0 0 1 1 * /bin/true\n"
 
 
+@pytest.mark.needs_shared_home("reads the files the job writes in the tool's home")
 def test_arguments_larger_than_the_annotation_limit_reach_the_job(tool: Tool) -> None:
     big = ["y" * 100_000] * 3  # each below Linux's 128 KiB per argument; together above 256 KiB
     write(tool, "len.sh", '#!/bin/sh\necho "$#" "${#1}" "${#3}"\n', mode=0o755)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from conftest import REPO, STATE, Sandbox, Tool
 
 
@@ -25,6 +27,7 @@ def _restricted_job(name: str, uid: int, home: str, command: str) -> dict:
     }
 
 
+@pytest.mark.needs_sandbox("expects the sandbox's one node, sandbox-node")
 def test_node_is_ready(sandbox: Sandbox) -> None:
     nodes = sandbox.kubectl_json("get", "nodes")["items"]
     assert [n["metadata"]["name"] for n in nodes] == ["sandbox-node"]
@@ -32,6 +35,7 @@ def test_node_is_ready(sandbox: Sandbox) -> None:
     assert ready["Ready"] == "True"
 
 
+@pytest.mark.needs_shared_home("a hand-made Job writes into the tool's home and the test reads it")
 def test_restricted_job_fails_with_real_exit_code_and_writes_home(sandbox: Sandbox, tool: Tool) -> None:
     job = _restricted_job("exit3", tool.uid, str(tool.home), "echo hi > $HOME/x.txt; exit 3")
     sandbox.kubectl("-n", tool.namespace, "apply", "-f", "-", kubeconfig=tool.kubeconfig, input=json.dumps(job))
@@ -44,6 +48,7 @@ def test_restricted_job_fails_with_real_exit_code_and_writes_home(sandbox: Sandb
     assert (tool.home / "x.txt").stat().st_uid == tool.uid
 
 
+@pytest.mark.needs_sandbox("uses the sandbox's own tool 'other'")
 def test_other_tool_cannot_list_jobs(sandbox: Sandbox) -> None:
     other = str(STATE / "data/project/other/.kube/config")
     proc = sandbox.kubectl("-n", "tool-demo", "get", "jobs", kubeconfig=other, check=False)
@@ -62,6 +67,7 @@ def test_root_pod_is_refused_by_podsecurity(sandbox: Sandbox, tool: Tool) -> Non
     assert "runAsUser=0" in proc.stderr
 
 
+@pytest.mark.needs_sandbox("reads the sandbox's state files (.sandbox/env, state.json)")
 def test_env_file_exports_what_tests_and_people_need(sandbox: Sandbox) -> None:
     text = (STATE / "env").read_text()
     for var in ("KUBECONFIG", "HOME", "PATH", "SANDBOX_TOOL_UID", "SANDBOX_ADMIN_KUBECONFIG",
@@ -72,6 +78,7 @@ def test_env_file_exports_what_tests_and_people_need(sandbox: Sandbox) -> None:
     assert json.loads(out)["contexts"][0]["context"]["namespace"] == "tool-demo"
 
 
+@pytest.mark.needs_sandbox("reads the sandbox's state files (.sandbox/env, state.json)")
 def test_sandbox_up_is_idempotent(sandbox: Sandbox) -> None:
     before = json.loads((STATE / "state.json").read_text())
     proc = subprocess.run([sys.executable, "-m", "sandbox.up", "up"], cwd=REPO, capture_output=True, text=True)
@@ -80,6 +87,7 @@ def test_sandbox_up_is_idempotent(sandbox: Sandbox) -> None:
     assert json.loads((STATE / "state.json").read_text())["server"] == before["server"]
 
 
+@pytest.mark.needs_sandbox("starts and stops a private sandbox with sandbox.up")
 def test_down_then_up_leaves_no_process_behind(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A second, private sandbox (own state dir): down must leave none of its processes running."""
     env = {**os.environ, "SANDBOX_DIR": str(tmp_path / "sb")}

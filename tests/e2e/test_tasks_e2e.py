@@ -13,6 +13,7 @@ import json
 import re
 from typing import Any
 
+import pytest
 import yaml
 
 from conftest import Tool
@@ -64,6 +65,7 @@ def running_pods(tool: Tool, uid: str) -> dict[int, str]:
             for p in pods if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")}
 
 
+@pytest.mark.needs_shared_home("the job's wrapper reads the deleted-tasks list qdel writes in the tool's home")
 def test_array_rows_and_qdel_of_running_and_pending_tasks(tool: Tool) -> None:
     job_id = 4_242_001
     job = create_array(tool, job_id, name="arr", tasks=(1, 6, 1), parallelism=2)

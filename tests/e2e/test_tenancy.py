@@ -132,6 +132,7 @@ FORBIDDEN = [
 ]
 
 
+@pytest.mark.needs_shared_home("proves that another tool's jobs wrote nothing into this tool's home, which only a shared disk shows")
 def test_b_pointed_at_a_namespace_is_refused_clearly(two_tools: tuple[Tool, Tool, str]) -> None:
     a, b, job_id = two_tools
     before = state_of(a)
@@ -190,6 +191,7 @@ def untouched(a: Tool, b: Tool, names: list[str]) -> None:
     assert planted == [], planted
 
 
+@pytest.mark.needs_shared_home("proves that another tool's jobs wrote nothing into this tool's home, which only a shared disk shows")
 def test_b_cannot_submit_as_a_whatever_its_client_side_says(pair: tuple[Tool, Tool]) -> None:
     a, b = pair
     home_owner = own_config(b, "home-owner.yaml", "home-owner")
@@ -273,6 +275,7 @@ def _wrap(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
                      "template": {"metadata": {"labels": {"app": name}}, "spec": spec}}}
 
 
+@pytest.mark.needs_shared_home("proves that another tool's jobs wrote nothing into this tool's home, which only a shared disk shows")
 def test_kubectl_with_bs_kubeconfig_cannot_run_anything_as_a(pair: tuple[Tool, Tool]) -> None:
     a, b = pair
     sb = b.sandbox
