@@ -16,7 +16,7 @@ system-deps:
 	    apt-get update -qq && apt-get install -y -qq groff-base util-linux >/dev/null; \
 	  else echo "make test needs groff and setpriv: apt-get install groff-base util-linux" >&2; exit 1; fi; }
 
-.PHONY: all system-deps venv sandbox-build sandbox-up sandbox-down sandbox-status test test-unit test-e2e demo bench lint clean
+.PHONY: all system-deps venv sandbox-build sandbox-up sandbox-down sandbox-status test test-unit test-e2e test-e2e-external demo bench lint clean
 
 all: test
 
@@ -62,6 +62,14 @@ test-unit: venv
 
 test-e2e: venv clients-venv sandbox-build
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
+# The e2e suite against an existing cluster (docs/testing.md): E2E_KUBECONFIG is the cluster to test,
+# E2E_ADMIN_KUBECONFIG sets its tools up (default: the same), E2E_SHARED_HOME=1 when its pods see this
+# machine's tool homes. Tests that need the local sandbox are skipped with their reasons (-ra).
+test-e2e-external: venv clients-venv
+	@test -n "$(E2E_KUBECONFIG)" || { echo "usage: make test-e2e-external E2E_KUBECONFIG=PATH [E2E_ADMIN_KUBECONFIG=PATH] [E2E_SHARED_HOME=1]" >&2; exit 2; }
+	GRIDSHIM_E2E_KUBECONFIG=$(E2E_KUBECONFIG) GRIDSHIM_E2E_ADMIN_KUBECONFIG=$(or $(E2E_ADMIN_KUBECONFIG),$(E2E_KUBECONFIG)) \
+	  GRIDSHIM_E2E_SHARED_HOME=$(E2E_SHARED_HOME) $(PY) -m pytest -ra tests/e2e $(PYTEST_ARGS)
 
 demo: venv sandbox-up
 	bash sandbox/demo.sh

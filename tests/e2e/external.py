@@ -8,7 +8,8 @@
     GRIDSHIM_E2E_SHARED_HOME=1            the pods see the tool homes made here at the same paths
                                            (same machine, hostPath or NFS): the tests that read or write
                                            the jobs' files run too
-    GRIDSHIM_E2E_WORKDIR=DIR              where tool homes and the site config go (default build/e2e-external)
+    GRIDSHIM_E2E_WORKDIR=DIR              where tool homes and the site config go (default build/e2e-external;
+                                           one run at a time: its homes/ is emptied when a run starts)
     GRIDSHIM_E2E_KUBECTL=PATH             kubectl (default: on PATH, else the sandbox's build)
     GRIDSHIM_E2E_UID_BASE=N               tool uids start above N when the suite runs as root (default 54000)
 
@@ -109,6 +110,8 @@ class External:
         kubeconfig = str(Path(os.environ[ENV_KUBECONFIG]).resolve())
         admin = str(Path(os.environ.get(ENV_ADMIN) or kubeconfig).resolve())
         work = workdir()
+        # a fresh homes directory per run: a tool name of an earlier run (pid-based) must not find its files
+        shutil.rmtree(work / "homes", ignore_errors=True)
         (work / "homes").mkdir(parents=True, exist_ok=True)
         for d in (work, work / "homes"):
             d.chmod(0o755)
