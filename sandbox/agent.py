@@ -413,6 +413,8 @@ def start_error(exc: BaseException, argv: list[str], cwd: str) -> tuple[int, str
 # --------------------------------------------------------------------------- private /tmp
 
 PRIVATE_ROOTS = ("/tmp", "/dev/shm")   # what every container gets its own copy of
+MS_RDONLY = 0x1
+MS_REMOUNT = 0x20
 PODTMP = "podtmp"                      # STATE_DIR/podtmp/<pod uid>/<container>/{tmp,shm}
 PRIVATE_TMP_SETTINGS = ("auto", "require", "off")
 CLONE_NEWNS = 0x00020000
@@ -570,6 +572,80 @@ class Bind:
     target: str
     recursive: bool
     what: str        # for error messages
+    read_only: bool = False  # remounted read-only after the bind (projected volumes, as the kubelet mounts them)
+
+
+# -- projected volumes: the ServiceAccount token, its CA and namespace, as the kubelet projects them
+#
+# The ServiceAccount admission plugin gives every pod that does not set automountServiceAccountToken: false
+# a `kube-api-access-*` projected volume (a serviceAccountToken source, the namespace's kube-root-ca.crt
+# ConfigMap, the downward API's metadata.namespace) mounted read-only at SERVICE_ACCOUNT_DIR. The agent
+# fills such volumes as the kubelet does: a TokenRequest for the pod's ServiceAccount, bound to the pod
+# (the API server refuses the token once the pod is gone), with the volume's audience and
+# expirationSeconds; refreshed at 80 % of its life or after 24 h; files replaced atomically in a
+# per-pod directory that is bind-mounted read-only into each container's own mount namespace.
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+# Mount points the agent may create on the host (empty, root-owned), as a runtime creates them in an image.
+SECRETS_ROOTS = ("/run/secrets", "/var/run/secrets")
+VOLUMES_DIR = "_volumes"                    # STATE_DIR/podtmp/<pod uid>/_volumes/<volume> (no container name starts with _)
+TOKEN_DEFAULT_SECONDS = 3600                # a serviceAccountToken source without expirationSeconds
+TOKEN_REFRESH_FRACTION = 0.8                # the kubelet's token manager: refresh at 80 % of the token's life
+TOKEN_MAX_AGE = 24 * 3600                   # ... or when it is a day old
+VOLUME_RETRY_SECONDS = 10.0                 # a failed refresh is tried again this soon (the old token still works)
+PROJECTED_MODE = 0o644                      # a projected volume's defaultMode
+
+
+class VolumeError(Exception):
+    """A projected volume cannot be filled (TokenRequest refused, ConfigMap missing, unsupported source)."""
+
+
+def projected_volumes(pod: dict) -> dict[str, dict]:
+    """The pod's projected volumes by name."""
+    return {v["name"]: v["projected"] for v in (pod.get("spec") or {}).get("volumes") or []
+            if isinstance(v, dict) and isinstance(v.get("projected"), dict) and isinstance(v.get("name"), str)}
+
+
+def projected_mounts(pod: dict, container: dict) -> list[tuple[str, str]]:
+    """(volume name, mountPath) of each projected volume CONTAINER mounts, in its volumeMounts order."""
+    volumes = projected_volumes(pod)
+    return [(m["name"], os.path.normpath(m["mountPath"])) for m in container.get("volumeMounts") or []
+            if m.get("name") in volumes and isinstance(m.get("mountPath"), str) and m["mountPath"].startswith("/")]
+
+
+def token_refresh_at(issued: float, expires: float) -> float:
+    """When the kubelet replaces a token issued at ISSUED that expires at EXPIRES (epoch seconds)."""
+    return issued + min(TOKEN_REFRESH_FRACTION * max(0.0, expires - issued), TOKEN_MAX_AGE)
+
+
+def projected_file_path(path: Any) -> str:
+    """A source item's path inside the volume: relative, no '..', no empty parts."""
+    if not isinstance(path, str) or not path or path.startswith("/") or \
+            any(p in ("", ".", "..") for p in path.split("/")):
+        raise VolumeError(f"invalid path {path!r} in a projected volume")
+    return path
+
+
+def file_owner(pod: dict) -> int | None:
+    """The kubelet's fsUser: the runAsUser every container shares (the token file is then that user's,
+    mode 0600), else None."""
+    psc = (pod.get("spec") or {}).get("securityContext") or {}
+    spec = pod.get("spec") or {}
+    users = {(c.get("securityContext") or {}).get("runAsUser", psc.get("runAsUser"))
+             for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])}
+    return next(iter(users)) if len(users) == 1 and isinstance(next(iter(users)), int) else None
+
+
+def service_env(server: str) -> dict[str, str]:
+    """The kubelet's variables for the `kubernetes` Service (set whatever enableServiceLinks says). There
+    is no kube-proxy here, so they name the API server's own address instead of the Service's ClusterIP."""
+    from urllib.parse import urlsplit
+    u = urlsplit(server)
+    host, port = u.hostname or NODE_IP, str(u.port or 443)
+    addr = f"tcp://[{host}]:{port}" if ":" in host else f"tcp://{host}:{port}"
+    return {"KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": port,
+            "KUBERNETES_SERVICE_PORT_HTTPS": port, "KUBERNETES_PORT": addr,
+            f"KUBERNETES_PORT_{port}_TCP": addr, f"KUBERNETES_PORT_{port}_TCP_PROTO": "tcp",
+            f"KUBERNETES_PORT_{port}_TCP_PORT": port, f"KUBERNETES_PORT_{port}_TCP_ADDR": host}
 
 
 def child_setup(limits: Callable[[], None], ident: Identity | None, cwd: str | None,
@@ -586,6 +662,7 @@ def child_setup(limits: Callable[[], None], ident: Identity | None, cwd: str | N
     lc = _Libc.get() if binds is not None else None
     mounts = [(b.source, b.target.encode(), MS_BIND | (MS_REC if b.recursive else 0), b.what)
               for b in binds or []]
+    read_only = {b.target.encode() for b in binds or [] if b.read_only}
     o_path = os.O_PATH | os.O_CLOEXEC
     ids = None if ident is None else (ident.uid, ident.gid, list(ident.groups))
     who = "" if ident is None else f"uid {ident.uid} gid {ident.gid} groups {list(ident.groups)}"
@@ -612,6 +689,8 @@ def child_setup(limits: Callable[[], None], ident: Identity | None, cwd: str | N
             for fd, (_, tgt, flags, what) in zip(opened, mounts):
                 if lc.mount(b"/proc/self/fd/%d" % fd, tgt, None, flags, None) != 0:
                     fail("mount", lc.get_errno(), what)
+                if tgt in read_only and lc.mount(None, tgt, None, MS_BIND | MS_REMOUNT | MS_RDONLY, None) != 0:
+                    fail("mount", lc.get_errno(), what + " (read-only)")
                 os.close(fd)
         if ids is not None:
             try:
@@ -1182,6 +1261,7 @@ class PodWorker:
         self.kill_deadline = 0.0
         self.sigkilled = False
         self.finalized = False
+        self.volume_refresh: dict[str, float] = {}  # projected volume -> when (epoch s) to fill it again
         self.thread = threading.Thread(target=self.run, name=f"pod:{self.key}", daemon=True)
 
     # -- called from other threads
@@ -1234,7 +1314,7 @@ class PodWorker:
         self.start_time = rfc3339()
         self.start_mono = time.monotonic()
         ignored = [v.get("name") for v in (self.pod.get("spec") or {}).get("volumes") or []
-                   if "hostPath" not in v and not str(v.get("name", "")).startswith("kube-api-access-")]
+                   if "hostPath" not in v and "projected" not in v]
         self.log("starting (restartPolicy %s, %d init, %d containers)%s", self.policy, len(self.inits),
                  len(self.mains), f"; ignoring volumes {ignored}" if ignored else "")
         while True:
@@ -1268,6 +1348,8 @@ class PodWorker:
             ads = (self.pod.get("spec") or {}).get("activeDeadlineSeconds")
             if ads is not None:
                 cands.append(self.start_mono + int(ads) - now)
+            if self.volume_refresh:
+                cands.append(min(self.volume_refresh.values()) - time.time())
         if self.stage == "terminating":
             cands.append((self.kill_deadline - now) if not self.sigkilled else 1.0)
         if self.dirty and self.retry_at is not None:
@@ -1277,6 +1359,8 @@ class PodWorker:
     def step(self, pod: dict) -> None:
         now = time.monotonic()
         self.reap(now)
+        if self.stage in ("init", "main") and self.volume_refresh:
+            self.refresh_volumes()
         if self.stage in ("init", "main"):
             ads = (pod.get("spec") or {}).get("activeDeadlineSeconds")
             if is_deleting(pod):
@@ -1342,6 +1426,8 @@ class PodWorker:
             return
         try:
             env_map, warnings = spec_env(c.spec, pod)
+            # the kubelet's variables for the `kubernetes` Service come first; the container's own env wins
+            env_map = {**self.agent.service_env, **env_map}
             env = with_env_defaults(env_map, pod)
             argv = container_argv(c.spec, env_map)
             ident = resolve_identity(pod, c.spec, self.agent.is_root)
@@ -1381,6 +1467,14 @@ class PodWorker:
                     binds = self.private_mounts(c)
                 except (OSError, ValueError) as e:
                     raise StartFailure(128, f"cannot give the container a private /tmp: {e}") from e
+                try:
+                    binds += self.volume_mounts(c)
+                except Exception as e:  # noqa: BLE001 - API, file system or spec: the container cannot start
+                    raise StartFailure(128, f"cannot mount a projected volume: {e}") from e
+            elif projected_mounts(pod, c.spec):
+                logf.write(f"gridshim-agent: warning: projected volumes "
+                           f"{', '.join(v for v, _ in projected_mounts(pod, c.spec))} are not mounted: "
+                           f"no mount namespace for containers here ({tmp_why})\n".encode())
             report_r = report_w = -1
             if ident is not None or binds is not None:
                 # a root agent: mounts, ids and chdir are done by our own preexec_fn, in that order
@@ -1461,6 +1555,115 @@ class PodWorker:
                 make_mountpoint(dirs.source_for(root), rel, root, os.path.isdir(path))
             binds.append(Bind(path, path, True, f"mount --rbind {path} {path} (hostPath volume)"))
         return binds
+
+    # -- projected volumes (the ServiceAccount token): see "projected volumes" above
+    def volume_dir(self, name: str) -> str:
+        return os.path.join(pod_private_root(self.agent.state_dir, self.uid), VOLUMES_DIR,
+                            _dir_name("volume name", name))
+
+    def volume_mounts(self, c: ContainerRun) -> list[Bind]:
+        """Fill the projected volumes this container mounts (once per pod; refresh_volumes keeps them
+        fresh), make their mount points, and say what the child binds where (read-only)."""
+        binds: list[Bind] = []
+        roots = self.agent.private_roots
+        for name, target in projected_mounts(self.pod, c.spec):
+            if name not in self.volume_refresh:
+                self.volume_refresh[name] = self.project(name)
+                self.log("projected volume %s filled", name)
+            real = os.path.realpath(target)
+            if any(is_under(real, r) for r in roots):
+                root = root_of(real, roots)
+                make_mountpoint(private_dirs(self.agent.state_dir, self.uid, c.name).source_for(root),
+                                os.path.relpath(real, root), root, True)
+            elif not os.path.isdir(real):
+                if not any(is_under(target, r) or is_under(real, r) for r in SECRETS_ROOTS):
+                    raise VolumeError(f"mountPath {target} of volume {name} does not exist on this node "
+                                      f"(only paths under {' or '.join(SECRETS_ROOTS)} are created)")
+                os.makedirs(real, mode=0o755, exist_ok=True)  # an empty mount point, as in an image
+            src = self.volume_dir(name)
+            binds.append(Bind(src, real, False, f"mount --bind {src} {target} (projected volume {name})",
+                              read_only=True))
+        return binds
+
+    def project(self, name: str) -> float:
+        """Write projected volume NAME's files (each replaced atomically); returns when to do it again."""
+        spec = projected_volumes(self.pod).get(name)
+        if spec is None:
+            raise VolumeError(f"{name} is not a projected volume")
+        files: list[tuple[str, bytes, bool]] = []  # (path, content, is the token)
+        refresh = math.inf
+        for src in spec.get("sources") or []:
+            if src.get("serviceAccountToken") is not None:
+                t = src["serviceAccountToken"]
+                issued = time.time()
+                token, expires = self.agent.request_token(self.pod, t.get("audience") or None,
+                                                          int(t.get("expirationSeconds") or TOKEN_DEFAULT_SECONDS))
+                files.append((projected_file_path(t.get("path")), token.encode(), True))
+                refresh = min(refresh, token_refresh_at(issued, expires))
+            elif src.get("configMap") is not None:
+                cm = src["configMap"]
+                optional = bool(cm.get("optional"))
+                data = self.agent.configmap_data(self.ns, str(cm.get("name") or ""), optional)
+                if data is None:
+                    continue
+                for item in cm.get("items") or [{"key": k, "path": k} for k in sorted(data)]:
+                    if item.get("key") not in data:
+                        if optional:
+                            continue
+                        raise VolumeError(f"ConfigMap {cm.get('name')} has no key {item.get('key')!r}")
+                    files.append((projected_file_path(item.get("path")), str(data[item["key"]]).encode(), False))
+            elif src.get("downwardAPI") is not None:
+                for item in src["downwardAPI"].get("items") or []:
+                    field = (item.get("fieldRef") or {}).get("fieldPath")
+                    value = field_ref_value(self.pod, field) if field else None
+                    if value is None:
+                        raise VolumeError(f"downwardAPI item {item.get('path')!r}: only fieldRef metadata and spec "
+                                          "fields are supported here")
+                    files.append((projected_file_path(item.get("path")), value.encode(), False))
+            else:
+                raise VolumeError(f"projected volume {name}: source {', '.join(sorted(src)) or '?'} is not "
+                                  "supported by this agent (serviceAccountToken, configMap, downwardAPI are)")
+        self.write_volume(name, files, int(spec.get("defaultMode") or PROJECTED_MODE) & 0o777)
+        return refresh
+
+    def write_volume(self, name: str, files: list[tuple[str, bytes, bool]], mode: int) -> None:
+        """Files owned by root (the token by the pod's user, 0600, as the kubelet does when every container
+        runs as one uid), group fsGroup when set; each written aside and renamed into place."""
+        d = self.volume_dir(name)
+        os.makedirs(d, mode=0o755, exist_ok=True)
+        os.chmod(os.path.dirname(d), 0o755)
+        os.chmod(d, 0o755)
+        owner = file_owner(self.pod) if self.agent.is_root else None
+        fs_group = ((self.pod.get("spec") or {}).get("securityContext") or {}).get("fsGroup")
+        for rel, data, is_token in files:
+            path = os.path.join(d, rel)
+            os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+            tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{uuid.uuid4().hex}")
+            file_mode = 0o600 if is_token and owner is not None else mode
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, file_mode)
+            try:
+                os.write(fd, data)
+                if self.agent.is_root:
+                    os.fchown(fd, owner if is_token and owner is not None else 0,
+                              fs_group if isinstance(fs_group, int) else 0)
+                os.fchmod(fd, file_mode)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+
+    def refresh_volumes(self) -> None:
+        """Fill again the projected volumes whose token is due (a failure is retried soon: the old token
+        is still valid for a fifth of its life)."""
+        now = time.time()
+        for name, at in list(self.volume_refresh.items()):
+            if now < at:
+                continue
+            try:
+                self.volume_refresh[name] = self.project(name)
+                self.log("projected volume %s: token refreshed", name)
+            except Exception as e:  # noqa: BLE001 - never let a refresh kill the pod's worker
+                self.log("projected volume %s: refresh failed (%s); again in %.0f s", name, e, VOLUME_RETRY_SECONDS)
+                self.volume_refresh[name] = now + VOLUME_RETRY_SECONDS
 
     def remove_private_dirs(self) -> None:
         """The pod's worker is done (terminal or gone, nothing left running): its private
@@ -1744,6 +1947,8 @@ class Agent:
         except OSError:
             self.capacity["ephemeral-storage"] = "100Gi"
         self.api = Api(args.kubeconfig, os.path.join(self.state_dir, "tmp"))
+        self.server = str(self.api.client.configuration.host)
+        self.service_env = service_env(self.server)
         self.is_root = os.geteuid() == 0
         self.lock = threading.RLock()
         self.spawn_lock = threading.Lock()
@@ -1776,6 +1981,35 @@ class Agent:
                          body={"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0,
                                "preconditions": {"uid": uid}})
         log.info("pod %s/%s: finalized (deleted with grace 0)", ns, name)
+
+    def request_token(self, pod: dict, audience: str | None, seconds: int) -> tuple[str, float]:
+        """A TokenRequest for the pod's ServiceAccount, bound to the pod, as the kubelet makes it:
+        (token, expiry in epoch seconds)."""
+        md, spec = pod["metadata"], pod.get("spec") or {}
+        sa = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+        req: dict = {"expirationSeconds": seconds,
+                     "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": md["name"], "uid": md["uid"]}}
+        if audience:
+            req["audiences"] = [audience]
+        out = self.api.request("POST", f"/api/v1/namespaces/{md['namespace']}/serviceaccounts/{sa}/token",
+                               body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": req})
+        status = (out or {}).get("status") or {}
+        token, stamp = status.get("token"), str(status.get("expirationTimestamp") or "")
+        if not token:
+            raise VolumeError(f"the TokenRequest for ServiceAccount {sa} returned no token")
+        try:
+            expires = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+        except ValueError:
+            expires = time.time() + seconds
+        return str(token), expires
+
+    def configmap_data(self, ns: str, name: str, optional: bool) -> dict[str, str] | None:
+        try:
+            return (self.api.request("GET", f"/api/v1/namespaces/{ns}/configmaps/{name}") or {}).get("data") or {}
+        except ApiError as e:
+            if e.status == 404 and optional:
+                return None
+            raise
 
     # -- node
     def node_info(self) -> dict[str, str]:

@@ -18,6 +18,7 @@ from gridshim.translate import SubmitHost, translate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from sandbox import agent as G  # noqa: E402
 from sandbox import tenancy  # noqa: E402
 
 HOST = SubmitHost(tool="demo", home="/data/project/demo", cwd="/data/project/demo", uid=52001,
@@ -90,3 +91,80 @@ def test_bad_settings_are_one_line(value: Any, says: str | None) -> None:
     with pytest.raises(ConfigError) as e:
         config.from_dict({"in_jobs": value}, path="/etc/gridshim/config.yaml")
     assert says in str(e.value) and "\n" not in str(e.value), str(e.value)
+
+
+# -- the sandbox agent's ServiceAccount token volume --------------------------------------------------------
+
+def api_access_pod(**spec: Any) -> dict[str, Any]:
+    """A pod as the ServiceAccount admission plugin leaves it: the kube-api-access projected volume."""
+    volume = {"name": "kube-api-access-x1", "projected": {"defaultMode": 420, "sources": [
+        {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1",
+                                                                      "fieldPath": "metadata.namespace"}}]}}]}}
+    mount = {"name": "kube-api-access-x1", "mountPath": G.SERVICE_ACCOUNT_DIR, "readOnly": True}
+    return {"metadata": {"name": "p", "namespace": "tool-a", "uid": "0f0e-uid"},
+            "spec": {"serviceAccountName": "gridshim", "securityContext": {"runAsUser": 52001, "fsGroup": 52001},
+                     "containers": [{"name": "job", "volumeMounts": [mount]}], "volumes": [volume], **spec}}
+
+
+class FakeAgent:
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir, self.is_root, self.tokens, self.asked = str(state_dir), False, iter(["t1", "t2"]), []
+
+    def request_token(self, pod: dict[str, Any], audience: str | None, seconds: int) -> tuple[str, float]:
+        self.asked.append((pod["spec"]["serviceAccountName"], pod["metadata"]["uid"], audience, seconds))
+        return next(self.tokens), 1_000_000.0 + seconds
+
+    def configmap_data(self, ns: str, name: str, optional: bool) -> dict[str, str] | None:
+        return {"ca.crt": "PEM"} if name == "kube-root-ca.crt" else None
+
+
+def test_the_token_is_refreshed_at_80_percent_of_its_life_or_after_a_day() -> None:
+    assert G.token_refresh_at(1000.0, 1000.0 + 3607) == pytest.approx(1000.0 + 0.8 * 3607)
+    assert G.token_refresh_at(0.0, 365 * 86400.0) == 86400.0  # an extended (one-year) token: after a day
+    assert G.token_refresh_at(50.0, 10.0) == 50.0  # already expired: at once
+
+
+def test_the_api_access_volume_is_filled_as_the_kubelet_fills_it(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    agent = FakeAgent(tmp_path)
+    pod = api_access_pod()
+    assert G.projected_mounts(pod, pod["spec"]["containers"][0]) == [("kube-api-access-x1", G.SERVICE_ACCOUNT_DIR)]
+    w = G.PodWorker(agent, pod)  # type: ignore[arg-type]
+    monkeypatch.setattr(G.time, "time", lambda: 1_000_000.0)
+    at = w.project("kube-api-access-x1")
+    d = Path(w.volume_dir("kube-api-access-x1"))
+    assert {p.name: p.read_text() for p in d.iterdir()} == {"token": "t1", "ca.crt": "PEM", "namespace": "tool-a"}
+    assert agent.asked == [("gridshim", "0f0e-uid", None, 3607)]  # bound to this pod, the volume's lifetime
+    assert at == pytest.approx(1_000_000.0 + 0.8 * 3607)
+    w.volume_refresh["kube-api-access-x1"] = at
+    monkeypatch.setattr(G.time, "time", lambda: at + 1)
+    w.refresh_volumes()
+    assert (d / "token").read_text() == "t2" and w.volume_refresh["kube-api-access-x1"] > at
+    assert sorted(p.name for p in d.iterdir()) == ["ca.crt", "namespace", "token"]  # nothing left aside
+
+
+def test_the_token_file_is_the_pods_users_alone() -> None:
+    assert G.file_owner(api_access_pod()) == 52001
+    two = api_access_pod(containers=[{"name": "a"}, {"name": "b", "securityContext": {"runAsUser": 7}}])
+    assert G.file_owner(two) is None
+
+
+@pytest.mark.parametrize("path", ["/etc/x", "../x", "a//b", "", None, "a/./b"])
+def test_projected_paths_stay_inside_the_volume(path: Any) -> None:
+    with pytest.raises(G.VolumeError):
+        G.projected_file_path(path)
+
+
+def test_an_unsupported_source_is_a_volume_error(tmp_path: Path) -> None:
+    pod = api_access_pod()
+    pod["spec"]["volumes"][0]["projected"]["sources"].append({"secret": {"name": "s"}})
+    with pytest.raises(G.VolumeError, match="source secret is not supported"):
+        G.PodWorker(FakeAgent(tmp_path), pod).project("kube-api-access-x1")  # type: ignore[arg-type]
+
+
+def test_the_kubernetes_service_variables_name_the_api_server() -> None:
+    env = G.service_env("https://127.0.0.1:37363")
+    assert env["KUBERNETES_SERVICE_HOST"] == "127.0.0.1" and env["KUBERNETES_SERVICE_PORT"] == "37363"
+    assert env["KUBERNETES_PORT"] == "tcp://127.0.0.1:37363" and env["KUBERNETES_PORT_37363_TCP_PROTO"] == "tcp"
