@@ -14,7 +14,7 @@ import posixpath
 import random
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 from zoneinfo import ZoneInfo
 
@@ -23,6 +23,8 @@ from gridshim.errors import GridshimError
 from gridshim.gridflags import GridOptions
 from gridshim.model import JobRequest, Preset
 from gridshim.render.labels import object_name
+from gridshim.shellwords import VAR_NAME, Prefix, Token, Unstatic, expand, posix_redirections, prefixes, tokenize
+from gridshim.text import printable
 from gridshim.translate import SubmitHost, translate
 from gridshim.record import replace
 
@@ -228,15 +230,23 @@ def _split_first(body: str) -> tuple[str, str]:
     return m.group(1), m.group(2)
 
 
-def printable(text: str) -> str:
-    """User text inside a message: control characters and undecodable bytes shown escaped, never raw."""
-    return "".join(c if c.isprintable() or c == "\t" else repr(c)[1:-1] for c in text)
-
-
 _ENV = re.compile(r"""^[ \t]*(?:"([^"]*)"|'([^']*)'|([^\s="']+))[ \t]*=[ \t]*(.*)$""")
 _FIVE = re.compile(r"^[ \t]*([^ \t]+)[ \t]+([^ \t]+)[ \t]+([^ \t]+)[ \t]+([^ \t]+)[ \t]+([^ \t]+)(?:[ \t]+(.*))?$",
                    re.DOTALL)
-_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def is_setting(line: str) -> bool:
+    """A `VAR=value` line (cron(5)), whether or not its name is valid."""
+    return _ENV.match(line) is not None
+
+
+def command_of(line: str) -> str:
+    """The command of a schedule line as cron splits it (after the @macro or the five fields); "" if none."""
+    body = line.lstrip(" \t")
+    if body.startswith("@"):
+        return _split_first(body)[1]
+    f = _FIVE.match(line)
+    return (f.group(6) or "") if f else ""
 
 
 def split_lines(text: str) -> list[str]:
@@ -281,7 +291,7 @@ def parse(text: str) -> tuple[list[Entry], list[Problem]]:
         if m:
             name = next(g for g in m.groups()[:3] if g is not None)
             value = env_value(m.group(4))
-            if not _VAR_NAME.match(name):
+            if not VAR_NAME.match(name):
                 problems.append(Problem(number, f"bad variable name '{name}' (letters, digits and _ only)"))
                 continue
             if name in ("CRON_TZ", "TZ") and value:
@@ -362,255 +372,10 @@ def percent_split(command: str) -> tuple[str, str | None]:
     return "".join(out), None
 
 
-# -- the shell words of a command --------------------------------------------------------------------
-
-REDIRECTS = (">>", ">&", ">|", "<<-", "<<", "<&", "<>", "&>>", "&>", "<", ">")
-CONTROLS = ("&&", "||", ";;", ";", "&", "|", "(", ")")
-_OPERATOR = re.compile(r"(\d*)(" + "|".join(re.escape(o) for o in sorted(REDIRECTS + CONTROLS, key=len,
-                                                                          reverse=True)) + ")")
-
-
-class Unstatic(ValueError):
-    """A word whose value only the shell can know at run time."""
-
-
-@dataclass
-class Token:
-    kind: str  # "word" or "op"
-    start: int
-    end: int
-    text: str  # the operator (with its io-number), or the word as typed
-    parts: list[tuple[str, str, bool]] = field(default_factory=list)  # (lit|var|tilde|bad, value, quoted)
-    glob: bool = False
-
-    def is_op(self, *ops: str) -> bool:
-        return self.kind == "op" and self.text.lstrip("0123456789") in ops
-
-    def literal(self) -> str | None:
-        """The word's value if it has no expansions at all (`cd`, `[`, `jsub`), else None."""
-        if self.kind != "word" or any(k != "lit" for k, _, _ in self.parts):
-            return None
-        return "".join(v for _, v, _ in self.parts)
-
-
-def _matching(s: str, i: int, open_: str, close: str) -> int:
-    """Index after the bracket closing the one at s[i] (nesting counted, quotes skipped)."""
-    depth = 0
-    quote = ""
-    while i < len(s):
-        c = s[i]
-        if quote:
-            if c == quote:
-                quote = ""
-            elif c == "\\" and quote == '"':
-                i += 1
-        elif c in "'\"":
-            quote = c
-        elif c == "\\":
-            i += 1
-        elif c == open_:
-            depth += 1
-        elif c == close:
-            depth -= 1
-            if depth == 0:
-                return i + 1
-        i += 1
-    raise ValueError(f"unterminated '{open_}'")
-
-
-def _dollar(s: str, i: int, quoted: bool) -> tuple[tuple[str, str, bool], int]:
-    """The expansion starting at s[i] == '$' → (part, index after it)."""
-    nxt = s[i + 1] if i + 1 < len(s) else ""
-    if nxt == "{":
-        end = _matching(s, i + 1, "{", "}")
-        inner = s[i + 2:end - 1]
-        if _VAR_NAME.match(inner):
-            return ("var", inner, quoted), end
-        return ("bad", f"${{{inner}}}", quoted), end
-    if nxt == "(":
-        end = _matching(s, i + 1, "(", ")")
-        return ("bad", s[i:end], quoted), end
-    m = re.match(r"[A-Za-z_][A-Za-z0-9_]*", s[i + 1:])
-    if m:
-        return ("var", m.group(0), quoted), i + 1 + m.end()
-    if nxt and nxt in "0123456789@*#?$!-":
-        return ("bad", f"${nxt}", quoted), i + 2
-    return ("lit", "$", quoted), i + 1
-
-
-def _backquote(s: str, i: int, quoted: bool) -> tuple[tuple[str, str, bool], int]:
-    """A `…` command substitution starting at s[i]: only known at run time, so kept as 'bad'."""
-    j = s.find("`", i + 1)
-    if j < 0:
-        raise ValueError("unterminated backquote")
-    return ("bad", s[i:j + 1], quoted), j + 1
-
-
-def tokenize(s: str) -> list[Token]:
-    """POSIX sh words and operators of one command line (enough to read it, not to run it)."""
-    tokens: list[Token] = []
-    i, n = 0, len(s)
-    while i < n:
-        c = s[i]
-        if c in " \t":
-            i += 1
-            continue
-        if c == "#":
-            break  # a comment to the end of the line
-        m = _OPERATOR.match(s, i)
-        if m and (not m.group(1) or m.group(2) in REDIRECTS):  # an io-number only before a redirection
-            tokens.append(Token("op", i, m.end(), m.group(0)))
-            i = m.end()
-            continue
-        tok = Token("word", i, i, "")
-        while i < n:
-            c = s[i]
-            if c in " \t" or c in ";&|()<>":
-                break
-            if c == "\\":
-                if i + 1 < n:
-                    tok.parts.append(("lit", s[i + 1], True))
-                    i += 2
-                else:
-                    tok.parts.append(("lit", "\\", False))
-                    i += 1
-            elif c == "'":
-                j = s.find("'", i + 1)
-                if j < 0:
-                    raise ValueError("unterminated single quote")
-                tok.parts.append(("lit", s[i + 1:j], True))
-                i = j + 1
-            elif c == '"':
-                i += 1
-                tok.parts.append(("lit", "", True))  # "" is a word of its own, as in sh
-                while True:
-                    if i >= n:
-                        raise ValueError("unterminated double quote")
-                    c = s[i]
-                    if c == '"':
-                        i += 1
-                        break
-                    if c == "\\" and i + 1 < n and s[i + 1] in '$`"\\':
-                        tok.parts.append(("lit", s[i + 1], True))
-                        i += 2
-                    elif c == "$":
-                        part, i = _dollar(s, i, True)
-                        tok.parts.append(part)
-                    elif c == "`":
-                        part, i = _backquote(s, i, True)
-                        tok.parts.append(part)
-                    else:
-                        tok.parts.append(("lit", c, True))
-                        i += 1
-            elif c == "$":
-                part, i = _dollar(s, i, False)
-                tok.parts.append(part)
-            elif c == "`":
-                part, i = _backquote(s, i, False)
-                tok.parts.append(part)
-            elif c == "~" and not tok.parts:
-                m2 = re.match(r"~([A-Za-z0-9._-]*)", s[i:])
-                assert m2 is not None
-                after = s[i + m2.end():i + m2.end() + 1]
-                if after in ("", "/", " ", "\t") or after in ";&|()<>":
-                    tok.parts.append(("tilde", m2.group(1), False))
-                    i += m2.end()
-                else:
-                    tok.parts.append(("lit", "~", False))
-                    i += 1
-            else:
-                if c in "*?[":
-                    tok.glob = True
-                tok.parts.append(("lit", c, False))
-                i += 1
-        tok.end = i
-        tok.text = s[tok.start:i]
-        tokens.append(tok)
-    return tokens
-
-
-def expand(tok: Token, env: dict[str, str]) -> list[str]:
-    """A word as cron's /bin/sh expands it: ~ and $VAR from the crontab's environment, field splitting of
-    unquoted expansions. Raises Unstatic for anything only known at run time ($(…), `…`, $1, ${x:-y})."""
-    fields: list[str] = []
-    cur: list[str] = []
-    have = False  # the current field exists (quoted empty strings count)
-    for kind, value, quoted in tok.parts:
-        if kind == "lit":
-            cur.append(value)
-            have = True
-        elif kind == "tilde":
-            if value:
-                raise Unstatic(f"'~{value}' (another user's home)")
-            cur.append(env.get("HOME", ""))
-            have = True
-        elif kind == "bad":
-            raise Unstatic(f"'{value}'")
-        else:  # var
-            if value not in env:
-                raise Unstatic(f"'${value}' is not set in this crontab (cron would make it empty)")
-            val = env[value]
-            if quoted:
-                cur.append(val)
-                have = True
-                continue
-            pieces = re.split(r"[ \t\n]+", val)
-            for k, piece in enumerate(pieces):
-                if k > 0:
-                    if have or cur:
-                        fields.append("".join(cur))
-                    cur, have = [], False
-                if piece:
-                    cur.append(piece)
-                    have = True
-    if have or cur:
-        fields.append("".join(cur))
-    return fields
-
-
 # -- mapping ---------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Prefix:
-    cwd: str
-    cd_end: int = 0  # index of the first token after the `cd DIR &&|;` prefixes
-    tests: list[str] = field(default_factory=list)  # `[ … ]` prefixes followed by && (they decide)
-    head: int = 0  # index of the command's first token
-
-
-def _prefixes(tokens: list[Token], s: str, env: dict[str, str], home: str) -> _Prefix:
-    """Toolforge's `cd DIR &&|;` and `[ test ] &&|;` prefixes: any number of `cd`s, then any number of tests."""
-    p = _Prefix(cwd=home)
-    i = 0
-    while i < len(tokens):
-        t = tokens[i]
-        if (t.literal() == "cd" and i == p.cd_end and i + 2 < len(tokens) and tokens[i + 1].kind == "word"
-                and tokens[i + 2].is_op("&&", ";")):
-            try:
-                words = expand(tokens[i + 1], env)
-            except Unstatic:
-                break
-            if len(words) != 1:
-                break
-            p.cwd = posixpath.normpath(posixpath.join(p.cwd, words[0]))
-            i += 3
-            p.cd_end = i
-            continue
-        if t.literal() == "[":
-            j = next((k for k in range(i + 1, len(tokens)) if tokens[k].literal() == "]"), None)
-            if j is None or j + 1 >= len(tokens) or not tokens[j + 1].is_op("&&", ";"):
-                break
-            if tokens[j + 1].is_op("&&"):
-                p.tests.append(s[t.start:tokens[j].end])
-            i = j + 2
-            continue
-        break
-    p.head = i
-    return p
-
-
-def _command_name(tok: Token) -> str | None:
+def command_name(tok: Token) -> str | None:
     """'jsub' for `jsub`, `/usr/bin/jsub`, `/usr/local/bin/jsub` (likewise the others); else None."""
     word = tok.literal()
     if word is None:
@@ -628,24 +393,10 @@ def _nested_grid_command(tokens: list[Token], start: int) -> str | None:
         if t.kind == "op":
             expect = t.is_op("&&", "||", ";", "|", "&", "(")
             continue
-        if expect and _command_name(t) in GRID_COMMANDS:
-            return _command_name(t)
+        if expect and command_name(t) in GRID_COMMANDS:
+            return command_name(t)
         expect = False
     return None
-
-
-def posix_redirections(s: str) -> str:
-    """bash's `&>F` / `&>>F` as POSIX `>F 2>&1` / `>>F 2>&1`: under /bin/sh `&>` would put the command in
-    the background and leave its output alone, which no crontab author means."""
-    tokens = tokenize(s)
-    out = s
-    for k in range(len(tokens) - 1, -1, -1):
-        t = tokens[k]
-        if t.kind == "op" and t.text in ("&>", "&>>") and k + 1 < len(tokens) and tokens[k + 1].kind == "word":
-            target = tokens[k + 1]
-            op = ">>" if t.text == "&>>" else ">"
-            out = out[:t.start] + op + out[target.start:target.end] + " 2>&1" + out[target.end:]
-    return out
 
 
 def cron_env(entry: Entry, host: CronHost) -> dict[str, str]:
@@ -681,11 +432,11 @@ def _map_entry(entry: Entry, *, settings: Settings, host: CronHost) -> _Mapped:
         raise _LineError(f"cannot read the command: {e}") from None
     if not tokens:
         raise _LineError("no command (only a comment)")
-    pre = _prefixes(tokens, command, env, home)
+    pre = prefixes(tokens, command, env, home)
     if pre.head >= len(tokens):
         raise _LineError("no command after the 'cd DIR' / '[ test ]' prefix")
     head = tokens[pre.head]  # may be an operator: `(cd x && y) > log` is a plain command
-    name = _command_name(head) if head.kind == "word" else None
+    name = command_name(head) if head.kind == "word" else None
     nested = _nested_grid_command(tokens, pre.head if head.kind == "op" else pre.head + 1)
     if nested:
         raise _LineError(f"'{nested}' must be the first command of an entry (after an optional 'cd DIR &&' "
@@ -711,7 +462,7 @@ def _map_entry(entry: Entry, *, settings: Settings, host: CronHost) -> _Mapped:
                            host=host, warnings=warnings)
 
 
-def _map_grid_line(entry: Entry, cmd: str, rest: list[Token], pre: _Prefix, *, env: dict[str, str], home: str,
+def _map_grid_line(entry: Entry, cmd: str, rest: list[Token], pre: Prefix, *, env: dict[str, str], home: str,
                    settings: Settings, host: CronHost, warnings: list[str]) -> _Mapped:
     """`jsub …` (or jstart/qsub/qcronsub): cron's shell expands the words, then jsub parses them."""
     argv: list[str] = []
@@ -719,8 +470,8 @@ def _map_grid_line(entry: Entry, cmd: str, rest: list[Token], pre: _Prefix, *, e
     while k < len(rest):
         t = rest[k]
         if t.kind == "op":
-            bare = t.text.lstrip("0123456789")
-            if bare in REDIRECTS:
+            bare = t.operator
+            if t.is_redirect():
                 if bare in ("<<", "<<-"):
                     raise _LineError("a here-document cannot be used in a crontab line")
                 if k + 1 >= len(rest) or rest[k + 1].kind != "word":
@@ -782,7 +533,7 @@ def _map_grid_line(entry: Entry, cmd: str, rest: list[Token], pre: _Prefix, *, e
                    watchdog=watchdog, rewritten=None, warnings=warnings)
 
 
-def _map_plain_line(entry: Entry, command: str, rest: str, head: Token, pre: _Prefix, *, stdin: str | None,
+def _map_plain_line(entry: Entry, command: str, rest: str, head: Token, pre: Prefix, *, stdin: str | None,
                     env: dict[str, str], home: str, settings: Settings, host: CronHost,
                     warnings: list[str]) -> _Mapped:
     """Any other command: Toolforge's `jsub -N cron-<i> -once -quiet [-cwd] CMD`, where CMD is run by the

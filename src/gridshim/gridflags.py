@@ -41,7 +41,8 @@ _MEM = re.compile(r"^(\d+)([kmg])$", re.IGNORECASE)
 _SGE_MEM = re.compile(r"^(\d+(?:\.\d+)?)([kmgKMG]?)$")
 _YES = {"y": True, "yes": True, "n": False, "no": False}
 _JSUBRC_LINE = re.compile(r"^(-[a-zA-Z]+)(\s+([^#\s]+))?")
-_DIRECTIVE = re.compile(r"\s*(-[a-zA-Z]+)(?:\s+([^#\s]+))?")
+# One `#$` line after the prefix: an option and at most one whitespace-free value (jsub's own pattern).
+DIRECTIVE = re.compile(r"\s*(-[a-zA-Z]+)(?:\s+([^#\s]+))?")
 # -l resources jsub folded or that gridshim maps; others are accepted with a warning (see translate).
 MEMORY_RESOURCES = ("h_vmem", "virtual_free", "mem_free")
 
@@ -290,15 +291,23 @@ def jsubrc_events(text: str, *, source: str) -> list[tuple[str, str | None]]:
     return _events_or_error(tokens, source)
 
 
-def directive_events(script: str, *, source: str) -> list[tuple[str, str | None]]:
-    """`#$` lines in the contiguous comment block at the top of a script (after #!)."""
-    tokens: list[str] = []
-    for line in script.splitlines():
+def directive_block(script: str) -> list[tuple[int, str]]:
+    """The `#$` lines jsub reads, with their 1-based numbers: the contiguous block at the top (after #!)."""
+    out: list[tuple[int, str]] = []
+    for n, line in enumerate(script.splitlines(), 1):
         if line.startswith("#!"):
             continue
         if not line.startswith("#$"):
             break
-        m = _DIRECTIVE.match(line[2:])
+        out.append((n, line))
+    return out
+
+
+def directive_events(script: str, *, source: str) -> list[tuple[str, str | None]]:
+    """`#$` lines in the contiguous comment block at the top of a script (after #!)."""
+    tokens: list[str] = []
+    for _, line in directive_block(script):
+        m = DIRECTIVE.match(line[2:])
         if m:
             tokens.append(m.group(1))
             if m.group(2):

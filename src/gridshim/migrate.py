@@ -18,14 +18,14 @@ from enum import Enum
 
 from gridshim import crontab as C
 from gridshim import gridflags
+from gridshim import shellwords as S
 from gridshim.config import Settings
 from gridshim.errors import GridshimError
 from gridshim.model import JobRequest, Preset
 from gridshim.translate import SubmitHost, default_job_name
 from gridshim.record import replace
 
-SUBMIT: dict[str, Preset] = {"jsub": Preset.JSUB, "jstart": Preset.JSTART, "qcronsub": Preset.QCRONSUB,
-                             "qsub": Preset.JSUB}
+SUBMIT: dict[str, Preset] = C.GRID_COMMANDS  # the submitting commands, as a crontab line runs them
 # gridshim's other commands, with the options their parsers accept (cli/qstat.py, qdel.py, qmod.py,
 # job.py, jstop.py, crontab.py, qalter.py) and how many values each takes; tests/unit/test_migrate.py keeps this
 # table in step with those parsers.
@@ -66,9 +66,11 @@ ABSENT: dict[str, tuple[str, str]] = {
     "qrsub": ("there are no advance reservations", "leave it out"),
     "qrdel": ("there are no advance reservations", "leave it out"),
 }
-LOCAL = ("jlocal", "jmail")
+LOCAL = C.LOCAL_RUNNERS
 GRID_NAMES = frozenset(SUBMIT) | frozenset(CONTROL) | frozenset(ABSENT) | frozenset(LOCAL)
-COMMAND_DIRS = ("", "/usr/bin", "/usr/local/bin", "/bin")
+# Where a script finds the grid's clients: the crontab's directories, and /bin (the same files on a
+# merged /usr). A crontab line is read by the crontab module's own rule (crontab.command_name).
+COMMAND_DIRS = C.COMMAND_DIRS + ("/bin",)
 
 # qsub options that jsub does not accept (the grid's jsub refused them too, exit 2): how many values
 # each takes, why it cannot work, and what to do instead.
@@ -197,11 +199,11 @@ def grid_name(word: str) -> str | None:
     return base if base in GRID_NAMES else None
 
 
-def _word(tok: C.Token, env: dict[str, str]) -> list[str]:
+def _word(tok: S.Token, env: dict[str, str]) -> list[str]:
     """A word's value as the shell would give it, when that can be known; otherwise as written."""
     try:
-        return C.expand(tok, env)
-    except C.Unstatic:
+        return S.expand(tok, env)
+    except S.Unstatic:
         return [tok.text]
 
 
@@ -212,34 +214,22 @@ class _Cmd:
     text: str  # the simple command as written
 
 
-def _nested_texts(tok: C.Token) -> list[str]:
-    """The command lines inside $(…) and `…` of a word."""
-    out = []
-    for kind, value, _ in tok.parts:
-        if kind == "bad" and value.startswith("$(") and value.endswith(")"):
-            out.append(value[2:-1])
-        elif kind == "bad" and value.startswith("`") and value.endswith("`"):
-            out.append(value[1:-1])
-    return out
-
-
 def find_commands(line: str, env: dict[str, str]) -> list[_Cmd]:
     """Every grid command in command position in one shell line, including inside $(…) and `…`."""
-    tokens = C.tokenize(line)
+    tokens = S.tokenize(line)
     found: list[_Cmd] = []
     expect = True  # the next word is a command name
     i = 0
     while i < len(tokens):
         t = tokens[i]
         if t.kind == "op":
-            bare = t.text.lstrip("0123456789")
-            if bare in C.REDIRECTS:
+            if t.is_redirect():
                 i += 2  # the operator and its file
                 continue
-            expect = bare in ("&&", "||", ";", "|", "&", "(", ";;")
+            expect = t.is_op("&&", "||", ";", "|", "&", "(", ";;")
             i += 1
             continue
-        for inner in _nested_texts(t):
+        for inner in S.substitutions(t):
             try:
                 found += find_commands(inner, env)
             except ValueError:
@@ -255,12 +245,11 @@ def find_commands(line: str, env: dict[str, str]) -> list[_Cmd]:
         if name:
             j = i + 1
             argv: list[str] = []
-            while j < len(tokens) and not (tokens[j].kind == "op" and
-                                           tokens[j].text.lstrip("0123456789") in C.CONTROLS):
+            while j < len(tokens) and not tokens[j].is_op(*S.CONTROLS):
                 if tokens[j].kind == "op":  # a redirection: skip it and its target
                     j += 2
                     continue
-                for inner in _nested_texts(tokens[j]):
+                for inner in S.substitutions(tokens[j]):
                     try:
                         found += find_commands(inner, env)
                     except ValueError:
@@ -311,30 +300,21 @@ def _strip_unsupported(argv: list[str], *, cmd: str) -> tuple[list[str], list[No
     return clean, notes
 
 
-def _directive_lines(text: str) -> list[tuple[int, str]]:
-    """The `#$` lines of a script's header block (after #!), as jsub reads them: (line number, line)."""
-    out: list[tuple[int, str]] = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if line.startswith("#!"):
-            continue
-        if not line.startswith("#$"):
-            break
-        out.append((n, line))
-    return out
-
-
-_DIRECTIVE = re.compile(r"\s*(-[a-zA-Z_@]+)(?:\s+([^#\s]+))?")
+def _option_word(line: str) -> str | None:
+    """The option a `#$` line names, whole (`-hold_jid`, `-@`: jsub's own pattern, gridflags.DIRECTIVE, would
+    stop at `-hold` and skip `-@`), for the note that explains it."""
+    words = line[2:].split(None, 1)
+    return words[0] if words and words[0].startswith("-") else None
 
 
 def _filter_directives(text: str, *, where: str) -> tuple[str, list[Note]]:
     """The script with the `#$` lines gridshim cannot use blanked out, and a note for each."""
     lines = text.splitlines()
     notes: list[Note] = []
-    for n, line in _directive_lines(text):
-        m = _DIRECTIVE.match(line[2:])
-        if not m:
+    for n, line in gridflags.directive_block(text):
+        flag = _option_word(line)
+        if flag is None:
             continue
-        flag = m.group(1)
         if flag in gridflags.OPTIONS:
             continue
         arity, why, instead = UNSUPPORTED_OPTIONS.get(flag, (0, f"{flag} is not an option jsub accepts", "remove it"))
@@ -525,7 +505,7 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
             line = line[:-1] + raw[i]
         for _ in range(20):  # a quote left open: the string goes on on the next line
             try:
-                C.tokenize(line)
+                S.tokenize(line)
                 break
             except ValueError:
                 if i + 1 >= len(raw):
@@ -648,7 +628,7 @@ class _Checker:
 
     def script(self, src: Source) -> None:
         env = {"HOME": self.host.home}
-        if _directive_lines(src.text):
+        if gridflags.directive_block(src.text):
             self.directives(src)
         if _is_python(src.text, src.name):
             for line, argv, text in _python_commands(src.text):
@@ -662,9 +642,9 @@ class _Checker:
             m = re.match(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(\S*)\s*$", text)
             if m and not m.group(2).startswith(("$(", "`")):
                 try:
-                    words = C.expand(C.tokenize(m.group(2))[0], env) if m.group(2) else [""]
+                    words = S.expand(S.tokenize(m.group(2))[0], env) if m.group(2) else [""]
                     env[m.group(1)] = " ".join(words)
-                except (C.Unstatic, ValueError, IndexError):
+                except (S.Unstatic, ValueError, IndexError):
                     env.pop(m.group(1), None)
             try:
                 cmds = find_commands(text, env)
@@ -674,12 +654,12 @@ class _Checker:
                 self.command(src, line, c.text, c.name, c.argv, env=env)
 
     def directives(self, src: Source) -> None:
-        lines = _directive_lines(src.text)
+        lines = gridflags.directive_block(src.text)
         _, notes = _filter_directives(src.text, where=src.name)
         notes = [replace(n, text=n.text.split(": ", 1)[1]) for n in notes]  # the line is shown already
         name = None
         for _, line in lines:
-            m = _DIRECTIVE.match(line[2:])
+            m = gridflags.DIRECTIVE.match(line[2:])
             if m and m.group(1) == "-N" and m.group(2):
                 name = m.group(2)
         filtered, _ = _filter_directives(src.text, where=src.name)
@@ -699,7 +679,7 @@ class _Checker:
         env_lines = set()
         for idx, line in enumerate(lines):
             body = line.lstrip(" \t")
-            if body and not body.startswith("#") and C._ENV.match(line) and (idx + 1) not in by_line:
+            if body and not body.startswith("#") and C.is_setting(line) and (idx + 1) not in by_line:
                 env_lines.add(idx)
         for p in problems:
             self._cron_problem(src, lines, p)
@@ -710,15 +690,14 @@ class _Checker:
         """(what, job, notes, program) of a cron command, read the way the crontab module reads it."""
         plain = ("cron entry", f"cron-{index}", [], None)
         try:
-            tokens = C.tokenize(command)
+            tokens = S.tokenize(command)
         except ValueError:
             return plain
         env = {"HOME": self.host.home}
-        pre = C._prefixes(tokens, command, env, self.host.home)
+        pre = S.prefixes(tokens, command, env, self.host.home)
         if pre.head >= len(tokens) or tokens[pre.head].kind != "word":
             return plain
-        lit = tokens[pre.head].literal()
-        name = grid_name(lit) if lit else None
+        name = C.command_name(tokens[pre.head])
         if name not in C.GRID_COMMANDS:
             return plain
         argv: list[str] = []
@@ -726,7 +705,7 @@ class _Checker:
         while k < len(tokens):
             t = tokens[k]
             if t.kind == "op":
-                if t.text.lstrip("0123456789") in C.CONTROLS:
+                if t.is_op(*S.CONTROLS):
                     break
                 k += 2  # a redirection and its file
                 continue
@@ -742,13 +721,7 @@ class _Checker:
     def _cron_problem(self, src: Source, lines: list[str], p: C.Problem) -> None:
         text = lines[p.line - 1]
         body = text.lstrip(" \t")
-        command = ""
-        m = re.match(r"(@\S*)(?:[ \t]+(.*))?$", body)
-        f = C._FIVE.match(text)
-        if m:
-            command = m.group(2) or ""
-        elif f:
-            command = f.group(6) or ""
+        command = C.command_of(text)
         what, job, _, _ = self._job_of_line(command, p.line - 1) if command else ("cron line", None, [], None)
         if body.lower().startswith("@reboot"):
             start = f"jstart -N {job} …" if what in C.GRID_COMMANDS else f"jstart -N NAME {command.strip()}"
@@ -819,11 +792,11 @@ class _Checker:
     def _plain_head(self, entry: C.Entry) -> str | None:
         """The script a plain cron command runs, if its first word is a path."""
         try:
-            tokens = C.tokenize(C.percent_split(entry.command)[0])
+            tokens = S.tokenize(C.percent_split(entry.command)[0])
         except ValueError:
             return None
         env = {"HOME": self.host.home, **dict(entry.env)}
-        pre = C._prefixes(tokens, entry.command, env, self.host.home)
+        pre = S.prefixes(tokens, entry.command, env, self.host.home)
         if pre.head >= len(tokens) or tokens[pre.head].kind != "word":
             return None
         words = _word(tokens[pre.head], env)

@@ -12,6 +12,7 @@ from typing import Any, Callable, TextIO
 
 from gridshim.errors import ExitCode, GridshimError, QuotaExceededError, UsageError
 from gridshim.record import field, record
+from gridshim.text import printable
 
 
 @record
@@ -82,18 +83,6 @@ def _pwd_ok() -> bool:
 
 def ctime(now: float) -> str:
     return time.ctime(now)
-
-
-# Control characters that reach a message from user input (a job name with a newline, an escape
-# sequence in an argument) are shown escaped: every error stays one line and cannot drive the terminal.
-_CONTROL = {**{c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))},
-            0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x2028: "\\u2028", 0x2029: "\\u2029"}
-_CONTROL_KEEP_NL = {k: v for k, v in _CONTROL.items() if k != 0x0A}
-
-
-def printable(text: str, *, keep_newlines: bool = False) -> str:
-    """TEXT with control characters escaped (newlines kept only where a message means them)."""
-    return text.translate(_CONTROL_KEEP_NL if keep_newlines else _CONTROL)
 
 
 def report(env: Env, prog: str, err: BaseException) -> int:
