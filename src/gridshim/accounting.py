@@ -12,7 +12,14 @@ from __future__ import annotations
 import os
 from math import isfinite
 from operator import itemgetter
-from typing import Callable, NamedTuple
+
+from gridshim.record import tuple_record
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (start-up, docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Callable, NamedTuple
+else:
+    NamedTuple = object  # tuple_record makes the class a collections.namedtuple
 
 # SGE's 45 fields in accounting(5) order, then gridshim's attempt key: "<job uid>/<pod uid>", with
 # "-" for the pod when a backstop wrote the record because no pod could (docs/qacct.md).
@@ -34,6 +41,7 @@ BACKSTOP_POD = "-"  # the pod part of the attempt key of a record no pod wrote
 U32 = 2 ** 32 - 1  # SGE keeps times and ids as u_long32; ctime() of a larger time fails
 
 
+@tuple_record
 class Record(NamedTuple):
     """One finished task attempt. Defaults are what SGE writes for a field nobody set."""
 

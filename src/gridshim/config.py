@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
 
 from gridshim.errors import GridshimError
 from gridshim.record import field, record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_PATH = "/etc/gridshim/config.yaml"
 MiB = 1024 * 1024

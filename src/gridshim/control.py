@@ -13,7 +13,6 @@ import fnmatch
 import gc
 import os
 import re
-from typing import Any, Callable, Iterable
 
 from gridshim import text
 from gridshim.errors import ConflictError, ForbiddenError, GridshimError, JobNotFoundError
@@ -24,6 +23,10 @@ from gridshim.status import (Row, condition, controller_uid, epoch, job_finished
                              slim_job, task_views)
 from gridshim.tasks import (A_DELETED_TASKS, A_PREDECESSOR_IDS, COMPLETION_INDEX, DELETED, SUCCESSORS, WAITING, Range,
                             append_marker, id_list, in_ranges, marker, parse_ranges, range_to_dstring)
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterable
 
 # The Job controller's event when it cannot create a pod (quota, admission): the only reason we read
 # Events, and only for jobs without a live pod.

@@ -8,10 +8,13 @@ everything after the program belongs to the program) and reproduces its error me
 from __future__ import annotations
 
 import re
-from typing import Iterable
 
 from gridshim.errors import GridshimError, UsageError
 from gridshim.record import field, record, replace
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Iterable
 
 KiB = 1024
 MiB = 1024 * KiB

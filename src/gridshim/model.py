@@ -6,11 +6,17 @@ Neutral words only: no Grid Engine flags and no Kubernetes fields here.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any, Callable, Iterator, Protocol
 
 from gridshim.record import field, record  # a leaf: dataclasses without the code generation
 
-Manifest = dict[str, Any]
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (start-up, docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterator, Protocol
+
+    Manifest = dict[str, Any]
+else:
+    Protocol = object  # Cluster is a port described for type checkers; nothing checks it at run time
+    Manifest = dict
 
 
 def tool_of(namespace: str) -> str:

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import gc
 import time
-from typing import Callable
 
 from gridshim.errors import ClusterError, GridshimError, JobExistsError, JobNotFoundError, QuotaExceededError
 from gridshim.model import Cluster, JobRequest, Manifest
 from gridshim.render import labels as L
 from gridshim.status import Outcome, condition, job_finished, job_outcome, job_started, terminated_state
 from gridshim.tasks import COMPLETION_INDEX, array_of, deleted_tasks, id_set, pod_index, task_ids
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Callable
 
 # A -once submission meets a finished job of the same name at most this often before giving up
 # (each time it deletes the finished one with a uid precondition and tries again).

@@ -75,6 +75,25 @@ def record(cls: type[T] | None = None, /, *, frozen: bool = False, kw_only: bool
     return wrap if cls is None else wrap(cls)
 
 
+def tuple_record(cls: type[T]) -> type[T]:
+    """CLS, written as a `typing.NamedTuple` subclass (annotated fields with defaults, methods), made a
+    `collections.namedtuple` without importing typing: the type checker sees the NamedTuple, the run
+    time gets the same tuple class (`_fields`, `_replace`, `_make`, defaults, CLS's methods and doc)."""
+    import collections  # noqa: PLC0415  (already loaded by the interpreter's own imports)
+
+    own = cls.__dict__
+    names = list(own.get("__annotations__", {}))
+    defaults = [own[n] for n in names if n in own]
+    if any(n not in own for n in names[len(names) - len(defaults):]):
+        raise TypeError(f"{cls.__name__}: a field without a default cannot follow one with a default")
+    base: Any = collections.namedtuple(cls.__name__, names, defaults=defaults, module=own.get("__module__"))
+    extra = {k: v for k, v in own.items()
+             if k not in names and k not in ("__dict__", "__weakref__", "__annotations__", "__orig_bases__")}
+    made = type(cls.__name__, (base,), {**extra, "__slots__": ()})
+    made.__qualname__ = cls.__qualname__
+    return made  # type: ignore[return-value]
+
+
 def is_record(obj: Any) -> bool:
     return hasattr(obj if isinstance(obj, type) else type(obj), _FIELDS)
 

@@ -16,11 +16,14 @@ as ../shared/docs/qsub-behaviour.md §1–§2 gives it:
 from __future__ import annotations
 
 import re
-from typing import Callable
 
 from gridshim.errors import GridshimError, Rejected
 from gridshim.gridflags import GridOptions
 from gridshim.record import field, record, replace
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Callable
 
 # SGE answer status numbers used as exit codes (sge_answer.h)
 ESEMANTIC, EUNKNOWN, ENOIMP, ESYNTAX, EDISK = 2, 4, 5, 7, 14

@@ -8,7 +8,6 @@ import re
 import signal
 from datetime import datetime
 from enum import Enum
-from typing import Any, Callable, Iterable, Sequence
 
 from gridshim.model import RUNNING_STATES, GridState, JobRow, Manifest, tool_of
 from gridshim.record import field, record, replace
@@ -17,6 +16,10 @@ from gridshim.render.command import unwrap_command
 from gridshim.tasks import (A_DELETED_TASKS, A_PREDECESSOR_IDS, A_PREDECESSORS_REQ, PARSED_OPTIONS, Range, _annotation,
                             array_of, id_list, in_ranges, job_options, parse_ranges, pod_index, predecessors_of,
                             range_to_dstring, task_concurrency, task_ids, user_held)
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterable, Sequence
 
 
 def condition(obj: Manifest, ctype: str) -> dict[str, Any] | None:

@@ -12,7 +12,6 @@ Layer: pure (no os, no network). Imports gridflags, sgeflags, translate, model, 
 from __future__ import annotations
 
 import posixpath
-from typing import Callable
 
 from gridshim import gridflags, sgeflags
 from gridshim.config import Settings
@@ -21,6 +20,10 @@ from gridshim.gridflags import GridOptions
 from gridshim.model import JobRequest, Preset
 from gridshim.translate import SubmitHost, default_job_name, resolve_program, translate
 from gridshim.record import record, replace
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Callable
 
 # jsub ran qsub with this PATH when the caller had none (cron's default)
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"

@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Any, Iterable
 
 from gridshim.model import Manifest
 from gridshim.render import labels as L
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any, Iterable
 
 A_HOLD = f"{L.DOMAIN}/hold"  # "u": a user hold (qsub -h, qhold); absent: none
 A_PREDECESSORS = f"{L.DOMAIN}/predecessors"  # JSON {"<id>": "<unfinished tasks>" | ""}, still blocking

@@ -25,7 +25,10 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Callable
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 VERSION = 1
 
@@ -52,9 +55,9 @@ def _ours(st: os.stat_result, *, mode_mask: int) -> bool:
 
 
 def _entry(directory: str, name: str) -> str:
-    import hashlib  # noqa: PLC0415  (already imported on the submission path by render.labels)
+    from gridshim.digest import sha256_hex  # noqa: PLC0415  (already imported on the submission path by render.labels)
 
-    return os.path.join(directory, hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:32] + ".json")
+    return os.path.join(directory, sha256_hex(name)[:32] + ".json")
 
 
 def read_private(sub: str, name: str, environ: Any) -> Any:

@@ -704,7 +704,7 @@ def test_a_full_server_misses_nothing(server: FakeApiServer, pki: Pki, tmp_path:
 # What a plain client-certificate request imported before the split, beyond the modules the script loads
 # first (measured with the single-module cluster.py of 5f123af): typing, __future__, and the IDNA codec a
 # connection by host name uses.
-FAST_PATH_EXTRA = {"__future__", "typing", "typing.io", "typing.re", "_typing", "encodings.idna", "stringprep",
+FAST_PATH_EXTRA = {"__future__", "_sha256", "_sha2", "typing", "typing.io", "typing.re", "_typing", "encodings.idna", "stringprep",
                    "unicodedata"}
 
 def test_a_client_certificate_request_imports_nothing_new(server: FakeApiServer, pki: Pki, tmp_path: Path) -> None:

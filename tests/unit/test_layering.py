@@ -21,8 +21,9 @@ def imports(path: Path) -> set[str]:
 
 
 def modules() -> dict[str, set[str]]:
-    # gridshim.record is `dataclasses` without the code generation (a leaf): it counts as the stdlib
-    return {str(p.relative_to(SRC)): imports(p) - {"gridshim.record"} for p in SRC.rglob("*.py")}
+    # gridshim.record (dataclasses without the module) and gridshim.digest (hashlib's SHA-256 without its
+    # OpenSSL binding) are leaves that stand in for the stdlib: they count as the stdlib
+    return {str(p.relative_to(SRC)): imports(p) - {"gridshim.record", "gridshim.digest"} for p in SRC.rglob("*.py")}
 
 
 def test_nothing_in_gridshim_imports_the_kubernetes_package() -> None:
@@ -55,7 +56,7 @@ def test_the_kube_package_is_the_only_network_client_and_imports_only_errors_and
 
 
 def test_leaves_import_nothing_of_ours() -> None:
-    for mod in ("model.py", "errors.py", "usercache.py", "record.py"):
+    for mod in ("model.py", "errors.py", "usercache.py", "record.py", "digest.py"):
         assert not [n for n in modules()[mod] if n.startswith("gridshim")], mod
 
 

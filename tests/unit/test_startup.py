@@ -23,11 +23,12 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 # Measured with -X importtime (docs/performance.md): none of these is needed by `jsub --version` or a
 # plain submission once the site config and kubeconfig are in the parsed-file cache. (`datetime` is
-# not listed yet: gridshim.status imports it at the top, and ops imports status; `dataclasses` and
-# `typing` are still used on the path. http.client is replaced by gridshim.kube.http11: it imports the
-# email package.)
-HEAVY = ("yaml", "_yaml", "http.client", "email", "email.parser", "email.utils", "tempfile", "subprocess", "threading", "rich", "secrets", "traceback", "textwrap",
-         "shutil", "pathlib", "kubernetes")
+# not listed yet: gridshim.status imports it at the top, and ops imports status. http.client is replaced
+# by gridshim.kube.http11: it imports the email package; dataclasses (and inspect) by gridshim.record,
+# typing by the TYPE_CHECKING constant, hashlib by gridshim.digest.)
+HEAVY = ("yaml", "_yaml", "http.client", "email", "email.parser", "email.utils", "tempfile", "subprocess", "threading",
+         "rich", "secrets", "traceback", "textwrap", "shutil", "pathlib", "kubernetes", "click", "dataclasses",
+         "inspect", "typing", "hashlib", "_hashlib")
 
 
 def _imported(tmp_path: Path, code: str, environ: dict[str, str]) -> set[str]:

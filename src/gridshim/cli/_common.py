@@ -8,11 +8,14 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any, Callable, TextIO
 
 from gridshim.errors import ExitCode, GridshimError, QuotaExceededError, UsageError
 from gridshim.record import field, record
 from gridshim.text import printable
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any, Callable, TextIO
 
 
 @record

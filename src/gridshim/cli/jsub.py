@@ -7,7 +7,6 @@ the time as jsub printed them; on a terminal they are shown too.
 from __future__ import annotations
 
 import os
-from typing import Callable
 
 from gridshim import config, gridflags
 from gridshim.cli import finish
@@ -16,6 +15,10 @@ from gridshim.cli._common import (Env, LiveStatus, argv, cached_namespace_uid, c
                                   uid_refused, unreached)
 from gridshim.errors import ExitCode, GridshimError, QuotaExceededError, UsageError
 from gridshim.model import JobRequest, Preset, tool_of
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Callable
 
 HELP_TEXT = """\
 {usage}

@@ -8,7 +8,6 @@ job and for option errors, as SGE's qstat.
 from __future__ import annotations
 
 import fnmatch
-from typing import Any
 
 from gridshim import config, control
 from gridshim.cli import finish
@@ -16,6 +15,10 @@ from gridshim.cli._common import Env, argv, load_cluster, run
 from gridshim.errors import ExitCode
 from gridshim.model import GridState, JobRow
 from gridshim.record import field, record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any
 
 USAGE = ("usage: qstat [-u user_list] [-s {p|r|s|z|hu|ho|hs|hd|hj|ha|h|a}[+]] [-q wc_queue_list] "
          "[-j job_list] [-r] [-xml] [--watch]\n")

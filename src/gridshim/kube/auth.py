@@ -15,10 +15,13 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any
 
 from gridshim.errors import ClusterConfigError
 from gridshim.kube.config import Credentials
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any
 
 # A token file (tokenFile, a pod's ServiceAccount token) is read again when the token in hand is this old,
 # as client-go's cached file token source does: the kubelet replaces a projected token at 80 % of its life

@@ -4,15 +4,14 @@ patch, delete, watch, access reviews, discovery) over the transport. Raises only
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import os
 import re
 import ssl
 import time
 import urllib.parse
-from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from gridshim.digest import sha256
 from gridshim.errors import (ClusterConfigError, ClusterError, ConflictError, GridshimError, JobExistsError,
                              JobNotFoundError)
 import gridshim.kube.http11 as http11
@@ -21,7 +20,9 @@ from gridshim.kube.config import Credentials, kubeconfig_paths, load_credentials
 from gridshim.kube.transport import Transport, _one_line, _Retry, retry_seconds
 from gridshim.model import Manifest, tool_of
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
 if TYPE_CHECKING:
+    from typing import Any, Callable, Iterator
     from pathlib import Path
 
 # kind → (API prefix, plural). Everything gridshim touches is namespaced except the access review.
@@ -51,7 +52,7 @@ _GENERATED_BASE_MAX = 58  # the API server truncates generateName to this before
 
 def client_name(generate_name: str, token: str) -> str:
     """The object name for generateName BASE chosen from TOKEN: deterministic, so a retry is idempotent."""
-    n = int.from_bytes(hashlib.sha256(token.encode()).digest()[:8], "big")
+    n = int.from_bytes(sha256(token.encode()).digest()[:8], "big")
     suffix = ""
     for _ in range(5):
         n, i = divmod(n, len(_SUFFIX_ALPHABET))
@@ -395,7 +396,7 @@ class KubeCluster(Transport):
 
         env = self._environ
         base = env.get("XDG_CACHE_HOME") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".cache")
-        digest = hashlib.sha256(self.creds.server.encode()).hexdigest()[:16]
+        digest = sha256(self.creds.server.encode()).hexdigest()[:16]
         return Path(base) / "gridshim" / "discovery" / f"{digest}-{group_version.replace('/', '_')}.json"
 
     def missing_apis(self, needed: tuple[tuple[str, str, str], ...] = NEEDED_APIS) -> list[tuple[str, str, str]]:

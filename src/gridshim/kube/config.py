@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import base64
 import os
-from typing import Any
 
 from gridshim.errors import ClusterConfigError
 from gridshim.record import record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any
 
 # A kubeconfig is a few KiB; one that is not a regular file (a FIFO, /dev/zero) or is huge is refused
 # rather than read forever or into all memory.

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import socket
 import ssl
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any
 
 _MAX_LINE = 65536
 _MAX_HEADERS = 200

@@ -21,13 +21,16 @@ import ssl
 import sys
 import time
 import urllib.parse
-from typing import Any
 
 from gridshim.errors import (ClusterConfigError, ClusterError, ConflictError, ForbiddenError, GridshimError,
                              JobExistsError, JobNotFoundError, QuotaExceededError)
 import gridshim.kube.http11 as http11
 from gridshim.kube.auth import Auth, memfile
 from gridshim.kube.config import Credentials
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any
 
 # Transient failures (connection reset or refused, timeouts, 429, 5xx) are retried with jittered
 # exponential back-off for at most this long in total (GRIDSHIM_RETRY_SECONDS), then the user gets

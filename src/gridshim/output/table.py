@@ -7,7 +7,6 @@ output package and rich.
 from __future__ import annotations
 
 import time
-from typing import Callable, TextIO
 
 from rich.console import Console
 from rich.live import Live
@@ -15,6 +14,10 @@ from rich.table import Table
 
 from gridshim.model import GridState, JobRow, ordered
 from gridshim.output import queue_instance, shown_time
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Callable, TextIO
 
 STYLE = {GridState.RUNNING: "green", GridState.RESTARTED: "yellow", GridState.DELETING: "magenta",
          GridState.ERROR: "bold red", GridState.HELD: "cyan", GridState.RESTARTED_QUEUED: "yellow"}

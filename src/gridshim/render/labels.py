@@ -6,12 +6,15 @@ Imports model only.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-from typing import Any
 
+from gridshim.digest import sha256_hex
 from gridshim.model import JobKind, JobRequest
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any
 
 DOMAIN = "gridshim.io"
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -44,7 +47,7 @@ ID_BASE, ID_SPAN = 1_000_000, 9_000_000
 
 
 def _digest(text: str, n: int = 6) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:n]
+    return sha256_hex(text)[:n]
 
 
 def label_value(name: str) -> str:

@@ -5,7 +5,6 @@ Imports model, config and the other render modules only.
 
 from __future__ import annotations
 
-from typing import Any
 
 from gridshim.accounting import encode_text
 from gridshim.config import Settings
@@ -13,6 +12,10 @@ from gridshim.errors import GridshimError
 from gridshim.model import JobKind, JobRequest, Manifest
 from gridshim.render import labels as L
 from gridshim.render.command import escape_expansion, wrap_command
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any
 
 CONTAINER = "job"
 # The grid never retried a task: one pod, and a failure is final.
