@@ -440,7 +440,7 @@ class TestNote:
 # -- golden CronJobs ---------------------------------------------------------------------------------
 
 def golden(name: str, manifests: list[dict[str, Any]]) -> None:
-    from goldens import assert_golden
+    from kit import golden as assert_golden
 
     assert_golden(name, to_yaml(manifests))
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from fake_jobs import Store
+from kit import GridApi
 from gridshim import depends as D
 from gridshim import tasks as T
 from gridshim.config import Settings
@@ -47,7 +47,7 @@ def test_kubernetes_index_lists_parse_as_ranges() -> None:
 # -- resolution ---------------------------------------------------------------------------------------
 
 def test_ids_names_and_patterns_resolve_to_unfinished_jobs() -> None:
-    s = Store()
+    s = GridApi()
     s.add_job(1111111, "a")
     s.add_job(2222222, "a")
     s.add_job(3333333, "a", finished="Complete")  # finished: never a predecessor
@@ -69,7 +69,7 @@ def test_a_task_id_is_refused_as_sge_does() -> None:
 
 
 def test_an_array_predecessor_contributes_its_unfinished_tasks() -> None:
-    s = Store()
+    s = GridApi()
     # tasks 1..10; indexes 0-1 completed, 3 failed, task 9 deleted while pending
     s.add_job(1111111, "arr", tasks=[1, 10, 1], status={"completedIndexes": "0-1", "failedIndexes": "3"},
               annotations={T.A_DELETED_TASKS: "9"})
@@ -79,7 +79,7 @@ def test_an_array_predecessor_contributes_its_unfinished_tasks() -> None:
 
 
 def test_apply_marks_the_job_writes_markers_and_holds(tmp_path: Path) -> None:
-    s = Store()
+    s = GridApi()
     s.add_job(1111111, "a")
     m = D.apply(s, req(home=str(tmp_path), options={"hold_jid": ["a", "nothing*"]}), manifest())
     ann = m["metadata"]["annotations"]
@@ -92,7 +92,7 @@ def test_apply_marks_the_job_writes_markers_and_holds(tmp_path: Path) -> None:
 
 
 def test_nothing_to_wait_for_leaves_the_job_runnable(tmp_path: Path) -> None:
-    s = Store()
+    s = GridApi()
     m = D.apply(s, req(home=str(tmp_path), options={"hold_jid": ["9999999", "gone"]}), manifest())
     assert "suspend" not in m["spec"] and D.WAITING not in m["metadata"]["labels"]
     assert m["metadata"]["annotations"][D.A_PREDECESSORS_REQ] == "9999999,gone"
@@ -105,7 +105,7 @@ def test_qsub_h_sets_the_user_hold_annotation_without_contacting_anything() -> N
 
 
 def test_hold_jid_ad_checks_both_arrays_and_their_range() -> None:
-    s = Store()
+    s = GridApi()
     s.add_job(1111111, "same", tasks=[1, 50, 1])
     s.add_job(2222222, "short", tasks=[1, 40, 1])
     s.add_job(3333333, "plain")
@@ -123,7 +123,7 @@ def test_hold_jid_ad_checks_both_arrays_and_their_range() -> None:
 
 # -- release ------------------------------------------------------------------------------------------
 
-def waiting(s: Store, job_id: int, preds: dict[str, str], *, held: bool = False) -> None:
+def waiting(s: GridApi, job_id: int, preds: dict[str, str], *, held: bool = False) -> None:
     ann = {D.A_PREDECESSORS: json.dumps(preds), D.A_PREDECESSOR_IDS: ",".join(preds)}
     if held:
         ann[D.A_HOLD] = "u"
@@ -131,7 +131,7 @@ def waiting(s: Store, job_id: int, preds: dict[str, str], *, held: bool = False)
 
 
 def test_release_drops_the_predecessor_and_unsuspends_when_none_is_left() -> None:
-    s = Store()
+    s = GridApi()
     waiting(s, 7000001, {"1111111": "", "2222222": ""})
     assert D.release(s, 1111111) == [7000001]
     j = s.job(7000001)
@@ -145,7 +145,7 @@ def test_release_drops_the_predecessor_and_unsuspends_when_none_is_left() -> Non
 
 
 def test_a_user_held_job_stays_suspended_after_its_release() -> None:
-    s = Store()
+    s = GridApi()
     waiting(s, 7000001, {"1111111": ""}, held=True)
     D.release(s, 1111111)
     j = s.job(7000001)
@@ -153,7 +153,7 @@ def test_a_user_held_job_stays_suspended_after_its_release() -> None:
 
 
 def test_array_tasks_are_released_one_by_one() -> None:
-    s = Store()
+    s = GridApi()
     waiting(s, 7000001, {"1111111": "1-4:1"})
     D.release(s, 1111111, [2])
     assert D.predecessors_of(s.job(7000001)) == {"1111111": "1,3,4"}
@@ -164,13 +164,13 @@ def test_array_tasks_are_released_one_by_one() -> None:
 
 
 def test_a_conflicting_writer_makes_release_re_read_and_never_lose_a_removal() -> None:
-    s = Store()
+    s = GridApi()
     waiting(s, 7000001, {"1111111": "", "2222222": ""})
 
     def other_releaser(verb: str, kind: str, name: str) -> None:
         D.release(s, 2222222)  # lands between our read and our write: our write gets 409
 
-    s.interfere = other_releaser
+    s.interfere(other_releaser)
     D.release(s, 1111111)
     assert s.conflicts == 1
     j = s.job(7000001)
@@ -178,7 +178,7 @@ def test_a_conflicting_writer_makes_release_re_read_and_never_lose_a_removal() -
 
 
 def test_concurrent_releasers_in_threads_release_exactly_once_and_at_the_end() -> None:
-    s = Store()
+    s = GridApi()
     preds = {str(1000000 + i): "" for i in range(12)}
     waiting(s, 7000001, preds)
     lock = threading.Lock()
@@ -205,20 +205,20 @@ def test_concurrent_releasers_in_threads_release_exactly_once_and_at_the_end() -
 
 
 def test_a_job_replaced_under_the_same_name_is_left_alone() -> None:
-    s = Store()
+    s = GridApi()
     waiting(s, 7000001, {"1111111": ""})
 
     def replace(verb: str, kind: str, name: str) -> None:
-        s.objects[("Job", name)]["metadata"]["uid"] = "someone-else"
+        s.store[(s.namespace, "Job", name)]["metadata"]["uid"] = "someone-else"
 
-    s.interfere = replace
+    s.interfere(replace)
     assert D.release(s, 1111111) == []
 
 
 # -- sweep and backstop --------------------------------------------------------------------------------
 
 def test_sweep_drops_gone_and_finished_predecessors_and_finished_tasks() -> None:
-    s = Store()
+    s = GridApi()
     s.add_job(1111111, "done", finished="Failed")  # any exit counts
     s.add_job(2222222, "running")
     s.add_job(3333333, "arr", tasks=[1, 4, 1], status={"completedIndexes": "0,1", "failedIndexes": "2"})
@@ -229,15 +229,15 @@ def test_sweep_drops_gone_and_finished_predecessors_and_finished_tasks() -> None
     assert sorted(result.released) == [7000001, 7000002] and not result.backstop_deleted
     assert s.job(7000001)["spec"]["suspend"] is False
     assert D.predecessors_of(s.job(7000002)) == {"2222222": "", "3333333": "4"}
-    s.finish(2222222)
-    s.finish(3333333)
+    s.complete(2222222)
+    s.complete(3333333)
     result = D.sweep(s)
     assert result.released == [7000002] and result.backstop_deleted
-    assert ("CronJob", D.BACKSTOP) not in s.objects
+    assert not s.has("CronJob", D.BACKSTOP)
 
 
 def test_sweep_keeps_a_backstop_that_a_qsub_touched_meanwhile() -> None:
-    s = Store()
+    s = GridApi()
     s.create({"kind": "CronJob", "metadata": {"name": D.BACKSTOP}})
     backstop = D.backstop_manifest(Settings(release_command="/usr/bin/gridshim"), tool="demo", uid=5000, home="/h")
     assert backstop is not None
@@ -251,7 +251,7 @@ def test_sweep_keeps_a_backstop_that_a_qsub_touched_meanwhile() -> None:
 
     s.list = list_then_touch  # type: ignore[method-assign]
     assert D.sweep(s).backstop_deleted is False
-    assert ("CronJob", D.BACKSTOP) in s.objects
+    assert s.has("CronJob", D.BACKSTOP)
 
 
 def test_the_backstop_runs_the_sweep_as_the_tool_and_is_not_a_grid_job() -> None:
@@ -271,7 +271,7 @@ def test_the_backstop_runs_the_sweep_as_the_tool_and_is_not_a_grid_job() -> None
 
 
 def test_submitted_creates_the_backstop_and_releases_what_ended_before_the_create(tmp_path: Path) -> None:
-    s = Store()
+    s = GridApi()
     s.add_job(1111111, "a")
     m = D.apply(s, req(home=str(tmp_path), options={"hold_jid": ["a"]}), manifest())
     m["metadata"]["labels"].update({"app.kubernetes.io/managed-by": "gridshim", "app.kubernetes.io/created-by": "demo",
@@ -281,12 +281,12 @@ def test_submitted_creates_the_backstop_and_releases_what_ended_before_the_creat
     D.note_released(str(tmp_path), 1111111)  # its wrapper ran release before the job existed
     backstop = D.backstop_manifest(Settings(release_command="/g"), tool="demo", uid=5000, home=str(tmp_path))
     assert D.submitted(s, created, backstop=backstop, home=str(tmp_path), sleep=lambda _: None) == []
-    assert ("CronJob", D.BACKSTOP) in s.objects
+    assert s.has("CronJob", D.BACKSTOP)
     assert s.job(7777777)["spec"]["suspend"] is False
 
 
 def test_the_sweep_removes_old_markers_of_jobs_no_longer_live(tmp_path: Path) -> None:
-    s = Store()
+    s = GridApi()
     s.add_job(1111111, "live")
     s.add_job(2222222, "done", finished="Complete")
     D.write_markers(str(tmp_path), 7000001, ["1111111", "2222222", "3333333"])
@@ -303,7 +303,7 @@ def test_the_sweep_removes_old_markers_of_jobs_no_longer_live(tmp_path: Path) ->
 
 
 def test_the_fake_reads_set_based_selectors() -> None:
-    s = Store()
+    s = GridApi()
     s.add_job(1111111, "a")
     s.add_job(2222222, "b")
     s.add_job(3333333, "c")
@@ -312,7 +312,7 @@ def test_the_fake_reads_set_based_selectors() -> None:
 
 
 def test_submitted_waits_for_a_predecessor_whose_pods_ended_and_lists_only_the_predecessors(tmp_path: Path) -> None:
-    s = Store()
+    s = GridApi()
     s.add_job(1111111, "a")
     s.add_job(5555555, "unrelated")
     uid = s.job(1111111)["metadata"]["uid"]
@@ -328,10 +328,10 @@ def test_submitted_waits_for_a_predecessor_whose_pods_ended_and_lists_only_the_p
     def sleep(seconds: float) -> None:
         slept.append(seconds)
         if len(slept) == 2:
-            s.finish(1111111)  # the Job controller marks it Complete a second later
+            s.complete(1111111)  # the Job controller marks it Complete a second later
 
     s.calls.clear()
     assert D.submitted(s, created, backstop=None, home=str(tmp_path), sleep=sleep) == []
     assert slept == [D.SETTLE_WAIT] * 2 and s.job(7777777)["spec"]["suspend"] is False
-    job_lists = [sel for verb, kind, sel in s.calls if verb == "list" and kind == "Job"]
+    job_lists = [c.params["selector"] or "" for c in s.calls if (c.verb, c.kind) == ("list", "Job")]
     assert job_lists and all("job-id in (1111111)" in sel for sel in job_lists)

@@ -29,8 +29,8 @@ from gridshim.render.labels import label_value
 from gridshim.output.plain import HEADER, RULE, format_details, format_plain, format_row, not_found
 from gridshim.output.xml import format_xml, format_xml_details, format_xml_unknown
 from gridshim.status import rows_from_objects
-from goldens import local_time  # noqa: F401  (an autouse fixture: the layouts in local time)
-from goldens import assert_golden as check_golden
+from kit import golden as check_golden
+from kit.golden import local_time  # noqa: F401  (an autouse fixture: the layouts in local time)
 
 TESTS = Path(__file__).resolve().parents[1]
 FIXTURES = TESTS / "fixtures" / "k8s"

@@ -27,8 +27,8 @@ from gridshim.accounting import Record
 from gridshim.cli._common import Env
 from gridshim.cli.qacct import USAGE, fnmatch, parse_date, qacct_main, scan_u
 from gridshim.output.qacct import format_job, format_summary, memory
-from goldens import local_time  # noqa: F401  (an autouse fixture: the layouts in local time)
-from goldens import assert_golden as check_golden
+from kit import golden as check_golden
+from kit.golden import local_time  # noqa: F401  (an autouse fixture: the layouts in local time)
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden"

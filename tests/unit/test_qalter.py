@@ -1,5 +1,5 @@
 """qalter, qhold, qrls (cli/qalter.py): parsing, SGE's messages and exit statuses (qsub-behaviour §5.4,
-§5.5), and what each change writes on the Job, against the in-memory cluster of fake_jobs."""
+§5.5), and what each change writes on the Job, against the kit's fake API server (tests/kit)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from fake_jobs import Store
+from kit import GridApi
 from gridshim import depends as D
 from gridshim.cli._common import Env
 from gridshim.cli.qalter import qalter_main, qhold_main, replacement_manifest
@@ -28,28 +28,28 @@ def env(tmp_path: Path) -> Env:
                clock=lambda: 1796120000.0)
 
 
-def run(fn: Any, tmp_path: Path, argv: list[str], s: Store, **kw: Any) -> tuple[int, str, str]:
+def run(fn: Any, tmp_path: Path, argv: list[str], s: GridApi, **kw: Any) -> tuple[int, str, str]:
     e = env(tmp_path)
     code = fn(e, argv, cluster=s, **kw)
     return code, e.stdout.getvalue(), e.stderr.getvalue()  # type: ignore[attr-defined]
 
 
-def qhold(tmp_path: Path, argv: list[str], s: Store) -> tuple[int, str, str]:
+def qhold(tmp_path: Path, argv: list[str], s: GridApi) -> tuple[int, str, str]:
     return run(qhold_main, tmp_path, argv, s, release=False)
 
 
-def qrls(tmp_path: Path, argv: list[str], s: Store) -> tuple[int, str, str]:
+def qrls(tmp_path: Path, argv: list[str], s: GridApi) -> tuple[int, str, str]:
     return run(qhold_main, tmp_path, argv, s, release=True)
 
 
-def qalter(tmp_path: Path, argv: list[str], s: Store) -> tuple[int, str, str]:
+def qalter(tmp_path: Path, argv: list[str], s: GridApi) -> tuple[int, str, str]:
     return run(qalter_main, tmp_path, argv, s)
 
 
 # -- qhold / qrls --------------------------------------------------------------------------------------
 
 def test_qhold_then_qrls_of_a_pending_job(tmp_path: Path) -> None:
-    s = Store()
+    s = GridApi()
     s.add_job(1111111, "p")
     assert qhold(tmp_path, ["1111111"], s) == (0, "modified hold of job 1111111\n", "")
     j = s.job(1111111)
@@ -62,7 +62,7 @@ def test_qhold_then_qrls_of_a_pending_job(tmp_path: Path) -> None:
 
 
 def test_qhold_of_a_running_job_only_marks_it(tmp_path: Path) -> None:
-    s = Store()
+    s = GridApi()
     s.add_job(1111111, "r", status={"ready": 1, "active": 1})
     assert qhold(tmp_path, ["1111111"], s)[1] == "modified hold of job 1111111\n"
     j = s.job(1111111)
@@ -70,7 +70,7 @@ def test_qhold_of_a_running_job_only_marks_it(tmp_path: Path) -> None:
 
 
 def test_qrls_keeps_a_job_with_predecessors_suspended(tmp_path: Path) -> None:
-    s = Store()
+    s = GridApi()
     s.add_job(1111111, "w", suspend=True, labels={D.WAITING: "true"},
               annotations={D.A_HOLD: "u", D.A_PREDECESSORS: json.dumps({"2222222": ""})})
     assert qrls(tmp_path, ["w"], s)[1] == "modified hold of job 1111111\n"
@@ -78,7 +78,7 @@ def test_qrls_keeps_a_job_with_predecessors_suspended(tmp_path: Path) -> None:
 
 
 def test_qrls_releases_an_old_qsub_h_job_held_in_its_options(tmp_path: Path) -> None:
-    s = Store()
+    s = GridApi()
     s.add_job(1111111, "old", suspend=True, options={"hold": True})
     assert qrls(tmp_path, ["1111111"], s)[1] == "modified hold of job 1111111\n"
     j = s.job(1111111)
@@ -86,14 +86,14 @@ def test_qrls_releases_an_old_qsub_h_job_held_in_its_options(tmp_path: Path) -> 
 
 
 def test_qhold_of_an_array_prints_one_line_per_unfinished_task(tmp_path: Path) -> None:
-    s = Store()
+    s = GridApi()
     s.add_job(1111111, "arr", tasks=[1, 4, 1], status={"completedIndexes": "0"})
     out = qhold(tmp_path, ["1111111"], s)[1]
     assert out == "".join(f"modified hold of job-array task 1111111.{t}\n" for t in (2, 3, 4))
 
 
 def test_qhold_refusals_and_statuses(tmp_path: Path) -> None:
-    s = Store()
+    s = GridApi()
     s.add_job(1111111, "p")
     assert qhold(tmp_path, ["999"], s) == (3, 'denied: job "999" does not exist\n', "")
     assert qhold(tmp_path, ["-h", "o", "1111111"], s) == (
@@ -115,7 +115,7 @@ def test_qhold_refusals_and_statuses(tmp_path: Path) -> None:
 # -- qalter --------------------------------------------------------------------------------------------
 
 def test_qalter_renames_and_reprioritises_in_place(tmp_path: Path) -> None:
-    s = Store()
+    s = GridApi()
     s.add_job(1111111, "old", options={"priority": 0})
     uid = s.job(1111111)["metadata"]["uid"]
     code, out, _ = qalter(tmp_path, ["-N", "New_name", "-p", "-5", "1111111"], s)
@@ -130,7 +130,7 @@ def test_qalter_renames_and_reprioritises_in_place(tmp_path: Path) -> None:
 
 
 def test_qalter_refusals(tmp_path: Path) -> None:
-    s = Store()
+    s = GridApi()
     s.add_job(1111111, "r", status={"ready": 1}, options={"mem": 536870912})
     assert qalter(tmp_path, ["-l", "h_vmem=2G", "1111111"], s) == (
         1, 'denied: can\'t change consumable resource request "h_vmem" of running job\n', "")
@@ -150,7 +150,7 @@ def test_qalter_refusals(tmp_path: Path) -> None:
 
 
 def test_qalter_hold_jid_replaces_and_clears_the_list(tmp_path: Path) -> None:
-    s = Store()
+    s = GridApi()
     s.add_job(1111111, "a")
     s.add_job(2222222, "a")
     s.add_job(3333333, "b")
@@ -168,7 +168,7 @@ def test_qalter_hold_jid_replaces_and_clears_the_list(tmp_path: Path) -> None:
 
 
 def test_qalter_hold_jid_refuses_itself_and_cycles(tmp_path: Path) -> None:
-    s = Store()
+    s = GridApi()
     s.add_job(1111111, "a", suspend=True, labels={D.WAITING: "true"},
               annotations={D.A_PREDECESSORS: json.dumps({"2222222": ""})})
     s.add_job(2222222, "b")
@@ -180,7 +180,7 @@ def test_qalter_hold_jid_refuses_itself_and_cycles(tmp_path: Path) -> None:
 
 
 def test_qalter_h_rt_is_the_deadline_in_place_and_memory_replaces_a_held_job(tmp_path: Path) -> None:
-    s = Store()
+    s = GridApi()
     s.add_job(1111111, "h", suspend=True, annotations={D.A_HOLD: "u"}, options={"mem": 536870912})
     old_uid = s.job(1111111)["metadata"]["uid"]
     code, out, _ = qalter(tmp_path, ["-l", "h_rt=600,h_vmem=2G", "-o", "/logs/out", "1111111"], s)
@@ -196,7 +196,7 @@ def test_qalter_h_rt_is_the_deadline_in_place_and_memory_replaces_a_held_job(tmp
 
 
 def test_qalter_never_loses_a_job_released_while_it_was_being_replaced(tmp_path: Path) -> None:
-    s = Store()
+    s = GridApi()
     s.add_job(1111111, "w", suspend=True, labels={D.WAITING: "true"}, options={"mem": 536870912},
               annotations={D.A_PREDECESSORS: json.dumps({"2222222": ""})})
 
@@ -208,18 +208,18 @@ def test_qalter_never_loses_a_job_released_while_it_was_being_replaced(tmp_path:
 
     def create(m: dict[str, Any]) -> dict[str, Any]:
         out = original(m)
-        s.interfere = released
+        s.interfere(released)
         return out
 
     s.create = create  # type: ignore[method-assign]
     code, out, _ = qalter(tmp_path, ["-l", "h_vmem=1G", "1111111"], s)
     assert code == 1 and "changed while it was being altered" in out
-    jobs = [o for (k, _), o in s.objects.items() if k == "Job" and L.job_id_of(o["metadata"]) == 1111111]
+    jobs = [o for o in s.objects("Job") if L.job_id_of(o["metadata"]) == 1111111]
     assert len(jobs) == 1 and jobs[0]["spec"]["suspend"] is False  # the old one, released
 
 
 def test_the_replacement_drops_what_the_api_server_owns() -> None:
-    job = Store().add_job(1111111, "x", suspend=True)
+    job = GridApi().add_job(1111111, "x", suspend=True)
     job["spec"]["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": "u1"}}
     job["spec"]["template"]["metadata"]["labels"].update({"batch.kubernetes.io/controller-uid": "u1",
                                                           "controller-uid": "u1", "job-name": "x"})

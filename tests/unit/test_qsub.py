@@ -35,7 +35,7 @@ from gridshim.render.command import unwrap_command, wrap_command
 from gridshim.render.labels import job_id_for
 from gridshim.sgeflags import QsubError, Rejected
 from gridshim.translate import SubmitHost, check_sge_name, parallel_environment
-from goldens import assert_golden
+from kit import golden as assert_golden
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 HOME = "/data/project/demo"

@@ -15,7 +15,7 @@ from gridshim.render import labels as L
 from gridshim.render import render, to_yaml
 from gridshim.render.command import unwrap_command, wrap_command
 from gridshim.translate import SubmitHost, translate
-from goldens import assert_golden
+from kit import golden as assert_golden
 
 HOST = SubmitHost(tool="demo", home="/data/project/demo", cwd="/data/project/demo", uid=52001,
                   now=1_800_000_000.0, token="0123456789abcdef", env={"USER": "tools.demo"})

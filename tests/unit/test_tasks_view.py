@@ -23,8 +23,8 @@ from gridshim.output.plain import format_details, format_plain
 from gridshim.output.xml import format_xml
 from gridshim.status import rows_from_objects, task_views
 from gridshim.tasks import parse_ranges, range_to_dstring
-from goldens import local_time  # noqa: F401  (an autouse fixture: the layouts in local time)
-from goldens import assert_golden
+from kit import golden as assert_golden
+from kit.golden import local_time  # noqa: F401  (an autouse fixture: the layouts in local time)
 from test_output import NOW, FakeCluster, load
 
 TOOL = "qsfix"

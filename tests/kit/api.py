@@ -1,0 +1,527 @@
+"""FakeApi: one tool's namespace as kube-apiserver keeps it, behind the Cluster port (gridshim.model.Cluster).
+
+What it does as the API server does, so that a unit test's answer means something:
+- every write gives the object a new resourceVersion (one counter for the whole store, as etcd's revision);
+  create gives a uid, creationTimestamp, namespace and generation; replace and patch keep the uid;
+- create of a taken name is 409 AlreadyExists (JobExistsError); a replace or patch whose resourceVersion
+  or uid precondition is stale, and a delete whose precondition fails, are 409 Conflict (ConflictError);
+  a missing object is 404 (JobNotFoundError); another namespace is 403 (ForbiddenError) unless readable;
+- label selectors (`k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`, `k`, `!k`) and field selectors
+  (dotted paths, `=`, `==`, `!=`) filter lists, watches and collection deletes; lists are in name order;
+- merge patches (RFC 7386) with `metadata.resourceVersion`/`metadata.uid` as preconditions;
+- deletion: Background removes the object and the pods it owns; Foreground keeps a Job that still has
+  pods, with a deletionTimestamp and the foregroundDeletion finalizer, until its last pod is gone; every
+  removal is a DELETED event carrying the object's last state;
+- watches deliver ADDED/MODIFIED/DELETED after the resourceVersion asked for, BOOKMARK events
+  (`bookmark()`), ERROR events (`expire()`: 410 Expired) and 410 at once for a version older than the
+  last `compact()`. The store is synchronous: a watch that has delivered everything runs the next step queued
+  with `then(...)` (what happens meanwhile in the cluster), and ends like a watch's timeout when there is
+  none; a wait that keeps watching with nothing left to happen fails the test instead of hanging.
+
+The Job controller and the kubelet are `start(name)`, `finish(name, exit_code)` and `dying(name)`;
+`seed(...)` and `add_fixture(...)` put objects there as they were read from a real cluster.
+Faults: `fail(verb, error)` (the next such call raises), `lose_answer("create")` (the object is made,
+the answer lost, the retried POST meets 409), `interfere(hook)` (another writer just before a write).
+`calls` records every call (verb, kind, name, params).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any, Callable, Iterator, NamedTuple
+
+from gridshim.errors import ConflictError, ForbiddenError, JobExistsError, JobNotFoundError
+from gridshim.model import tool_of
+
+Manifest = dict[str, Any]
+
+PLURAL = {"Job": "jobs.batch", "CronJob": "cronjobs.batch", "Pod": "pods", "ConfigMap": "configmaps",
+          "Event": "events", "ResourceQuota": "resourcequotas", "LimitRange": "limitranges"}
+CONTROLLER_UID = "batch.kubernetes.io/controller-uid"
+NOW = "2026-12-01T10:00:00Z"
+IDLE_WATCHES = 20  # watches in a row with nothing left to happen: the code under test would wait forever
+
+
+class Call(NamedTuple):
+    verb: str
+    kind: str
+    name: str
+    params: dict[str, Any]
+
+
+# -- selectors, as the API server reads them -----------------------------------------------------------
+
+_TERM = re.compile(r"\s*([^,()]+?(?:\s*\([^)]*\))?)\s*(?:,|$)")
+
+
+def _terms(selector: str | None) -> list[str]:
+    return [t for t in (m.group(1).strip() for m in _TERM.finditer(selector or "")) if t]
+
+
+def label_match(labels: dict[str, str], selector: str | None) -> bool:
+    """Whether LABELS satisfy SELECTOR (every term must hold)."""
+    for term in _terms(selector):
+        m = re.fullmatch(r"(\S+)\s+(in|notin)\s*\(([^)]*)\)", term)
+        if m:
+            values = {v.strip() for v in m.group(3).split(",")}
+            has = m.group(1) in labels and labels[m.group(1)] in values
+            if has != (m.group(2) == "in"):
+                return False
+            continue
+        m = re.fullmatch(r"([^=!]+?)\s*(==|=|!=)\s*(.*)", term)
+        if m:
+            key, op, value = m.group(1), m.group(2), m.group(3)
+            if (labels.get(key) == value) != (op != "!="):
+                return False
+            continue
+        if term.startswith("!"):
+            if term[1:] in labels:
+                return False
+        elif term not in labels:
+            return False
+    return True
+
+
+def _path(obj: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        obj = obj.get(part) if isinstance(obj, dict) else None
+    return obj
+
+
+def field_match(obj: Manifest, selector: str | None) -> bool:
+    for term in _terms(selector):
+        m = re.fullmatch(r"([^=!]+?)\s*(==|=|!=)\s*(.*)", term)
+        if m is None:
+            raise AssertionError(f"not a field selector term: {term!r}")
+        value = _path(obj, m.group(1))
+        if (("" if value is None else str(value)) == m.group(3)) != (m.group(2) != "!="):
+            return False
+    return True
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386: null removes a key, objects merge, anything else replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for k, v in patch.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = merge_patch(out.get(k), v)
+    return out
+
+
+def status_410(message: str = "too old resource version") -> Manifest:
+    return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message, "reason": "Expired",
+            "code": 410}
+
+
+class FakeApi:
+    """The one fake API server of the unit tests (see the module docstring)."""
+
+    def __init__(self, namespace: str = "tool-demo", *, readable: tuple[str, ...] = (),
+                 namespace_annotations: dict[str, str] | None = None) -> None:
+        self.namespace = namespace
+        self.readable = {namespace, *readable}  # namespaces a LIST may read (RBAC)
+        self.namespace_annotations = dict(namespace_annotations or {})
+        self.store: dict[tuple[str, str, str], Manifest] = {}  # (namespace, kind, name)
+        self.events: list[tuple[int, str, str, Manifest]] = []  # (resourceVersion, type, kind, object)
+        self.calls: list[Call] = []
+        self.now = NOW
+        self._rv = 100
+        self._uids = 0
+        self._compacted = 0
+        self._steps: list[Callable[[], None]] = []
+        self._faults: list[tuple[str, str | None, BaseException]] = []
+        self._lost: list[str] = []
+        self._interfere: Callable[[str, str, str], None] | None = None
+        self._idle = 0
+        self.conflicts = 0  # 409 Conflicts answered (a stale resourceVersion or uid)
+
+    @property
+    def tool(self) -> str:
+        return tool_of(self.namespace)
+
+    # -- the Cluster port ------------------------------------------------------------------------------
+
+    def create(self, manifest: Manifest) -> Manifest:
+        obj = copy.deepcopy(manifest)
+        kind, meta = obj["kind"], obj.setdefault("metadata", {})
+        if not meta.get("name"):
+            meta["name"] = meta.pop("generateName", "") + f"{self._uids + 1:05d}"[-5:]
+        name = meta["name"]
+        self._call("create", kind, name)
+        self._before("create", kind, name)
+        ns = meta.setdefault("namespace", self.namespace)
+        if (ns, kind, name) in self.store:
+            raise JobExistsError(f'{PLURAL.get(kind, kind)} "{name}" already exists')
+        meta.update(uid=self._uid(), resourceVersion=self._next_rv(), creationTimestamp=self.now, generation=1)
+        for k in ("deletionTimestamp", "finalizers"):
+            meta.pop(k, None)
+        self.store[(ns, kind, name)] = obj
+        self._emit("ADDED", obj)
+        if "create" in self._lost:  # made, the answer lost; the retried POST meets the object it made
+            self._lost.remove("create")
+            raise JobExistsError(f'{PLURAL.get(kind, kind)} "{name}" already exists')
+        return copy.deepcopy(obj)
+
+    def get(self, kind: str, name: str) -> Manifest:
+        self._call("get", kind, name)
+        return copy.deepcopy(self._stored(kind, name))
+
+    def namespace_object(self) -> Manifest:
+        self._call("get", "Namespace", self.namespace)
+        return {"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": self.namespace, "annotations": dict(self.namespace_annotations)}}
+
+    def replace(self, manifest: Manifest) -> Manifest:
+        kind, meta = manifest["kind"], manifest["metadata"]
+        self._call("replace", kind, meta["name"])
+        self._before("replace", kind, meta["name"])
+        cur = self._stored(kind, meta["name"])
+        if meta.get("resourceVersion") and meta["resourceVersion"] != cur["metadata"]["resourceVersion"]:
+            self.conflicts += 1
+            raise ConflictError(f'Operation cannot be fulfilled on {PLURAL.get(kind, kind)} "{meta["name"]}": the '
+                                "object has been modified; please apply your changes to the latest version and "
+                                "try again")
+        new = copy.deepcopy(manifest)
+        if "status" in cur:  # the main resource does not write status (a subresource)
+            new["status"] = copy.deepcopy(cur["status"])
+        self._keep_identity(cur, new)
+        return self._write(new)
+
+    def patch(self, kind: str, name: str, body: Any, *, patch_type: str = "merge") -> Manifest:
+        self._call("patch", kind, name, patch_type=patch_type)
+        self._before("patch", kind, name)
+        assert patch_type == "merge", f"FakeApi speaks merge patches only, not {patch_type}"
+        cur = self._stored(kind, name)
+        pre = (body.get("metadata") or {}) if isinstance(body, dict) else {}
+        if pre.get("uid") and pre["uid"] != cur["metadata"]["uid"]:
+            self.conflicts += 1
+            raise ConflictError(f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: "
+                                f"{cur['metadata']['uid']}")
+        if pre.get("resourceVersion") and pre["resourceVersion"] != cur["metadata"]["resourceVersion"]:
+            self.conflicts += 1
+            raise ConflictError(f'Operation cannot be fulfilled on {PLURAL.get(kind, kind)} "{name}": the object '
+                                "has been modified; please apply your changes to the latest version and try again")
+        new = merge_patch(cur, body)
+        self._keep_identity(cur, new)
+        return self._write(new)
+
+    def list(self, kind: str, *, selector: str | None = None, field_selector: str | None = None,
+             namespace: str | None = None, trim: Callable[[Manifest], Any] | None = None) -> tuple[list[Any], str]:
+        ns = namespace or self.namespace
+        self._call("list", kind, "", selector=selector, field_selector=field_selector, namespace=namespace)
+        if ns not in self.readable:
+            raise ForbiddenError(f'{PLURAL.get(kind, kind)} is forbidden: User "{self.tool}" cannot list resource '
+                                 f'"{PLURAL.get(kind, kind).split(".")[0]}" in the namespace "{ns}"')
+        items = [copy.deepcopy(o) for o in self._select(kind, selector, field_selector, ns)]
+        return (items if trim is None else [trim(o) for o in items]), str(self._rv)
+
+    def delete(self, kind: str, name: str, *, uid: str | None = None, resource_version: str | None = None,
+               grace: int | None = None, propagation: str = "Background") -> Manifest | None:
+        self._call("delete", kind, name, uid=uid, resource_version=resource_version, grace=grace,
+                   propagation=propagation)
+        self._before("delete", kind, name)
+        cur = self._stored(kind, name)
+        meta = cur["metadata"]
+        if uid and uid != meta["uid"]:
+            self.conflicts += 1
+            raise ConflictError(f"Precondition failed: UID in precondition: {uid}, UID in object meta: {meta['uid']}")
+        if resource_version and resource_version != meta["resourceVersion"]:
+            self.conflicts += 1
+            raise ConflictError(f"Precondition failed: ResourceVersion in precondition: {resource_version}, "
+                                f"ResourceVersion in object meta: {meta['resourceVersion']}")
+        return self._remove(cur, propagation)
+
+    def delete_collection(self, kind: str, *, selector: str, grace: int | None = None) -> None:
+        self._call("delete_collection", kind, "", selector=selector, grace=grace)
+        for obj in list(self._select(kind, selector, None, self.namespace)):
+            self._remove(obj, "Background")
+
+    def watch(self, kind: str, *, resource_version: str, selector: str | None = None,
+              field_selector: str | None = None, timeout: float = 300) -> Iterator[tuple[str, Manifest]]:
+        self._call("watch", kind, "", resource_version=resource_version, selector=selector,
+                   field_selector=field_selector)
+        since = int(resource_version or 0)
+        if since < self._compacted:
+            self._idle += 1
+            if self._idle > IDLE_WATCHES:
+                raise AssertionError("the code under test keeps watching from a compacted resourceVersion")
+            yield "ERROR", status_410(f"too old resource version: {since} ({self._compacted})")
+            return
+        delivered = False
+        while True:
+            pending = [(rv, t, o) for rv, t, k, o in self.events if rv > since and k in (kind, "*")
+                       and (t in ("BOOKMARK", "ERROR")
+                            or (label_match((o.get("metadata") or {}).get("labels") or {}, selector)
+                                and field_match(o, field_selector)))]
+            if pending:
+                rv, etype, obj = pending[0]
+                if etype in ("BOOKMARK", "ERROR"):  # said to the watch that was open, not stored history
+                    self.events = [e for e in self.events if e[0] != rv]
+                since = rv
+                delivered = True
+                self._idle = 0
+                yield etype, copy.deepcopy(obj)
+                if etype == "ERROR":
+                    return
+                continue
+            if self._steps:
+                self._steps.pop(0)()
+                continue
+            if not delivered:
+                self._idle += 1
+                if self._idle > IDLE_WATCHES:
+                    raise AssertionError("the code under test keeps watching, but nothing is left to happen")
+            return  # the watch's timeout
+
+    # -- what happens in the cluster meanwhile ---------------------------------------------------------
+
+    def then(self, *steps: Callable[[], None]) -> "FakeApi":
+        """Run STEPS one at a time, each when a watch has delivered everything before it."""
+        self._steps.extend(steps)
+        return self
+
+    def bookmark(self, kind: str = "Job") -> None:
+        rv = int(self._next_rv())
+        self.events.append((rv, "BOOKMARK", kind, {"kind": kind, "metadata": {"resourceVersion": str(rv)}}))
+
+    def expire(self, kind: str = "Job") -> None:
+        """An open watch fell behind the API server's window: an ERROR event (410 Expired) ends it."""
+        rv = int(self._next_rv())
+        self.events.append((rv, "ERROR", kind, status_410()))
+
+    def compact(self) -> None:
+        """Versions before now are gone: a watch from one of them gets 410 at once."""
+        self._compacted = self._rv
+
+    # -- the Job controller and the kubelet ------------------------------------------------------------
+
+    def start(self, name: str, *, node: str = "node1", index: int | None = None) -> Manifest:
+        """A pod of Job NAME runs: the pod Running, the Job active and ready."""
+        job = self._stored("Job", name)
+        pod = self._pod(job, index)
+        pod["spec"]["nodeName"] = node
+        pod["status"] = {"phase": "Running", "startTime": self.now, "containerStatuses": [
+            {"name": "job", "ready": True, "restartCount": 0, "state": {"running": {"startedAt": self.now}}}]}
+        self._write_new(pod)
+        self.set_status("Job", name, active=1, ready=1, startTime=self.now)
+        return pod
+
+    def finish(self, name: str, exit_code: int = 0) -> None:
+        """Job NAME's pod ends with EXIT_CODE: the pod Succeeded or Failed, then the Job controller's two
+        steps: SuccessCriteriaMet/FailureTarget, then Complete/Failed."""
+        self.end_pods(name, exit_code)
+        ok = exit_code == 0
+        counts = {"active": 0, "ready": 0, ("succeeded" if ok else "failed"): 1}
+        ending = {"type": "SuccessCriteriaMet" if ok else "FailureTarget", "status": "True",
+                  **({} if ok else {"reason": "BackoffLimitExceeded"})}
+        final = {"type": "Complete" if ok else "Failed", "status": "True",
+                 **({} if ok else {"reason": "BackoffLimitExceeded"})}
+        self.set_status("Job", name, **counts, conditions=[ending])
+        self.set_status("Job", name, conditions=[ending, final], completionTime=self.now)
+
+    def end_pods(self, name: str, exit_code: int) -> None:
+        """The kubelet's part: Job NAME's pods (one made if none ran) terminated with EXIT_CODE."""
+        job = self._stored("Job", name)
+        pods = self._select("Pod", f"{CONTROLLER_UID}={job['metadata']['uid']}", None, self.namespace)
+        if not pods:
+            pods = [self._write_new(self._pod(job, None))]
+        ok = exit_code == 0
+        for pod in pods:
+            done = copy.deepcopy(pod)
+            done["status"] = {"phase": "Succeeded" if ok else "Failed", "containerStatuses": [
+                {"name": "job", "ready": False, "restartCount": 0, "state": {"terminated": {
+                    "exitCode": exit_code, "reason": "Completed" if ok else "Error", "startedAt": self.now,
+                    "finishedAt": self.now}}}]}
+            self._write(done)
+
+    def dying(self, name: str, kind: str = "Job") -> None:
+        """KIND NAME is being deleted (foreground): a deletionTimestamp and the finalizer, still readable."""
+        obj = copy.deepcopy(self._stored(kind, name))
+        obj["metadata"]["deletionTimestamp"] = self.now
+        obj["metadata"]["finalizers"] = ["foregroundDeletion"]
+        self._write(obj)
+
+    def unseen(self, obj: Manifest | None = None, *, gone: tuple[str, str] | None = None) -> None:
+        """A change no watch will show (it fell in a window the API server compacted): OBJ stored as it is,
+        or the object GONE (kind, name) removed, without an event."""
+        if obj is not None:
+            obj = copy.deepcopy(obj)
+            meta = obj["metadata"]
+            meta["resourceVersion"] = self._next_rv()
+            self.store[(meta.get("namespace", self.namespace), obj["kind"], meta["name"])] = obj
+        if gone is not None:
+            del self.store[(self.namespace, *gone)]
+
+    def set_status(self, kind: str, name: str, **status: Any) -> Manifest:
+        obj = copy.deepcopy(self._stored(kind, name))
+        obj.setdefault("status", {}).update(status)
+        return self._write(obj)
+
+    def seed(self, *objects: Manifest) -> "FakeApi":
+        """Objects as a real cluster showed them (uid, resourceVersion kept; given where missing)."""
+        for o in objects:
+            obj = copy.deepcopy(o)
+            meta = obj.setdefault("metadata", {})
+            meta.setdefault("namespace", self.namespace)
+            meta.setdefault("uid", self._uid())
+            meta.setdefault("creationTimestamp", self.now)
+            rv = meta.get("resourceVersion")
+            if rv and str(rv).isdigit():
+                self._rv = max(self._rv, int(rv))
+            else:
+                meta["resourceVersion"] = self._next_rv()
+            self.store[(meta["namespace"], obj["kind"], meta["name"])] = obj
+        return self
+
+    def add_fixture(self, *names: str) -> "FakeApi":
+        """Each tests/fixtures/k8s/NAME.json's job, pods and events."""
+        from kit.fixtures import fixture  # noqa: PLC0415
+
+        for n in names:
+            fx = fixture(n)
+            self.seed(*[{"kind": "Job", "apiVersion": "batch/v1", **fx["job"]}],
+                      *[{"kind": "Pod", "apiVersion": "v1", **p} for p in fx["pods"]],
+                      *[{"kind": "Event", "apiVersion": "v1", **e} for e in fx["events"]])
+        return self
+
+    # -- faults ----------------------------------------------------------------------------------------
+
+    def fail(self, verb: str, error: BaseException, *, kind: str | None = None, times: int = 1) -> "FakeApi":
+        """The next TIMES calls of VERB ("*": any call) on KIND raise ERROR, before anything is done."""
+        self._faults += [(verb, kind, error)] * times
+        return self
+
+    def before(self, verb: str, action: Callable[[], None], *, kind: str | None = None) -> "FakeApi":
+        """ACTION runs just before the next call of VERB on KIND is answered (what changed unseen)."""
+        self._faults.append((verb, kind, action))  # type: ignore[arg-type]
+        return self
+
+    def lose_answer(self, verb: str = "create") -> "FakeApi":
+        """The next VERB is done, but its answer is lost (see create)."""
+        self._lost.append(verb)
+        return self
+
+    def interfere(self, hook: Callable[[str, str, str], None]) -> "FakeApi":
+        """HOOK(verb, kind, name) runs once, just before the next write lands (another writer's moment)."""
+        self._interfere = hook
+        return self
+
+    # -- reading back ----------------------------------------------------------------------------------
+
+    def objects(self, kind: str) -> list[Manifest]:
+        return [copy.deepcopy(o) for o in self._select(kind, None, None, self.namespace)]
+
+    def stored(self, kind: str, name: str) -> Manifest:
+        return copy.deepcopy(self._stored(kind, name))
+
+    def verbs(self) -> list[tuple[str, str]]:
+        return [(c.verb, c.kind) for c in self.calls]
+
+    def writes(self) -> list[tuple[str, str, str]]:
+        return [(c.verb, c.kind, c.name) for c in self.calls if c.verb not in ("get", "list", "watch")]
+
+    # -- inside ----------------------------------------------------------------------------------------
+
+    def _call(self, verb: str, kind: str, name: str, **params: Any) -> None:
+        self.calls.append(Call(verb, kind, name, params))
+        for i, (v, k, err) in enumerate(self._faults):
+            if v in (verb, "*") and k in (None, kind):
+                del self._faults[i]
+                if isinstance(err, BaseException):
+                    raise err
+                err()  # before(): an action, not a fault
+                return
+
+    def _before(self, verb: str, kind: str, name: str) -> None:
+        if self._interfere is not None:
+            hook, self._interfere = self._interfere, None
+            hook(verb, kind, name)
+
+    def _next_rv(self) -> str:
+        self._rv += 1
+        return str(self._rv)
+
+    def _uid(self) -> str:
+        self._uids += 1
+        return f"00000000-0000-4000-8000-{self._uids:012d}"
+
+    def _stored(self, kind: str, name: str) -> Manifest:
+        try:
+            return self.store[(self.namespace, kind, name)]
+        except KeyError:
+            raise JobNotFoundError(f'{PLURAL.get(kind, kind)} "{name}" not found') from None
+
+    def _select(self, kind: str, selector: str | None, field_selector: str | None, ns: str) -> list[Manifest]:
+        return [o for (n, k, _), o in sorted(self.store.items(), key=lambda kv: kv[0])
+                if n == ns and k == kind and label_match(o["metadata"].get("labels") or {}, selector)
+                and field_match(o, field_selector)]
+
+    @staticmethod
+    def _keep_identity(cur: Manifest, new: Manifest) -> None:
+        for k in ("uid", "creationTimestamp", "namespace", "name", "deletionTimestamp"):
+            if k in cur["metadata"]:
+                new["metadata"][k] = cur["metadata"][k]
+        new["metadata"]["generation"] = cur["metadata"].get("generation", 1) + (new.get("spec") != cur.get("spec"))
+
+    def _write(self, obj: Manifest) -> Manifest:
+        obj["metadata"]["resourceVersion"] = self._next_rv()
+        meta = obj["metadata"]
+        self.store[(meta.get("namespace", self.namespace), obj["kind"], meta["name"])] = obj
+        self._emit("MODIFIED", obj)
+        return copy.deepcopy(obj)
+
+    def _write_new(self, obj: Manifest) -> Manifest:
+        meta = obj["metadata"]
+        meta.update(namespace=self.namespace, uid=self._uid(), resourceVersion=self._next_rv(),
+                    creationTimestamp=self.now)
+        self.store[(self.namespace, obj["kind"], meta["name"])] = obj
+        self._emit("ADDED", obj)
+        return obj
+
+    def _pod(self, job: Manifest, index: int | None) -> Manifest:
+        uid = job["metadata"]["uid"]
+        template = (job.get("spec") or {}).get("template") or {}
+        labels = {**((template.get("metadata") or {}).get("labels") or {}), CONTROLLER_UID: uid,
+                  "batch.kubernetes.io/job-name": job["metadata"]["name"]}
+        annotations = dict((template.get("metadata") or {}).get("annotations") or {})
+        n = len(self._select("Pod", f"{CONTROLLER_UID}={uid}", None, self.namespace))
+        if index is not None:
+            labels["batch.kubernetes.io/job-completion-index"] = str(index)
+            annotations["batch.kubernetes.io/job-completion-index"] = str(index)
+        return {"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": f"{job['metadata']['name']}-{n}", "labels": labels, "annotations": annotations,
+                             "ownerReferences": [{"kind": "Job", "name": job["metadata"]["name"], "uid": uid}]},
+                "spec": copy.deepcopy(template.get("spec") or {}), "status": {"phase": "Pending"}}
+
+    def _remove(self, obj: Manifest, propagation: str) -> Manifest:
+        meta = obj["metadata"]
+        owned = self._select("Pod", f"{CONTROLLER_UID}={meta['uid']}", None, self.namespace) \
+            if obj["kind"] == "Job" else []
+        if propagation == "Foreground" and owned:
+            if not meta.get("deletionTimestamp"):
+                dying = copy.deepcopy(obj)
+                dying["metadata"]["deletionTimestamp"] = self.now
+                dying["metadata"]["finalizers"] = ["foregroundDeletion"]
+                return self._write(dying)
+            return copy.deepcopy(obj)
+        for pod in owned:
+            self._remove(pod, "Background")
+        del self.store[(meta.get("namespace", self.namespace), obj["kind"], meta["name"])]
+        gone = copy.deepcopy(obj)
+        gone["metadata"]["resourceVersion"] = self._next_rv()
+        self._emit("DELETED", gone)
+        if obj["kind"] == "Pod":  # the garbage collector: a Job in foreground deletion goes with its last pod
+            owner = (meta.get("labels") or {}).get(CONTROLLER_UID)
+            for job in self._select("Job", None, None, self.namespace):
+                if job["metadata"]["uid"] == owner and job["metadata"].get("deletionTimestamp") \
+                        and not self._select("Pod", f"{CONTROLLER_UID}={owner}", None, self.namespace):
+                    self._remove(job, "Background")
+        return gone
+
+    def _emit(self, etype: str, obj: Manifest) -> None:
+        self.events.append((int(obj["metadata"]["resourceVersion"]), etype, obj["kind"], copy.deepcopy(obj)))
