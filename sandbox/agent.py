@@ -122,6 +122,8 @@ from datetime import datetime, timezone
 from fractions import Fraction
 from typing import Any, Callable
 
+from gridshim import quantity as _quantity
+
 log = logging.getLogger("gridshim-agent")
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -143,42 +145,13 @@ UNKNOWN_MESSAGE = "The container could not be located when the pod was terminate
 
 # --------------------------------------------------------------------------- pure helpers
 
-class QuantityError(ValueError):
-    pass
-
-
-_QUANTITY_RE = re.compile(r"^([+-]?)(\d+(?:\.\d*)?|\.\d+)(.*)$")
-_BINARY_SUFFIX = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-_DECIMAL_SUFFIX = {"n": Fraction(1, 10**9), "u": Fraction(1, 10**6), "m": Fraction(1, 1000), "": 1,
-                   "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
-_EXPONENT_RE = re.compile(r"^[eE]([+-]?\d+)$")
+# gridshim's own reading of quantities (the agent runs from the checkout's venv, which has gridshim)
+QuantityError = _quantity.QuantityError
 
 
 def parse_quantity(q: Any) -> Fraction:
     """Parse a Kubernetes resource quantity ("128Mi", "1.5G", "500m", "1e3") exactly."""
-    if isinstance(q, bool):
-        raise QuantityError(f"invalid quantity {q!r}")
-    if isinstance(q, int):
-        return Fraction(q)
-    if isinstance(q, float):
-        return Fraction(str(q))
-    if not isinstance(q, str):
-        raise QuantityError(f"invalid quantity {q!r}")
-    m = _QUANTITY_RE.match(q.strip())
-    if not m:
-        raise QuantityError(f"invalid quantity {q!r}")
-    sign, number, suffix = m.groups()
-    value = Fraction(number)
-    if suffix in _BINARY_SUFFIX:
-        value *= _BINARY_SUFFIX[suffix]
-    elif suffix in _DECIMAL_SUFFIX:
-        value *= _DECIMAL_SUFFIX[suffix]
-    else:
-        e = _EXPONENT_RE.match(suffix)
-        if not e:
-            raise QuantityError(f"invalid quantity {q!r}: unknown suffix {suffix!r}")
-        value *= Fraction(10) ** int(e.group(1))
-    return -value if sign == "-" else value
+    return Fraction(*_quantity.ratio(q))
 
 
 def quantity_bytes(q: Any) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 
+from gridshim import quantity
 from gridshim.errors import GridshimError
 from gridshim.record import field, record
 
@@ -95,20 +96,16 @@ class Settings:
         return self.accounting_file.replace("{home}", home.rstrip("/")) if self.accounting_file else None
 
 
-_QTY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]i?)?[bB]?\s*$")
-_UNITS = {"": 1, "k": 1024, "m": MiB, "g": 1024 * MiB, "t": 1024 * 1024 * MiB}
-
-
 def parse_size(value: Any, *, key: str, path: str) -> int:
-    """'512M', '2G', '1536Mi', 1048576 → bytes (binary units, like jsub's -mem)."""
+    """'512M', '2G', '1536Mi', 1048576 → bytes (binary units, like jsub's -mem: quantity.SITE)."""
     if isinstance(value, int) and not isinstance(value, bool):
         if value <= 0:
             raise ConfigError(f"{path}: {key}: expected a positive size, got {value}")
         return value
-    m = _QTY.match(str(value))
-    if not m:
-        raise ConfigError(f"{path}: {key}: expected a size like 512M or 2G, got {value!r}")
-    return int(float(m.group(1)) * _UNITS[(m.group(2) or "")[:1].lower()])
+    try:
+        return quantity.parse_memory(str(value), quantity.SITE)
+    except quantity.QuantityError:
+        raise ConfigError(f"{path}: {key}: expected a size like 512M or 2G, got {value!r}") from None
 
 
 class _YAMLError(Exception):

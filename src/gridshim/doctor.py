@@ -8,12 +8,12 @@ cluster, click or rich.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Callable, Protocol
 
+from gridshim import quantity
 from gridshim.config import Settings, namespace_uid
 from gridshim.errors import ClusterConfigError, ClusterError, GridshimError, QuotaExceededError
 from gridshim.model import Manifest
@@ -97,31 +97,6 @@ class Report:
     @property
     def problems(self) -> tuple[Check, ...]:
         return tuple(c for c in self.checks if c.level in (Level.FAIL, Level.WARN))
-
-
-# -- quantities ------------------------------------------------------------------------------------
-
-_QTY = re.compile(r"^([+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
-_FACTOR = {None: 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
-           "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50, "Ei": 2.0**60}
-
-
-def quantity(text: str | int | float | None) -> float | None:
-    """A Kubernetes quantity ('512Mi', '1.5', '250m', '2G') as a number; None if unreadable."""
-    if text is None:
-        return None
-    m = _QTY.match(str(text).strip())
-    if not m:
-        return None
-    return float(m.group(1)) * _FACTOR[m.group(2)]
-
-
-def human_bytes(n: float) -> str:
-    for suffix, size in (("G", 2.0**30), ("M", 2.0**20), ("K", 2.0**10)):
-        if n >= size:
-            v = n / size
-            return f"{v:.0f}{suffix}" if v == int(v) else f"{v:.1f}{suffix}"
-    return f"{n:.0f}"
 
 
 # -- the checks ------------------------------------------------------------------------------------
@@ -361,7 +336,7 @@ def merge(access: Check, tenancy: Check | None) -> Check:
 
 
 def _fmt_amount(resource: str, value: float) -> str:
-    return human_bytes(value) if "memory" in resource or "storage" in resource else f"{value:g}"
+    return quantity.human(value) if "memory" in resource or "storage" in resource else f"{value:g}"
 
 
 def check_quota(cluster: DoctorCluster, settings: Settings | None) -> Check:
@@ -385,15 +360,15 @@ def check_quota(cluster: DoctorCluster, settings: Settings | None) -> Check:
         for res in BLOCKING_QUOTA:
             if res not in hard:
                 continue
-            h, u = quantity(hard[res]), quantity(used.get(res, "0")) or 0.0
+            h, u = quantity.parse_or_none(hard[res]), quantity.parse_or_none(used.get(res, "0")) or 0.0
             if h is None:
                 continue
             shown.append(f"{_SHORT.get(res, res)} {_fmt_amount(res, u)}/{_fmt_amount(res, h)}")
             if u >= h:
                 full.append(f"{res} is used up ({used.get(res, '0')} of {hard[res]})")
-        mem_quota = quantity(hard.get("limits.memory"))
+        mem_quota = quantity.parse_or_none(hard.get("limits.memory"))
         if settings is not None and mem_quota is not None and settings.default_mem > mem_quota:
-            fails.append(f"the site's default job memory ({human_bytes(settings.default_mem)}) is more "
+            fails.append(f"the site's default job memory ({quantity.human(settings.default_mem)}) is more "
                          f"than this namespace's whole limits.memory quota ({hard['limits.memory']})")
     if settings is not None:
         fails += _limit_range_problems(ranges, settings)
@@ -417,13 +392,13 @@ def _limit_range_problems(ranges: list[Manifest], settings: Settings) -> list[st
             if item.get("type") not in ("Container", "Pod"):
                 continue
             mx, mn = item.get("max") or {}, item.get("min") or {}
-            mem_max = quantity(mx.get("memory"))
+            mem_max = quantity.parse_or_none(mx.get("memory"))
             if mem_max is not None and settings.default_mem > mem_max:
-                out.append(f"the site's default job memory ({human_bytes(settings.default_mem)}) is more than "
+                out.append(f"the site's default job memory ({quantity.human(settings.default_mem)}) is more than "
                            f"this namespace's per-{item['type'].lower()} maximum ({mx['memory']})")
-            cpu_max, cpu_min = quantity(mx.get("cpu")), quantity(mn.get("cpu"))
-            lim = quantity(settings.cpu_limit) if settings.cpu_limit else None
-            req = quantity(settings.cpu_request)
+            cpu_max, cpu_min = quantity.parse_or_none(mx.get("cpu")), quantity.parse_or_none(mn.get("cpu"))
+            lim = quantity.parse_or_none(settings.cpu_limit) if settings.cpu_limit else None
+            req = quantity.parse_or_none(settings.cpu_request)
             if cpu_max is not None and lim is not None and lim > cpu_max:
                 out.append(f"the site's cpu.limit ({settings.cpu_limit}) is more than this namespace's "
                            f"per-{item['type'].lower()} maximum ({mx['cpu']})")
@@ -441,14 +416,14 @@ def check_settings(settings: Settings | None, error: GridshimError | None, *,
                      fix="fix the file (every key is described in docs/site-config.md), or ask your site's admins")
     where = settings.path or "built-in defaults (no /etc/gridshim/config.yaml)"
     vols = len(settings.volumes)
-    mem = f"memory {human_bytes(settings.default_mem)} default" + \
-        (f" / {human_bytes(settings.max_mem)} max" if settings.max_mem is not None else "")
+    mem = f"memory {quantity.human(settings.default_mem)} default" + \
+        (f" / {quantity.human(settings.max_mem)} max" if settings.max_mem is not None else "")
     summary = (f"{where}: {len(settings.images)} image{'s' if len(settings.images) != 1 else ''}, "
                f"{vols} volume{'s' if vols != 1 else ''}, {mem}, uid {settings.uid}")
     if settings.max_mem is not None and settings.default_mem > settings.max_mem:
         return Check(name="site config", level=Level.FAIL, summary=summary,
-                     fix=f"memory.default ({human_bytes(settings.default_mem)}) is more than memory.max "
-                         f"({human_bytes(settings.max_mem)}): every jsub without -mem would be refused")
+                     fix=f"memory.default ({quantity.human(settings.default_mem)}) is more than memory.max "
+                         f"({quantity.human(settings.max_mem)}): every jsub without -mem would be refused")
     if resolve_uid is not None:
         try:
             uid = resolve_uid(settings)

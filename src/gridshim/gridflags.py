@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import re
 
+from gridshim import quantity
 from gridshim.errors import GridshimError, UsageError
 from gridshim.record import field, record, replace
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
 if TYPE_CHECKING:
     from typing import Iterable
-
-KiB = 1024
-MiB = 1024 * KiB
-GiB = 1024 * MiB
 
 # jsub's own flags and the qsub flags it passes through. FLAG: no value; VALUE: one value.
 FLAG, VALUE = 0, 1
@@ -39,9 +36,6 @@ USAGE = ("usage: {prog} [-h] [-continuous] [-once] [-mem MEM] [-quiet] [-stderr]
          "       [-o PATH] [-j y|n] [-v VAR[=VAL][,...]] [-wd DIR] [-sync y|n] [-q QUEUE] [-M ADDR] [-m bea]\n"
          "       [--dry-run] program [args ...]")
 
-_MEM = re.compile(r"^(\d+)([kmg])$", re.IGNORECASE)
-# SGE memory_specifier for -l values: a number with an optional K/M/G (any case) suffix; plain = bytes.
-_SGE_MEM = re.compile(r"^(\d+(?:\.\d+)?)([kmgKMG]?)$")
 _YES = {"y": True, "yes": True, "n": False, "no": False}
 _JSUBRC_LINE = re.compile(r"^(-[a-zA-Z]+)(\s+([^#\s]+))?")
 # One `#$` line after the prefix: an option and at most one whitespace-free value (jsub's own pattern).
@@ -90,17 +84,18 @@ class GridOptions:
 
 def parse_mem(value: str) -> int:
     """jsub's -mem: an integer followed by k, m or g (binary units)."""
-    m = _MEM.match(value)
-    if not m:
-        raise UsageError(f"argument -mem: expected an integer followed by 'k', 'm' or 'g'. '{value}' given.")
-    return int(m.group(1)) * {"k": KiB, "m": MiB, "g": GiB}[m.group(2).lower()]
+    try:
+        return quantity.parse_memory(value, quantity.JSUB_MEM)
+    except quantity.QuantityError:
+        raise UsageError(f"argument -mem: expected an integer followed by 'k', 'm' or 'g'. '{value}' given.") from None
 
 
 def parse_sge_mem(value: str, resource: str) -> int:
-    m = _SGE_MEM.match(value.strip())
-    if not m:
-        raise UsageError(f"argument -l: invalid {resource} value: '{value}' (expected a number with k, m or g)")
-    return int(float(m.group(1)) * {"": 1, "k": KiB, "m": MiB, "g": GiB}[m.group(2).lower()])
+    """A memory value of jsub's -l (h_vmem, virtual_free, mem_free): binary k, m or g, or bytes."""
+    try:
+        return quantity.parse_memory(value, quantity.JSUB_RESOURCE)
+    except quantity.QuantityError:
+        raise UsageError(f"argument -l: invalid {resource} value: '{value}' (expected a number with k, m or g)") from None
 
 
 def parse_time(value: str) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 
+from gridshim import quantity
 from gridshim.errors import GridshimError, Rejected
 from gridshim.gridflags import GridOptions
 from gridshim.record import field, record, replace
@@ -77,9 +78,6 @@ _MUST_HAVE = {"-pe": "-pe option must have pe_name argument", "-v": "-v option m
               "-S": "-S option must have path_name argument", "-@": "-@ option must have file argument",
               "-t": "-t option must have a list of task id ranges"}
 _YES = {"y": True, "yes": True, "n": False, "no": False}
-_MEM = re.compile(r"^(\d+(?:\.\d+)?)([kKmMgGtT]?)$")
-_MEM_UNITS = {"": 1, "k": 1000, "K": 1024, "m": 1000 ** 2, "M": 1024 ** 2, "g": 1000 ** 3, "G": 1024 ** 3,
-              "t": 1000 ** 4, "T": 1024 ** 4}
 # -l shortcuts (complex(5) "shortcut" column of the stock complexes)
 SHORTCUTS = {"mf": "mem_free", "vf": "virtual_free", "s": "slots", "h_vmem": "h_vmem", "rt": "h_rt"}
 
@@ -286,11 +284,9 @@ def _date_ok(value: str) -> bool:
 
 
 def parse_memory(value: str) -> int:
-    """SGE memory_specifier: lower-case multipliers are decimal (k = 1000), upper-case binary (K = 1024)."""
-    m = _MEM.match(value.strip())
-    if not m:
-        raise ValueError(value)
-    return int(float(m.group(1)) * _MEM_UNITS[m.group(2)])
+    """SGE memory_specifier: lower-case multipliers are decimal (k = 1000), upper-case binary (K = 1024);
+    ValueError (quantity.QuantityError) if VALUE is not one."""
+    return quantity.parse_memory(value, quantity.SGE)
 
 
 def parse_time(value: str) -> int | None:

@@ -9,6 +9,7 @@ import signal
 from datetime import datetime
 from enum import Enum
 
+from gridshim import quantity
 from gridshim.model import RUNNING_STATES, GridState, JobRow, Manifest, tool_of
 from gridshim.record import field, record, replace
 from gridshim.render import labels as L
@@ -132,9 +133,6 @@ START_ERRORS = frozenset({
 })
 
 _QUOTA = re.compile(r"exceeded quota: [^,]+, requested: (?P<req>.+?), used: (?P<used>.+?), limited: (?P<lim>[^\n]+)")
-_QTY = re.compile(r"^([0-9.]+)([a-zA-Z]*)$")
-_QTY_UNITS = {"": 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15,
-              "Ki": 1024.0, "Mi": 1024.0 ** 2, "Gi": 1024.0 ** 3, "Ti": 1024.0 ** 4, "Pi": 1024.0 ** 5}
 
 
 def epoch(stamp: str | None) -> float | None:
@@ -147,18 +145,11 @@ def epoch(stamp: str | None) -> float | None:
         return None
 
 
-def _quantity(text: str) -> float | None:
-    m = _QTY.match(text.strip())
-    if not m or m.group(2) not in _QTY_UNITS:
-        return None
-    return float(m.group(1)) * _QTY_UNITS[m.group(2)]
-
-
 def _pairs(text: str) -> dict[str, float]:
     out = {}
     for part in text.split(","):
         key, _, value = part.strip().partition("=")
-        q = _quantity(value)
+        q = quantity.parse_or_none(value)
         if key and q is not None:
             out[key] = q
     return out

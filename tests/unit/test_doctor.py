@@ -437,14 +437,6 @@ def test_uid_namespace_without_the_api_server_is_not_a_second_failure() -> None:
     assert calls == [] and probes(fake) == [] and "GET namespace" not in fake.calls
 
 
-@pytest.mark.parametrize("text,value", [
-    ("512Mi", 512 * 2**20), ("2Gi", 2 * 2**30), ("1.5", 1.5), ("250m", 0.25), ("2G", 2e9), ("10", 10.0),
-    ("1e3", 1000.0), ("", None), ("lots", None), (None, None),
-])
-def test_quantity(text: str | None, value: float | None) -> None:
-    assert D.quantity(text) == value
-
-
 # -- the CLI ---------------------------------------------------------------------------------------
 
 class Tty(io.StringIO):

@@ -1,7 +1,7 @@
 """qstat's plain layouts, byte for byte: the default ("reduced") listing and `qstat -j`.
 
-Formats follow SGE 8.1.9 (qstat.c job_stdout_job, show_job.c cull_show_job). Pure; imports model
-and the output package only.
+Formats follow SGE 8.1.9 (qstat.c job_stdout_job, show_job.c cull_show_job). Pure; imports model,
+the leaves text and quantity, and the output package only.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from gridshim.model import GridState, JobKind, JobRow, ordered
+from gridshim.quantity import format_binary
 from gridshim.text import shown
 from gridshim.output import PRIORITY, is_running, queue_instance, shown_time
 
@@ -82,10 +83,7 @@ def requested(row: JobRow) -> list[str]:
 
 
 def _sge_memory(n: int) -> str:
-    for suffix, size in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
-        if n % size == 0:
-            return f"{n // size}{suffix}"
-    return str(n)
+    return format_binary(n, ("K", "M", "G"))
 
 
 def format_requests(row: JobRow) -> str:
