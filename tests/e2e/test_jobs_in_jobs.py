@@ -22,12 +22,15 @@ import yaml
 
 from conftest import STATE, VENV_BIN, Tool, lines_of, write
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.needs_shared_home(
+    "the jobs' scripts, site config and results are files in the tool's home, and gridshim on the pods' PATH is "
+    "this checkout's")]
 
 SERVICE_ACCOUNT = "gridshim"  # sandbox/tenancy.py TOOL_SERVICE_ACCOUNT, the setting's default
 # kubectl (Go) reserves more address space at start than a 512 MiB RLIMIT_AS allows: scripts that run it
 # inside a job ask for more
 KUBECTL_MEM = "4g"
+SYNC_BOUND = 900  # seconds an outer jsub -sync y may wait for jobs that submit and wait for jobs
 
 
 @dataclass
@@ -40,9 +43,10 @@ class InJobs:
     kubeconfig: Path  # A's kubeconfig, outside ~/.kube
 
     def run(self, *argv: str, input: str | None = None, **env: str) -> Any:
-        """A command as tool A on the host (the outer submission)."""
-        return self.a.run(*argv, input=input, env={"GRIDSHIM_CONFIG": str(self.config),
-                                                   "KUBECONFIG": str(self.kubeconfig), **env})
+        """A command as tool A on the host (the outer submission). The bound is generous: on a shared,
+        loaded sandbox the Job controller may take minutes to start a pod (nothing here is timed)."""
+        return self.a.run(*argv, input=input, timeout=SYNC_BOUND,
+                          env={"GRIDSHIM_CONFIG": str(self.config), "KUBECONFIG": str(self.kubeconfig), **env})
 
     def script(self, name: str, body: str) -> Path:
         return write(self.a, name, "#!/bin/sh\n" + body, mode=0o755)
@@ -151,7 +155,7 @@ def test_a_crontab_line_whose_script_submits_several_jobs(world: InJobs) -> None
     world.a.sandbox.kubectl("-n", world.a.namespace, "create", "job", "several-now", f"--from=cronjob/{cron}")
     try:
         outs = [world.a.home / f"part{n}.out" for n in (1, 2, 3)]
-        world.a.wait_for(lambda: all(p.exists() and p.read_text() for p in outs), timeout=240,
+        world.a.wait_for(lambda: all(p.exists() and p.read_text() for p in outs), timeout=SYNC_BOUND,
                          what="the three jobs the cron run submitted")
         assert [p.read_text() for p in outs] == ["part 1\n", "part 2\n", "part 3\n"]
     finally:
@@ -209,7 +213,7 @@ def test_without_the_setting_a_job_has_no_token_and_says_what_is_missing(world: 
     gridshim says in one line which part of the in-cluster credentials is missing."""
     cfg = site_config(world.a, world.a.sandbox.bin, identity="kubeconfig", name="kubeconfig-way.yaml")
     world.script("none.sh", 'qstat; echo "rc=$?" >"$HOME/none.rc"\n')
-    r = world.a.run("jsub", "-sync", "y", "-N", "none", "./none.sh",
+    r = world.a.run("jsub", "-sync", "y", "-N", "none", "./none.sh", timeout=SYNC_BOUND,
                     env={"GRIDSHIM_CONFIG": str(cfg), "KUBECONFIG": str(world.kubeconfig)})
     assert r.returncode == 0, (r.stdout, r.stderr)
     said = [line for line in (world.a.home / "none.err").read_text().splitlines() if line.startswith("qstat")]

@@ -7,7 +7,9 @@ tunnel (tests/unit/kubefake.py) and resolves a made-up name to the sandbox's loo
 kubectl's rule that loopback addresses are never proxied does not hide the proxy.
 
 Token rows use a ServiceAccount token from the TokenRequest API (`kubectl create token`), the SA bound to
-the same ClusterRole as the tool. In-cluster credentials (issue 13 item 3) are not covered here yet.
+the same ClusterRole as the tool. In-cluster rows run where in-cluster credentials exist, inside a job of
+the tool (site setting `in_jobs`): its script runs the same three commands with no kubeconfig, as kubectl
+and gridshim then look for the pod's ServiceAccount token.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from kubefake import ConnectProxy, free_port  # noqa: E402
 
 from sandbox.tenancy import TOOL_CLUSTERROLE  # noqa: E402
+from test_jobs_in_jobs import KUBECTL_MEM, SYNC_BOUND, site_config  # noqa: E402
 
 PROXIED_HOST = "kube.proxied.test"  # resolved by the test proxy only
 SA = "forms-e2e"
@@ -304,3 +307,49 @@ def test_doctor_reports_the_api_groups_with_an_exec_plugin(world: World) -> None
     kubeconfig, _ = exec_token(world)
     out = world.tool.run("gridshim", "doctor", env={"KUBECONFIG": kubeconfig})
     assert "API groups" in out.stdout and "batch/v1 jobs and cronjobs are served" in out.stdout, out.stdout
+
+
+# In-cluster rows (name, the site's in_jobs identity, kubectl and gridshim work?, what gridshim's line says):
+# with service-account the pod has its ServiceAccount token; with kubeconfig (Toolforge's way) it has none,
+# but the kubelet's KUBERNETES_SERVICE_HOST/PORT are set all the same.
+IN_CLUSTER_FORMS: list[tuple[str, str, bool, str]] = [
+    ("in-cluster", "service-account", True, ""),
+    ("in-cluster-without-token", "kubeconfig", False,
+     "in-cluster credentials are incomplete: /var/run/secrets/kubernetes.io/serviceaccount/token does not exist"),
+]
+
+
+@pytest.mark.needs_shared_home("the row runs inside a job whose script, site config and results are files in the "
+                               "tool's home, and gridshim on the pods' PATH is this checkout's")
+@pytest.mark.parametrize("name,identity,works,says", IN_CLUSTER_FORMS, ids=[f[0] for f in IN_CLUSTER_FORMS])
+def test_in_cluster_credentials_work_with_jsub_and_qstat_exactly_when_kubectl_works(
+        world: World, name: str, identity: str, works: bool, says: str) -> None:
+    cfg = site_config(world.tool, world.sandbox.bin, identity=identity, name=f"forms/{name}.yaml")
+    job = f"f-{name}"[:40]
+    script = world.put(f"{name}.sh", textwrap.dedent(f"""\
+        #!/bin/sh
+        export KUBECONFIG="$HOME/forms/no-such-kubeconfig"
+        cd "$HOME/forms" || exit 1
+        kubectl get jobs >{name}.kubectl.out 2>{name}.kubectl.err; echo $? >{name}.kubectl.rc
+        jsub -N {job}-in true >{name}.jsub.out 2>{name}.jsub.err; echo $? >{name}.jsub.rc
+        qstat >{name}.qstat.out 2>{name}.qstat.err; echo $? >{name}.qstat.rc
+        """), mode=0o755)
+    outer = world.tool.run("jsub", "-sync", "y", "-mem", KUBECTL_MEM, "-N", job, str(script),
+                           env={"GRIDSHIM_CONFIG": str(cfg)}, timeout=SYNC_BOUND)
+    assert outer.returncode == 0, (outer.stdout, outer.stderr)
+
+    def result(what: str) -> tuple[int, str, str]:
+        read = lambda ext: (world.dir / f"{name}.{what}.{ext}").read_text()  # noqa: E731
+        return int(read("rc")), read("out"), read("err")
+
+    kubectl = result("kubectl")
+    assert (kubectl[0] == 0) is works, (name, kubectl)
+    for what in ("jsub", "qstat"):
+        rc, out, err = result(what)
+        assert (rc == 0) is works, (name, what, out, err)
+        if not works:
+            lines = err.strip().splitlines()
+            assert len(lines) == 1 and says in lines[0], (name, what, err)
+            print(f"{name}: {what}: {lines[0]}")  # shown with -rP
+    if works:
+        assert "has been submitted" in result("jsub")[1] and job[:10] in result("qstat")[1], (name, result("qstat"))

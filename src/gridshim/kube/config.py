@@ -393,8 +393,8 @@ def in_cluster_credentials(environ: Any, *, sa_dir: str = SERVICE_ACCOUNT_DIR,
         why = (f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set" if missing else
                f"{token_path} {'is a directory' if token_kind == 'dir' else 'does not exist'}")
         raise ClusterConfigError(f"{base.message}, and in-cluster credentials are incomplete: {why}",
-                                 hint="give the pod its ServiceAccount token (automountServiceAccountToken, the "
-                                      "site's in_jobs setting), or set KUBECONFIG to the tool's kubeconfig")
+                                 hint="in a job, the site config's in_jobs setting gives the pod its "
+                                      "ServiceAccount token; or set KUBECONFIG to the tool's kubeconfig")
     import re  # noqa: PLC0415
 
     if not re.fullmatch(_HOST, host):
