@@ -9,7 +9,6 @@ model and errors; never click, argparse or rich.
 
 from __future__ import annotations
 
-import fnmatch
 import gc
 import os
 import re
@@ -192,6 +191,8 @@ def is_job_id(spec: str) -> bool:
 def matches(row: JobRow, spec: str) -> bool:
     if is_job_id(spec):
         return spec.isdigit() and row.job_id == int(spec)
+    import fnmatch  # noqa: PLC0415  (only a pattern reads it)
+
     return fnmatch.fnmatchcase(row.name, spec)
 
 

@@ -13,13 +13,12 @@ model and errors; never the CLI.
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import re
-from dataclasses import dataclass
 
 from gridshim.errors import ConflictError, GridshimError, JobExistsError, JobNotFoundError, Rejected
 from gridshim.model import Cluster, JobRequest, Manifest
+from gridshim.record import record
 from gridshim.render import labels as L
 from gridshim.status import job_finished
 from gridshim.tasks import (A_HOLD, A_PREDECESSOR_IDS, A_PREDECESSORS, A_PREDECESSORS_AD_REQ, A_PREDECESSORS_REQ,
@@ -81,6 +80,8 @@ def resolve(jobs: Iterable[Manifest], wanted: list[str]) -> dict[str, str]:
     is a name or a wildcard pattern (sge_types(5): * ? [...]) matched against the submitter's own
     unfinished jobs; every match is a predecessor, and a pattern that matches nothing is ignored.
     """
+    import fnmatch  # noqa: PLC0415  (only a submission with -hold_jid reads patterns)
+
     live = [j for j in jobs if not is_over(j)]
     found: dict[int, Manifest] = {}
     for item in wanted:
@@ -375,7 +376,7 @@ def sweep_jobs(cluster: Cluster, jobs: list[Manifest]) -> list[int]:
     return changed
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SweepResult:
     released: list[int]
     backstop_deleted: bool

@@ -95,7 +95,7 @@ class GridState(str, Enum):
     DONE = "z"  # finished, only with qstat -s z
 
 
-@record(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True, slots=True)
 class JobRow:
     """One job as qstat, job, jstop and qdel see it (decoded from Kubernetes objects)."""
 

@@ -16,6 +16,8 @@ once here and a field table of its own, so a plain submission never imports `dat
   (`compare=True`), else NotImplemented; `__hash__`: frozen classes hash their compared fields, others
   are unhashable, as with eq=True; `frozen=True`: assigning or deleting an attribute raises
   FrozenInstanceError (an AttributeError, as dataclasses').
+- `slots=True`: the class is made again with `__slots__` for its fields, as dataclasses' (qstat's rows:
+  ~1.3 KB less per job, docs/performance.md); the class's own methods must not use zero-argument super().
 - `fields`, `replace`, `asdict` as dataclasses' (`replace` also takes a real dataclass, so callers need
   not know which kind they hold).
 """
@@ -69,9 +71,10 @@ def field(*, default: Any = MISSING, default_factory: Any = MISSING, init: bool 
 
 
 @dataclass_transform(field_specifiers=(field,))
-def record(cls: type[T] | None = None, /, *, frozen: bool = False, kw_only: bool = False) -> Any:
+def record(cls: type[T] | None = None, /, *, frozen: bool = False, kw_only: bool = False,
+           slots: bool = False) -> Any:
     def wrap(c: type[T]) -> type[T]:
-        return _build(c, frozen=frozen, kw_only=kw_only)
+        return _build(c, frozen=frozen, kw_only=kw_only, slots=slots)
     return wrap if cls is None else wrap(cls)
 
 
@@ -159,12 +162,25 @@ def _collect(cls: Any, kw_only: bool) -> dict[str, Field]:
     return table
 
 
-def _build(cls: Any, *, frozen: bool, kw_only: bool) -> Any:
+def _slotted(cls: Any, own: list[str]) -> Any:
+    """CLS made again with `__slots__` for its own fields (as dataclasses' slots=True): its instances have
+    no `__dict__`. The defaults stay in the field table (a slot and a class attribute cannot share a name)."""
+    ns = {k: v for k, v in cls.__dict__.items() if k not in own and k not in ("__dict__", "__weakref__")}
+    ns["__slots__"] = tuple(own)
+    made = type(cls)(cls.__name__, cls.__bases__, ns)
+    made.__qualname__ = cls.__qualname__
+    return made
+
+
+def _build(cls: Any, *, frozen: bool, kw_only: bool, slots: bool = False) -> Any:
     for base in cls.__mro__[1:]:
         if hasattr(base, _FIELDS) and base.__dict__.get("__record_frozen__", frozen) != frozen:
             raise TypeError("cannot inherit frozen record from a non-frozen one" if frozen
                             else "cannot inherit non-frozen record from a frozen one")
     table = _collect(cls, kw_only)
+    if slots:
+        inherited = {n for base in cls.__mro__[1:] for n in getattr(base, _FIELDS, {})}
+        cls = _slotted(cls, [n for n in table if n not in inherited])
     all_fields = list(table.values())
     init = [f for f in all_fields if f.init]
     positional = [f.name for f in init if not f.kw_only]

@@ -301,7 +301,7 @@ def facts_of(job: Manifest, pods: Sequence[Manifest], events: Sequence[Manifest]
 ARRAY = "gridshim.io/array"  # label on an array Job and its pods
 
 
-@record(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True, slots=True)
 class Row(JobRow):
     """A JobRow with what arrays, holds and dependencies add. One Row per grid job (job, jstop, qdel,
     qstat -j); `views` are qstat's rows of an array job: one per running task, one per pending group."""

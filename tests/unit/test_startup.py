@@ -72,6 +72,19 @@ def test_a_plain_submissions_import_set_has_nothing_heavy_once_cached(tmp_path: 
     assert not [m for m in HEAVY if m in mods], sorted(m for m in HEAVY if m in mods)
 
 
+def test_qsubs_and_qstats_import_sets_have_nothing_heavy_once_cached(tmp_path: Path) -> None:
+    """qsub's plain submission (it always passes through depends, for -h and -hold_jid) and qstat on a
+    namespace: what they import beyond jsub's modules."""
+    environ = _world(tmp_path)
+    code = ("import os\nfrom gridshim import config, submit, ops, render, depends, control, status\n"
+            "from gridshim.cli import qsub, qstat\nfrom gridshim.output import plain, xml\n"
+            "from gridshim.cli._common import load_cluster, Env\n"
+            "s = config.load(os.environ)\nc = load_cluster(Env())\n")
+    _imported(tmp_path, code, environ)
+    mods = _imported(tmp_path, code, environ)
+    assert not [m for m in HEAVY + ("fnmatch",) if m in mods], sorted(m for m in HEAVY + ("fnmatch",) if m in mods)
+
+
 # -- the parsed-file cache ----------------------------------------------------------------------------
 
 def _read(fd: int, _st: os.stat_result) -> str:
@@ -337,6 +350,21 @@ def test_a_record_behaves_as_the_dataclass_it_replaces() -> None:
             @deco
             class Shared:
                 v: list[int] = []  # noqa: RUF012
+
+        @deco(frozen=True, slots=True)
+        class Slotted:
+            a: int
+            b: int = 2
+        sl = Slotted(1)
+        assert not hasattr(sl, "__dict__") and (sl.a, sl.b) == (1, 2) and kind.replace(sl, b=3) == Slotted(1, 3)
+        with pytest.raises(kind.FrozenInstanceError):
+            sl.a = 5  # type: ignore[misc]
+
+        @deco(frozen=True, slots=True)
+        class SlottedSub(Slotted):
+            c: int = 0
+        assert not hasattr(SlottedSub(1), "__dict__") and SlottedSub(1, 2, 3).c == 3 and SlottedSub(1).b == 2
+        assert repr(SlottedSub(1)).endswith("SlottedSub(a=1, b=2, c=0)")
 
         @deco
         class Plain:

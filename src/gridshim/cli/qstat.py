@@ -7,7 +7,6 @@ job and for option errors, as SGE's qstat.
 
 from __future__ import annotations
 
-import fnmatch
 
 from gridshim import config, control
 from gridshim.cli import finish
@@ -123,6 +122,8 @@ def queue_filter(row: JobRow, patterns: list[str]) -> bool:
     """-q wc_queue_list: a queue name (task, continuous) or queue@host, wildcards allowed."""
     if not patterns:
         return True
+    import fnmatch  # noqa: PLC0415  (only -q reads patterns)
+
     names = [row.queue] + ([f"{row.queue}@{row.node}"] if row.node else [])
     return any(fnmatch.fnmatchcase(n, p) for n in names for p in patterns)
 

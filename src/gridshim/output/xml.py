@@ -8,7 +8,6 @@ close tag on separate lines. Pure; imports model and the output package only.
 from __future__ import annotations
 
 import time
-from xml.sax.saxutils import escape
 
 from gridshim.model import GridState, JobKind, JobRow, ordered
 from gridshim.output import PRIORITY, is_running, queue_instance, section, shown_time
@@ -20,6 +19,12 @@ JAT_RUNNING = 128  # SGE JRUNNING, the JAT_status of a running task
 # The grid's state attribute of each <job_list>, by section (see qstat_xml.c *_jobs_finished).
 SECTION_STATE = {0: "running", 1: "pending", 2: "zombie"}
 
+
+
+def escape(text: str) -> str:
+    """&, < and > as entities (xml.sax.saxutils.escape's rule; that module imports urllib.request, and
+    with it http.client and the email package: ~10 ms of every qstat, docs/performance.md)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 def iso_time(epoch: float) -> str:
     """YYYY-MM-DDTHH:MM:SS in local time, as qstat -xml prints JAT_start_time / JB_submission_time."""
