@@ -32,7 +32,12 @@ fills that gap for tests:
   Pending by an earlier life are marked Failed (reason NodeAgentRestarted) and any
   process an earlier life left behind (after a crash) is killed;
 * when it runs as root, every container gets a private ``/tmp`` and ``/dev/shm``, as
-  a real container has (see "Private /tmp" below).
+  a real container has (see "Private /tmp" below), and its projected volumes (the
+  ServiceAccount token a pod gets unless automountServiceAccountToken is false: a
+  TokenRequest bound to the pod, refreshed as the kubelet refreshes it, the CA and the
+  namespace) read-only at their mount paths; every container gets the ``kubernetes``
+  Service's variables (KUBERNETES_SERVICE_HOST/PORT), naming the API server itself
+  (see "projected volumes" below and docs/sandbox.md).
 
 Private /tmp: per container, not per pod (a pod's containers each have their own
 ``/tmp`` in real Kubernetes too, unless they mount a shared volume there), and fresh at
@@ -71,7 +76,8 @@ What it is NOT: there are no images (``image`` is recorded, never pulled: the
 command must exist on this machine), no isolation beyond the private /tmp and
 /dev/shm (no pid/network/user namespaces, no cgroups, no chroot: the rest of the
 file system is the host's, a hostPath volume is simply the same local path and its
-``mountPath`` and ``readOnly`` are ignored, other volume types are ignored; the
+``mountPath`` and ``readOnly`` are ignored, projected volumes are filled (above), other
+volume types are ignored; the
 private /tmp is no security boundary against the job's own uid either: a host
 process of the same uid, e.g. the submitting ``jsub -sync y``, exposes the host's
 /tmp at /proc/PID/root/tmp), a path under /tmp or /dev/shm that is not a hostPath
