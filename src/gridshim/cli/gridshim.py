@@ -1,17 +1,19 @@
-"""`gridshim doctor` and `gridshim migrate-check`: helpers for moving a tool from the grid (CLI edge).
+"""`gridshim doctor`, `migrate-check` and `release`: the helper command (CLI edge), on click.
 
-Parsing and printing only; the checks live in doctor.py and the analysis in migrate.py. Colour
-(rich) only when stdout is a terminal and NO_COLOR is unset; plain text otherwise.
+Parsing and printing only; the checks live in doctor.py, the analysis in migrate.py and the releases in
+depends.py. Colour (rich) only when stdout is a terminal and NO_COLOR is unset; plain text otherwise.
+The only module that imports click: the grid's own commands keep their SGE-exact parsers (design.md).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
-from typing import Any, NoReturn
+from typing import Any, Callable
+
+import click
 
 from gridshim import __version__
+from gridshim.cli import finish
 from gridshim.cli._common import Env, argv, printable, run
 from gridshim.errors import ExitCode, GridshimError, UsageError
 
@@ -73,42 +75,106 @@ Exit status: 0, or 1 when the API could not be reached or refused.
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, with its output on the injected streams and its errors through the funnel (exit 2)."""
+# -- the command line (click: --help on every command, shell completion through _GRIDSHIM_COMPLETE) ----
 
-    env: Env | None = None
+class _Help:
+    """What click's commands share here: argparse's lower-case `usage:` (kept from before click) and the
+    help text printed as written (the tables in it are laid out by hand)."""
 
-    def error(self, message: str) -> NoReturn:
-        if self.env is not None:
-            self.print_usage(self.env.stderr)
-        raise UsageError(message)
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.command_path, " ".join(self.collect_usage_pieces(ctx)),  # type: ignore[attr-defined]
+                              prefix="usage: ")
 
-    def _print_message(self, message: str, file: Any = None) -> None:
-        if message and self.env is not None:
-            (self.env.stderr if file in (sys.stderr, self.env.stderr) else self.env.stdout).write(message)
-        elif message:
-            super()._print_message(message, file)
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        text = self.help or ""  # type: ignore[attr-defined]
+        if text:
+            formatter.write("\n" + text.rstrip("\n") + "\n")
 
 
-def _parser(env: Env | None = None) -> argparse.ArgumentParser:
-    _Parser.env = env
-    p = _Parser(prog="gridshim", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--version", action="version", version=f"gridshim {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser("doctor", help="check the set-up and say how to fix what is wrong", description=DOCTOR_HELP,
-                   formatter_class=argparse.RawDescriptionHelpFormatter)
-    m = sub.add_parser("migrate-check", help="classify every grid command in a crontab and scripts",
-                       description=MIGRATE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    m.add_argument("files", nargs="*", metavar="FILE", help="[CRONTAB] [SCRIPT ...]")
-    m.add_argument("--no-follow", action="store_true",
-                   help="do not read the scripts that the crontab and jsub lines run")
-    r = sub.add_parser("release", help="release the jobs that wait for a finished job (-hold_jid)",
-                       description=RELEASE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    which = r.add_mutually_exclusive_group(required=True)
-    which.add_argument("--job", type=int, metavar="ID", help="the job that finished")
-    which.add_argument("--sweep", action="store_true", help="settle every waiting job (the backstop)")
-    r.add_argument("--task", type=int, action="append", metavar="T", help="only this task of an array job")
-    return p
+class _Command(_Help, click.Command):
+    pass
+
+
+class _Group(_Help, click.Group):
+    command_class = _Command
+
+
+def _show_help(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        _env(ctx).stdout.write(ctx.get_help() + "\n")
+        ctx.exit(0)
+
+
+def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        _env(ctx).stdout.write(f"gridshim {__version__}\n")
+        ctx.exit(0)
+
+
+class _Given:
+    """What main_with hands the commands: the environment, and a cluster (unit tests pass a fake)."""
+
+    def __init__(self, env: Env, cluster: Any) -> None:
+        self.env, self.cluster = env, cluster
+
+
+def _given(ctx: click.Context) -> _Given:
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, _Given) else _Given(Env(), None)
+
+
+def _env(ctx: click.Context) -> Env:
+    return _given(ctx).env
+
+
+def _help_option() -> Callable[[Any], Any]:
+    return click.option("-h", "--help", is_flag=True, expose_value=False, is_eager=True, callback=_show_help,
+                        help="show this help and exit")
+
+
+@click.group(cls=_Group, help=DESCRIPTION, invoke_without_command=True, add_help_option=False,
+             context_settings={"max_content_width": 100})
+@_help_option()
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_show_version,
+              help="show the version and exit")
+@click.pass_context
+def cli(ctx: click.Context) -> int | None:
+    if ctx.invoked_subcommand is None:  # no command: the help, exit 2 (as before click, like git)
+        _env(ctx).stdout.write(ctx.get_help() + "\n")
+        return int(ExitCode.USAGE)
+    return None
+
+
+@cli.command("doctor", help=DOCTOR_HELP, short_help="check the set-up and say how to fix what is wrong",
+             add_help_option=False)
+@_help_option()
+@click.pass_context
+def _doctor(ctx: click.Context) -> int:
+    return doctor(_env(ctx))
+
+
+@cli.command("migrate-check", help=MIGRATE_HELP, short_help="classify every grid command in a crontab and scripts",
+             add_help_option=False)
+@_help_option()
+@click.option("--no-follow", is_flag=True, help="do not read the scripts that the crontab and jsub lines run")
+@click.argument("files", nargs=-1, metavar="[CRONTAB] [SCRIPT ...]", type=click.Path())
+@click.pass_context
+def _migrate_check(ctx: click.Context, no_follow: bool, files: tuple[str, ...]) -> int:
+    return migrate_check(_env(ctx), list(files), follow=not no_follow)
+
+
+@cli.command("release", help=RELEASE_HELP, short_help="release the jobs that wait for a finished job (-hold_jid)",
+             add_help_option=False)
+@_help_option()
+@click.option("--job", type=int, metavar="ID", help="the job that finished")
+@click.option("--sweep", is_flag=True, help="settle every waiting job (the backstop)")
+@click.option("--task", type=int, multiple=True, metavar="T", help="only this task of an array job")
+@click.pass_context
+def _release(ctx: click.Context, job: int | None, sweep: bool, task: tuple[int, ...]) -> int:
+    if (job is None) == (not sweep):
+        raise click.UsageError("give one of --job ID and --sweep" if job is None else
+                               "--job and --sweep exclude each other", ctx)
+    return release(_env(ctx), job=job, tasks=list(task) or None, sweep=sweep, cluster=_given(ctx).cluster)
 
 
 def _colour(env: Env) -> bool:
@@ -290,25 +356,25 @@ def release(env: Env, *, job: int | None, tasks: list[int] | None, sweep: bool, 
 
 # -- entry point -----------------------------------------------------------------------------------
 
-def main_with(env: Env, argv: list[str]) -> int:
-    parser = _parser(env)
+def main_with(env: Env, argv: list[str], cluster: Any = None) -> int:
+    """Run `gridshim ARGV` with ENV's streams (and CLUSTER instead of the kubeconfig's, for release).
+    Usage errors: the usage line, then the funnel's one line (`gridshim: error: …`, exit 2)."""
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:  # --help, --version: already printed
-        return int(e.code or 0)
-    if args.command == "doctor":
-        return doctor(env)
-    if args.command == "migrate-check":
-        return migrate_check(env, args.files, follow=not args.no_follow)
-    if args.command == "release":
-        return release(env, job=args.job, tasks=args.task, sweep=args.sweep)
-    parser.print_help(env.stdout)
-    return int(ExitCode.USAGE)
+        code = cli.main(args=argv, prog_name="gridshim", standalone_mode=False, obj=_Given(env, cluster))
+    except click.UsageError as e:
+        if e.ctx is not None:
+            env.stderr.write(e.ctx.get_usage() + "\n")
+        raise UsageError(e.format_message()) from None
+    except click.exceptions.Exit as e:
+        return int(e.exit_code)
+    except click.Abort:
+        raise KeyboardInterrupt from None
+    return int(code or 0)
 
 
-def main() -> int:
-    return run("gridshim", lambda env: main_with(env, argv()))
+def main() -> None:
+    finish(run("gridshim", lambda env: main_with(env, argv())))
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()
