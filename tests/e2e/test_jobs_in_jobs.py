@@ -220,3 +220,21 @@ def test_without_the_setting_a_job_has_no_token_and_says_what_is_missing(world: 
     assert (world.a.home / "none.rc").read_text() == "rc=1\n"
     assert len(said) == 1 and "in-cluster credentials are incomplete" in said[0] and \
         "/var/run/secrets/kubernetes.io/serviceaccount/token does not exist" in said[0], said
+
+
+def test_the_toolforge_way_the_kubeconfig_in_the_home_mount(world: InJobs) -> None:
+    """identity: kubeconfig: no token in the pod, and tool B's own ~/.kube/config (its client certificate,
+    in the home the pods mount at the same path) is what gridshim and kubectl use inside the job."""
+    cfg = site_config(world.b, world.b.sandbox.bin, identity="kubeconfig", name="toolforge-way.yaml")
+    write(world.b, "tf.sh", '''#!/bin/sh
+test -e /var/run/secrets/kubernetes.io/serviceaccount/token && echo "token=yes" || echo "token=no"
+kubectl auth whoami -o jsonpath='{.status.userInfo.username}' >"$HOME/tf.name"
+jsub -sync y -N tf-worker /bin/sh -c 'exit 5'
+echo "sync_rc=$?"
+''', mode=0o755)
+    r = world.b.run("jsub", "-sync", "y", "-mem", KUBECTL_MEM, "-N", "tf", "./tf.sh", timeout=SYNC_BOUND,
+                    env={"GRIDSHIM_CONFIG": str(cfg)})
+    assert r.returncode == 0, (r.stdout, r.stderr, (world.b.home / "tf.err").read_text())
+    seen = lines_of(world.b.home / "tf.out")
+    assert seen == {"token": "no", "sync_rc": "5"}, (seen, (world.b.home / "tf.err").read_text())
+    assert (world.b.home / "tf.name").read_text() == world.b.name  # the tool's certificate, CN=NAME
