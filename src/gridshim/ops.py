@@ -314,15 +314,22 @@ def wait(cluster: Cluster, job: Manifest, *, on_change: Callable[[Manifest], Non
             except transient as e:
                 pause(e)
         if not job_finished(current):
+            # Re-sync after a dropped or expired watch with a LIST, as an informer does: its resourceVersion
+            # is the collection's, current, so the next watch starts inside the server's window. The Job's
+            # own resourceVersion (a GET's) may be older than the window when the Job has not changed for
+            # a while (a long run): every watch from it would be 410 at once, a loop without a pause.
             try:
-                current = cluster.get("Job", name)  # re-sync after a dropped or expired watch
-            except JobNotFoundError:
-                return deleted()
+                found, list_rv = cluster.list("Job", field_selector=f"metadata.name={name}")
             except transient as e:
                 pause(e)
                 continue
+            uid = job["metadata"].get("uid")
+            mine = [j for j in found if not uid or (j.get("metadata") or {}).get("uid") == uid]
+            if not mine:
+                return deleted()  # gone (or replaced by another Job of the same name)
+            current = mine[0]
             started = started or job_started(current)
-            rv = current["metadata"].get("resourceVersion", "")
+            rv = list_rv or current["metadata"].get("resourceVersion", "")
             report(current)
             if troubled and on_change:
                 on_change(current)  # the API answers again: the live line shows the job, not the trouble

@@ -73,18 +73,19 @@ def test_gone_after_a_dropped_watch_while_it_ran_is_killed() -> None:
     api = FakeApi()
     job = submitted(api)
     api.then(lambda: api.start("j"), api.expire)
-    api.before("get", lambda: api.unseen(gone=("Job", "j")))
+    api.before("list", lambda: api.unseen(gone=("Job", "j")), kind="Job")
     assert lines(ops.wait(api, job))[2] == 1
 
 
-def test_bookmarks_move_the_watch_on_and_an_expired_watch_is_followed_by_a_get() -> None:
+def test_bookmarks_move_the_watch_on_and_an_expired_watch_is_followed_by_a_list() -> None:
     api = FakeApi()
     job = submitted(api)
     api.then(api.bookmark, lambda: api.start("j"), api.expire, lambda: api.finish("j", 3))
     assert lines(ops.wait(api, job))[2] == 3
     watches = [c.params["resource_version"] for c in api.calls if c.verb == "watch"]
-    gets = [c for c in api.calls if c.verb == "get"]
-    assert len(watches) == 2 and len(gets) == 1  # re-listed (a GET) after the 410, then watched from there
+    lists = [c for c in api.calls if c.verb == "list" and c.kind == "Job"]
+    assert len(watches) == 2 and len(lists) == 1  # re-listed after the 410, then watched from the list's version
+    assert lists[0].params["field_selector"] == "metadata.name=j"
     assert int(watches[1]) > int(watches[0])
 
 
@@ -208,17 +209,15 @@ def test_deleted_while_the_api_was_away_is_still_judged_by_whether_it_ran() -> N
     api.start("j")
     running = api.stored("Job", "j")
     api.fail("*", down(), times=3)
-    api.before("get", lambda: api.unseen(gone=("Job", "j")))  # back again: the Job is gone
+    api.before("list", lambda: api.unseen(gone=("Job", "j")), kind="Job")  # back again: the Job is gone
     api.compact()
     assert lines(ops.wait(api, running, sleep=lambda s: None)) == (None, "Job 4242 exited because of signal SIGKILL", 1)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "found with the kit: after a 410, ops.wait re-syncs with a GET and watches from the Job's own "
-    "resourceVersion; when the API server's window has moved past it (a long-running Job that has not changed), "
-    "every watch is 410 at once and the wait loops GET/watch without a pause. A LIST (its resourceVersion is "
-    "the collection's, current) would re-sync; left to ops.py's owner"))
 def test_a_job_unchanged_for_longer_than_the_watch_window_is_still_waited_for() -> None:
+    """Found with the kit: after a 410 the wait re-synced with a GET and watched from the Job's own
+    resourceVersion, older than the window, so every watch was 410 at once (a loop without a pause). It
+    re-syncs with a LIST now, whose resourceVersion is the collection's."""
     api = FakeApi()
     job = submitted(api)
     api.start("j")
