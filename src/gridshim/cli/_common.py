@@ -41,8 +41,14 @@ class Env:
     def stdout_isatty(self) -> bool:
         return hasattr(self.stdout, "isatty") and self.stdout.isatty()
 
-    def color(self) -> bool:
-        return self.stderr_isatty() and "NO_COLOR" not in self.environ and self.environ.get("TERM") != "dumb"
+    def terminal(self, stream: TextIO) -> bool:
+        """STREAM can be drawn on: a tty, and TERM is not 'dumb'."""
+        return hasattr(stream, "isatty") and stream.isatty() and self.environ.get("TERM") != "dumb"
+
+    @property
+    def no_color(self) -> bool:
+        """NO_COLOR set and not empty (no-color.org): no colour, whatever the terminal can do."""
+        return self.environ.get("NO_COLOR", "") != ""
 
     @property
     def home(self) -> str:
@@ -236,6 +242,20 @@ def tool_uid(policy: str, *, tool: str, home: str, cluster: Any = None, offline:
                         "(namespace, self, home-owner, passwd:PATTERN or a number)")
 
 
+def console(env: Env, stream: TextIO | None = None, *, styles_only: bool = False, **options: Any) -> Any:
+    """The one maker of rich Consoles: for STREAM (stdout by default) when it is a terminal that is not
+    TERM=dumb, else None. NO_COLOR makes it colourless; a console that would only add styles (STYLES_ONLY)
+    is then not made at all, so that output is plain text. rich is imported here, and only when a
+    console is made: a command whose streams are files or pipes (every plain submission) never imports it.
+    OPTIONS go to rich.console.Console."""
+    stream = env.stdout if stream is None else stream
+    if not env.terminal(stream) or (styles_only and env.no_color):
+        return None
+    from rich.console import Console  # noqa: PLC0415  (only on a terminal)
+
+    return Console(file=stream, force_terminal=True, no_color=env.no_color, **options)
+
+
 class LiveStatus:
     """A one-line live status on stderr when it is a terminal (rich); does nothing otherwise.
 
@@ -244,11 +264,9 @@ class LiveStatus:
 
     def __init__(self, env: Env, text: str) -> None:
         self._status: Any = None
-        if env.stderr_isatty() and env.environ.get("TERM") != "dumb":
-            from rich.console import Console  # noqa: PLC0415  (only on a terminal)
-
-            console = Console(file=env.stderr, no_color="NO_COLOR" in env.environ, highlight=False)
-            self._status = console.status(text)
+        con = console(env, env.stderr, highlight=False)
+        if con is not None:
+            self._status = con.status(text)
 
     def __enter__(self) -> "LiveStatus":
         if self._status is not None:

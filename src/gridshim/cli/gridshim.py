@@ -1,8 +1,9 @@
 """`gridshim doctor`, `migrate-check` and `release`: the helper command (CLI edge), on click.
 
 Parsing and printing only; the checks live in doctor.py, the analysis in migrate.py and the releases in
-depends.py. Colour (rich) only when stdout is a terminal and NO_COLOR is unset; plain text otherwise.
-The only module that imports click: the grid's own commands keep their SGE-exact parsers (design.md).
+depends.py. Colour (rich, from _common.console) only when stdout is a terminal and NO_COLOR is unset;
+plain text otherwise. The only module that imports click: the grid's own commands keep their SGE-exact
+parsers (design.md).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import click
 
 from gridshim import __version__
 from gridshim.cli import finish
-from gridshim.cli._common import Env, argv, printable, run
+from gridshim.cli._common import Env, argv, console, printable, run
 from gridshim.errors import ExitCode, GridshimError, UsageError
 
 DESCRIPTION = """\
@@ -177,21 +178,12 @@ def _release(ctx: click.Context, job: int | None, sweep: bool, task: tuple[int, 
     return release(_env(ctx), job=job, tasks=list(task) or None, sweep=sweep, cluster=_given(ctx).cluster)
 
 
-def _colour(env: Env) -> bool:
-    return env.stdout_isatty() and "NO_COLOR" not in env.environ and env.environ.get("TERM") != "dumb"
-
-
 class _Printer:
     """Plain text, or rich styles on a terminal (the only place this module touches rich)."""
 
     def __init__(self, env: Env) -> None:
         self.env = env
-        self.console: Any = None
-        if _colour(env):
-            from rich.console import Console  # noqa: PLC0415
-
-            self.console = Console(file=env.stdout, force_terminal=True, highlight=False, soft_wrap=True,
-                                   emoji=False)
+        self.console: Any = console(env, styles_only=True, highlight=False, soft_wrap=True, emoji=False)
 
     def line(self, *parts: tuple[str, str | None]) -> None:
         if self.console is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from gridshim import config, control
 from gridshim.cli import finish
-from gridshim.cli._common import Env, argv, load_cluster, run
+from gridshim.cli._common import Env, argv, console, load_cluster, run
 from gridshim.errors import ExitCode
 from gridshim.model import GridState, JobRow
 from gridshim.record import field, record
@@ -155,11 +155,12 @@ def qstat_main(env: Env, argv: list[str], cluster: Any = None) -> int:
             env.stderr.write(f"qstat: note: not allowed to list jobs in {', '.join(listing.forbidden)}\n")
         return [r for r in control.task_views(listing.rows) if state_filter(r, opts) and queue_filter(r, opts.queues)]
 
-    if opts.watch and env.stdout_isatty() and not opts.xml:
+    live = console(env) if opts.watch and not opts.xml else None  # on a terminal that can redraw; else plain
+    if live is not None:
         from gridshim.output.table import watch  # noqa: PLC0415
 
         try:
-            watch(fetch, file=env.stdout, title=lambda: f"{cluster.namespace} — qstat --watch (Ctrl-C ends)")
+            watch(fetch, console=live, title=lambda: f"{cluster.namespace} — qstat --watch (Ctrl-C ends)")
         except KeyboardInterrupt:
             pass
         return 0

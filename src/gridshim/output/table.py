@@ -1,14 +1,14 @@
 """The opt-in live view (`qstat --watch` on a terminal): the only module that imports rich.table.
 
-Plain output never changes on its own; this view exists only when asked for. Imports model, the
-output package and rich.
+Plain output never changes on its own; this view exists only when asked for, on the console
+cli._common.console makes (a terminal, not TERM=dumb; NO_COLOR honoured). Imports model, the output
+package and rich.
 """
 
 from __future__ import annotations
 
 import time
 
-from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
@@ -17,7 +17,7 @@ from gridshim.output import queue_instance, shown_time
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
 if TYPE_CHECKING:
-    from typing import Callable, TextIO
+    from typing import Any, Callable
 
 STYLE = {GridState.RUNNING: "green", GridState.RESTARTED: "yellow", GridState.DELETING: "magenta",
          GridState.ERROR: "bold red", GridState.HELD: "cyan", GridState.RESTARTED_QUEUED: "yellow"}
@@ -37,10 +37,10 @@ def table(rows: list[JobRow], *, title: str = "") -> Table:
     return t
 
 
-def watch(fetch: Callable[[], list[JobRow]], *, file: TextIO, interval: float = 2.0,
+def watch(fetch: Callable[[], list[JobRow]], *, console: Any, interval: float = 2.0,
           title: Callable[[], str] = lambda: "", cycles: int | None = None) -> None:
-    """Redraw the table every INTERVAL seconds until interrupted (or CYCLES redraws, for tests)."""
-    console = Console(file=file)
+    """Redraw the table on CONSOLE (the one cli._common.console makes) every INTERVAL seconds until
+    interrupted (or CYCLES redraws, for tests)."""
     with Live(table(fetch(), title=title()), console=console, auto_refresh=False) as live:
         n = 1
         while cycles is None or n < cycles:
