@@ -25,10 +25,11 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 # plain submission once the site config and kubeconfig are in the parsed-file cache. (`datetime` is
 # not listed yet: gridshim.status imports it at the top, and ops imports status. http.client is replaced
 # by gridshim.kube.http11: it imports the email package; dataclasses (and inspect) by gridshim.record,
-# typing by the TYPE_CHECKING constant, hashlib by gridshim.digest.)
+# typing by the TYPE_CHECKING constant, hashlib by gridshim.digest, urllib.parse by kube.transport's
+# split_server and quote.)
 HEAVY = ("yaml", "_yaml", "http.client", "email", "email.parser", "email.utils", "tempfile", "subprocess", "threading",
          "rich", "secrets", "traceback", "textwrap", "shutil", "pathlib", "kubernetes", "click", "dataclasses",
-         "inspect", "typing", "hashlib", "_hashlib")
+         "inspect", "typing", "hashlib", "_hashlib", "urllib.parse", "ipaddress")
 
 
 def _imported(tmp_path: Path, code: str, environ: dict[str, str]) -> set[str]:

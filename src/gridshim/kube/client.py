@@ -9,7 +9,6 @@ import os
 import re
 import ssl
 import time
-import urllib.parse
 
 from gridshim.digest import sha256
 from gridshim.errors import (ClusterConfigError, ClusterError, ConflictError, GridshimError, JobExistsError,
@@ -17,7 +16,7 @@ from gridshim.errors import (ClusterConfigError, ClusterError, ConflictError, Gr
 import gridshim.kube.http11 as http11
 from gridshim.kube.auth import Auth
 from gridshim.kube.config import Credentials, kubeconfig_paths, load_credentials
-from gridshim.kube.transport import Transport, _one_line, _Retry, retry_seconds
+from gridshim.kube.transport import Transport, _one_line, _Retry, query, quote, retry_seconds
 from gridshim.model import Manifest, tool_of
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
@@ -200,9 +199,9 @@ class KubeCluster(Transport):
         prefix, plural = KINDS[kind]
         p = f"{prefix}/namespaces/{namespace or self.namespace}/{plural}"
         if name:
-            p += "/" + urllib.parse.quote(name, safe="")
+            p += "/" + quote(name)
         if params:
-            p += "?" + urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+            p += "?" + query({k: v for k, v in params.items() if v is not None})
         return p
 
     def create(self, manifest: Manifest) -> Manifest:
@@ -269,7 +268,7 @@ class KubeCluster(Transport):
 
     def namespace_object(self) -> Manifest:
         """The tool's own Namespace (cluster-scoped: a RoleBinding in it may grant `get` on it)."""
-        return self.request("GET", "/api/v1/namespaces/" + urllib.parse.quote(self.namespace, safe=""))
+        return self.request("GET", "/api/v1/namespaces/" + quote(self.namespace))
 
     def list(self, kind: str, *, selector: str | None = None, field_selector: str | None = None,
              namespace: str | None = None, trim: Callable[[Manifest], Any] | None = None) -> tuple[list[Any], str]:

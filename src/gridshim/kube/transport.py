@@ -20,7 +20,6 @@ import socket
 import ssl
 import sys
 import time
-import urllib.parse
 
 from gridshim.errors import (ClusterConfigError, ClusterError, ConflictError, ForbiddenError, GridshimError,
                              JobExistsError, JobNotFoundError, QuotaExceededError)
@@ -269,10 +268,50 @@ def _excluded(host: str, port: str, ip: Any, no_proxy: str) -> bool:
     return False
 
 
+# The usual server URL, read without urllib.parse (it imports ipaddress: ~1.4 ms of every command,
+# docs/performance.md): https://, a host name or [IPv6] address, an optional port and path. Anything else
+# (user info, a query, odd characters) is read by urllib.parse, as before.
+_SERVER = re.compile(r"https://([A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?(/[A-Za-z0-9._~/-]*)?")
+# RFC 3986's unreserved characters: what urllib.parse.quote(text, safe="") leaves as it is
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+
+
+def split_server(url: str) -> tuple[str | None, int | None, str]:
+    """(host, port or None, path) of an https:// server URL, as urllib.parse.urlsplit's hostname, port and
+    path; host None when it is not https:// or has no host, port -1 when the port is not a port."""
+    m = _SERVER.fullmatch(url)
+    if m and (m.group(2) is None or int(m.group(2)) <= 65535):
+        host = m.group(1).lower()
+        return host[1:-1] if host.startswith("[") else host, int(m.group(2)) if m.group(2) else None, m.group(3) or ""
+    import urllib.parse  # noqa: PLC0415  (an unusual URL: the standard reading)
+
+    try:
+        u = urllib.parse.urlsplit(url)
+        port = u.port
+    except ValueError:
+        return None, -1, ""
+    return (u.hostname if u.scheme == "https" else None), port, u.path
+
+
+def quote(text: str) -> str:
+    """urllib.parse.quote(TEXT, safe=""): UTF-8 bytes other than the unreserved ones as %XX."""
+    data = text.encode("utf-8", "surrogateescape")
+    if all(b in _UNRESERVED for b in data):
+        return text
+    return "".join(chr(b) if b in _UNRESERVED else f"%{b:02X}" for b in data)
+
+
+def query(params: dict[str, Any]) -> str:
+    """A query string of PARAMS (values as str), each part quoted as `quote` does (a space is %20)."""
+    return "&".join(f"{quote(str(k))}={quote(str(v))}" for k, v in params.items())
+
+
 class Proxy:
     """An http:// proxy that opens a CONNECT tunnel to the API server (credentials from its URL, if any)."""
 
     def __init__(self, url: str, where: str) -> None:
+        import urllib.parse  # noqa: PLC0415  (only a configured proxy is read with it)
+
         try:
             u = urllib.parse.urlsplit(url)
             port = u.port
@@ -404,17 +443,13 @@ class Transport:
     def __init__(self, creds: Credentials, *, retry_seconds: float | None = None, auth: Auth | None = None,
                  environ: Any = None) -> None:
         self.creds = creds
-        try:
-            url = urllib.parse.urlsplit(creds.server)
-            port = url.port
-        except ValueError:
-            url, port = urllib.parse.urlsplit(""), -1
-        if url.scheme != "https" or not url.hostname or port == -1:
+        host, port, path = split_server(creds.server)
+        if not host or port == -1:
             raise ClusterConfigError(f"kubeconfig {creds.path}: server {creds.server!r} is not an "
                                      "https://HOST[:PORT] URL",
                                      hint="fix the cluster's server entry")
-        self._host, self._port = url.hostname, port or 443
-        self._prefix = url.path.rstrip("/")
+        self._host, self._port = host, port or 443
+        self._prefix = path.rstrip("/")
         self._environ = os.environ if environ is None else environ
         self.auth = auth or Auth(creds, environ=self._environ)
         self._proxy: Proxy | None | bool = False  # False: not worked out yet
