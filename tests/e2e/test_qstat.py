@@ -73,6 +73,7 @@ def test_qstat_prints_nothing_for_a_tool_without_jobs(tool: Tool) -> None:
     assert xml.returncode == 0 and "<queue_info>\n  </queue_info>" in xml.stdout
 
 
+@pytest.mark.needs_sandbox("expects the sandbox's node name, sandbox-node, in the queue qstat and qmod print")
 def test_watchdog_fragment_finds_a_running_job_by_column_3(tool: Tool) -> None:
     """cluebot's bigbrother.sh: `/usr/bin/qstat | awk '{ print $3 }' | grep "${JOBNAME:0:10}"`."""
     job_id = submit(tool, "jsub", "-N", "cbng_relay_watchdog", "/bin/sleep", "300")
@@ -259,6 +260,7 @@ def test_qdel_of_job_fragment_and_messages(make_tool: Callable[..., Tool]) -> No
 
 # -- qmod -rj ---------------------------------------------------------------------------------------------
 
+@pytest.mark.needs_sandbox("expects the sandbox's node name, sandbox-node, in the queue qstat and qmod print")
 def test_qmod_rj_restarts_a_continuous_job_and_refuses_a_task(tool: Tool) -> None:
     cont = submit(tool, "jstart", "-N", "libera-phab", "/bin/sleep", "300")
     task = submit(tool, "jsub", "-N", "oneoff", "/bin/sleep", "300")
