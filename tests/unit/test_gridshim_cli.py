@@ -19,7 +19,7 @@ from kit import GridApi
 
 from gridshim import depends as D
 from gridshim.cli._common import Env, run
-from gridshim.cli.gridshim import DOCTOR_HELP, MIGRATE_HELP, RELEASE_HELP, main_with
+from gridshim.cli.gridshim import DOCTOR_HELP, MIGRATE_HELP, RELEASE_HELP, _wrapper_form, command, main_with
 
 REPO = Path(__file__).resolve().parents[2]
 GRIDSHIM = REPO / ".venv" / "bin" / "gridshim"
@@ -130,7 +130,36 @@ def test_click_is_imported_by_the_helper_command_only() -> None:
     """jsub/qsub/qstat and the other grid commands keep their SGE-exact parsers and never pay for click."""
     mods = ["jsub", "qsub", "qstat", "qdel", "qmod", "qalter", "qacct", "job", "jstop", "crontab"]
     code = "import sys\n" + "".join(f"import gridshim.cli.{m}\n" for m in mods) + \
-        "print('click' in sys.modules)\nimport gridshim.cli.gridshim\nprint('click' in sys.modules)"
+        "print('click' in sys.modules)\nimport gridshim.cli.gridshim as g\ng.command()\nprint('click' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(REPO / "src")}, capture_output=True,
                          text=True, check=True).stdout.split()
     assert out == ["False", "True"]
+
+
+@pytest.mark.parametrize("argv", [["release", "--job", "1111111"], ["release", "--job", "1111111", "--task", "3"]])
+def test_the_wrappers_release_form_is_read_as_click_reads_it(argv: list[str]) -> None:
+    """A job's wrapper runs `release --job N [--task T]` (render/command.py): read without importing click,
+    with the same meaning click's parser gives it."""
+    cli = command()
+    ctx = cli.make_context("gridshim", list(argv), resilient_parsing=True)
+    sub = cli.get_command(ctx, "release")
+    params = sub.make_context("release", argv[1:], parent=ctx).params
+    assert _wrapper_form(argv) == (params["job"], list(params["task"]) or None) and not params["sweep"]
+
+
+@pytest.mark.parametrize("argv", [["release", "--job", "x"], ["release", "--job", "1", "--sweep"], ["release"],
+                                  ["release", "--job=1"], ["release", "--task", "1", "--job", "1"],
+                                  ["release", "--job", "1", "--task"], ["release", "--job", "1", "-h"],
+                                  ["release", "--job", "-1"], ["release", "--job", "١"]])
+def test_anything_else_goes_through_click(argv: list[str]) -> None:
+    assert _wrapper_form(argv) is None
+
+
+def test_the_wrappers_release_does_not_import_click(tmp_path: Path) -> None:
+    code = ("import sys, io\nfrom kit import GridApi\nfrom gridshim.cli._common import Env\n"
+            "from gridshim.cli.gridshim import main_with\n"
+            "env = Env(stdout=io.StringIO(), stderr=io.StringIO(), environ={'HOME': sys.argv[1]}, cwd='/')\n"
+            "print(main_with(env, ['release', '--job', '1111111'], cluster=GridApi()), 'click' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                         env={"PYTHONPATH": f"{REPO / 'src'}:{REPO / 'tests'}"}, check=True).stdout.split()
+    assert out == ["0", "False"]

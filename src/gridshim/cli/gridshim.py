@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
-import click
-
 from gridshim import __version__
 from gridshim.cli import finish
 from gridshim.cli._common import Env, argv, console, printable, run
@@ -77,40 +75,9 @@ Exit status: 0, or 1 when the API could not be reached or refused.
 
 
 # -- the command line (click: --help on every command, shell completion through _GRIDSHIM_COMPLETE) ----
-
-class _Help:
-    """What click's commands share here: argparse's lower-case `usage:` (kept from before click) and the
-    help text printed as written (the tables in it are laid out by hand)."""
-
-    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        formatter.write_usage(ctx.command_path, " ".join(self.collect_usage_pieces(ctx)),  # type: ignore[attr-defined]
-                              prefix="usage: ")
-
-    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        text = self.help or ""  # type: ignore[attr-defined]
-        if text:
-            formatter.write("\n" + text.rstrip("\n") + "\n")
-
-
-class _Command(_Help, click.Command):
-    pass
-
-
-class _Group(_Help, click.Group):
-    command_class = _Command
-
-
-def _show_help(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
-    if value and not ctx.resilient_parsing:
-        _env(ctx).stdout.write(ctx.get_help() + "\n")
-        ctx.exit(0)
-
-
-def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
-    if value and not ctx.resilient_parsing:
-        _env(ctx).stdout.write(f"gridshim {__version__}\n")
-        ctx.exit(0)
-
+# click is imported when the command tree is first needed (`command()`). `release --job N [--task T]`, the
+# one form a finished job's wrapper runs (render/command.py _RELEASE), is read without it (`_wrapper_form`):
+# every job with successors pays for this process's start-up (design.md, "Our own parsers ...").
 
 class _Given:
     """What main_with hands the commands: the environment, and a cluster (unit tests pass a fake)."""
@@ -119,63 +86,116 @@ class _Given:
         self.env, self.cluster = env, cluster
 
 
-def _given(ctx: click.Context) -> _Given:
+def _given(ctx: Any) -> _Given:
     obj = ctx.find_root().obj
     return obj if isinstance(obj, _Given) else _Given(Env(), None)
 
 
-def _env(ctx: click.Context) -> Env:
+def _env(ctx: Any) -> Env:
     return _given(ctx).env
 
 
-def _help_option() -> Callable[[Any], Any]:
-    return click.option("-h", "--help", is_flag=True, expose_value=False, is_eager=True, callback=_show_help,
-                        help="show this help and exit")
+_TREE: Any = None
 
 
-@click.group(cls=_Group, help=DESCRIPTION, invoke_without_command=True, add_help_option=False,
-             context_settings={"max_content_width": 100})
-@_help_option()
-@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_show_version,
-              help="show the version and exit")
-@click.pass_context
-def cli(ctx: click.Context) -> int | None:
-    if ctx.invoked_subcommand is None:  # no command: the help, exit 2 (as before click, like git)
-        _env(ctx).stdout.write(ctx.get_help() + "\n")
-        return int(ExitCode.USAGE)
+def command() -> Any:
+    """The click command tree (a click.Group), made once."""
+    global _TREE
+    if _TREE is None:
+        _TREE = _build()
+    return _TREE
+
+
+def _build() -> Any:
+    import click  # noqa: PLC0415  (see above: not on the wrapper's release path)
+
+    class _Help:
+        """What click's commands share here: argparse's lower-case `usage:` (kept from before click) and the
+        help text printed as written (the tables in it are laid out by hand)."""
+
+        def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+            formatter.write_usage(ctx.command_path, " ".join(self.collect_usage_pieces(ctx)),  # type: ignore[attr-defined]
+                                  prefix="usage: ")
+
+        def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+            text = self.help or ""  # type: ignore[attr-defined]
+            if text:
+                formatter.write("\n" + text.rstrip("\n") + "\n")
+
+    class _Command(_Help, click.Command):
+        pass
+
+    class _Group(_Help, click.Group):
+        command_class = _Command
+
+    def _show_help(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value and not ctx.resilient_parsing:
+            _env(ctx).stdout.write(ctx.get_help() + "\n")
+            ctx.exit(0)
+
+    def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value and not ctx.resilient_parsing:
+            _env(ctx).stdout.write(f"gridshim {__version__}\n")
+            ctx.exit(0)
+
+    def _help_option() -> Callable[[Any], Any]:
+        return click.option("-h", "--help", is_flag=True, expose_value=False, is_eager=True, callback=_show_help,
+                            help="show this help and exit")
+
+    @click.group(cls=_Group, help=DESCRIPTION, invoke_without_command=True, add_help_option=False,
+                 context_settings={"max_content_width": 100})
+    @_help_option()
+    @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_show_version,
+                  help="show the version and exit")
+    @click.pass_context
+    def cli(ctx: click.Context) -> int | None:
+        if ctx.invoked_subcommand is None:  # no command: the help, exit 2 (as before click, like git)
+            _env(ctx).stdout.write(ctx.get_help() + "\n")
+            return int(ExitCode.USAGE)
+        return None
+
+    @cli.command("doctor", help=DOCTOR_HELP, short_help="check the set-up and say how to fix what is wrong",
+                 add_help_option=False)
+    @_help_option()
+    @click.pass_context
+    def _doctor(ctx: click.Context) -> int:
+        return doctor(_env(ctx))
+
+    @cli.command("migrate-check", help=MIGRATE_HELP, short_help="classify every grid command in a crontab and scripts",
+                 add_help_option=False)
+    @_help_option()
+    @click.option("--no-follow", is_flag=True, help="do not read the scripts that the crontab and jsub lines run")
+    @click.argument("files", nargs=-1, metavar="[CRONTAB] [SCRIPT ...]", type=click.Path())
+    @click.pass_context
+    def _migrate_check(ctx: click.Context, no_follow: bool, files: tuple[str, ...]) -> int:
+        return migrate_check(_env(ctx), list(files), follow=not no_follow)
+
+    @cli.command("release", help=RELEASE_HELP, short_help="release the jobs that wait for a finished job (-hold_jid)",
+                 add_help_option=False)
+    @_help_option()
+    @click.option("--job", type=int, metavar="ID", help="the job that finished")
+    @click.option("--sweep", is_flag=True, help="settle every waiting job (the backstop)")
+    @click.option("--task", type=int, multiple=True, metavar="T", help="only this task of an array job")
+    @click.pass_context
+    def _release(ctx: click.Context, job: int | None, sweep: bool, task: tuple[int, ...]) -> int:
+        if (job is None) == (not sweep):
+            raise click.UsageError("give one of --job ID and --sweep" if job is None else
+                                   "--job and --sweep exclude each other", ctx)
+        return release(_env(ctx), job=job, tasks=list(task) or None, sweep=sweep, cluster=_given(ctx).cluster)
+
+    return cli
+
+
+def _wrapper_form(argv: list[str]) -> tuple[int, list[int] | None] | None:
+    """(job, tasks) when ARGV is exactly what a job's wrapper runs, `release --job N` or `release --job N
+    --task T` with ASCII decimal numbers, which click reads the same way; None for anything else."""
+    def number(s: str) -> bool:
+        return s.isascii() and s.isdigit()
+
+    if len(argv) in (3, 5) and argv[:2] == ["release", "--job"] and number(argv[2]) \
+            and (len(argv) == 3 or (argv[3] == "--task" and number(argv[4]))):
+        return int(argv[2]), ([int(argv[4])] if len(argv) == 5 else None)
     return None
-
-
-@cli.command("doctor", help=DOCTOR_HELP, short_help="check the set-up and say how to fix what is wrong",
-             add_help_option=False)
-@_help_option()
-@click.pass_context
-def _doctor(ctx: click.Context) -> int:
-    return doctor(_env(ctx))
-
-
-@cli.command("migrate-check", help=MIGRATE_HELP, short_help="classify every grid command in a crontab and scripts",
-             add_help_option=False)
-@_help_option()
-@click.option("--no-follow", is_flag=True, help="do not read the scripts that the crontab and jsub lines run")
-@click.argument("files", nargs=-1, metavar="[CRONTAB] [SCRIPT ...]", type=click.Path())
-@click.pass_context
-def _migrate_check(ctx: click.Context, no_follow: bool, files: tuple[str, ...]) -> int:
-    return migrate_check(_env(ctx), list(files), follow=not no_follow)
-
-
-@cli.command("release", help=RELEASE_HELP, short_help="release the jobs that wait for a finished job (-hold_jid)",
-             add_help_option=False)
-@_help_option()
-@click.option("--job", type=int, metavar="ID", help="the job that finished")
-@click.option("--sweep", is_flag=True, help="settle every waiting job (the backstop)")
-@click.option("--task", type=int, multiple=True, metavar="T", help="only this task of an array job")
-@click.pass_context
-def _release(ctx: click.Context, job: int | None, sweep: bool, task: tuple[int, ...]) -> int:
-    if (job is None) == (not sweep):
-        raise click.UsageError("give one of --job ID and --sweep" if job is None else
-                               "--job and --sweep exclude each other", ctx)
-    return release(_env(ctx), job=job, tasks=list(task) or None, sweep=sweep, cluster=_given(ctx).cluster)
 
 
 class _Printer:
@@ -351,8 +371,13 @@ def release(env: Env, *, job: int | None, tasks: list[int] | None, sweep: bool, 
 def main_with(env: Env, argv: list[str], cluster: Any = None) -> int:
     """Run `gridshim ARGV` with ENV's streams (and CLUSTER instead of the kubeconfig's, for release).
     Usage errors: the usage line, then the funnel's one line (`gridshim: error: …`, exit 2)."""
+    fast = _wrapper_form(argv) if "_GRIDSHIM_COMPLETE" not in os.environ else None
+    if fast is not None:
+        return release(env, job=fast[0], tasks=fast[1], sweep=False, cluster=cluster)
+    import click  # noqa: PLC0415
+
     try:
-        code = cli.main(args=argv, prog_name="gridshim", standalone_mode=False, obj=_Given(env, cluster))
+        code = command().main(args=argv, prog_name="gridshim", standalone_mode=False, obj=_Given(env, cluster))
     except click.UsageError as e:
         if e.ctx is not None:
             env.stderr.write(e.ctx.get_usage() + "\n")
