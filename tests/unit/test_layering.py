@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 SRC = Path(__file__).resolve().parents[2] / "src" / "gridshim"
 
 
@@ -61,19 +63,107 @@ def test_leaves_import_nothing_of_ours() -> None:
         assert not [n for n in modules()[mod] if n.startswith("gridshim")], mod
 
 
-def test_pure_layers_do_not_import_the_edge() -> None:
-    edge = ("gridshim.cli", "gridshim.cluster", "click", "rich")
-    for mod, names in modules().items():
-        if mod.split("/")[0] in ("render", "gridflags.py", "sgeflags.py", "submit.py", "translate.py", "status.py",
-                                 "model.py", "config.py", "crontab.py", "migrate.py"):
-            bad = [n for n in names if n.startswith(edge)]
-            assert not bad, f"{mod} imports {bad}"
+# -- docs/design.md's module table is the rule, for every module of the tree ----------------------------
+
+DESIGN = SRC.parents[1] / "docs" / "design.md"
+TABLE_HEAD = "| module | role | may import |"
 
 
-def test_only_cli_imports_click_and_only_output_or_cli_import_rich() -> None:
+def table() -> dict[str, set[str] | None]:
+    """design.md's module table: `name.py` or `package/` → the gridshim modules it may import (names as
+    `render.labels`; a package's name allows all of it), None for "everything above"."""
+    text = DESIGN.read_text()
+    assert TABLE_HEAD in text, f"{DESIGN} has no module table ({TABLE_HEAD})"
+    rows: dict[str, set[str] | None] = {}
+    for line in text.split(TABLE_HEAD, 1)[1].splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        entry, allowed = cells[0], cells[-1]
+        assert entry.count("`") == 2 and entry.startswith("`") and entry.endswith("`"), \
+            f"design.md's module table: the first cell is one `module.py` or `package/`, not {entry!r}"
+        name = entry.strip("`")
+        assert name not in rows, f"design.md's module table names {name} twice"
+        if allowed == "everything above":
+            rows[name] = None
+        elif allowed == "nothing of ours":
+            rows[name] = set()
+        else:
+            rows[name] = {a.strip().strip("`") for a in allowed.split(",")}
+    return rows
+
+
+def _dotted(path: Path) -> str:
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def ours(path: Path) -> set[str]:
+    """The gridshim modules PATH imports, as `render.labels` (`from gridshim.render import labels` is
+    render.labels; `from gridshim import ops` is ops), without gridshim.record (counted as the stdlib)."""
+    names: set[str] = set()
+    known = {_dotted(p) for p in SRC.rglob("*.py")}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}"[9:] in known else node.module
+                     for a in node.names]
+        else:
+            continue
+        names |= {n[9:] for n in found if n.startswith("gridshim.")}
+    return names - {"record", _dotted(path)}
+
+
+def _row_of(dotted: str, rows: dict[str, set[str] | None]) -> str:
+    """The table row of module DOTTED: its package's (`kube/`) or its own (`ops.py`)."""
+    top = dotted.split(".")[0]
+    row = f"{top}/" if (SRC / top).is_dir() else f"{dotted}.py"
+    assert row in rows, (f"src/gridshim/{dotted.replace('.', '/')} has no row in design.md's module table "
+                         "(docs/design.md, Layers): add one saying what it may import")
+    return row
+
+
+def test_every_module_has_a_row_in_design_md_and_imports_only_what_it_says() -> None:
+    """The module list comes from the tree, so a new module fails here until design.md says what it may import."""
+    rows = table()
+    modules = {_dotted(p): p for p in SRC.rglob("*.py") if _dotted(p)}  # the package's own __init__ only has __version__
+    everything = set(modules)
+    used_rows = set()
+    for dotted, path in sorted(modules.items()):
+        row = _row_of(dotted, rows)
+        used_rows.add(row)
+        allowed = rows[row]
+        own = row[:-1] if row.endswith("/") else None
+        if allowed is None:  # cli/: everything above
+            allowed = {m for m in everything if m.split(".")[0] != own}
+        ok = lambda name: (name in allowed or any(name.startswith(a + ".") for a in allowed)  # noqa: E731
+                           or (own is not None and name.split(".")[0] == own))
+        bad = sorted(n for n in ours(path) if not ok(n))
+        assert not bad, f"src/gridshim/{path.relative_to(SRC)} imports {bad}, which design.md's row `{row}` does not allow"
+    assert set(rows) == used_rows, f"design.md's module table names modules that do not exist: {set(rows) - used_rows}"
+    for row, allowed in rows.items():
+        for a in allowed or ():
+            assert a in everything, f"design.md's row `{row}` allows {a!r}, which is not a module of gridshim"
+
+
+def test_the_layering_check_reads_imports_the_way_they_are_written() -> None:
+    """`from gridshim.render import labels as L` is render.labels, `from gridshim import ops` is ops, and a
+    module outside its row is caught (the check can fail)."""
+    assert "render.labels" in ours(SRC / "ops.py") and "ops" in ours(SRC / "cli" / "jsub.py")
+    assert "record" not in ours(SRC / "model.py")
+    rows = table()
+    assert rows["model.py"] == set() and rows["cli/"] is None and "render.labels" in (rows["tasks.py"] or set())
+    assert _row_of("kube.client", rows) == "kube/" and _row_of("cluster", rows) == "cluster.py"
+    with pytest.raises(AssertionError, match="has no row"):
+        _row_of("nosuchmodule", rows)
+
+
+def test_only_the_gridshim_helper_imports_click_and_only_output_or_cli_import_rich() -> None:
+    """jsub, qsub, qstat and the other grid commands keep their SGE-exact parsers (design.md)."""
     for mod, names in modules().items():
         if any(n == "click" or n.startswith("click.") for n in names):
-            assert mod.startswith("cli/"), mod
+            assert mod == "cli/gridshim.py", mod
         if any(n == "rich" or n.startswith("rich.") for n in names):
             assert mod.startswith(("cli/", "output/")), mod
 
