@@ -132,7 +132,7 @@ START_ERRORS = frozenset({
     "ContainerCannotRun",
 })
 
-_QUOTA = re.compile(r"exceeded quota: [^,]+, requested: (?P<req>.+?), used: (?P<used>.+?), limited: (?P<lim>[^\n]+)")
+_QUOTA = r"exceeded quota: [^,]+, requested: (?P<req>.+?), used: (?P<used>.+?), limited: (?P<lim>[^\n]+)"  # compiled on 1st use
 
 
 def epoch(stamp: str | None) -> float | None:
@@ -158,7 +158,7 @@ def _pairs(text: str) -> dict[str, float]:
 def quota_never_fits(message: str) -> bool | None:
     """A FailedCreate 'exceeded quota' message: True if the pod alone is larger than the quota (it can
     never start: Eqw), False if it only waits for others to finish (qw), None if it is not a quota message."""
-    m = _QUOTA.search(message)
+    m = re.search(_QUOTA, message)
     if not m:
         return None
     requested, limited = _pairs(m.group("req")), _pairs(m.group("lim"))

@@ -58,7 +58,7 @@ def range_to_dstring(ids: Iterable[int], step: int = 1) -> str:
     return ",".join(parts)
 
 
-_RANGE = re.compile(r"^(\d+)(?:-(\d+)(?::(\d+))?)?$")
+_RANGE = r"^(\d+)(?:-(\d+)(?::(\d+))?)?$"  # compiled on first use (re's cache)
 
 
 def parse_ranges(text: str) -> list[Range] | None:
@@ -66,7 +66,7 @@ def parse_ranges(text: str) -> list[Range] | None:
     None if TEXT is not one. `n-m` with n > m is swapped, as SGE does."""
     out: list[Range] = []
     for part in str(text).split(","):
-        m = _RANGE.match(part.strip())
+        m = re.match(_RANGE, part.strip())
         if not m:
             return None
         a = int(m.group(1))

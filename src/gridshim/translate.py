@@ -200,7 +200,7 @@ def _qsub_checks(sge: dict) -> list[str]:
     return warnings
 
 
-_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")  # what Kubernetes accepts as an env var name
+_ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"  # compiled on first use; what Kubernetes accepts as an env var name
 
 
 def job_environment(opts: GridOptions, *, host: SubmitHost, user: str, name: str, queue: str, job_id: int,
@@ -214,7 +214,7 @@ def job_environment(opts: GridOptions, *, host: SubmitHost, user: str, name: str
     skipped = []
     for var, val in opts.env:
         value = host.env.get(var, "") if val is None else val
-        if not _ENV_NAME.match(var) or not _utf8(value):
+        if not re.match(_ENV_NAME, var) or not _utf8(value):
             skipped.append(var)
             continue
         env[var] = value

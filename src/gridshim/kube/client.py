@@ -69,13 +69,13 @@ def _holds(stored: Any, sent: Any) -> bool:
     return bool(stored == sent)
 
 
-_LIST_META = re.compile(rb'^\{[^{]*?"metadata":\s*(\{[^{}]*\})')
+_LIST_META = rb'^\{[^{]*?"metadata":\s*(\{[^{}]*\})'  # patterns compiled on first use (re's cache)
 
 
 def _continue_token(raw: bytes) -> str | None:
     """The continue token of a list page, read from its head (the API server writes metadata before
     items); None when the head does not show it, "" when the page is the last."""
-    m = _LIST_META.match(raw[:4096])
+    m = re.match(_LIST_META, raw[:4096])
     if not m:
         return None
     try:
@@ -85,8 +85,8 @@ def _continue_token(raw: bytes) -> str | None:
     return str(meta.get("continue") or "")
 
 
-_LIST_HEAD = re.compile(r'\{[^{]*?"metadata":(\{[^{}]*\}),"items":\[')
-_ITEM_END = re.compile(r"\s*([,\]])\s*")
+_LIST_HEAD = r'\{[^{]*?"metadata":(\{[^{}]*\}),"items":\['
+_ITEM_END = r"\s*([,\]])\s*"
 _DECODER = json.JSONDecoder()
 
 
@@ -95,12 +95,13 @@ def _each_item(text: str, keep: Callable[[Any], Any]) -> tuple[list[Any], dict[s
     item, the list's metadata), the items decoded one at a time, each handed to KEEP before the next is
     decoded, so the page's full objects never exist all at once. None when the page is not laid out like
     that (what KEEP returned so far is then dropped, and the caller decodes the page whole)."""
-    head = _LIST_HEAD.match(text)
+    head = re.match(_LIST_HEAD, text)
     if head is None:
         return None
     kept: list[Any] = []
     at = head.end()
     decode = _DECODER.raw_decode
+    item_end = re.compile(_ITEM_END).match  # once per page (re's cache after the first)
     try:
         meta = json.loads(head.group(1))
         if text.startswith("]", at):
@@ -110,7 +111,7 @@ def _each_item(text: str, keep: Callable[[Any], Any]) -> tuple[list[Any], dict[s
                 item, at = decode(text, at)
                 kept.append(keep(item))
                 del item
-                sep = _ITEM_END.match(text, at)
+                sep = item_end(text, at)
                 if sep is None:
                     return None
                 at = sep.end()

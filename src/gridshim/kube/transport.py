@@ -47,7 +47,7 @@ FIRST_DELAY, MAX_DELAY = 0.1, 5.0  # back-off: 0.1 s doubling up to 5 s, each wi
 # connection) is not 200, and for at most FORBIDDEN_WINDOW seconds after the first such 403 of the call.
 # A ready server's 403 is final at once (one extra GET /readyz): a wrong kubeconfig is still told at once.
 FORBIDDEN_WINDOW = 10.0
-_RBAC_MISSING = re.compile(r'RBAC: .*\brbac\.authorization\.k8s\.io "[^"]*" not found')
+_RBAC_MISSING = r'RBAC: .*\brbac\.authorization\.k8s\.io "[^"]*" not found'  # compiled on first use
 # TLS failures that are about certificates or configuration, not a dropped connection: never retried.
 _TLS_CONFIG_REASONS = ("ALERT", "CERTIFICATE", "WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "NO_PROTOCOLS",
                        "HTTP_REQUEST", "KEY_VALUES_MISMATCH", "UNSUPPORTED_PROTOCOL")
@@ -413,7 +413,7 @@ class _Headers(dict):  # type: ignore[type-arg]
 
 # Warning headers already shown by this process (kubectl shows each once).
 _WARNED: set[str] = set()
-_WARNING = re.compile(r'^\s*(\d{3})\s+\S+\s+"((?:[^"\\]|\\.)*)"')
+_WARNING = r'^\s*(\d{3})\s+\S+\s+"((?:[^"\\]|\\.)*)"'  # compiled on first use
 WRITES = ("POST", "PUT", "PATCH")
 
 
@@ -421,7 +421,7 @@ def warnings_of(values: list[str]) -> list[str]:
     """The texts of RFC 7234 Warning header values with code 299, as kubectl shows them."""
     out = []
     for value in values:
-        m = _WARNING.match(value)
+        m = re.match(_WARNING, value)
         if m and m.group(1) == "299":
             out.append(re.sub(r"\\(.)", r"\1", m.group(2)))
     return out
@@ -702,7 +702,7 @@ class Transport:
             return False  # the quota's answer, final (QuotaExceededError)
         if self.creds.impersonate and "cannot impersonate" in text:
             return False  # RBAC's answer to as: (every request of ours, /readyz too, would get it): final
-        if not (self._fresh or r.transport_failed or r.forbidden_since is not None or _RBAC_MISSING.search(text)):
+        if not (self._fresh or r.transport_failed or r.forbidden_since is not None or re.search(_RBAC_MISSING, text)):
             return False
         now = time.monotonic()
         if r.forbidden_since is None:
