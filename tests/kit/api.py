@@ -368,6 +368,7 @@ class FakeApi:
             obj = copy.deepcopy(o)
             meta = obj.setdefault("metadata", {})
             meta.setdefault("namespace", self.namespace)
+            meta.setdefault("name", f"{obj['kind'].lower()}-{self._uids + 1}")  # trimmed fixtures (events)
             meta.setdefault("uid", self._uid())
             meta.setdefault("creationTimestamp", self.now)
             rv = meta.get("resourceVersion")
@@ -418,6 +419,10 @@ class FakeApi:
 
     def stored(self, kind: str, name: str) -> Manifest:
         return copy.deepcopy(self._stored(kind, name))
+
+    def lists(self) -> list[str]:
+        """The kinds listed, in order (one LIST per kind is the budget of a listing)."""
+        return [c.kind for c in self.calls if c.verb == "list"]
 
     def verbs(self) -> list[tuple[str, str]]:
         return [(c.verb, c.kind) for c in self.calls]

@@ -6,11 +6,9 @@ GRIDSHIM_UPDATE_GOLDEN=1 pytest tests/unit/test_output.py
 
 from __future__ import annotations
 
-import copy
 import io
-import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -23,13 +21,12 @@ from gridshim.cli.jstop import jstop_main
 from gridshim.cli.qdel import qdel_main
 from gridshim.cli.qmod import qmod_main
 from gridshim.cli.qstat import parse_states, qstat_main
-from gridshim.errors import ForbiddenError, JobNotFoundError
 from gridshim.model import GridState, JobKind, JobRow
 from gridshim.render.labels import label_value
 from gridshim.output.plain import HEADER, RULE, format_details, format_plain, format_row, not_found
 from gridshim.output.xml import format_xml, format_xml_details, format_xml_unknown
 from gridshim.status import rows_from_objects
-from kit import golden as check_golden
+from kit import FakeApi, fixture, golden as check_golden
 from kit.golden import local_time  # noqa: F401  (an autouse fixture: the layouts in local time)
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -37,13 +34,14 @@ FIXTURES = TESTS / "fixtures" / "k8s"
 GOLDEN = TESTS / "golden"
 NOW = datetime(2026, 11, 22, 19, 40, tzinfo=timezone.utc).timestamp()
 # One real object per state, as a tool would have them at one moment (restarter appears once).
+NS = "tool-qsfix"
 LISTING = ["running_oneoff", "running_continuous", "restarted_in_place", "deleting", "cron_run", "start_error",
            "quota_never_fits", "quota_wait", "unschedulable", "suspended", "not_before"]
 
 
 
 def load(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / f"{name}.json").read_text())
+    return fixture(name)
 
 
 def rows_for(names: list[str], *, now: float = NOW) -> list[JobRow]:
@@ -140,70 +138,15 @@ class TestXml:
 
 # -- commands over a fake cluster ---------------------------------------------------------------------
 
-def _get(obj: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        obj = (obj or {}).get(part)
-    return obj
+def fake(*names: str) -> FakeApi:
+    """The kit's fake API server holding the fixtures NAMES (tool qsfix)."""
+    return FakeApi(NS).add_fixture(*names)
 
 
-@dataclass
-class FakeCluster:
-    """Keeps objects by kind, answers LISTs by label/field selector, records every call."""
-
-    namespace: str = "tool-qsfix"
-    objects: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {"Job": [], "Pod": [], "Event": []})
-    calls: list[tuple[Any, ...]] = field(default_factory=list)
-    forbidden_own: bool = False
-
-    @property
-    def tool(self) -> str:
-        return self.namespace[5:]
-
-    def add(self, *names: str) -> "FakeCluster":
-        for n in names:
-            fx = copy.deepcopy(load(n))
-            self.objects["Job"].append(fx["job"])
-            self.objects["Pod"] += fx["pods"]
-            self.objects["Event"] += fx["events"]
-        return self
-
-    def list(self, kind: str, *, selector: str | None = None, field_selector: str | None = None,
-             namespace: str | None = None, trim: Any = None) -> tuple[list[dict[str, Any]], str]:
-        self.calls.append(("list", kind, selector, field_selector, namespace))
-        if (namespace and namespace != self.namespace) or self.forbidden_own:
-            raise ForbiddenError(f'jobs.batch is forbidden in namespace "{namespace or self.namespace}"')
-        items = self.objects[kind]
-        for term in (selector or "").split(","):
-            if term:
-                k, v = term.split("=", 1)
-                items = [o for o in items if ((o.get("metadata") or {}).get("labels") or {}).get(k) == v]
-        for term in (field_selector or "").split(","):
-            if term:
-                k, v = term.split("=", 1)
-                items = [o for o in items if str(_get(o, k)) == v]
-        items = copy.deepcopy(items)
-        return (items if trim is None else [trim(o) for o in items]), "1"
-
-    def get(self, kind: str, name: str) -> dict[str, Any]:
-        self.calls.append(("get", kind, name))
-        for o in self.objects[kind]:
-            if o["metadata"]["name"] == name:
-                return copy.deepcopy(o)
-        raise JobNotFoundError(f"{kind} {name} not found")
-
-    def delete(self, kind: str, name: str, *, uid: str | None = None, resource_version: str | None = None,
-               grace: int | None = None, propagation: str = "Background") -> None:
-        self.calls.append(("delete", kind, name, uid, propagation))
-        before = len(self.objects[kind])
-        self.objects[kind] = [o for o in self.objects[kind] if o["metadata"]["name"] != name]
-        if len(self.objects[kind]) == before:
-            raise JobNotFoundError(f"{kind} {name} not found")
-
-    def delete_collection(self, kind: str, *, selector: str, grace: int | None = None) -> None:
-        self.calls.append(("delete_collection", kind, selector, grace))
-
-    def lists(self) -> list[str]:
-        return [c[1] for c in self.calls if c[0] == "list"]
+def deletes(api: FakeApi) -> list[tuple[str, str, str, Any, Any]]:
+    """(verb, kind, name or selector, uid or grace, propagation) of each delete call."""
+    return [(c.verb, c.kind, c.name or c.params.get("selector"), c.params.get("uid", c.params.get("grace")),
+             c.params.get("propagation")) for c in api.calls if c.verb.startswith("delete")]
 
 
 @dataclass
@@ -224,7 +167,7 @@ def site_config(tmp_path: Path) -> None:
     SITE_CONFIG["path"] = path
 
 
-def call(main: Any, prog: str, cluster: FakeCluster, *argv: str) -> Result:
+def call(main: Any, prog: str, cluster: FakeApi, *argv: str) -> Result:
     env = Env(stdout=io.StringIO(), stderr=io.StringIO(), stdin=io.StringIO(), clock=lambda: NOW,
               environ={"GRIDSHIM_CONFIG": str(SITE_CONFIG["path"])}, cwd="/")
     code = run(prog, lambda e: main(e, list(argv), cluster=cluster), env)
@@ -233,19 +176,19 @@ def call(main: Any, prog: str, cluster: FakeCluster, *argv: str) -> Result:
 
 class TestQstatCommand:
     def test_no_jobs_prints_nothing(self) -> None:
-        r = call(qstat_main, "qstat", FakeCluster())
+        r = call(qstat_main, "qstat", fake())
         assert (r.code, r.out, r.err) == (0, "", "")
 
     def test_one_list_per_kind(self) -> None:
-        cluster = FakeCluster().add(*LISTING)
+        cluster = fake(*LISTING)
         r = call(qstat_main, "qstat", cluster)
         assert r.code == 0 and r.out.startswith(HEADER)
         assert cluster.lists() == ["Job", "Pod", "Event"]  # Events only because some jobs look stuck
-        selectors = {c[2] for c in cluster.calls if c[1] in ("Job", "Pod")}
+        selectors = {c.params["selector"] for c in cluster.calls if c.verb == "list" and c.kind in ("Job", "Pod")}
         assert selectors == {"app.kubernetes.io/managed-by=gridshim,app.kubernetes.io/created-by=qsfix"}
 
     def test_no_events_when_nothing_is_stuck(self) -> None:
-        cluster = FakeCluster().add("running_oneoff", "start_error", "suspended")
+        cluster = fake("running_oneoff", "start_error", "suspended")
         call(qstat_main, "qstat", cluster)
         assert cluster.lists() == ["Job", "Pod"]
 
@@ -254,61 +197,66 @@ class TestQstatCommand:
         ("z", set()), ("a", {"r", "Rr", "dr", "qw", "hqw", "Eqw"}),
     ])
     def test_state_filter(self, states: str, want: set[str]) -> None:
-        r = call(qstat_main, "qstat", FakeCluster().add(*LISTING), "-s", states)
+        r = call(qstat_main, "qstat", fake(*LISTING), "-s", states)
         assert {line.split()[4] for line in r.out.splitlines()[2:]} == want
 
     def test_finished_jobs_only_with_s_z(self) -> None:
-        cluster = FakeCluster().add("running_oneoff", "finished_failed")
+        cluster = fake("running_oneoff", "finished_failed")
         assert "failer" not in call(qstat_main, "qstat", cluster).out
         out = call(qstat_main, "qstat", cluster, "-s", "z").out
         assert "failer" in out and "sleepy" not in out
 
     def test_queue_filter(self) -> None:
-        out = call(qstat_main, "qstat", FakeCluster().add(*LISTING), "-q", "continuous").out
+        out = call(qstat_main, "qstat", fake(*LISTING), "-q", "continuous").out
         assert {line.split()[2] for line in out.splitlines()[2:]} == {"cont", "restarter", "badwd"}
 
     def test_j_by_name_is_narrowed_to_that_name(self) -> None:
-        cluster = FakeCluster().add(*LISTING)
+        cluster = fake(*LISTING)
         r = call(qstat_main, "qstat", cluster, "-j", "stubborn")
         assert r.code == 0 and "job_name:                   stubborn\n" in r.out
-        assert all("gridshim.io/name=stubborn" in (c[2] or "") for c in cluster.calls if c[0] == "list")
+        assert all("gridshim.io/name=stubborn" in (c.params["selector"] or "") for c in cluster.calls if c.verb == "list")
 
     def test_j_pattern_and_ids(self) -> None:
-        r = call(qstat_main, "qstat", FakeCluster().add(*LISTING), "-j", "s*,8752625")
+        r = call(qstat_main, "qstat", fake(*LISTING), "-j", "s*,8752625")
         assert [line.split()[1] for line in r.out.splitlines() if line.startswith("job_name:")] == \
             ["sleepy", "stubborn", "badwd"]
 
     def test_j_unknown(self) -> None:
-        r = call(qstat_main, "qstat", FakeCluster().add(*LISTING), "-j", "nosuch,42")
+        r = call(qstat_main, "qstat", fake(*LISTING), "-j", "nosuch,42")
         assert (r.code, r.out, r.err) == (1, "", "Following jobs do not exist: \nnosuch, 42\n")
-        r = call(qstat_main, "qstat", FakeCluster().add(*LISTING), "-xml", "-j", "nosuch")
+        r = call(qstat_main, "qstat", fake(*LISTING), "-xml", "-j", "nosuch")
         assert r.code == 0 and "<unknown_jobs" in r.out
 
     def test_j_finds_a_dying_job_until_it_is_gone(self) -> None:
-        cluster = FakeCluster().add("deleting")
+        cluster = fake("deleting")
         assert call(qstat_main, "qstat", cluster, "-j", "stubborn").code == 0
-        cluster.objects["Pod"] = []
+        for pod in cluster.objects("Pod"):  # its pods are gone; the garbage collector has not acted yet
+            cluster.unseen(gone=("Pod", pod["metadata"]["name"]))
         assert call(qstat_main, "qstat", cluster, "-j", "stubborn").code == 0  # the Job still exists
-        cluster.objects["Job"] = []
+        (job,) = cluster.objects("Job")
+        cluster.delete("Job", job["metadata"]["name"])
         assert call(qstat_main, "qstat", cluster, "-j", "stubborn").code == 1
 
     def test_forbidden_own_namespace_is_one_clear_line(self) -> None:
-        r = call(qstat_main, "qstat", FakeCluster(forbidden_own=True))
+        api = fake()
+        api.readable.clear()  # RBAC: not even the tool's own namespace
+        r = call(qstat_main, "qstat", api)
         assert r.code == 1 and r.out == "" and r.err.count("\n") == 1 and "forbidden" in r.err
 
     def test_other_users_namespace_is_skipped_when_forbidden(self) -> None:
-        cluster = FakeCluster().add("running_oneoff")
+        cluster = fake("running_oneoff")
         r = call(qstat_main, "qstat", cluster, "-u", "tools.qsfix,tools.other")
         assert r.code == 0 and "sleepy" in r.out
-        assert ("list", "Job", "app.kubernetes.io/managed-by=gridshim,app.kubernetes.io/created-by=other",
-                None, "tool-other") in cluster.calls
+        assert [(c.params["selector"], c.params["namespace"]) for c in cluster.calls if c.verb == "list"
+                and c.kind == "Job" and c.params["namespace"] == "tool-other"] == [
+            ("app.kubernetes.io/managed-by=gridshim,app.kubernetes.io/created-by=other", "tool-other")]
 
     def test_u_nosuchuser_prints_nothing(self) -> None:
-        r = call(qstat_main, "qstat", FakeCluster().add(*LISTING), "-u", "root")
+        r = call(qstat_main, "qstat", fake(*LISTING), "-u", "root")
         assert (r.code, r.out) == (0, "")
 
     def test_bad_option(self) -> None:
-        r = call(qstat_main, "qstat", FakeCluster(), "-frobnicate")
+        r = call(qstat_main, "qstat", fake(), "-frobnicate")
         assert r.code == 1 and r.err.startswith('error: ERROR! invalid option argument "-frobnicate"')
 
     def test_parse_states(self) -> None:
@@ -324,14 +272,14 @@ class TestJobCommand:
         ("held", 2, "6998045\n"), ("nosuch", 0, ""), ("sleep", 0, ""), ("sleep*", 0, ""),
     ])
     def test_id_and_exit_code(self, name: str, code: int, out: str) -> None:
-        cluster = FakeCluster().add(*LISTING)
+        cluster = fake(*LISTING)
         r = call(job_main, "job", cluster, name)
         assert (r.code, r.out, r.err) == (code, out, "")
         assert cluster.lists()[0] == "Job"
-        assert f"gridshim.io/name={label_value(name)}" in (cluster.calls[0][2] or "")
+        assert f"gridshim.io/name={label_value(name)}" in (cluster.calls[0].params["selector"] or "")
 
     def test_verbose(self) -> None:
-        cluster = FakeCluster().add(*LISTING)
+        cluster = fake(*LISTING)
         r = call(job_main, "job", cluster, "-v", "sleepy")
         assert r.out == "Job 'sleepy' has been running since 2026-11-22T20:26:30 as id 8981583\n"
         assert call(job_main, "job", cluster, "-v", "quick").out == "Job 'quick' is pending as id 2178357\n"
@@ -340,42 +288,41 @@ class TestJobCommand:
             == ("", 0)
 
     def test_first_match_is_the_running_one(self) -> None:
-        cluster = FakeCluster().add("quota_wait", "running_oneoff")
-        for o in cluster.objects["Job"]:
-            o["metadata"]["annotations"]["gridshim.io/name"] = "same"
-            o["metadata"]["labels"]["gridshim.io/name"] = "same"
-        for o in cluster.objects["Pod"]:
-            o["metadata"]["labels"]["gridshim.io/name"] = "same"
+        cluster = fake("quota_wait", "running_oneoff")
+        for kind in ("Job", "Pod"):
+            for o in cluster.objects(kind):
+                patch: dict[str, Any] = {"labels": {"gridshim.io/name": "same"}}
+                if kind == "Job":
+                    patch["annotations"] = {"gridshim.io/name": "same"}
+                cluster.patch(kind, o["metadata"]["name"], {"metadata": patch})
         assert call(job_main, "job", cluster, "same").out == "8981583\n"
 
     @pytest.mark.parametrize("argv", [[], ["-v", "-q", "x"]])
     def test_usage_errors_exit_2(self, argv: list[str]) -> None:
-        r = call(job_main, "job", FakeCluster(), *argv)
+        r = call(job_main, "job", fake(), *argv)
         assert r.code == 2 and r.err.startswith("usage: job") and "job: error: " in r.err
 
 
 class TestStopAndDelete:
     def test_jstop_running_is_graceful_and_keeps_the_job_visible(self) -> None:
-        cluster = FakeCluster().add(*LISTING)
+        cluster = fake(*LISTING)
         r = call(jstop_main, "jstop", cluster, "sleepy")
         assert (r.code, r.out) == (0, "tools.qsfix has registered the job 8981583 for deletion\n")
         uid = load("running_oneoff")["job"]["metadata"]["uid"]
-        assert ("delete", "Job", "sleepy-nl5w8", uid, "Foreground") in cluster.calls
-        assert ("delete_collection", "Pod", f"batch.kubernetes.io/controller-uid={uid}", 20) in cluster.calls
         # the Job goes first, so the Job controller cannot replace the pod
-        kinds = [c[0] for c in cluster.calls if c[0].startswith("delete")]
-        assert kinds == ["delete", "delete_collection"]
+        assert deletes(cluster) == [("delete", "Job", "sleepy-nl5w8", uid, "Foreground"),
+                                    ("delete_collection", "Pod", f"batch.kubernetes.io/controller-uid={uid}", 20, None)]
 
     def test_jstop_pending(self) -> None:
-        r = call(jstop_main, "jstop", FakeCluster().add(*LISTING), "quick")
+        r = call(jstop_main, "jstop", fake(*LISTING), "quick")
         assert (r.code, r.out) == (0, "tools.qsfix has deleted job 2178357\n")
 
     def test_jstop_none(self) -> None:
-        r = call(jstop_main, "jstop", FakeCluster().add(*LISTING), "nosuch")
+        r = call(jstop_main, "jstop", fake(*LISTING), "nosuch")
         assert (r.code, r.out, r.err) == (1, "", "No job 'nosuch' is currently queued or running\n")
 
     def test_qdel_messages_on_stdout(self) -> None:
-        cluster = FakeCluster().add(*LISTING)
+        cluster = fake(*LISTING)
         r = call(qdel_main, "qdel", cluster, "8981583", "quick", "nosuch", "12345")
         assert r.out == ("tools.qsfix has registered the job 8981583 for deletion\n"
                          "tools.qsfix has deleted job 2178357\n"
@@ -384,24 +331,23 @@ class TestStopAndDelete:
         assert (r.code, r.err) == (1, "")
 
     def test_qdel_pattern_hits_every_match(self) -> None:
-        r = call(qdel_main, "qdel", FakeCluster().add(*LISTING), "s*")
+        r = call(qdel_main, "qdel", fake(*LISTING), "s*")
         assert r.code == 0 and r.out.count("\n") == 2 and "8981583" in r.out and "8502943" in r.out
 
     def test_qdel_force_kills_at_once(self) -> None:
-        cluster = FakeCluster().add("running_oneoff")
+        cluster = fake("running_oneoff")
         call(qdel_main, "qdel", cluster, "-f", "sleepy")
         # the pods go with grace 0 before the Job (so the garbage collector's graceful delete of them cannot
         # come first), and once more after it (a replacement made in between)
-        assert [c[0] if c[0] == "delete" else c[3] for c in cluster.calls if c[0] in ("delete", "delete_collection")] \
-            == [0, "delete", 0]
+        assert [c[0] if c[0] == "delete" else c[3] for c in deletes(cluster)] == [0, "delete", 0]
 
     def test_qdel_force_writes_the_killed_jobs_accounting_record(self, tmp_path: Any) -> None:
         """SIGKILL leaves the wrapper no time to write it: qdel -f does, from the Job and its pods."""
         from gridshim import records
         from gridshim.config import Settings
 
-        cluster = FakeCluster().add("running_oneoff")
-        job, pods = cluster.objects["Job"][0], cluster.objects["Pod"]
+        cluster = fake("running_oneoff")
+        job, pods = cluster.objects("Job")[0], cluster.objects("Pod")
         settings = Settings(accounting_file=str(tmp_path / "acct"))
         assert records.ensure_records(job, pods, settings=settings, home="/h", now=2e9, killed=True) == 1
         assert records.ensure_records(job, pods, settings=settings, home="/h", now=2e9, killed=True) == 0  # once
@@ -409,33 +355,33 @@ class TestStopAndDelete:
         assert len(f) == 46 and (f[4], f[11], f[12]) == ("sleepy", "100", "137")
 
     def test_qdel_user(self) -> None:
-        cluster = FakeCluster().add("running_oneoff", "quota_wait")
+        cluster = fake("running_oneoff", "quota_wait")
         r = call(qdel_main, "qdel", cluster, "-u", "tools.qsfix")
         assert r.code == 0 and r.out.count("\n") == 2
-        r = call(qdel_main, "qdel", FakeCluster(), "-u", "tools.qsfix")
+        r = call(qdel_main, "qdel", fake(), "-u", "tools.qsfix")
         assert (r.code, r.out) == (1, "There is no job registered for the following users: tools.qsfix\n")
-        r = call(qdel_main, "qdel", FakeCluster(), "-u", "tools.qsfix", "x")
+        r = call(qdel_main, "qdel", fake(), "-u", "tools.qsfix", "x")
         assert (r.code, r.out) == (1, "The job x of user(s) tools.qsfix does not exist\n")
 
     def test_qdel_no_arguments(self) -> None:
-        r = call(qdel_main, "qdel", FakeCluster())
+        r = call(qdel_main, "qdel", fake())
         assert (r.code, r.out) == (1, "ERROR! no option argument\n") and r.err.startswith("usage: qdel")
 
 
 class TestQmod:
     def test_restart_continuous(self) -> None:
-        cluster = FakeCluster().add(*LISTING)
+        cluster = fake(*LISTING)
         r = call(qmod_main, "qmod", cluster, "-rj", "cont")
         assert (r.code, r.out) == (0, "Pushed rescheduling of job 8240272.1\n")
         uid = load("running_continuous")["job"]["metadata"]["uid"]
-        assert cluster.calls[-1] == ("delete_collection", "Pod", f"batch.kubernetes.io/controller-uid={uid}", 20)
-        assert not any(c[0] == "delete" for c in cluster.calls)  # the Job stays: its controller starts a new pod
+        assert deletes(cluster) == [("delete_collection", "Pod", f"batch.kubernetes.io/controller-uid={uid}", 20, None)]
+        assert cluster.objects("Job")  # the Job stays: its controller starts a new pod
 
     def test_task_queue_is_refused(self) -> None:
-        r = call(qmod_main, "qmod", FakeCluster().add(*LISTING), "-rj", "8981583")
+        r = call(qmod_main, "qmod", fake(*LISTING), "-rj", "8981583")
         assert (r.code, r.out) == (1, "The job 8981583.1 is running in queue task@sandbox-node where jobs are "
                                       "not rerunable.\n")
 
     def test_unknown(self) -> None:
-        r = call(qmod_main, "qmod", FakeCluster().add(*LISTING), "-rj", "nosuch")
+        r = call(qmod_main, "qmod", fake(*LISTING), "-rj", "nosuch")
         assert (r.code, r.out) == (1, 'denied: job "nosuch" does not exist\n')

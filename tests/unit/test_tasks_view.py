@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +23,9 @@ from gridshim.output.plain import format_details, format_plain
 from gridshim.output.xml import format_xml
 from gridshim.status import rows_from_objects, task_views
 from gridshim.tasks import parse_ranges, range_to_dstring
-from kit import golden as assert_golden
+from kit import FakeApi, golden as assert_golden
 from kit.golden import local_time  # noqa: F401  (an autouse fixture: the layouts in local time)
-from test_output import NOW, FakeCluster, load
+from test_output import NOW, load
 
 TOOL = "qsfix"
 NS = f"tool-{TOOL}"
@@ -218,36 +218,13 @@ class TestHolds:
 
 # -- commands ----------------------------------------------------------------------------------------------
 
-@dataclass
-class ArrayCluster(FakeCluster):
-    """FakeCluster with PUT (resourceVersion checked) and collection deletes that remove the pods."""
+def with_objects(jobs: list[dict[str, Any]], pods: list[dict[str, Any]] = ()) -> FakeApi:
+    """The kit's fake API server holding JOBS and PODS as a real cluster showed them."""
+    return FakeApi(NS).seed(*jobs, *pods)
 
-    namespace: str = NS
-    conflicts: int = 0  # answer this many PUTs with 409 first
-    puts: list[dict[str, Any]] = field(default_factory=list)
 
-    def with_objects(self, jobs: list[dict[str, Any]], pods: list[dict[str, Any]] = ()) -> "ArrayCluster":
-        self.objects["Job"] += jobs
-        self.objects["Pod"] += list(pods)
-        return self
-
-    def replace(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        self.calls.append(("replace", manifest["kind"], manifest["metadata"]["name"]))
-        for i, o in enumerate(self.objects[manifest["kind"]]):
-            if o["metadata"]["name"] == manifest["metadata"]["name"]:
-                if self.conflicts or o["metadata"].get("resourceVersion") != manifest["metadata"].get("resourceVersion"):
-                    self.conflicts = max(0, self.conflicts - 1)
-                    o["metadata"]["resourceVersion"] = str(int(o["metadata"]["resourceVersion"]) + 1)
-                    raise ConflictError("the object has been modified")
-                new = copy.deepcopy(manifest)
-                new["metadata"]["resourceVersion"] = str(int(o["metadata"]["resourceVersion"]) + 1)
-                self.objects[manifest["kind"]][i] = new
-                self.puts.append(new)
-                return copy.deepcopy(new)
-        raise AssertionError("no such object")
-
-    def annotation(self, key: str) -> str:
-        return self.objects["Job"][0]["metadata"]["annotations"].get(key, "")
+def annotation(api: FakeApi, key: str) -> str:
+    return api.objects("Job")[0]["metadata"]["annotations"].get(key, "")
 
 
 @dataclass
@@ -283,7 +260,7 @@ def call(main: Any, prog: str, cluster: Any, home: Path, *argv: str) -> Result:
 class TestQstatCommand:
     def test_same_round_trips_with_arrays(self, home: Path) -> None:
         job = array_job()
-        cluster = ArrayCluster().with_objects([job], [task_pod(job, 0)])
+        cluster = with_objects([job], [task_pod(job, 0)])
         r = call(qstat_main, "qstat", cluster, home)
         assert column(r.out) == [("4242001", "r", "1"), ("4242001", "qw", "2-10:1")]
         assert cluster.lists() == ["Job", "Pod"]
@@ -294,7 +271,7 @@ class TestQstatCommand:
     ])
     def test_s_by_hold_kind(self, home: Path, states: str, want: set[str]) -> None:
         a = array_job(4242001)
-        cluster = ArrayCluster().with_objects(
+        cluster = with_objects(
             [a, array_job(4242002, suspend=True, hold="u"),
              array_job(4242003, suspend=True, predecessors={"4242001": ""})], [task_pod(a, 0)])
         r = call(qstat_main, "qstat", cluster, home, "-s", states)
@@ -306,7 +283,7 @@ class TestQstatCommand:
                       req="arr,4242009", ids="4242001")
         (home / ".gridshim" / "successors").mkdir(parents=True)
         (home / ".gridshim" / "successors" / "4242001").write_text("4242002\n")
-        cluster = ArrayCluster().with_objects([a, b], [task_pod(a, 0)])
+        cluster = with_objects([a, b], [task_pod(a, 0)])
         r = call(qstat_main, "qstat", cluster, home, "-j", "4242001,4242002")
         assert r.code == 0
         assert_golden("qstat_j_tasks.txt", r.out)
@@ -316,31 +293,32 @@ class TestQstatCommand:
 
     def test_j_successors_only_with_the_marker(self, home: Path) -> None:
         a = array_job(4242001)
-        cluster = ArrayCluster().with_objects([a, array_job(4242002, suspend=True, predecessors={"4242001": ""},
+        cluster = with_objects([a, array_job(4242002, suspend=True, predecessors={"4242001": ""},
                                                             ids="4242001")])
         r = call(qstat_main, "qstat", cluster, home, "-j", "4242001")
         assert "jid_successor_list" not in r.out
-        assert not [c for c in cluster.calls if "gridshim.io/waiting=true" in str(c[2])]
+        assert not [c for c in cluster.calls if "gridshim.io/waiting=true" in str(c.params.get("selector"))]
 
 
 class TestQdelTasks:
-    def running(self, *indexes: int, **kw: Any) -> ArrayCluster:
+    def running(self, *indexes: int, **kw: Any) -> FakeApi:
         job = array_job(**kw)
-        return ArrayCluster().with_objects([job], [task_pod(job, i) for i in indexes])
+        return with_objects([job], [task_pod(job, i) for i in indexes])
 
     def test_running_task_deletes_its_pod(self, home: Path, released: list[Any]) -> None:
         cluster = self.running(0, 1)
         r = call(qdel_main, "qdel", cluster, home, "4242001.2")
         assert (r.code, r.out) == (0, "tools.qsfix has registered the job-array task 4242001.2 for deletion\n")
-        assert ("delete_collection", "Pod", "batch.kubernetes.io/controller-uid=uid-4242001,"
-                "batch.kubernetes.io/job-completion-index=1", 20) in cluster.calls
-        assert not [c for c in cluster.calls if c[0] in ("delete", "replace")] and released == []
+        assert [(c.kind, c.params["selector"], c.params["grace"]) for c in cluster.calls
+                if c.verb == "delete_collection"] == [("Pod", "batch.kubernetes.io/controller-uid=uid-4242001,"
+                                                       "batch.kubernetes.io/job-completion-index=1", 20)]
+        assert not [c for c in cluster.calls if c.verb in ("delete", "replace")] and released == []
 
     def test_pending_tasks_with_t(self, home: Path, released: list[Any]) -> None:
         cluster = self.running(0)
         r = call(qdel_main, "qdel", cluster, home, "4242001", "-t", "2-5")
         assert (r.code, r.out) == (0, "tools.qsfix has deleted job-array tasks 2-5:1 of job 4242001\n")
-        assert cluster.annotation("gridshim.io/deleted-tasks") == "2-5:1"
+        assert annotation(cluster, "gridshim.io/deleted-tasks") == "2-5:1"
         marker = home / ".gridshim" / "deleted" / "4242001"
         assert marker.read_text() == "2\n3\n4\n5\n"
         assert (marker.parent.stat().st_mode & 0o777) == 0o700
@@ -354,7 +332,7 @@ class TestQdelTasks:
             "tools.qsfix has deleted job-array tasks 2,3 of job 4242001\n"
         assert call(qdel_main, "qdel", cluster, home, "4242001.5").out == \
             "tools.qsfix has deleted job-array task 4242001.5\n"
-        assert cluster.annotation("gridshim.io/deleted-tasks") == "2,3,5"
+        assert annotation(cluster, "gridshim.io/deleted-tasks") == "2,3,5"
 
     def test_step_range_and_ids_outside_ignored(self, home: Path, released: list[Any]) -> None:
         cluster = self.running(0)
@@ -365,19 +343,19 @@ class TestQdelTasks:
         assert (r.code, r.out) == (0, "")
 
     def test_last_pending_tasks_delete_the_job(self, home: Path, released: list[Any]) -> None:
-        cluster = ArrayCluster().with_objects([array_job(tasks=(1, 3, 1), completed="0")])
+        cluster = with_objects([array_job(tasks=(1, 3, 1), completed="0")])
         r = call(qdel_main, "qdel", cluster, home, "4242001", "-t", "1-3")
         assert r.out == ("tools.qsfix has deleted job-array tasks 2,3 of job 4242001\n"
                          "tools.qsfix has deleted job 4242001\n")
-        assert cluster.objects["Job"] == [] and released == [(4242001, None)]
+        assert cluster.objects("Job") == [] and released == [(4242001, None)]
 
     def test_update_retries_on_conflict(self, home: Path, released: list[Any]) -> None:
         cluster = self.running(0)
-        cluster.conflicts = 2
+        cluster.fail("replace", ConflictError("the object has been modified"), times=2)  # another writer, twice
         r = call(qdel_main, "qdel", cluster, home, "4242001.7")
         assert r.out == "tools.qsfix has deleted job-array task 4242001.7\n"
-        assert [c[0] for c in cluster.calls].count("replace") == 3
-        assert cluster.annotation("gridshim.io/deleted-tasks") == "7"
+        assert [c.verb for c in cluster.calls].count("replace") == 3
+        assert annotation(cluster, "gridshim.io/deleted-tasks") == "7"
 
     def test_whole_array_job(self, home: Path, released: list[Any]) -> None:
         cluster = self.running(0)
@@ -387,11 +365,11 @@ class TestQdelTasks:
 
     def test_already_in_deletion(self, home: Path, released: list[Any]) -> None:
         job = array_job()
-        cluster = ArrayCluster().with_objects([job], [task_pod(job, 0, deleting=True)])
+        cluster = with_objects([job], [task_pod(job, 0, deleting=True)])
         assert call(qdel_main, "qdel", cluster, home, "4242001.1").out == "job 4242001 is already in deletion\n"
 
     def test_non_array_job_has_task_1(self, home: Path, released: list[Any]) -> None:
-        cluster = ArrayCluster(namespace="tool-qsfix").add("running_oneoff")
+        cluster = FakeApi(NS).add_fixture("running_oneoff")
         assert call(qdel_main, "qdel", cluster, home, "8981583.2").out == ""
         assert call(qdel_main, "qdel", cluster, home, "8981583.1").out == \
             "tools.qsfix has registered the job 8981583 for deletion\n"
@@ -409,7 +387,7 @@ class TestQdelTasks:
 
     def test_t_applies_to_the_job_just_before_it(self, home: Path, released: list[Any]) -> None:
         a, b = array_job(4242001), array_job(4242002)
-        cluster = ArrayCluster().with_objects([a, b])
+        cluster = with_objects([a, b])
         r = call(qdel_main, "qdel", cluster, home, "4242001", "4242002", "-t", "3")
         assert r.out == ("tools.qsfix has deleted job 4242001\n"
                          "tools.qsfix has deleted job-array task 4242002.3\n")
@@ -418,10 +396,10 @@ class TestQdelTasks:
 class TestJobAndJstop:
     def test_an_array_job_counts_as_one_job(self, home: Path) -> None:
         job = array_job(name="arr")
-        cluster = ArrayCluster().with_objects([job], [task_pod(job, 0), task_pod(job, 1)])
+        cluster = with_objects([job], [task_pod(job, 0), task_pod(job, 1)])
         r = call(job_main, "job", cluster, home, "arr")
         assert (r.code, r.out) == (1, "4242001\n")
-        r = call(job_main, "job", ArrayCluster().with_objects([array_job(name="arr", suspend=True, hold="u")]),
+        r = call(job_main, "job", with_objects([array_job(name="arr", suspend=True, hold="u")]),
                  home, "-v", "arr")
         assert (r.code, r.out) == (2, "Job 'arr' is pending as id 4242001\n")
         r = call(jstop_main, "jstop", cluster, home, "arr")
