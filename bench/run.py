@@ -623,11 +623,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pairs", type=int, default=15, help="A/B pairs per figure (default 15; ≥ 10 for real figures)")
-    ap.add_argument("--sync-runs", type=int, default=10, help="jsub -sync y runs (default 10)")
+    ap.add_argument("--sync-runs", type=int, default=15, help="jsub -sync y runs (default 15)")
     ap.add_argument("--qstat-jobs", type=int, default=5000, help="Jobs in the namespace for qstat (default 5000)")
     ap.add_argument("--qstat-large", type=int, default=None,
                     help="then with this many Jobs (default 4 × --qstat-jobs: 20,000; 0: not)")
-    ap.add_argument("--qstat-large-pairs", type=int, default=5, help="pairs with --qstat-large Jobs (default 5)")
+    ap.add_argument("--qstat-large-pairs", type=int, default=15, help="pairs with --qstat-large Jobs (default 15)")
     ap.add_argument("--crontab-entries", type=int, default=200, help="entries in the crontab (default 200)")
     ap.add_argument("--array-tasks", type=int, default=1000, help="tasks in the array figures (default 1000)")
     ap.add_argument("--chain-links", type=int, default=10, help="links in the -hold_jid chain (default 10)")

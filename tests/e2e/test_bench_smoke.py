@@ -25,7 +25,8 @@ def test_bench_writes_every_figure(sandbox: Sandbox, tmp_path) -> None:  # type:
     tool = f"bsmoke{os.getpid() % 1000}"
     proc = subprocess.run(
         [sys.executable, str(REPO / "bench" / "run.py"), "--pairs", "2", "--sync-runs", "2", "--qstat-jobs", "40",
-         "--crontab-entries", "5", "--array-tasks", "6", "--chain-links", "2", "--tool", tool, "--out", str(out)],
+         "--crontab-entries", "5", "--array-tasks", "6", "--chain-links", "2", "--qstat-large-pairs", "2", "--tool", tool,
+         "--out", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
     results = json.loads(out.read_text())
