@@ -3,9 +3,10 @@ whether it works unchanged, works with a difference (which), or is not supported
 
 Layer: pure analysis, like translate.py. The crontab is judged by the crontab module itself (each
 entry is planned on its own, so one bad line does not hide the others), jsub and qsub lines by the
-one submission pipeline (submit.plan), so the verdicts are the code's own. Files are read only
-through `CronHost.read_text`, handed in by the CLI. Imports crontab, submit, sgeflags, gridflags,
-translate, config, model and errors.
+one submission pipeline (submit.plan), so the verdicts are the code's own; the other commands by their
+own option tables (each cli module's OPTIONS: data only, nothing of the edge runs). Files are read only
+through `CronHost.read_text`, handed in by the CLI. Imports crontab, shellwords, submit, sgeflags,
+gridflags, translate, config, model, errors, and the command modules for their tables.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from enum import Enum
 from gridshim import crontab as C
 from gridshim import gridflags
 from gridshim import shellwords as S
+from gridshim.cli import crontab as crontab_command
+from gridshim.cli import job, jstop, qacct, qalter, qdel, qmod, qstat
 from gridshim.config import Settings
 from gridshim.errors import GridshimError
 from gridshim.model import JobRequest, Preset
@@ -26,27 +29,13 @@ from gridshim.translate import SubmitHost, default_job_name
 from gridshim.record import replace
 
 SUBMIT: dict[str, Preset] = C.GRID_COMMANDS  # the submitting commands, as a crontab line runs them
-# gridshim's other commands, with the options their parsers accept (cli/qstat.py, qdel.py, qmod.py,
-# job.py, jstop.py, crontab.py, qalter.py) and how many values each takes; tests/unit/test_migrate.py keeps this
-# table in step with those parsers.
+# gridshim's other commands: each one's own option table (the options its parser accepts and how many
+# values each takes), read from the command itself. qalter, qhold and qrls are one module, as SGE's
+# one binary chosen by argv[0].
 CONTROL: dict[str, dict[str, int]] = {
-    "qstat": {"-u": 1, "-s": 1, "-q": 1, "-j": 1, "-r": 0, "-xml": 0, "--watch": 0, "-watch": 0, "-help": 0, "-h": 0,
-              "--help": 0},
-    "qdel": {"-f": 0, "-u": 1, "-t": 1, "-help": 0, "-h": 0, "--help": 0},
-    # qalter, qhold and qrls: one module (cli/qalter.py), as SGE's one binary chosen by argv[0]
-    "qhold": {"-h": 1, "-u": 1, "-help": 0, "--help": 0},
-    "qrls": {"-h": 1, "-u": 1, "-help": 0, "--help": 0},
-    "qalter": {"-N": 1, "-p": 1, "-h": 1, "-hold_jid": 1, "-l": 1, "-o": 1, "-e": 1, "-u": 1, "-help": 0,
-               "--help": 0},
-    # qacct's value after -j/-o/-u/-g/-h/-q/-pe/-slots/-ar is optional; counted as one for finding the job
-    "qacct": {"-j": 1, "-o": 1, "-u": 1, "-g": 1, "-h": 1, "-q": 1, "-pe": 1, "-slots": 1, "-ar": 1, "-b": 1,
-              "-e": 1, "-d": 1, "-f": 1, "-t": 1, "-l": 1, "-P": 1, "-D": 1, "-A": 1, "-E": 0, "-m": 0,
-              "-help": 0},
-    "jstop": {},
-    "job": {"-v": 0, "--verbose": 0, "-q": 0, "--quiet": 0, "-h": 0, "--help": 0},
-    "qmod": {"-rj": 0, "-r": 0, "-help": 0, "-h": 0, "--help": 0},
-    "crontab": {"-l": 0, "-e": 0, "-r": 0, "-i": 0, "-u": 1, "--previous": 0, "--sync": 0, "--dry-run": 0,
-                "-h": 0, "--help": 0},
+    "qstat": qstat.OPTIONS, "qdel": qdel.OPTIONS, "qhold": qalter.QHOLD_OPTIONS, "qrls": qalter.QHOLD_OPTIONS,
+    "qalter": qalter.QALTER_OPTIONS, "qacct": qacct.OPTIONS, "jstop": jstop.OPTIONS, "job": job.OPTIONS,
+    "qmod": qmod.OPTIONS, "crontab": crontab_command.OPTIONS,
 }
 # Grid clients gridshim does not provide: why, and what to do instead.
 ABSENT: dict[str, tuple[str, str]] = {

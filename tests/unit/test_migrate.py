@@ -288,19 +288,73 @@ def test_unsupported_options_are_really_unknown_to_jsub() -> None:
     assert not set(M.UNSUPPORTED_OPTIONS) & set(OPTIONS)
 
 
-# qalter, qhold and qrls share one module, as SGE's one binary: their tables together are its options
-MODULE = {"qhold": "qalter", "qrls": "qalter"}
+class _Reached(Exception):
+    """The command accepted its command line and went on to ask the cluster."""
 
 
-@pytest.mark.parametrize("cmd", sorted(set(M.CONTROL) - set(MODULE)))
-def test_control_table_matches_each_commands_parser(cmd: str) -> None:
-    src = (REPO / "src" / "gridshim" / "cli" / f"{cmd}.py").read_text()
-    literals = {n.value for n in ast.walk(ast.parse(src)) if isinstance(n, ast.Constant)
-                and isinstance(n.value, str) and re.fullmatch(r"--?[A-Za-z][A-Za-z_-]*", n.value)}
-    literals -= {"-c"}  # crontab's `/bin/sh -c` for the editor
-    table = set().union(*(M.CONTROL[c] for c in M.CONTROL if MODULE.get(c, c) == cmd))
-    assert literals <= table, f"{cmd} accepts {sorted(literals - table)}; add them to migrate.CONTROL"
-    assert table - {"-h", "--help", "-help"} <= literals, f"{cmd} no longer accepts {sorted(table - literals)}"
+class _Cluster:
+    def __getattr__(self, name: str) -> object:
+        raise _Reached
+
+
+def _answer(cmd: str, argv: list[str], tmp_path: Path) -> str:
+    """What CMD's own parser says to ARGV: its refusal, or "" when it accepted the line."""
+    from gridshim.cli import crontab as crontab_cli
+    from gridshim.cli import job, jstop, qacct, qalter, qdel, qmod, qstat
+
+    out, err = io.StringIO(), io.StringIO()
+    (tmp_path / "site.yaml").write_text("images:\n  default: img:1\n")
+    env = Env(stdout=out, stderr=err, stdin=io.StringIO(), cwd=str(tmp_path),
+              environ={"HOME": str(tmp_path), "GRIDSHIM_CONFIG": str(tmp_path / "site.yaml")})
+    mains = {"qdel": qdel.qdel_main, "qmod": qmod.qmod_main, "job": job.job_main, "jstop": jstop.jstop_main,
+             "qhold": lambda e, a, cluster: qalter.qhold_main(e, a, release=False, cluster=cluster),
+             "qrls": lambda e, a, cluster: qalter.qhold_main(e, a, release=True, cluster=cluster)}
+    parsers = {"qstat": qstat.parse, "qalter": qalter.parse_alter, "crontab": crontab_cli.parse_args,
+               "qacct": lambda a: qacct.parse(a, now=0.0)}
+    try:
+        if cmd in parsers:
+            parsers[cmd](argv)
+        else:
+            mains[cmd](env, argv, cluster=_Cluster())
+    except _Reached:
+        pass
+    except (qstat.OptionError, qacct.Usage, UsageError, qalter.HelpRequested) as e:
+        return str(e)
+    return out.getvalue() + err.getvalue()
+
+
+def _refused_as_unknown(text: str, option: str) -> bool:
+    return any(p in text for p in (f'invalid option argument "{option}"', f'option "{option}" is not supported',
+                                   f"unrecognized arguments: {option}"))
+
+
+# a value each command takes for the option (default "1": an id, a number, a user, a name, a task range)
+VALUES = {("qstat", "-s"): "r", ("qalter", "-N"): "x", ("qalter", "-h"): "u", ("qhold", "-h"): "u", ("qrls", "-h"): "u",
+          ("qalter", "-l"): "h_vmem=1G", ("qacct", "-b"): "202601010000", ("qacct", "-e"): "202601010000"}
+HELP = ("-h", "-help", "--help")
+
+
+def _line(cmd: str, option: str, arity: int, then: str | None = None) -> list[str]:
+    line = [option, *[VALUES.get((cmd, option), "1")] * arity, *([then] if then else [])]
+    # qstat and qacct refuse a job name where an option should be; the others want a job first
+    return line if cmd in ("qstat", "qacct", "crontab") else ["1", *line]
+
+
+@pytest.mark.parametrize("cmd", sorted(M.CONTROL))
+def test_each_commands_table_is_what_its_parser_takes(cmd: str, tmp_path: Path) -> None:
+    """migrate-check reads each command's own table; the command's parser takes exactly those options,
+    each with that many values: an option after them is read as an option again, and one the table does
+    not have is refused."""
+    for option, arity in M.CONTROL[cmd].items():
+        answer = _answer(cmd, _line(cmd, option, arity), tmp_path)
+        assert not _refused_as_unknown(answer, option), (cmd, option, answer)
+        if not (arity == 0 and option in HELP):  # help ends the parse
+            answer = _answer(cmd, _line(cmd, option, arity, then="-zz"), tmp_path)
+            assert _refused_as_unknown(answer, "-zz"), (cmd, option, answer)
+    if cmd == "jstop":  # jstop takes no options: its one argument is the name, whatever it looks like
+        assert M.CONTROL[cmd] == {} and _answer(cmd, ["-zz"], tmp_path) == ""
+    else:
+        assert _refused_as_unknown(_answer(cmd, _line(cmd, "-zz", 0), tmp_path), "-zz"), cmd
 
 
 def test_absent_clients_are_really_absent() -> None:
@@ -343,11 +397,17 @@ def test_cli_missing_file_is_a_usage_error(tmp_path: Path) -> None:
         main_with(env, ["migrate-check", str(tmp_path / "nope")])
 
 
+COMMAND_MODULES = {"crontab", "job", "jstop", "qacct", "qalter", "qdel", "qmod", "qstat"}
+
+
 def test_the_logic_stays_out_of_the_edge() -> None:
     """doctor.py and migrate.py are pure: no CLI, no click or rich, and the cluster only by duck type."""
     for mod in ("doctor.py", "migrate.py"):
         tree = ast.parse((REPO / "src" / "gridshim" / mod).read_text())
-        names = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        # migrate reads the other commands' option tables from the command modules (data only): exactly those
+        tables = {n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "gridshim.cli"
+                  and mod == "migrate.py" and {a.name for a in n.names} <= COMMAND_MODULES}
+        names = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module and n not in tables}
         names |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         bad = [n for n in names if n.startswith(("gridshim.cli", "gridshim.cluster", "click", "rich", "kubernetes"))]
         assert not bad, f"{mod} imports {bad}"

@@ -92,6 +92,9 @@ class Args:
 
 
 _OPS = {"-l": "l", "-e": "e", "-r": "r", "--previous": "previous", "--sync": "sync"}
+# The options this command accepts and how many values each takes: parse_args reads these (-u also as -uNAME; -l, -r, -e, -i combined as -ri), and
+# gridshim migrate-check reads scripts with it.
+OPTIONS: dict[str, int] = {**dict.fromkeys(_OPS, 0), "-i": 0, "-u": 1, "--dry-run": 0, "-h": 0, "--help": 0}
 
 
 def parse_args(argv: list[str]) -> Args:
@@ -192,7 +195,7 @@ def _read_input(env: Env, path: str | None) -> tuple[bytes, str]:
         with open(full, "rb") as f:
             return f.read(), path
     except OSError as e:
-        from gridshim.crontab import printable  # noqa: PLC0415
+        from gridshim.text import printable  # noqa: PLC0415
 
         raise GridshimError(f"{printable(path)}: {e.strerror}") from None
 

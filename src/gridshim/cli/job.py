@@ -15,6 +15,10 @@ from gridshim.cli._common import Env, argv, load_cluster, run
 from gridshim.errors import UsageError
 
 NONE, RUNNING, QUEUED = 0, 1, 2
+VERBOSE, QUIET, HELP = ("-v", "--verbose"), ("-q", "--quiet"), ("-h", "--help")  # HELP: argparse's own
+# The options this command accepts and how many values each takes: the parser is built from it, and
+# gridshim migrate-check reads scripts with it.
+OPTIONS: dict[str, int] = dict.fromkeys((*VERBOSE, *QUIET, *HELP), 0)
 
 
 def _parser(env: Env) -> argparse.ArgumentParser:
@@ -31,8 +35,8 @@ def _parser(env: Env) -> argparse.ArgumentParser:
                description="Return the id of the job with the given name; exit 0 if there is none, "
                            "1 if it is running, 2 if it is queued.")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("-v", "--verbose", action="store_true", help="say what the state is")
-    g.add_argument("-q", "--quiet", action="store_true", help="print nothing; only the exit code")
+    g.add_argument(*VERBOSE, action="store_true", help="say what the state is")
+    g.add_argument(*QUIET, action="store_true", help="print nothing; only the exit code")
     p.add_argument("JOBNAME")
     return p
 

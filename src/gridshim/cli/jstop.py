@@ -14,6 +14,11 @@ from gridshim.cli._common import Env, argv, load_cluster, run
 from gridshim.errors import ExitCode
 
 
+# jstop takes no options: it passed its first argument, whatever it looks like, to job as the name
+# (migrate-check reads scripts with this table).
+OPTIONS: dict[str, int] = {}
+
+
 def jstop_main(env: Env, argv: list[str], cluster: Any = None) -> int:
     """CLUSTER: an already connected cluster (tests pass a fake); by default the tool's kubeconfig."""
     name = argv[0] if argv else ""  # jstop passed "$1" to job, so a missing name is the empty name

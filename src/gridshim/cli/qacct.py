@@ -50,6 +50,13 @@ DAY = 24 * 3600
 U32 = 0xFFFFFFFF
 
 
+# The options this command accepts and how many values each takes: its parser refuses any other, and
+# gridshim migrate-check reads scripts with it.
+# The value after -j/-o/-u/-g/-h/-q/-pe/-slots/-ar/-P/-D/-A is optional (counted as one here).
+OPTIONS: dict[str, int] = {**dict.fromkeys(("-j", "-o", "-u", "-g", "-h", "-q", "-pe", "-slots", "-ar", "-b", "-e", "-d",
+                                            "-f", "-t", "-l", "-P", "-D", "-A"), 1), "-E": 0, "-m": 0, "-help": 0}
+
+
 class Usage(Exception):
     """Stop: print MESSAGE (if any) and the usage on stderr, exit 1; -help prints it on stdout, exit 0."""
 
@@ -206,6 +213,8 @@ def parse(argv: list[str], *, now: float) -> Options:
 
     while i < len(argv):
         a = argv[i]
+        if a not in OPTIONS:
+            raise Usage(f'error: invalid option argument "{shown(a)}"')
         if a in ("-o", "-u"):
             value_or_flag("owner")
         elif a == "-g":
@@ -276,10 +285,8 @@ def parse(argv: list[str], *, now: float) -> Options:
             o.by_end = True
         elif a == "-m":
             o.master_only = True
-        elif a == "-help":
+        else:  # -help
             raise Usage(help=True)
-        else:
-            raise Usage(f'error: invalid option argument "{shown(a)}"')
         i += 1
     return o
 

@@ -27,6 +27,11 @@ from gridshim.model import RUNNING_STATES, JobRow, Manifest
 from gridshim.render import labels as L
 from gridshim.status import job_started
 
+# The options qalter, and qhold and qrls (one table), accept and how many values each takes: its parser refuses any other, and
+# gridshim migrate-check reads scripts with it.
+QALTER_OPTIONS: dict[str, int] = {"-N": 1, "-p": 1, "-h": 1, "-hold_jid": 1, "-l": 1, "-o": 1, "-e": 1, "-u": 1,
+                                  "-help": 0, "--help": 0}
+QHOLD_OPTIONS: dict[str, int] = {"-h": 1, "-u": 1, "-help": 0, "--help": 0}
 QHOLD_USAGE = "usage: {prog} [-h {{u|o|s}},...] job_task_list\n       {prog} [-h {{u|o|s}},...] -u user_list\n"
 QALTER_USAGE = """\
 usage: qalter [options] job_task_list | -u user_list
@@ -199,6 +204,10 @@ def qhold_main(env: Env, argv: list[str], *, release: bool, cluster: Any = None)
     args = list(argv)
     while args:
         a = args.pop(0)
+        if a.startswith("-") and a != "-" and a not in QHOLD_OPTIONS:
+            env.stderr.write(usage)
+            env.stdout.write(f'ERROR! invalid option argument "{control.shown(a)}"\n')
+            return int(ExitCode.ERROR)
         if a in ("-help", "--help"):
             env.stdout.write(usage)
             return 0
@@ -217,10 +226,6 @@ def qhold_main(env: Env, argv: list[str], *, release: bool, cluster: Any = None)
                 env.stdout.write(f'ERROR! invalid option argument "-h {control.shown(v)}"\n')
                 return int(ExitCode.ERROR)
             letters = parsed
-        elif a.startswith("-") and a != "-":
-            env.stderr.write(usage)
-            env.stdout.write(f'ERROR! invalid option argument "{control.shown(a)}"\n')
-            return int(ExitCode.ERROR)
         else:
             specs += [s for s in a.split(",") if s]
     if not specs and not users:
@@ -272,7 +277,7 @@ def parse_alter(argv: list[str]) -> tuple[Alter, list[str], list[str]]:
     specs: list[str] = []
     users: list[str] = []
     args = list(argv)
-    takes = {"-N", "-p", "-h", "-hold_jid", "-l", "-o", "-e", "-u"}
+    takes = {o for o, n in QALTER_OPTIONS.items() if n}
     while args:
         a = args.pop(0)
         if a in ("-help", "--help"):
@@ -316,7 +321,7 @@ def parse_alter(argv: list[str]) -> tuple[Alter, list[str], list[str]]:
                 alter.stderr = v
             elif a == "-u":
                 users += [u for u in v.split(",") if u]
-        elif a.startswith("-") and a != "-":
+        elif a.startswith("-") and a != "-" and a not in QALTER_OPTIONS:
             raise UsageError(f'ERROR! option "{control.shown(a)}" is not supported by gridshim\'s qalter '
                              "(it changes -N, -l, -hold_jid, -h, -p, -o and -e)")
         else:

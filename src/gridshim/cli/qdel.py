@@ -17,6 +17,9 @@ from gridshim.errors import ExitCode
 from gridshim.model import JobRow
 from gridshim.tasks import Range, parse_ranges
 
+# The options this command accepts and how many values each takes: its parser refuses any other, and
+# gridshim migrate-check reads scripts with it.
+OPTIONS: dict[str, int] = {"-f": 0, "-u": 1, "-t": 1, "-help": 0, "-h": 0, "--help": 0}
 USAGE = "usage: qdel [-f] [-u user_list] [job_task_list [-t task_range] | -u user_list]\n"
 
 
@@ -37,6 +40,10 @@ def qdel_main(env: Env, argv: list[str], cluster: Any = None) -> int:
     args = list(argv)
     while args:
         a = args.pop(0)
+        if a.startswith("-") and a != "-" and a not in OPTIONS:
+            env.stderr.write(USAGE)
+            env.stdout.write(f'ERROR! invalid option argument "{control.shown(a)}"\n')
+            return int(ExitCode.ERROR)
         if a == "-t":
             if not args:
                 env.stderr.write(USAGE)
@@ -63,10 +70,6 @@ def qdel_main(env: Env, argv: list[str], cluster: Any = None) -> int:
         elif a in ("-help", "-h", "--help"):
             env.stdout.write(USAGE)
             return 0
-        elif a.startswith("-") and a != "-":
-            env.stderr.write(USAGE)
-            env.stdout.write(f'ERROR! invalid option argument "{control.shown(a)}"\n')
-            return int(ExitCode.ERROR)
         else:
             for element in (e for e in a.split(",") if e):
                 job, dot, task = element.partition(".")

@@ -14,6 +14,9 @@ from gridshim.cli import finish
 from gridshim.cli._common import Env, argv, load_cluster, run
 from gridshim.errors import ExitCode
 
+# The options this command accepts and how many values each takes: its parser refuses any other, and
+# gridshim migrate-check reads scripts with it.
+OPTIONS: dict[str, int] = {"-rj": 0, "-r": 0, "-help": 0, "-h": 0, "--help": 0}
 USAGE = "usage: qmod -rj job_list\n"
 
 
@@ -24,15 +27,15 @@ def qmod_main(env: Env, argv: list[str], cluster: Any = None) -> int:
     restart = False
     while args:
         a = args.pop(0)
+        if a.startswith("-") and a not in OPTIONS:
+            env.stderr.write(USAGE)
+            env.stderr.write(f'qmod: option "{control.shown(a)}" is not supported here; only -rj (restart a job) is\n')
+            return int(ExitCode.ERROR)
         if a in ("-rj", "-r"):
             restart = True
         elif a in ("-help", "-h", "--help"):
             env.stdout.write(USAGE)
             return 0
-        elif a.startswith("-"):
-            env.stderr.write(USAGE)
-            env.stderr.write(f'qmod: option "{control.shown(a)}" is not supported here; only -rj (restart a job) is\n')
-            return int(ExitCode.ERROR)
         else:
             specs += [s for s in a.split(",") if s]
     if not restart or not specs:

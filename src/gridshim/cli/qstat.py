@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 
 USAGE = ("usage: qstat [-u user_list] [-s {p|r|s|z|hu|ho|hs|hd|hj|ha|h|a}[+]] [-q wc_queue_list] "
          "[-j job_list] [-r] [-xml] [--watch]\n")
+# The options this command accepts and how many values each takes: its parser refuses any other, and
+# gridshim migrate-check reads scripts with it.
+OPTIONS: dict[str, int] = {"-u": 1, "-s": 1, "-q": 1, "-j": 1, "-r": 0, "-xml": 0, "--watch": 0, "-watch": 0,
+                           "-help": 0, "-h": 0, "--help": 0}  # -j's value is optional
 # qstat -s: letters, 'h' with an optional hold kind; 'a' is psr, 'h' every hold. Default: prs.
 HOLD_KINDS = frozenset("uosdja")
 DEFAULT_STATES = frozenset("prs")
@@ -81,6 +85,8 @@ def parse(argv: list[str]) -> Options:
                 raise OptionError(f'ERROR! {control.shown(a)} option must have argument')
             return args.pop(0)
 
+        if a not in OPTIONS:
+            raise OptionError(f'ERROR! invalid option argument "{control.shown(a)}"')
         if a == "-u":
             opts.users += [u for u in value().split(",") if u]
         elif a == "-s":
@@ -97,10 +103,8 @@ def parse(argv: list[str]) -> Options:
             opts.resources = True
         elif a in ("--watch", "-watch"):
             opts.watch = True
-        elif a in ("-help", "-h", "--help"):
+        else:  # -help, -h, --help
             opts.help = True
-        else:
-            raise OptionError(f'ERROR! invalid option argument "{control.shown(a)}"')
     return opts
 
 
