@@ -138,6 +138,7 @@ class FakeApi:
         self._lost: list[str] = []
         self._interfere: Callable[[str, str, str], None] | None = None
         self._idle = 0
+        self._controller: Callable[[], None] | None = None
         self.conflicts = 0  # 409 Conflicts answered (a stale resourceVersion or uid)
 
     @property
@@ -272,6 +273,11 @@ class FakeApi:
             if self._steps:
                 self._steps.pop(0)()
                 continue
+            if self._controller is not None:
+                before = len(self.events)
+                self._controller()
+                if len(self.events) != before:
+                    continue
             if not delivered:
                 self._idle += 1
                 if self._idle > IDLE_WATCHES:
@@ -284,6 +290,21 @@ class FakeApi:
         """Run STEPS one at a time, each when a watch has delivered everything before it."""
         self._steps.extend(steps)
         return self
+
+    def controller(self, fn: Callable[[], None]) -> "FakeApi":
+        """FN runs whenever a watch has delivered everything and no step is queued (what the cluster's
+        controllers do while a client waits); a watch ends when FN changed nothing."""
+        self._controller = fn
+        return self
+
+    def run_jobs(self, exit_code: int = 0) -> "FakeApi":
+        """A controller that runs every Job not finished yet to its end with EXIT_CODE."""
+        def run() -> None:
+            for job in self.objects("Job"):
+                if not any(c.get("type") in ("Complete", "Failed") for c in (job.get("status") or {}).get("conditions") or []):
+                    self.start(job["metadata"]["name"])
+                    self.finish(job["metadata"]["name"], exit_code)
+        return self.controller(run)
 
     def bookmark(self, kind: str = "Job") -> None:
         rv = int(self._next_rv())
@@ -413,6 +434,10 @@ class FakeApi:
         return self
 
     # -- reading back ----------------------------------------------------------------------------------
+
+    def created(self, kind: str) -> list[Manifest]:
+        """Every object of KIND as it was created, in the order of creation (also those deleted since)."""
+        return [copy.deepcopy(o) for _, t, k, o in self.events if t == "ADDED" and k == kind]
 
     def objects(self, kind: str) -> list[Manifest]:
         return [copy.deepcopy(o) for o in self._select(kind, None, None, self.namespace)]

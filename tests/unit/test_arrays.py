@@ -7,12 +7,11 @@ test_render.py does; the e2e evidence is tests/e2e/test_arrays_e2e.py.
 
 from __future__ import annotations
 
-import copy
 import os
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable
 
 import pytest
 
@@ -24,7 +23,8 @@ from gridshim.render import labels as L
 from gridshim.render import render
 from gridshim import tasks as T
 from gridshim.sgeflags import QsubError, Rejected, parse_task_range
-from test_qsub import JOB_ID, SETTINGS, QsubCLI, container, dry, env_of, job_of, qplan
+from kit import FakeApi
+from test_qsub import JOB_ID, SETTINGS, QsubCLI, container, dry, env_of, job_ids, job_of, qplan
 
 SCRIPT_PREFIX = "Unable to read script file because of error: "
 
@@ -308,73 +308,51 @@ def test_a_hanging_release_is_cut_off(tmp_path: Path) -> None:
 def test_submit_line_and_terse_show_the_range_as_given(cli: QsubCLI) -> None:
     cli.with_cluster()
     r = cli("-t", "1-10:3", "run.sh")
-    assert (r.rc, r.out) == (0, f'Your job-array {cli.cluster.job_ids[0]}.1-10:3 ("run.sh") has been submitted\n')
+    assert (r.rc, r.out) == (0, f'Your job-array {job_ids(cli.cluster)[0]}.1-10:3 ("run.sh") has been submitted\n')
     r = cli("-terse", "-t", "10-1:4", "run.sh")
-    assert (r.rc, r.out) == (0, f"{cli.cluster.job_ids[1]}.1-10:4\n")
+    assert (r.rc, r.out) == (0, f"{job_ids(cli.cluster)[1]}.1-10:4\n")
     r = cli("-terse", "-t", "5", "run.sh")
-    assert r.out == f"{cli.cluster.job_ids[2]}.5-5:1\n"
+    assert r.out == f"{job_ids(cli.cluster)[2]}.5-5:1\n"
 
 
 def indexed_pod(index: int, code: int, finished: str, *, uid: str = "u1") -> dict[str, Any]:
-    return {"metadata": {"creationTimestamp": "2026-01-01T00:00:00Z",
+    """The pod of completion index INDEX of the Job with uid UID, ended with CODE at FINISHED."""
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": f"arr-{index}", "creationTimestamp": "2026-01-01T00:00:00Z",
+                         "labels": {"batch.kubernetes.io/controller-uid": uid, T.COMPLETION_INDEX: str(index)},
                          "annotations": {T.COMPLETION_INDEX: str(index)}},
-            "status": {"containerStatuses": [{"state": {"terminated": {"exitCode": code, "finishedAt": finished}}}]}}
+            "status": {"phase": "Succeeded" if code == 0 else "Failed",
+                       "containerStatuses": [{"state": {"terminated": {"exitCode": code, "finishedAt": finished}}}]}}
 
 
-class ArrayCluster:
-    """Enough of the Cluster port: the created array Job, whose watch shows its indexes finishing in STEPS
-    (status, pods that ended), then FINAL (status) with FINAL_PODS."""
+def array_api(steps: list[tuple[dict[str, Any], list[int]]], final: dict[str, Any],
+              pods: dict[int, tuple[int, str]], annotations: dict[str, str] | None = None) -> FakeApi:
+    """The kit's fake API server, where the array Job qsub creates shows its indexes finishing in STEPS
+    (its status, the indexes whose pods ended), then FINAL; PODS: index -> (exit code, finishedAt)."""
+    api = FakeApi("tool-demo")
 
-    namespace = "tool-demo"
+    def job() -> dict[str, Any]:
+        (j,) = api.objects("Job")
+        return j
 
-    def __init__(self, steps: list[tuple[dict[str, Any], list[dict[str, Any]]]], final: dict[str, Any],
-                 final_pods: list[dict[str, Any]], annotations: dict[str, str] | None = None) -> None:
-        self.steps, self.final, self.final_pods = steps, final, final_pods
-        self.annotations = annotations or {}
-        self.job: dict[str, Any] = {}
-        self.pods: list[dict[str, Any]] = []
-        self.selectors = []
-
-    def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        self.job = copy.deepcopy(manifest)
-        self.job["metadata"].update(name="arr-1", uid="u1", resourceVersion="1")
-        self.job["metadata"]["annotations"].update(self.annotations)
-        return self.job
-
-    def _at(self, rv: str, status: dict[str, Any]) -> dict[str, Any]:
-        obj = copy.deepcopy(self.job)
-        obj["metadata"]["resourceVersion"] = rv
-        obj["status"] = status
-        return obj
-
-    def get(self, kind: str, name: str) -> dict[str, Any]:
-        if self.steps:
-            return self._at("1", {})
-        self.pods = self.final_pods
-        return self._at("9", self.final)
-
-    def watch(self, kind: str, **_: Any) -> Iterator[tuple[str, dict[str, Any]]]:
-        n = 1
-        while self.steps:
-            status, pods = self.steps.pop(0)
-            self.pods += pods
-            n += 1
-            yield "MODIFIED", self._at(str(n), status)
-        self.pods = self.final_pods
-        yield "MODIFIED", self._at("9", self.final)
-
-    def list(self, kind: str, *, selector: str | None = None, **_: Any) -> tuple[list[dict[str, Any]], str]:
-        if kind == "Pod":
-            self.selectors.append(selector or "")
-        return (list(self.pods) if kind == "Pod" else [self.job]), "1"
-
-    def delete(self, *args: Any, **kw: Any) -> None:
-        return None
-
-    selectors: list[str]
+    def step(status: dict[str, Any], ended: list[int]) -> Callable[[], None]:
+        def run() -> None:
+            j = job()
+            api.seed(*[indexed_pod(i, *pods[i], uid=j["metadata"]["uid"]) for i in ended])
+            api.set_status("Job", j["metadata"]["name"], **status)
+        return run
+    first = []
+    if annotations:  # on the Job before the waiter's first look (a task qdel'd while pending)
+        first = [lambda: api.patch("Job", job()["metadata"]["name"], {"metadata": {"annotations": annotations}})]
+    api.then(*first, *[step(s, e) for s, e in steps], step(final, sorted(pods)))
+    return api
 
 
-def sync_cli(cli: QsubCLI, cluster: ArrayCluster) -> None:
+def pod_selectors(api: FakeApi) -> list[str]:
+    return [c.params["selector"] for c in api.calls if c.verb == "list" and c.kind == "Pod"]
+
+
+def sync_cli(cli: QsubCLI, cluster: FakeApi) -> None:
     import gridshim.cli.jsub as jsub_cli
 
     cli.monkeypatch.setattr(jsub_cli, "connect", lambda env, settings, *, dry_run: (cluster, "demo", 52001))
@@ -383,36 +361,37 @@ def sync_cli(cli: QsubCLI, cluster: ArrayCluster) -> None:
 def test_sync_prints_each_task_as_it_finishes_and_exits_with_the_first_failure(cli: QsubCLI) -> None:
     t = "2026-01-01T00:00:%02dZ"
     steps = [
-        ({"active": 2, "completedIndexes": "1"}, [indexed_pod(1, 0, t % 5)]),              # task 4
-        ({"active": 2, "completedIndexes": "1", "failedIndexes": "3"}, [indexed_pod(3, 5, t % 7)]),  # task 10: 5
-        ({"active": 1, "completedIndexes": "0-1", "failedIndexes": "3"}, [indexed_pod(0, 0, t % 8)]),  # task 1
+        ({"active": 2, "completedIndexes": "1"}, [1]),                                   # task 4
+        ({"active": 2, "completedIndexes": "1", "failedIndexes": "3"}, [3]),             # task 10: 5
+        ({"active": 1, "completedIndexes": "0-1", "failedIndexes": "3"}, [0]),           # task 1
     ]
     final = {"completedIndexes": "0-1", "failedIndexes": "2-3",
              "conditions": [{"type": "Failed", "status": "True", "reason": "FailedIndexes"}]}
-    pods = [indexed_pod(1, 0, t % 5), indexed_pod(3, 5, t % 7), indexed_pod(0, 0, t % 8), indexed_pod(2, 137, t % 9)]
-    cluster = ArrayCluster(steps, final, pods)
+    pods = {1: (0, t % 5), 3: (5, t % 7), 0: (0, t % 8), 2: (137, t % 9)}
+    cluster = array_api(steps, final, pods)
     sync_cli(cli, cluster)
     r = cli("-sync", "y", "-t", "1-10:3", "run.sh")
-    job_id = cluster.job["metadata"]["labels"][L.JOB_ID]
+    (made,) = cluster.created("Job")
+    job_id = made["metadata"]["labels"][L.JOB_ID]
     assert r.out == (f'Your job-array {job_id}.1-10:3 ("run.sh") has been submitted\n'
                      f"Job {job_id}.4 exited with exit code 0.\nJob {job_id}.1 exited with exit code 0.\n")
     assert r.err == (f"Job {job_id}.10 exited with exit code 5.\n"
                      f"Job {job_id}.7 exited because of signal SIGKILL\n")
     assert r.rc == 5  # the first non-zero contribution in finishing order
     # while it runs, each look reads only the pods of the tasks that just ended; at the end, one LIST
-    by_uid = "batch.kubernetes.io/controller-uid=u1"
-    assert cluster.selectors == [f"{by_uid},{T.COMPLETION_INDEX} in (1)", f"{by_uid},{T.COMPLETION_INDEX} in (3)",
+    by_uid = f"batch.kubernetes.io/controller-uid={made['metadata']['uid']}"
+    assert pod_selectors(cluster) == [f"{by_uid},{T.COMPLETION_INDEX} in (1)", f"{by_uid},{T.COMPLETION_INDEX} in (3)",
                                  f"{by_uid},{T.COMPLETION_INDEX} in (0)", by_uid]
 
 
 def test_sync_all_at_once_is_ordered_by_finish_time_and_deleted_tasks_never_ran(cli: QsubCLI) -> None:
     t = "2026-01-01T00:00:%02dZ"
     final = {"completedIndexes": "0-2", "conditions": [{"type": "Complete", "status": "True"}]}
-    pods = [indexed_pod(0, 0, t % 9), indexed_pod(1, 0, t % 3), indexed_pod(2, 0, t % 4)]
-    cluster = ArrayCluster([], final, pods, annotations={T.A_DELETED_TASKS: "3"})  # task 3 qdel'd while pending
+    pods = {0: (0, t % 9), 1: (0, t % 3), 2: (0, t % 4)}
+    cluster = array_api([], final, pods, annotations={T.A_DELETED_TASKS: "3"})  # task 3 qdel'd while pending
     sync_cli(cli, cluster)
     r = cli("-sync", "y", "-terse", "-t", "1-3", "run.sh")
-    job_id = cluster.job["metadata"]["labels"][L.JOB_ID]
+    job_id = cluster.created("Job")[0]["metadata"]["labels"][L.JOB_ID]
     assert r.out == f"{job_id}.1-3:1\n"  # -terse: no success lines
     assert r.err == f"Unable to run job {job_id}.3\n"
     assert r.rc == 0  # "never ran" contributes 0
@@ -460,22 +439,16 @@ def test_a_crontab_array_is_an_indexed_job_template() -> None:
     assert p.request.stdout == "/data/project/demo/run.sh.o$JOB_ID.$TASK_ID"
 
 
-class DeletedArray(ArrayCluster):
-    """An array whose first task runs (active 1, -tc 1) when qdel deletes the whole Job and its pods."""
-
-    def get(self, kind: str, name: str) -> dict[str, Any]:
-        return self._at("1", {})
-
-    def watch(self, kind: str, **_: Any) -> Iterator[tuple[str, dict[str, Any]]]:
-        yield "MODIFIED", self._at("2", {"active": 1, "ready": 1})
-        yield "DELETED", self._at("3", {"active": 1, "ready": 1})
-
-
 def test_sync_when_the_whole_array_is_deleted_the_running_task_was_killed_the_rest_never_ran(cli: QsubCLI) -> None:
-    cluster = DeletedArray([], {}, [])
+    """The first task runs (active 1, -tc 1) when qdel deletes the whole Job and its pods."""
+    cluster = FakeApi("tool-demo")
+
+    def name() -> str:
+        return cluster.objects("Job")[0]["metadata"]["name"]
+    cluster.then(lambda: cluster.set_status("Job", name(), active=1, ready=1), lambda: cluster.delete("Job", name()))
     sync_cli(cli, cluster)
     r = cli("-sync", "y", "-terse", "-t", "1-3", "-tc", "1", "run.sh")
-    job_id = cluster.job["metadata"]["labels"][L.JOB_ID]
+    job_id = cluster.created("Job")[0]["metadata"]["labels"][L.JOB_ID]
     assert r.err == (f"Job {job_id}.1 exited because of signal SIGKILL\n"
                      f"Unable to run job {job_id}.2\nUnable to run job {job_id}.3\n")
     assert r.rc == 1

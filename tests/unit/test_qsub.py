@@ -13,7 +13,6 @@ GRIDSHIM_UPDATE_GOLDEN=1 rewrites them (same policy as test_render.py).
 
 from __future__ import annotations
 
-import copy
 import io
 import os
 import posixpath
@@ -35,7 +34,7 @@ from gridshim.render.command import unwrap_command, wrap_command
 from gridshim.render.labels import job_id_for
 from gridshim.sgeflags import QsubError, Rejected
 from gridshim.translate import SubmitHost, check_sge_name, parallel_environment
-from kit import golden as assert_golden
+from kit import FakeApi, golden as assert_golden
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 HOME = "/data/project/demo"
@@ -107,50 +106,11 @@ def with_script(text: str, name: str = "job.sh") -> dict[str, str]:
     return {name: text}
 
 
-# -- helpers: the CLI with an injected Env, and a tiny in-memory cluster ------------------------------------
+# -- helpers: the CLI with an injected Env, and the kit's fake API server ------------------------------------
 
-class FakeCluster:
-    """Enough of the Cluster port for qsub: create, and a job that is already finished when looked at."""
-
-    namespace = "tool-demo"
-
-    def __init__(self, exit_code: int = 0) -> None:
-        self.exit_code = exit_code
-        self.created: list[dict[str, Any]] = []
-
-    def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        m = copy.deepcopy(manifest)
-        meta = m["metadata"]
-        meta.setdefault("name", meta.pop("generateName", "job-") + f"{len(self.created):05d}")
-        meta.update(uid=f"uid-{len(self.created)}", resourceVersion="1")
-        self.created.append(m)
-        return m
-
-    def _finished(self, m: dict[str, Any]) -> dict[str, Any]:
-        done = copy.deepcopy(m)
-        done["status"] = {"conditions": [{"type": "Complete" if self.exit_code == 0 else "Failed", "status": "True"}]}
-        return done
-
-    def get(self, kind: str, name: str) -> dict[str, Any]:
-        return self._finished(next(m for m in self.created if m["metadata"]["name"] == name))
-
-    def list(self, kind: str, *, selector: str | None = None, field_selector: str | None = None,
-             namespace: str | None = None) -> tuple[list[dict[str, Any]], str]:
-        if kind == "Pod":
-            pod = {"metadata": {"creationTimestamp": "2027-01-15T08:00:00Z"},
-                   "status": {"containerStatuses": [{"state": {"terminated": {"exitCode": self.exit_code}}}]}}
-            return [pod], "1"
-        return [self._finished(m) for m in self.created], "1"
-
-    def watch(self, *args: Any, **kw: Any) -> Any:
-        return iter(())
-
-    def delete(self, *args: Any, **kw: Any) -> None:
-        return None
-
-    @property
-    def job_ids(self) -> list[int]:
-        return [int(m["metadata"]["labels"]["gridshim.io/job-id"]) for m in self.created]
+def job_ids(api: FakeApi) -> list[int]:
+    """The grid ids of the Jobs created, in order."""
+    return [int(m["metadata"]["labels"]["gridshim.io/job-id"]) for m in api.created("Job")]
 
 
 @dataclass
@@ -183,7 +143,7 @@ class QsubCLI:
                         "GRIDSHIM_CONFIG": str(tmp_path / "config.yaml")}
         self.script("run.sh", "#!/bin/sh\necho hi\n")
         self.connects: list[bool] = []
-        self.cluster: FakeCluster | None = None
+        self.cluster: FakeApi | None = None
 
     def config(self, *, memory: str | None) -> None:
         text = (f"images: {{default: registry/bookworm:latest}}\nuid: 52001\n"
@@ -198,11 +158,12 @@ class QsubCLI:
         path.write_text(text)
         return path
 
-    def with_cluster(self, exit_code: int = 0) -> FakeCluster:
-        """Replace connect(): a FakeCluster for real submissions, None for --dry-run (as the real one)."""
+    def with_cluster(self, exit_code: int = 0) -> FakeApi:
+        """Replace connect(): the kit's FakeApi for real submissions (each job runs and ends with EXIT_CODE
+        while -sync y waits), None for --dry-run (as the real one)."""
         import gridshim.cli.jsub as jsub_cli
 
-        fake = FakeCluster(exit_code)
+        fake = FakeApi("tool-demo").run_jobs(exit_code)
         self.cluster = fake
 
         def connect(env: Env, settings: Settings, *, dry_run: bool) -> tuple[object, str, int | None]:
@@ -450,28 +411,28 @@ class TestSuccessOutput:
         fake = cli.with_cluster()
         r = cli("run.sh")
         assert (r.rc, r.err) == (0, "")
-        assert r.out == f'Your job {fake.job_ids[0]} ("run.sh") has been submitted\n'
+        assert r.out == f'Your job {job_ids(fake)[0]} ("run.sh") has been submitted\n'
         assert cli.connects == [False]
 
     def test_submit_line_id_is_the_first_digits_for_dask(self, cli: QsubCLI) -> None:
         fake = cli.with_cluster()
         out = cli("-N", "dask-worker", "run.sh").out
-        assert int(re.search(r"(?P<job_id>\d+)", out).group("job_id")) == fake.job_ids[0]  # type: ignore[union-attr]
+        assert int(re.search(r"(?P<job_id>\d+)", out).group("job_id")) == job_ids(fake)[0]  # type: ignore[union-attr]
 
     def test_terse(self, cli: QsubCLI) -> None:
         fake = cli.with_cluster()
         r = cli("-terse", "run.sh")
-        assert (r.rc, r.out, r.err) == (0, f"{fake.job_ids[0]}\n", "")
+        assert (r.rc, r.out, r.err) == (0, f"{job_ids(fake)[0]}\n", "")
 
     def test_terse_from_a_directive(self, cli: QsubCLI) -> None:
         fake = cli.with_cluster()
         r = cli(stdin="#!/bin/bash\n#$ -terse\n#$ -N nf-x\necho hi\n")
-        assert (r.rc, r.out) == (0, f"{fake.job_ids[0]}\n")
+        assert (r.rc, r.out) == (0, f"{job_ids(fake)[0]}\n")
 
     def test_terse_keeps_gridshims_own_warnings_off_stdout(self, cli: QsubCLI) -> None:
         fake = cli.with_cluster()
         r = cli("-terse", "-l", "arch=lx-amd64", "-m", "be", "run.sh")
-        assert r.out == f"{fake.job_ids[0]}\n"
+        assert r.out == f"{job_ids(fake)[0]}\n"
         assert r.err.startswith("qsub: warning: -l arch=lx-amd64") and r.err.count("qsub: warning:") == 2
 
     def test_repeat_warning_comes_before_the_submit_line(self, cli: QsubCLI) -> None:
@@ -479,27 +440,27 @@ class TestSuccessOutput:
         cli.script("rep.sh", "#$ -N a\n#$ -N b\necho\n")
         r = cli("-N", "c", "-N", "d", "rep.sh")
         assert r.out.splitlines() == [f"warning: {REPEAT}", f"qsub: warning: {REPEAT}",
-                                      f'Your job {fake.job_ids[0]} ("d") has been submitted']
+                                      f'Your job {job_ids(fake)[0]} ("d") has been submitted']
 
     def test_repeat_warning_comes_before_the_terse_id(self, cli: QsubCLI) -> None:
         fake = cli.with_cluster()
         r = cli("-terse", "-N", "a", "-N", "b", "run.sh")
-        assert r.out == f"qsub: warning: {REPEAT}\n{fake.job_ids[0]}\n"
+        assert r.out == f"qsub: warning: {REPEAT}\n{job_ids(fake)[0]}\n"
 
     def test_sync_returns_the_jobs_exit_code(self, cli: QsubCLI) -> None:
         fake = cli.with_cluster(exit_code=3)
         r = cli("-sync", "y", "run.sh")
-        n = fake.job_ids[0]
+        n = job_ids(fake)[0]
         assert (r.rc, r.out, r.err) == (3, f'Your job {n} ("run.sh") has been submitted\n',
                                         f"Job {n} exited with exit code 3.\n")
 
     def test_sync_success_line_is_not_printed_with_terse(self, cli: QsubCLI) -> None:
         fake = cli.with_cluster(exit_code=0)
         r = cli("-sync", "y", "run.sh")
-        n = fake.job_ids[0]
+        n = job_ids(fake)[0]
         assert (r.rc, r.out) == (0, f'Your job {n} ("run.sh") has been submitted\nJob {n} exited with exit code 0.\n')
         r = cli("-sync", "y", "-terse", "run.sh")
-        assert (r.rc, r.out, r.err) == (0, f"{fake.job_ids[1]}\n", "")
+        assert (r.rc, r.out, r.err) == (0, f"{job_ids(fake)[1]}\n", "")
 
     def test_help(self, cli: QsubCLI) -> None:
         r = cli("-help")
@@ -509,21 +470,21 @@ class TestSuccessOutput:
         fake = cli.with_cluster()
         r = cli("-w", "v", "run.sh")
         assert (r.rc, r.out, r.err) == (0, "verification: found suitable queue(s)\n", "")
-        assert fake.created == []
+        assert fake.created("Job") == []
 
     def test_script_from_stdin(self, cli: QsubCLI) -> None:
         fake = cli.with_cluster()
         r = cli("--", "a", "b", stdin="echo $1 $2\n")
-        assert r.out == f'Your job {fake.job_ids[0]} ("STDIN") has been submitted\n'
-        assert argv_of(fake.created[0]) == ["/bin/sh", "a", "b"]
+        assert r.out == f'Your job {job_ids(fake)[0]} ("STDIN") has been submitted\n'
+        assert argv_of(fake.created("Job")[0]) == ["/bin/sh", "a", "b"]
 
     def test_dry_run_after_the_script_is_a_job_argument(self, cli: QsubCLI) -> None:
         """§1.1: every token after the script is a job argument, so this is a real submission."""
         fake = cli.with_cluster()
         r = cli("run.sh", "--dry-run")
         assert (r.rc, r.err) == (0, "")
-        assert cli.connects == [False] and len(fake.created) == 1
-        assert argv_of(fake.created[0]) == ["/bin/sh", "--dry-run"]
+        assert cli.connects == [False] and len(fake.created("Job")) == 1
+        assert argv_of(fake.created("Job")[0]) == ["/bin/sh", "--dry-run"]
 
     def test_at_file_with_the_script_on_stdin(self, cli: QsubCLI) -> None:
         """§1.2 `-@ file` + §1.1 script from stdin (stdin is read only once plan() knows it needs it)."""
