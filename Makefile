@@ -53,8 +53,13 @@ sandbox-down:
 sandbox-status: venv
 	$(PY) -m sandbox.up status
 
-# The whole suite: unit tests, then end-to-end tests against the real sandbox (started if needed).
-test: system-deps venv clients-venv sandbox-build
+# ruff over the tree, mypy over src/ (settings in pyproject.toml); `make test` runs it first.
+lint: venv
+	$(PY) -m ruff check src tests sandbox bench
+	$(PY) -m mypy src
+
+# The whole suite: lint, unit tests, then end-to-end tests against the real sandbox (started if needed).
+test: lint system-deps venv clients-venv sandbox-build
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: venv
