@@ -139,6 +139,7 @@ class FakeApi:
         self._interfere: Callable[[str, str, str], None] | None = None
         self._idle = 0
         self._controller: Callable[[], None] | None = None
+        self._admission: list[Callable[[Manifest], None]] = []
         self.conflicts = 0  # 409 Conflicts answered (a stale resourceVersion or uid)
 
     @property
@@ -156,6 +157,8 @@ class FakeApi:
         self._call("create", kind, name)
         self._before("create", kind, name)
         ns = meta.setdefault("namespace", self.namespace)
+        for policy in self._admission:  # validating admission comes before storage (and its 409)
+            policy(obj)
         if (ns, kind, name) in self.store:
             raise JobExistsError(f'{PLURAL.get(kind, kind)} "{name}" already exists')
         meta.update(uid=self._uid(), resourceVersion=self._next_rv(), creationTimestamp=self.now, generation=1)
@@ -188,6 +191,8 @@ class FakeApi:
                                 "object has been modified; please apply your changes to the latest version and "
                                 "try again")
         new = copy.deepcopy(manifest)
+        for policy in self._admission:
+            policy(new)
         if "status" in cur:  # the main resource does not write status (a subresource)
             new["status"] = copy.deepcopy(cur["status"])
         self._keep_identity(cur, new)
@@ -421,6 +426,12 @@ class FakeApi:
     def before(self, verb: str, action: Callable[[], None], *, kind: str | None = None) -> "FakeApi":
         """ACTION runs just before the next call of VERB on KIND is answered (what changed unseen)."""
         self._faults.append((verb, kind, action))  # type: ignore[arg-type]
+        return self
+
+    def admit(self, policy: Callable[[Manifest], None]) -> "FakeApi":
+        """POLICY(object) runs on every create and replace before it is stored, and refuses by raising (a
+        ValidatingAdmissionPolicy: gridshim's errors for the API server's 422, as the client maps it)."""
+        self._admission.append(policy)
         return self
 
     def lose_answer(self, verb: str = "create") -> "FakeApi":

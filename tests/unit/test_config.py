@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from kit import FakeApi
+
 from gridshim import config
 from gridshim.config import ConfigError, from_dict
 
@@ -94,25 +96,12 @@ def test_namespace_uid(annotations: dict[str, str] | None, error: str | None) ->
     assert error in e.value.message and "docs/site-config.md" in (e.value.hint or "")
 
 
-class NamespaceCluster:
-    namespace = "tool-x"
-
-    def __init__(self, answer: object) -> None:
-        self.answer, self.gets = answer, 0
-
-    def namespace_object(self) -> dict:
-        self.gets += 1
-        if isinstance(self.answer, Exception):
-            raise self.answer
-        return self.answer  # type: ignore[return-value]
-
-
 def test_tool_uid_namespace_asks_the_cluster_once_and_ignores_home(tmp_path: Path) -> None:
     from gridshim.cli._common import tool_uid
 
-    cluster = NamespaceCluster(ns({"gridshim.io/uid": "52001"}))
+    cluster = FakeApi("tool-x", namespace_annotations={"gridshim.io/uid": "52001"})
     assert tool_uid("namespace", tool="x", home=str(tmp_path / "someone-elses"), cluster=cluster) == 52001
-    assert cluster.gets == 1
+    assert cluster.verbs() == [("get", "Namespace")]
     # --dry-run contacts nothing: the caller's own uid, as 'self'
     import os
 
@@ -128,7 +117,7 @@ def test_tool_uid_namespace_forbidden_names_the_rbac_it_needs() -> None:
     refused = ForbiddenError('not allowed: namespaces "tool-x" is forbidden: User "x" cannot get resource '
                              '"namespaces"', hint="is /k the kubeconfig of the tool that owns this?")
     with pytest.raises(ForbiddenError) as e:
-        tool_uid("namespace", tool="x", home="/", cluster=NamespaceCluster(refused))
+        tool_uid("namespace", tool="x", home="/", cluster=FakeApi("tool-x").fail("get", refused, kind="Namespace"))
     text = str(e.value)
     assert "is /k the kubeconfig of the tool that owns this?" in text
     assert "'uid: namespace' also needs 'get' on namespace tool-x" in text and "\n" not in text

@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 
 import pytest
 
+from kit import FakeApi
+
 from gridshim import config, usercache
 from gridshim.cli._common import Env, cached_namespace_uid, remember_namespace_uid
 from gridshim.errors import ClusterError
@@ -196,36 +198,31 @@ def test_a_kubeconfig_with_secrets_is_never_copied_to_the_cache(tmp_path: Path) 
 
 # -- the cached Namespace uid ---------------------------------------------------------------------------
 
-class PolicyCluster:
-    """A namespace whose admission policy (the sandbox's gridshim-tool-uid) admits only its own uid."""
+def PolicyCluster(uid: int) -> FakeApi:  # noqa: N802  (it stands for the cluster of the tests below)
+    """The kit's tool-x, whose admission policy (the sandbox's gridshim-tool-uid) admits only the uid in the
+    Namespace's annotation (tests change it to play the admins)."""
+    api = FakeApi("tool-x", namespace_annotations={"gridshim.io/uid": str(uid)})
 
-    namespace = "tool-x"
-
-    class creds:  # noqa: N801
-        server = "https://127.0.0.1:6443"
-
-    def __init__(self, uid: int) -> None:
-        self.uid = uid
-        self.calls: list[str] = []
-        self.created: list[dict[str, Any]] = []
-
-    def namespace_object(self) -> dict[str, Any]:
-        self.calls.append("GET namespace")
-        return {"metadata": {"name": self.namespace, "annotations": {"gridshim.io/uid": str(self.uid)}}}
-
-    def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        self.calls.append("POST")
-        sc = manifest["spec"]["template"]["spec"].get("securityContext") or {}
-        asked = sc.get("runAsUser")
-        if asked != self.uid:
+    def policy(manifest: dict[str, Any]) -> None:
+        want = int(api.namespace_annotations["gridshim.io/uid"])
+        asked = ((manifest["spec"]["template"]["spec"].get("securityContext")) or {}).get("runAsUser")
+        if asked != want:
             raise ClusterError(f"refused by the cluster's admission policy gridshim-tool-uid: pods in namespace "
-                               f"tool-x run only as its tool's uid {self.uid}: this Job asks for runAsUser {asked}",
+                               f"tool-x run only as its tool's uid {want}: this Job asks for runAsUser {asked}",
                                status=422)
-        self.created.append(manifest)
-        return manifest
+    return api.admit(policy)
 
 
-def _jsub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cluster: PolicyCluster, *argv: str) -> tuple[int, str]:
+def requests(api: FakeApi) -> list[str]:
+    """The requests jsub made, as the API server saw them."""
+    return ["GET namespace" if c.kind == "Namespace" else "POST" for c in api.calls if c.verb in ("get", "create")]
+
+
+def admitted_uids(api: FakeApi) -> list[int]:
+    return [m["spec"]["template"]["spec"]["securityContext"]["runAsUser"] for m in api.created("Job")]
+
+
+def _jsub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cluster: FakeApi, *argv: str) -> tuple[int, str]:
     import gridshim.cli.jsub as J
 
     home = tmp_path / "home"
@@ -244,29 +241,29 @@ def test_jsub_with_uid_namespace_makes_one_request_once_the_uid_is_cached(tmp_pa
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     cluster = PolicyCluster(52001)
     assert _jsub(tmp_path, monkeypatch, cluster, "-N", "a", "/bin/true")[0] == 0
-    assert cluster.calls == ["GET namespace", "POST"]
+    assert requests(cluster) == ["GET namespace", "POST"]
     cluster.calls.clear()
     assert _jsub(tmp_path, monkeypatch, cluster, "-N", "b", "/bin/true")[0] == 0
-    assert cluster.calls == ["POST"]
-    assert [m["spec"]["template"]["spec"]["securityContext"]["runAsUser"] for m in cluster.created] == [52001, 52001]
+    assert requests(cluster) == ["POST"]
+    assert admitted_uids(cluster) == [52001, 52001]
 
 
 def test_a_stale_cached_uid_is_refused_by_the_cluster_then_read_again_and_retried_once(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cluster = PolicyCluster(52001)
     assert _jsub(tmp_path, monkeypatch, cluster, "-N", "a", "/bin/true")[0] == 0
-    cluster.uid = 52002  # the admins changed the namespace's uid: the cache is stale
+    cluster.namespace_annotations["gridshim.io/uid"] = "52002"  # the admins changed it: the cache is stale
     cluster.calls.clear()
     rc, out = _jsub(tmp_path, monkeypatch, cluster, "-N", "b", "/bin/true")
     assert rc == 0, out
-    assert cluster.calls == ["POST", "GET namespace", "POST"]
+    assert requests(cluster) == ["POST", "GET namespace", "POST"]
     # no pod template with the stale uid was ever admitted; the one made runs as the namespace's uid
-    assert [m["spec"]["template"]["spec"]["securityContext"]["runAsUser"] for m in cluster.created] == [52001, 52002]
+    assert admitted_uids(cluster) == [52001, 52002]
     environ = {"HOME": str(tmp_path / "home")}
     assert cached_namespace_uid(cluster, environ) == 52002
     cluster.calls.clear()
     assert _jsub(tmp_path, monkeypatch, cluster, "-N", "c", "/bin/true")[0] == 0
-    assert cluster.calls == ["POST"]
+    assert requests(cluster) == ["POST"]
 
 
 def test_a_refusal_that_a_fresh_read_does_not_explain_is_not_retried(tmp_path: Path,
@@ -277,11 +274,10 @@ def test_a_refusal_that_a_fresh_read_does_not_explain_is_not_retried(tmp_path: P
     environ = {"HOME": str(tmp_path / "home")}
     (tmp_path / "home").mkdir()
     remember_namespace_uid(cluster, environ, 52001)
-    cluster.create = lambda manifest: (cluster.calls.append("POST"), (_ for _ in ()).throw(  # type: ignore[method-assign]
-        ClusterError("refused by the cluster's admission policy p: no", status=422)))[1]
+    cluster.fail("create", ClusterError("refused by the cluster's admission policy p: no", status=422))
     rc, out = _jsub(tmp_path, monkeypatch, cluster, "-N", "a", "/bin/true")
     assert rc != 0 and "refused by the cluster's admission policy p: no" in out
-    assert cluster.calls == ["POST", "GET namespace"]
+    assert requests(cluster) == ["POST", "GET namespace"]
 
 
 def test_the_uid_cache_is_per_server_and_namespace_and_never_another_users(tmp_path: Path) -> None:
@@ -394,10 +390,7 @@ def test_with_a_cached_uid_a_refused_credential_is_still_reported_on_stderr(tmp_
     cluster = PolicyCluster(52001)
     assert _jsub(tmp_path, monkeypatch, cluster, "-N", "a", "/bin/true")[0] == 0
 
-    def refuse(manifest: dict[str, Any]) -> dict[str, Any]:
-        raise ForbiddenError('not allowed: jobs.batch is forbidden: User "x" cannot create resource "jobs"')
-
-    cluster.create = refuse  # type: ignore[method-assign]
+    cluster.fail("create", ForbiddenError('not allowed: jobs.batch is forbidden: User "x" cannot create resource "jobs"'))
     import gridshim.cli.jsub as J
 
     home = tmp_path / "home"
