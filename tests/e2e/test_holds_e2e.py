@@ -4,18 +4,16 @@ CronJob), qhold/qrls, qalter, and their refusals byte for byte. Installed comman
 from __future__ import annotations
 
 import json
-import os
 import re
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conftest import STATE, VENV_BIN, Tool, write
+from kit import golden
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
 
 def with_release(tool: Tool) -> Tool:
@@ -48,13 +46,6 @@ def pods_of(tool: Tool, job: dict[str, Any]) -> list[dict[str, Any]]:
 def finished(job: dict[str, Any]) -> bool:
     return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
                for c in (job.get("status") or {}).get("conditions") or [])
-
-
-def golden(name: str, **subst: str) -> str:
-    text = (GOLDEN / name).read_text()
-    for k, v in subst.items():
-        text = text.replace(k, v)
-    return text
 
 
 @pytest.mark.needs_shared_home("finished jobs release their successors with the checkout's gridshim (site release_command) and the test reads the files the jobs write")
@@ -231,9 +222,7 @@ def test_refusals_byte_for_byte(tool: Tool) -> None:
         shown = " ".join(a if a not in (running,) else "RUNNING" for a in argv)
         transcript.append(f"$ {shown}\n[exit {proc.returncode}]\n--- stdout\n{proc.stdout}--- stderr\n{proc.stderr}")
     text = "".join(transcript).replace(running, "RUNNING").replace(f"tools.{tool.name}", "tools.TOOL")
-    if os.environ.get("GRIDSHIM_UPDATE_GOLDEN") == "1":
-        (GOLDEN / "holds_refusals.txt").write_text(text)
-    assert text == golden("holds_refusals.txt")
+    golden("holds_refusals.txt", text)
     # the running job was left as it was
     job = job_of(tool, running)
     assert "gridshim.io/hold" not in job["metadata"].get("annotations", {})
