@@ -110,6 +110,11 @@ def _backquote(s: str, i: int, quoted: bool) -> tuple[tuple[str, str, bool], int
     return ("bad", s[i:j + 1], quoted), j + 1
 
 
+def _expansion(s: str, i: int, quoted: bool) -> tuple[tuple[str, str, bool], int]:
+    """The `$…` or `` `…` `` starting at s[i] → (part, index after it)."""
+    return _dollar(s, i, quoted) if s[i] == "$" else _backquote(s, i, quoted)
+
+
 def tokenize(s: str) -> list[Token]:
     """POSIX sh words and operators of one command line (enough to read it, not to run it)."""
     tokens: list[Token] = []
@@ -157,20 +162,14 @@ def tokenize(s: str) -> list[Token]:
                     if c == "\\" and i + 1 < n and s[i + 1] in '$`"\\':
                         tok.parts.append(("lit", s[i + 1], True))
                         i += 2
-                    elif c == "$":
-                        part, i = _dollar(s, i, True)
-                        tok.parts.append(part)
-                    elif c == "`":
-                        part, i = _backquote(s, i, True)
+                    elif c in "$`":
+                        part, i = _expansion(s, i, True)
                         tok.parts.append(part)
                     else:
                         tok.parts.append(("lit", c, True))
                         i += 1
-            elif c == "$":
-                part, i = _dollar(s, i, False)
-                tok.parts.append(part)
-            elif c == "`":
-                part, i = _backquote(s, i, False)
+            elif c in "$`":
+                part, i = _expansion(s, i, False)
                 tok.parts.append(part)
             elif c == "~" and not tok.parts:
                 m2 = re.match(r"~([A-Za-z0-9._-]*)", s[i:])
