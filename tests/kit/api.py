@@ -3,8 +3,9 @@
 What it does as the API server does, so that a unit test's answer means something:
 - every write gives the object a new resourceVersion (one counter for the whole store, as etcd's revision);
   create gives a uid, creationTimestamp, namespace and generation; replace and patch keep the uid;
-- create of a taken name is 409 AlreadyExists (JobExistsError); a replace or patch whose resourceVersion
-  or uid precondition is stale, and a delete whose precondition fails, are 409 Conflict (ConflictError);
+- create of a taken name is 409 AlreadyExists (JobExistsError); a replace or patch with a stale
+  resourceVersion, and a delete whose uid or resourceVersion precondition fails, are 409 Conflict
+  (ConflictError); a patch naming another uid (with a current resourceVersion) is 422 (ClusterError);
   a missing object is 404 (JobNotFoundError); another namespace is 403 (ForbiddenError) unless readable;
 - label selectors (`k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`, `k`, `!k`) and field selectors
   (dotted paths, `=`, `==`, `!=`) filter lists, watches and collection deletes; lists are in name order;
@@ -31,7 +32,7 @@ import copy
 import re
 from typing import Any, Callable, Iterator, NamedTuple
 
-from gridshim.errors import ConflictError, ForbiddenError, JobExistsError, JobNotFoundError
+from gridshim.errors import ClusterError, ConflictError, ForbiddenError, JobExistsError, JobNotFoundError
 from gridshim.model import tool_of
 
 Manifest = dict[str, Any]
@@ -204,14 +205,15 @@ class FakeApi:
         assert patch_type == "merge", f"FakeApi speaks merge patches only, not {patch_type}"
         cur = self._stored(kind, name)
         pre = (body.get("metadata") or {}) if isinstance(body, dict) else {}
-        if pre.get("uid") and pre["uid"] != cur["metadata"]["uid"]:
-            self.conflicts += 1
-            raise ConflictError(f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: "
-                                f"{cur['metadata']['uid']}")
+        # as kube-apiserver checks them (tests/e2e/test_kit_conformance.py): a stale resourceVersion is 409
+        # Conflict first; a uid that differs with a current resourceVersion is 422, uid being immutable
         if pre.get("resourceVersion") and pre["resourceVersion"] != cur["metadata"]["resourceVersion"]:
             self.conflicts += 1
             raise ConflictError(f'Operation cannot be fulfilled on {PLURAL.get(kind, kind)} "{name}": the object '
                                 "has been modified; please apply your changes to the latest version and try again")
+        if pre.get("uid") and pre["uid"] != cur["metadata"]["uid"]:
+            raise ClusterError(f'the API server refused it: {kind} "{name}" is invalid: metadata.uid: Invalid value: '
+                               f'"{pre["uid"]}": field is immutable', status=422)
         new = merge_patch(cur, body)
         self._keep_identity(cur, new)
         return self._write(new)

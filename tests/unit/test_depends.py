@@ -208,8 +208,10 @@ def test_a_job_replaced_under_the_same_name_is_left_alone() -> None:
     s = GridApi()
     waiting(s, 7000001, {"1111111": ""})
 
-    def replace(verb: str, kind: str, name: str) -> None:
-        s.store[(s.namespace, "Job", name)]["metadata"]["uid"] = "someone-else"
+    def replace(verb: str, kind: str, name: str) -> None:  # another Job of that name now: new uid and version
+        old = s.stored(kind, name)
+        s.delete(kind, name)
+        s.create({**old, "metadata": {k: v for k, v in old["metadata"].items() if k not in ("uid", "resourceVersion")}})
 
     s.interfere(replace)
     assert D.release(s, 1111111) == []

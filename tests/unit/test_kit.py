@@ -10,7 +10,7 @@ import pytest
 from kit import FakeApi, fixture, fixture_names, golden, label_match
 from kit.golden import GOLDEN
 
-from gridshim.errors import ConflictError, ForbiddenError, JobExistsError, JobNotFoundError
+from gridshim.errors import ClusterError, ConflictError, ForbiddenError, JobExistsError, JobNotFoundError
 
 
 def job(name: str, **labels: str) -> dict:
@@ -35,8 +35,10 @@ def test_stale_resource_version_and_wrong_uid_are_conflicts_not_already_exists()
     api.patch("Job", "a", {"metadata": {"annotations": {"x": "1"}}})
     with pytest.raises(ConflictError, match="has been modified"):
         api.replace(a)  # the resourceVersion read before the patch
-    with pytest.raises(ConflictError, match="Precondition failed: UID"):
+    with pytest.raises(ClusterError, match="field is immutable"):
         api.patch("Job", "a", {"metadata": {"uid": "someone-else"}, "spec": {"suspend": True}})
+    with pytest.raises(ConflictError, match="has been modified"):  # the stale resourceVersion is found first
+        api.patch("Job", "a", {"metadata": {"uid": "someone-else", "resourceVersion": a["metadata"]["resourceVersion"]}})
     with pytest.raises(ConflictError, match="Precondition failed: ResourceVersion"):
         api.delete("Job", "a", resource_version=a["metadata"]["resourceVersion"])
     with pytest.raises(ConflictError, match="Precondition failed: UID"):

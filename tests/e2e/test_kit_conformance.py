@@ -1,0 +1,100 @@
+"""The unit tests' fake API server (tests/kit) against the real one: the same steps through the Cluster port,
+on the sandbox's kube-apiserver (KubeCluster with a tool's kubeconfig) and on kit.FakeApi, must give the
+same answers — the error class of each refusal (409 AlreadyExists vs Conflict, preconditions, 404), what
+a label or field selector selects, that every write moves resourceVersion on and keeps the uid, what a
+merge patch with null does, and the watch's event types in order, DELETED with the last state.
+
+ConfigMaps: every verb, no pods to schedule (cheap on the shared sandbox)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pytest
+
+from conftest import Tool
+from kit import FakeApi
+
+from gridshim.cluster import KubeCluster
+from gridshim.errors import GridshimError
+
+Step = Callable[[Any], Any]
+
+
+def cm(name: str, **labels: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": labels},
+            "data": {"k": "v"}}
+
+
+def outcome(fn: Step, cluster: Any) -> Any:
+    try:
+        return ("ok", fn(cluster))
+    except GridshimError as e:
+        return ("error", type(e).__name__)
+
+
+def scenario(c: Any) -> list[Any]:
+    """Each step's outcome, reduced to what must agree (names, classes, orders; not the values of uids)."""
+    out: list[Any] = []
+    a = c.create(cm("kit-a", app="x", tier="db"))
+    out.append(("create", sorted(k for k in ("uid", "resourceVersion", "creationTimestamp") if a["metadata"].get(k))))
+    out.append(("create again", outcome(lambda c: c.create(cm("kit-a")), c)))
+    b = c.create(cm("kit-b", app="x"))
+    c.create(cm("kit-c", app="y"))
+    out.append(("rv grows", int(b["metadata"]["resourceVersion"]) > int(a["metadata"]["resourceVersion"])))
+    patched = c.patch("ConfigMap", "kit-a", {"metadata": {"labels": {"tier": None}}, "data": {"k2": "w"}})
+    out.append(("patch", patched["metadata"]["labels"], patched["data"], patched["metadata"]["uid"] == a["metadata"]["uid"]))
+    out.append(("stale replace", outcome(lambda c: c.replace(a), c)))
+    out.append(("stale patch", outcome(lambda c: c.patch("ConfigMap", "kit-a", {"metadata": {
+        "resourceVersion": a["metadata"]["resourceVersion"]}, "data": {"k": "x"}}), c)))
+    out.append(("uid patch", outcome(lambda c: c.patch("ConfigMap", "kit-a", {"metadata": {
+        "uid": "00000000-0000-0000-0000-000000000000"}}), c)))
+    out.append(("uid delete", outcome(lambda c: c.delete("ConfigMap", "kit-a", uid="00000000-0000-0000-0000-000000000000"), c)))
+    out.append(("rv delete", outcome(lambda c: c.delete("ConfigMap", "kit-a",
+                                                         resource_version=a["metadata"]["resourceVersion"]), c)))
+    out.append(("missing", outcome(lambda c: c.get("ConfigMap", "kit-nothing"), c)))
+    out.append(("missing delete", outcome(lambda c: c.delete("ConfigMap", "kit-nothing"), c)))
+    fresh = c.get("ConfigMap", "kit-a")
+    fresh["data"] = {"k": "put"}
+    put = c.replace(fresh)
+    out.append(("replace", put["data"], int(put["metadata"]["resourceVersion"]) > int(fresh["metadata"]["resourceVersion"])))
+
+    def names(**kw: Any) -> list[str]:
+        return [o["metadata"]["name"] for o in c.list("ConfigMap", **kw)[0] if o["metadata"]["name"].startswith("kit-")]
+    for sel in ("app=x", "app!=x", "app in (x,y)", "app notin (x)", "app", "!app", "app=x,tier"):
+        out.append(("labels", sel, names(selector=sel)))
+    out.append(("fields", names(field_selector="metadata.name=kit-b"), names(field_selector="metadata.name!=kit-b")))
+    _, rv = c.list("ConfigMap", selector="app")
+    c.patch("ConfigMap", "kit-b", {"data": {"k": "changed"}})
+    c.delete("ConfigMap", "kit-b", uid=b["metadata"]["uid"])
+    c.create(cm("kit-d", app="x"))
+    events = []
+    for etype, obj in c.watch("ConfigMap", resource_version=rv, selector="app=x", timeout=3):
+        if etype == "BOOKMARK":
+            continue
+        events.append((etype, obj["metadata"]["name"], (obj.get("data") or {}).get("k")))
+        if len(events) == 3:
+            break
+    out.append(("watch", events))
+    return out
+
+
+@pytest.mark.needs_sandbox("compares the fake with the local sandbox's kube-apiserver")
+def test_the_kits_fake_answers_as_the_real_api_server(tool: Tool) -> None:
+    real = KubeCluster.from_kubeconfig(tool.kubeconfig)
+    try:
+        want = scenario(real)
+    finally:
+        for name in ("kit-a", "kit-b", "kit-c", "kit-d"):
+            try:
+                real.delete("ConfigMap", name)
+            except GridshimError:
+                pass
+    fake = FakeApi(tool.namespace)
+    got = scenario(fake)
+    assert got == want
+    # and what the scenario pins is what the unit tests rely on
+    answers = dict((o[0], o[1]) for o in want if len(o) == 2)
+    assert answers["create again"] == ("error", "JobExistsError")
+    assert answers["stale replace"] == ("error", "ConflictError") and answers["uid delete"] == ("error", "ConflictError")
+    assert answers["missing"] == ("error", "JobNotFoundError")
