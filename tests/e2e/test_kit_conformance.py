@@ -1,5 +1,6 @@
 """The unit tests' fake API server (tests/kit) against the real one: the same steps through the Cluster port,
-on the sandbox's kube-apiserver (KubeCluster with a tool's kubeconfig) and on kit.FakeApi, must give the
+on the e2e suite's kube-apiserver (the sandbox's, or another in external mode; KubeCluster with a tool's
+kubeconfig) and on kit.FakeApi, must give the
 same answers — the error class of each refusal (409 AlreadyExists vs Conflict, preconditions, 404), what
 a label or field selector selects, that every write moves resourceVersion on and keeps the uid, what a
 merge patch with null does, and the watch's event types in order, DELETED with the last state.
@@ -9,8 +10,6 @@ ConfigMaps: every verb, no pods to schedule (cheap on the shared sandbox)."""
 from __future__ import annotations
 
 from typing import Any, Callable
-
-import pytest
 
 from conftest import Tool
 from kit import FakeApi
@@ -79,7 +78,6 @@ def scenario(c: Any) -> list[Any]:
     return out
 
 
-@pytest.mark.needs_sandbox("compares the fake with the local sandbox's kube-apiserver")
 def test_the_kits_fake_answers_as_the_real_api_server(tool: Tool) -> None:
     real = KubeCluster.from_kubeconfig(tool.kubeconfig)
     try:

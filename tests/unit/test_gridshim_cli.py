@@ -22,7 +22,6 @@ from gridshim.cli._common import Env, run
 from gridshim.cli.gridshim import DOCTOR_HELP, MIGRATE_HELP, RELEASE_HELP, _wrapper_form, command, main_with
 
 REPO = Path(__file__).resolve().parents[2]
-GRIDSHIM = REPO / ".venv" / "bin" / "gridshim"
 
 
 def gridshim(*argv: str, cluster: object = None, home: Path | None = None) -> tuple[int, str, str]:
@@ -110,9 +109,15 @@ def test_release_that_cannot_reach_the_api_is_one_line_and_exit_1(tmp_path: Path
     assert (code, out) == (1, "") and err == "gridshim: cannot reach the Kubernetes API at https://x: Connection refused\n"
 
 
+def _gridshim_process(**environ: str) -> subprocess.CompletedProcess[str]:
+    """`gridshim` as its own process (completion exits the process), from this checkout's source."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), **environ}
+    return subprocess.run([sys.executable, "-m", "gridshim.cli.gridshim"], env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
 def _complete(words: str, cword: int) -> list[str]:
-    env = {**os.environ, "_GRIDSHIM_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": str(cword)}
-    out = subprocess.run([str(GRIDSHIM)], env=env, capture_output=True, text=True, timeout=60)
+    out = _gridshim_process(_GRIDSHIM_COMPLETE="bash_complete", COMP_WORDS=words, COMP_CWORD=str(cword))
     assert out.returncode == 0, out.stderr
     return out.stdout.split()
 
@@ -121,8 +126,7 @@ def test_shell_completion_of_commands_and_options() -> None:
     assert _complete("gridshim ", 1) == ["plain,doctor", "plain,migrate-check", "plain,release"]
     assert _complete("gridshim rel", 1) == ["plain,release"]
     assert set(_complete("gridshim release --", 2)) >= {"plain,--job", "plain,--sweep", "plain,--task"}
-    env = {**os.environ, "_GRIDSHIM_COMPLETE": "bash_source"}
-    script = subprocess.run([str(GRIDSHIM)], env=env, capture_output=True, text=True, timeout=60).stdout
+    script = _gridshim_process(_GRIDSHIM_COMPLETE="bash_source").stdout
     assert "_gridshim_completion" in script and "complete " in script
 
 
