@@ -29,9 +29,6 @@ from gridshim.status import rows_from_objects
 from kit import FakeApi, fixture, golden as check_golden
 from kit.golden import local_time  # noqa: F401  (an autouse fixture: the layouts in local time)
 
-TESTS = Path(__file__).resolve().parents[1]
-FIXTURES = TESTS / "fixtures" / "k8s"
-GOLDEN = TESTS / "golden"
 NOW = datetime(2026, 11, 22, 19, 40, tzinfo=timezone.utc).timestamp()
 # One real object per state, as a tool would have them at one moment (restarter appears once).
 NS = "tool-qsfix"

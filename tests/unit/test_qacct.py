@@ -31,7 +31,6 @@ from kit import golden as check_golden
 from kit.golden import local_time  # noqa: F401  (an autouse fixture: the layouts in local time)
 
 REPO = Path(__file__).resolve().parents[2]
-GOLDEN = REPO / "tests" / "golden"
 NOW = datetime(2026, 11, 22, 19, 40, tzinfo=timezone.utc).timestamp()
 T0 = int(datetime(2026, 11, 20, 8, 0, tzinfo=timezone.utc).timestamp())  # first job's submission
 DAY = 86400

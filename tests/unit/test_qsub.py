@@ -36,7 +36,6 @@ from gridshim.sgeflags import QsubError, Rejected
 from gridshim.translate import SubmitHost, check_sge_name, parallel_environment
 from kit import FakeApi, golden as assert_golden
 
-GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 HOME = "/data/project/demo"
 TOKEN = "0123456789abcdef"
 JOB_ID = job_id_for(TOKEN)

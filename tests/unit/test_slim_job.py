@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from kit import fixture, fixture_names
+
 from gridshim.status import job_row, slim_job
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "k8s"
 NOW = 1795203600.0
-NAMES = sorted(p.stem for p in FIXTURES.glob("*.json"))
+NAMES = fixture_names()
 
 
 def as_array(job: dict[str, Any]) -> dict[str, Any]:
@@ -30,7 +30,7 @@ def as_array(job: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("array", [False, True])
 def test_rows_of_slim_jobs_are_those_of_full_jobs(name: str, array: bool) -> None:
-    fx = json.loads((FIXTURES / f"{name}.json").read_text())
+    fx = fixture(name)
     job = as_array(fx["job"]) if array else fx["job"]
     full = job_row(job, fx["pods"], fx["events"], now=NOW)
     slim = slim_job(job)
@@ -39,7 +39,7 @@ def test_rows_of_slim_jobs_are_those_of_full_jobs(name: str, array: bool) -> Non
 
 
 def test_slim_job_drops_the_pod_template() -> None:
-    fx = json.loads((FIXTURES / "running_oneoff.json").read_text())
+    fx = fixture("running_oneoff")
     slim = slim_job(fx["job"])
     containers = slim["spec"]["template"]["spec"]["containers"]
     assert [set(c) for c in containers] == [{"securityContext"}]

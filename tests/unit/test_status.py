@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
+
+from kit import fixture
 
 from gridshim.model import GridState, JobKind
 from gridshim.render import labels as L
 from gridshim.status import (DETECTORS, K8S_TO_GRID, Facts, Observation, looks_stuck, observe, quota_never_fits,
                              rows_from_objects)
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "k8s"
 # All fixtures were captured between 19:26 and 19:38 UTC on 2026-11-22; "now" is a little later.
 NOW = datetime(2026, 11, 22, 19, 40, tzinfo=timezone.utc).timestamp()
 
 
 def load(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / f"{name}.json").read_text())
+    return fixture(name)
 
 
 def row_of(name: str, *, now: float = NOW) -> Any:
