@@ -21,6 +21,7 @@ from gridshim.model import Manifest, tool_of
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
 if TYPE_CHECKING:
+    import builtins  # `list` in the class body below is KubeCluster.list
     from typing import Any, Callable, Iterator
     from pathlib import Path
 
@@ -265,11 +266,11 @@ class KubeCluster(Transport):
         return obj if _holds(obj, body) else None
 
     def get(self, kind: str, name: str) -> Manifest:
-        return self.request("GET", self.path(kind, name))
+        return self.request("GET", self.path(kind, name))  # type: ignore[no-any-return]  # a JSON object
 
     def namespace_object(self) -> Manifest:
         """The tool's own Namespace (cluster-scoped: a RoleBinding in it may grant `get` on it)."""
-        return self.request("GET", "/api/v1/namespaces/" + quote(self.namespace))
+        return self.request("GET", "/api/v1/namespaces/" + quote(self.namespace))  # type: ignore[no-any-return]  # a JSON object
 
     def list(self, kind: str, *, selector: str | None = None, field_selector: str | None = None,
              namespace: str | None = None, trim: Callable[[Manifest], Any] | None = None) -> tuple[list[Any], str]:
@@ -280,12 +281,12 @@ class KubeCluster(Transport):
         we decode page n. TRIM, when given, turns each object into what the caller keeps (a smaller
         dict, a row), so a page's full objects are garbage as soon as the page is decoded."""
         items: list[Any] = []
-        keep: Callable[[Any], Any] | None = None
-        if trim is not None:
-            def keep(item: Any) -> Any:
-                if isinstance(item, dict):
-                    (item.get("metadata") or {}).pop("managedFields", None)
-                return trim(item)
+        def trimmed(item: Any) -> Any:
+            if isinstance(item, dict):
+                (item.get("metadata") or {}).pop("managedFields", None)
+            return trim(item) if trim is not None else item
+
+        keep: Callable[[Any], Any] | None = trimmed if trim is not None else None
 
         def path(token: str | None) -> str:
             return self.path(kind, namespace=namespace, params={
@@ -399,7 +400,7 @@ class KubeCluster(Transport):
         digest = sha256(self.creds.server.encode()).hexdigest()[:16]
         return Path(base) / "gridshim" / "discovery" / f"{digest}-{group_version.replace('/', '_')}.json"
 
-    def missing_apis(self, needed: tuple[tuple[str, str, str], ...] = NEEDED_APIS) -> list[tuple[str, str, str]]:
+    def missing_apis(self, needed: tuple[tuple[str, str, str], ...] = NEEDED_APIS) -> builtins.list[tuple[str, str, str]]:
         """The (group/version, resource, what needs it) of NEEDED that the API server does not serve."""
         out = []
         for gv, resource, what in needed:
@@ -459,7 +460,8 @@ class KubeCluster(Transport):
     def patch(self, kind: str, name: str, body: Any, *, patch_type: str = "merge") -> Manifest:
         ctype = {"merge": "application/merge-patch+json", "json": "application/json-patch+json",
                  "strategic": "application/strategic-merge-patch+json"}[patch_type]
-        return self.request("PATCH", self.path(kind, name), body, content_type=ctype, idempotent=True)
+        return self.request("PATCH", self.path(kind, name), body,  # type: ignore[no-any-return]  # a JSON object
+                            content_type=ctype, idempotent=True)
 
     def access_review(self, verb: str, resource: str, group: str = "") -> bool:
         review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
