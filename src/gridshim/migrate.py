@@ -19,6 +19,7 @@ from enum import Enum
 
 from gridshim import crontab as C
 from gridshim import gridflags
+from gridshim import sgeflags
 from gridshim import shellwords as S
 from gridshim.cli import crontab as crontab_command
 from gridshim.cli import job, jstop, qacct, qalter, qdel, qmod, qstat
@@ -61,51 +62,51 @@ GRID_NAMES = frozenset(SUBMIT) | frozenset(CONTROL) | frozenset(ABSENT) | frozen
 # merged /usr). A crontab line is read by the crontab module's own rule (crontab.command_name).
 COMMAND_DIRS = C.COMMAND_DIRS + ("/bin",)
 
-# qsub options that jsub does not accept (the grid's jsub refused them too, exit 2): how many values
-# each takes, why it cannot work, and what to do instead.
-UNSUPPORTED_OPTIONS: dict[str, tuple[int, str, str]] = {
-    "-t": (1, "array jobs (-t) are qsub's, not jsub's",
+# qsub options that jsub does not accept (the grid's jsub refused them too, exit 2): why each cannot
+# work, and what to do instead. How many values each takes is qsub's table's (sgeflags.OPTIONS).
+UNSUPPORTED_OPTIONS: dict[str, tuple[str, str]] = {
+    "-t": ("array jobs (-t) are qsub's, not jsub's",
            "submit the array with qsub: qsub -t 1-5 -b y PROGRAM (each task sees $SGE_TASK_ID)"),
-    "-tc": (1, "array job throttling (-tc) is qsub's, not jsub's", "qsub -t 1-N -tc LIMIT -b y PROGRAM"),
-    "-hold_jid": (1, "job dependencies (-hold_jid) are qsub's, not jsub's",
+    "-tc": ("array job throttling (-tc) is qsub's, not jsub's", "qsub -t 1-N -tc LIMIT -b y PROGRAM"),
+    "-hold_jid": ("job dependencies (-hold_jid) are qsub's, not jsub's",
                   "submit the dependent step with qsub: qsub -hold_jid first -N second -b y PROGRAM"),
-    "-hold_jid_ad": (1, "array job dependencies (-hold_jid_ad) are qsub's, not jsub's",
+    "-hold_jid_ad": ("array job dependencies (-hold_jid_ad) are qsub's, not jsub's",
                      "submit both arrays with qsub: qsub -t 1-N -hold_jid_ad first -b y PROGRAM"),
-    "-pe": (2, "parallel environments (-pe) are not supported: a job is one container",
+    "-pe": ("parallel environments (-pe) are not supported: a job is one container",
             "submit one job per process; each job gets the site's CPU limit (cpu.limit)"),
-    "-r": (1, "-r (re-run) is not supported", "use -continuous (or jstart) for a job that must be restarted "
+    "-r": ("-r (re-run) is not supported", "use -continuous (or jstart) for a job that must be restarted "
            "when it fails"),
-    "-notify": (0, "-notify is not supported", "handle SIGTERM: qdel and jstop send it, then SIGKILL after the "
+    "-notify": ("-notify is not supported", "handle SIGTERM: qdel and jstop send it, then SIGKILL after the "
                 "grace period"),
-    "-S": (1, "-S (the job's shell) is not supported",
+    "-S": ("-S (the job's shell) is not supported",
            "start the script with a #! line, or make the shell the program: jsub /bin/bash script.sh"),
-    "-V": (0, "-V (copy the whole environment) is not supported",
+    "-V": ("-V (copy the whole environment) is not supported",
            "name the variables: -v VAR1,VAR2 takes their values from your environment"),
-    "-terse": (0, "-terse is not supported: jsub prints 'Your job N (\"NAME\") has been submitted'",
+    "-terse": ("-terse is not supported: jsub prints 'Your job N (\"NAME\") has been submitted'",
                "cut the id out: jsub … | awk '{print $3}'"),
-    "-h": (0, "held jobs (-h) are qsub's, not jsub's", "qsub -h -b y PROGRAM, and qrls the job when it should run"),
-    "-P": (1, "projects (-P) are not supported", "leave it out"),
-    "-A": (1, "accounts (-A) are not supported", "leave it out"),
-    "-ckpt": (1, "checkpointing (-ckpt) is not supported", "use -continuous, which restarts the job when it "
+    "-h": ("held jobs (-h) are qsub's, not jsub's", "qsub -h -b y PROGRAM, and qrls the job when it should run"),
+    "-P": ("projects (-P) are not supported", "leave it out"),
+    "-A": ("accounts (-A) are not supported", "leave it out"),
+    "-ckpt": ("checkpointing (-ckpt) is not supported", "use -continuous, which restarts the job when it "
               "fails or its node goes away"),
-    "-c": (1, "checkpointing (-c) is not supported", "leave it out"),
-    "-js": (1, "job share (-js) is not supported", "leave it out"),
-    "-R": (1, "reservations (-R) are not supported", "leave it out"),
-    "-w": (1, "-w (verification) is not supported", "leave it out; jsub --dry-run shows what would be created"),
-    "-ac": (1, "job contexts (-ac) are not supported", "pass values with -v VAR=VALUE"),
-    "-dc": (1, "job contexts (-dc) are not supported", "pass values with -v VAR=VALUE"),
-    "-sc": (1, "job contexts (-sc) are not supported", "pass values with -v VAR=VALUE"),
-    "-ar": (1, "advance reservations (-ar) are not supported", "leave it out"),
-    "-dl": (1, "deadlines (-dl) are not supported", "leave it out"),
-    "-masterq": (1, "-masterq is not supported (there are no queues)", "leave it out"),
-    "-display": (1, "-display is not supported", "leave it out"),
-    "-binding": (1, "core binding (-binding) is not supported", "leave it out"),
-    "-jsv": (1, "job submission verifiers (-jsv) are not supported", "leave it out"),
-    "-C": (1, "-C (directive prefix) is not supported: only #$ lines are read", "use #$ lines"),
-    "-@": (1, "option files (-@) are not supported", "put the options in ~/.jsubrc or on the command line"),
-    "-clear": (0, "-clear is not supported", "leave it out"),
-    "-shell": (1, "-shell is not supported", "leave it out"),
-    "-pty": (1, "-pty is not supported", "leave it out"),
+    "-c": ("checkpointing (-c) is not supported", "leave it out"),
+    "-js": ("job share (-js) is not supported", "leave it out"),
+    "-R": ("reservations (-R) are not supported", "leave it out"),
+    "-w": ("-w (verification) is not supported", "leave it out; jsub --dry-run shows what would be created"),
+    "-ac": ("job contexts (-ac) are not supported", "pass values with -v VAR=VALUE"),
+    "-dc": ("job contexts (-dc) are not supported", "pass values with -v VAR=VALUE"),
+    "-sc": ("job contexts (-sc) are not supported", "pass values with -v VAR=VALUE"),
+    "-ar": ("advance reservations (-ar) are not supported", "leave it out"),
+    "-dl": ("deadlines (-dl) are not supported", "leave it out"),
+    "-masterq": ("-masterq is not supported (there are no queues)", "leave it out"),
+    "-display": ("-display is not supported", "leave it out"),
+    "-binding": ("core binding (-binding) is not supported", "leave it out"),
+    "-jsv": ("job submission verifiers (-jsv) are not supported", "leave it out"),
+    "-C": ("-C (directive prefix) is not supported: only #$ lines are read", "use #$ lines"),
+    "-@": ("option files (-@) are not supported", "put the options in ~/.jsubrc or on the command line"),
+    "-clear": ("-clear is not supported", "leave it out"),
+    "-shell": ("-shell is not supported", "leave it out"),
+    "-pty": ("-pty is not supported", "leave it out"),
 }
 # crontab's warnings that describe this machine rather than a difference in behaviour
 _INFO_WARNINGS = ("was not found in PATH", "does not exist (yet)", "is not executable",
@@ -280,7 +281,8 @@ def _strip_unsupported(argv: list[str], *, cmd: str) -> tuple[list[str], list[No
             clean += argv[i:i + n]
             i += n
             continue
-        arity, why, instead = UNSUPPORTED_OPTIONS.get(tok, (0, f"{tok} is not an option jsub accepts", "leave it out"))
+        why, instead = UNSUPPORTED_OPTIONS.get(tok, (f"{tok} is not an option jsub accepts", "leave it out"))
+        arity = sgeflags.OPTIONS.get(tok, 0) if tok in UNSUPPORTED_OPTIONS else 0
         value = argv[i + 1:i + 1 + arity]
         shown = " ".join([tok, *value])
         grid = "" if cmd == "qsub" else " (the grid's jsub refused it too)"
@@ -306,7 +308,7 @@ def _filter_directives(text: str, *, where: str) -> tuple[str, list[Note]]:
             continue
         if flag in gridflags.OPTIONS:
             continue
-        arity, why, instead = UNSUPPORTED_OPTIONS.get(flag, (0, f"{flag} is not an option jsub accepts", "remove it"))
+        why, instead = UNSUPPORTED_OPTIONS.get(flag, (f"{flag} is not an option jsub accepts", "remove it"))
         shown = line.strip()
         notes.append(Note(text=f"{where}:{n}: {shown}: {why} (jsub reads #$ lines; the grid's jsub refused it too)",
                           kind=Kind.UNSUPPORTED, instead=instead))
@@ -409,7 +411,7 @@ def _strip_qsub_unsupported(argv: list[str]) -> tuple[list[str], list[Note]]:
             break
         arity = sgeflags.OPTIONS.get(tok, 0)
         if tok in sgeflags.UNSUPPORTED:
-            _, why, instead = UNSUPPORTED_OPTIONS.get(tok, (arity, sgeflags.UNSUPPORTED[tok], "leave it out"))
+            why, instead = UNSUPPORTED_OPTIONS.get(tok, (sgeflags.UNSUPPORTED[tok], "leave it out"))
             shown = " ".join(argv[i:i + 1 + arity])
             notes.append(Note(text=f"{shown}: {why}", kind=Kind.UNSUPPORTED, instead=instead))
         else:

@@ -288,6 +288,14 @@ def test_unsupported_options_are_really_unknown_to_jsub() -> None:
     assert not set(M.UNSUPPORTED_OPTIONS) & set(OPTIONS)
 
 
+def test_unsupported_options_are_qsubs_so_their_values_are_counted_by_its_table() -> None:
+    from gridshim import sgeflags
+
+    assert set(M.UNSUPPORTED_OPTIONS) <= set(sgeflags.OPTIONS)
+    f = one(check_script("jsub -pe smp 4 -N pe /bin/true\n"))
+    assert f.job == "pe" and "-pe smp 4: parallel environments" in notes(f)
+
+
 class _Reached(Exception):
     """The command accepted its command line and went on to ask the cluster."""
 
