@@ -141,6 +141,11 @@ class FakeApi:
         self._idle = 0
         self._controller: Callable[[], None] | None = None
         self._admission: list[Callable[[Manifest], None]] = []
+        # beyond the port (gridshim doctor): GET /version, SelfSubjectReview, SelfSubjectAccessReview, creds
+        self.version: Manifest = {"gitVersion": "v1.36.3"}
+        self.user: str | None = self.tool  # None: the API server serves no SelfSubjectReview (404)
+        self.denied: set[tuple[str, str]] = set()  # (verb, resource) an access review answers no to
+        self.creds: Any = None
         self.conflicts = 0  # 409 Conflicts answered (a stale resourceVersion or uid)
 
     @property
@@ -430,11 +435,56 @@ class FakeApi:
         self._faults.append((verb, kind, action))  # type: ignore[arg-type]
         return self
 
-    def admit(self, policy: Callable[[Manifest], None]) -> "FakeApi":
-        """POLICY(object) runs on every create and replace before it is stored, and refuses by raising (a
-        ValidatingAdmissionPolicy: gridshim's errors for the API server's 422, as the client maps it)."""
-        self._admission.append(policy)
+    def admit(self, policy: Callable[[Manifest], None], *, first: bool = False) -> "FakeApi":
+        """POLICY(object) runs on every create, dry-run create and replace before it is stored, and refuses
+        by raising (a ValidatingAdmissionPolicy: gridshim's errors for the API server's 422, as the client maps
+        it); FIRST puts it before the others (an earlier admission step)."""
+        if first:
+            self._admission.insert(0, policy)
+        else:
+            self._admission.append(policy)
         return self
+
+    # -- beyond the Cluster port: what gridshim doctor asks ----------------------------------------------
+
+    def path(self, kind: str, name: str | None = None, *, namespace: str | None = None,
+             params: dict[str, Any] | None = None) -> str:
+        """The request path KubeCluster.path makes (its KINDS table, this namespace)."""
+        import urllib.parse  # noqa: PLC0415
+
+        from gridshim.kube.client import KINDS  # noqa: PLC0415
+
+        prefix, plural = KINDS[kind]
+        out = f"{prefix}/namespaces/{namespace or self.namespace}/{plural}"
+        if name:
+            out += "/" + urllib.parse.quote(name, safe="")
+        if params:
+            out += "?" + urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+        return out
+
+    def request(self, method: str, path: str, body: Any = None, *, idempotent: bool | None = None,
+                **_: Any) -> Any:
+        """The raw requests gridshim doctor sends: GET /version, a SelfSubjectReview, dry-run creates."""
+        self._call("request", method, path)
+        if (method, path) == ("GET", "/version"):
+            return copy.deepcopy(self.version)
+        if (method, path) == ("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews"):
+            if self.user is None:
+                raise ClusterError("the Kubernetes API answered 404 NotFound", status=404)
+            return {"status": {"userInfo": {"username": self.user}}}
+        if method == "POST" and body is not None and path.split("?")[0] == self.path(body["kind"]):
+            if "dryRun=All" in path.split("?", 1)[-1]:
+                obj = copy.deepcopy(body)
+                for policy in self._admission:
+                    policy(obj)
+                return obj  # admitted, nothing stored
+            return self.create(body)
+        raise AssertionError(f"FakeApi does not answer {method} {path}")
+
+    def access_review(self, verb: str, resource: str, group: str = "") -> bool:
+        """A SelfSubjectAccessReview's answer: no for what `denied` holds."""
+        self._call("access_review", resource, verb)
+        return (verb, resource) not in self.denied
 
     def lose_answer(self, verb: str = "create") -> "FakeApi":
         """The next VERB is done, but its answer is lost (see create)."""

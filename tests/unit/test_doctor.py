@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from kit import FakeApi
 
 from gridshim import doctor as D
 from gridshim.cli._common import Env
@@ -30,81 +32,53 @@ class Creds:
     token: str | None = None
 
 
-@dataclass
-class FakeCluster:
-    """Answers the doctor's few requests from plain data; errors are raised where the real client raises."""
+def FakeCluster(*, creds: Creds | None = None, namespace: str = "tool-demo",  # noqa: N802  (the cluster below)
+                denied: set[tuple[str, str]] | None = None, quotas: list[dict[str, Any]] = (),
+                ranges: list[dict[str, Any]] = (), version_error: GridshimError | None = None,
+                quota_error: GridshimError | None = None, user: str | None = "demo", ns_uid: str | None = "52000",
+                namespace_error: GridshimError | None = None, enforced: tuple[str, ...] = ("Pod", "Job"),
+                refuse_own: GridshimError | None = None) -> FakeApi:
+    """The kit's fake API server as the doctor meets it: the ResourceQuotas and LimitRanges, what access
+    reviews deny, the Namespace's gridshim.io/uid annotation (NS_UID) and the uid admission policy for the
+    kinds in ENFORCED as the sandbox deploys it (REFUSE_OWN: a refusal even of the tool's own uid)."""
+    api = FakeApi(namespace, namespace_annotations={} if ns_uid is None else {"gridshim.io/uid": ns_uid})
+    api.creds, api.user, api.denied = creds or Creds(), user, set(denied or ())
+    api.seed(*[{"apiVersion": "v1", "kind": "ResourceQuota", **q} for q in quotas],
+             *[{"apiVersion": "v1", "kind": "LimitRange", **r} for r in ranges])
+    if version_error:
+        api.fail("request", version_error)  # the doctor's first request is GET /version
+    if quota_error:
+        api.fail("list", quota_error, kind="ResourceQuota")
+    if namespace_error:
+        api.fail("get", namespace_error, kind="Namespace")
 
-    creds: Creds = field(default_factory=Creds)
-    namespace: str = "tool-demo"
-    denied: set[tuple[str, str]] = field(default_factory=set)
-    quotas: list[dict[str, Any]] = field(default_factory=list)
-    ranges: list[dict[str, Any]] = field(default_factory=list)
-    version_error: GridshimError | None = None
-    quota_error: GridshimError | None = None
-    user: str | None = "demo"
-    calls: list[str] = field(default_factory=list)
-    # tenancy: the namespace's gridshim.io/uid annotation, and what admission does with another uid
-    ns_uid: str | None = "52000"
-    namespace_error: GridshimError | None = None
-    enforced: tuple[str, ...] = ("Pod", "Job")  # kinds whose other-uid dry run is refused
-    refuse_own: GridshimError | None = None  # a refusal even of the tool's own uid (quota, PodSecurity …)
-    created: list[dict[str, Any]] = field(default_factory=list)  # what a create without dryRun would store
-
-    @property
-    def tool(self) -> str:
-        return self.namespace.removeprefix("tool-")
-
-    def request(self, method: str, path: str, body: Any = None, *, idempotent: bool | None = None) -> Any:
-        self.calls.append(f"{method} {path}")
-        if path == "/version":
-            if self.version_error:
-                raise self.version_error
-            return {"gitVersion": "v1.36.3"}
-        if path.endswith("/selfsubjectreviews"):
-            if self.user is None:
-                raise ClusterError("the Kubernetes API answered 404 NotFound", status=404)
-            return {"status": {"userInfo": {"username": self.user}}}
-        if method == "POST" and path.startswith(f"/ns/{self.namespace}/"):
-            return self._admit(path, body)
-        raise AssertionError(path)
-
-    def path(self, kind: str, name: str | None = None, *, params: dict[str, Any] | None = None) -> str:
-        q = "&".join(f"{k}={v}" for k, v in (params or {}).items())
-        return f"/ns/{self.namespace}/{kind}" + (f"/{name}" if name else "") + (f"?{q}" if q else "")
-
-    def namespace_object(self) -> dict[str, Any]:
-        self.calls.append("GET namespace")
-        if self.namespace_error:
-            raise self.namespace_error
-        ann = {} if self.ns_uid is None else {"gridshim.io/uid": self.ns_uid}
-        return {"metadata": {"name": self.namespace, "annotations": ann}}
-
-    def _admit(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """The uid admission policy as the sandbox deploys it, for the kinds in `enforced`."""
-        if "dryRun=All" not in path:
-            self.created.append(body)
-        if self.refuse_own:
-            raise self.refuse_own
+    def policy(body: dict[str, Any]) -> None:
+        if refuse_own:
+            raise refuse_own
         spec = body["spec"] if body["kind"] == "Pod" else body["spec"]["template"]["spec"]
         uid = spec["securityContext"]["runAsUser"]
-        if body["kind"] in self.enforced and self.ns_uid is not None and str(uid) != self.ns_uid:
+        if body["kind"] in enforced and ns_uid is not None and str(uid) != ns_uid:
             raise ClusterError(f"refused by the cluster's admission policy gridshim-tool-uid: pods in namespace "
-                               f"{self.namespace} run only as the tool's uid {self.ns_uid} (…); this "
+                               f"{namespace} run only as the tool's uid {ns_uid} (…); this "
                                f"{body['kind']} asks for runAsUser {uid}", status=422)
-        return body
+    return api.admit(policy)
 
-    def access_review(self, verb: str, resource: str, group: str = "") -> bool:
-        self.calls.append(f"review {verb} {resource}")
-        return (verb, resource) not in self.denied
 
-    def list(self, kind: str, *, selector: str | None = None) -> tuple[list[dict[str, Any]], str]:
-        if kind == "ResourceQuota":
-            if self.quota_error:
-                raise self.quota_error
-            return self.quotas, "1"
-        if kind == "LimitRange":
-            return self.ranges, "1"
-        raise AssertionError(kind)
+def said(api: FakeApi) -> list[str]:
+    """The doctor's requests in short: `GET /version`, `review VERB RESOURCE`, `GET namespace`, `POST PATH`."""
+    out = []
+    for c in api.calls:
+        if c.verb == "request":
+            out.append(f"{c.kind} {c.name}")
+        elif c.verb == "access_review":
+            out.append(f"review {c.name} {c.kind}")
+        elif (c.verb, c.kind) == ("get", "Namespace"):
+            out.append("GET namespace")
+    return out
+
+
+def stored(api: FakeApi) -> list[dict[str, Any]]:
+    return api.created("Pod") + api.created("Job")
 
 
 def quota(hard: dict[str, str], used: dict[str, str]) -> dict[str, Any]:
@@ -119,13 +93,13 @@ TOOLFORGE_QUOTA = quota({"pods": "10", "count/jobs.batch": "15", "limits.memory"
                         {"pods": "3", "count/jobs.batch": "3", "limits.memory": "1536Mi", "limits.cpu": "1500m"})
 
 
-def run(cluster: FakeCluster | None = None, *, connect_error: GridshimError | None = None,
+def run(cluster: FakeApi | None = None, *, connect_error: GridshimError | None = None,
         settings: Settings | None = None, settings_error: GridshimError | None = None,
         dates: tuple[float, float] | None = (NOW - 10 * DAY, NOW + 355 * DAY),
         uid_error: GridshimError | None = None) -> D.Report:
     fake = cluster or FakeCluster(quotas=[TOOLFORGE_QUOTA], ranges=[limit_range({"memory": "4Gi", "cpu": "1"})])
 
-    def connect() -> FakeCluster:
+    def connect() -> FakeApi:
         if connect_error:
             raise connect_error
         return fake
@@ -218,7 +192,7 @@ def test_unreachable_server_fails_and_skips_the_api_checks() -> None:
     assert checks["API server"].level is D.Level.FAIL and "Connection refused" in checks["API server"].summary
     assert "/home/tool/.kube/config" in (checks["API server"].fix or "")
     assert checks["permissions"].level is D.Level.SKIP and checks["quota"].level is D.Level.SKIP
-    assert not any(c.startswith("review") for c in fake.calls)
+    assert not any(c.startswith("review") for c in said(fake))
 
 
 def test_tls_failure_keeps_the_clients_hint() -> None:
@@ -230,7 +204,7 @@ def test_tls_failure_keeps_the_clients_hint() -> None:
 def test_every_operation_is_asked_once_and_denials_name_the_commands() -> None:
     fake = FakeCluster(denied={("create", "cronjobs"), ("deletecollection", "pods")}, quotas=[TOOLFORGE_QUOTA])
     check = by_name(run(fake))["permissions"]
-    asked = [c for c in fake.calls if c.startswith("review")]
+    asked = [c for c in said(fake) if c.startswith("review")]
     assert len(asked) == len(D.REQUIRED_ACCESS) == len(set(asked))
     assert check.level is D.Level.FAIL and "2 of" in check.summary
     assert "create cronjobs (needed by crontab)" in check.details
@@ -318,8 +292,8 @@ def test_job_mail_is_reported_and_never_fails() -> None:
 
 # -- tenancy: the cluster must refuse another uid -------------------------------------------------------
 
-def probes(fake: FakeCluster) -> list[str]:
-    return [c for c in fake.calls if "dryRun=All" in c]
+def probes(fake: FakeApi) -> list[str]:
+    return [c for c in said(fake) if "dryRun=All" in c]
 
 
 def test_enforcement_is_proven_with_dry_runs_that_differ_only_in_the_uid() -> None:
@@ -332,8 +306,9 @@ def test_enforcement_is_proven_with_dry_runs_that_differ_only_in_the_uid() -> No
     assert any("Pod as uid 52001: refused by the cluster's admission policy gridshim-tool-uid" in d
                for d in check.details)
     # own uid, other uid; Pod, then Job; nothing stored
-    assert probes(fake) == ["POST /ns/tool-demo/Pod?dryRun=All"] * 2 + ["POST /ns/tool-demo/Job?dryRun=All"] * 2
-    assert fake.created == []
+    assert probes(fake) == ["POST /api/v1/namespaces/tool-demo/pods?dryRun=All"] * 2 + [
+        "POST /apis/batch/v1/namespaces/tool-demo/jobs?dryRun=All"] * 2
+    assert stored(fake) == []
     own, other = D.probe("Pod", 52000, Settings()), D.probe("Pod", 52001, Settings())
     flat = repr(own).replace("52000", "52001")
     assert flat == repr(other)  # the uid is the only difference
@@ -353,7 +328,7 @@ def test_a_cluster_that_does_not_enforce_the_uid_fails() -> None:
                                     "any tool can run jobs as another tool's uid")
     assert "ValidatingAdmissionPolicy gridshim-tool-uid" in (check.fix or "")
     assert "Pod as uid 52001: accepted (dry run, nothing was created)" in check.details
-    assert report.problems[0].name == "permissions" and fake.created == []
+    assert report.problems[0].name == "permissions" and stored(fake) == []
 
 
 def test_a_site_without_the_annotation_is_probed_with_the_site_configs_uid() -> None:
@@ -370,14 +345,11 @@ def test_pods_refused_but_jobs_accepted_is_a_warning() -> None:
 
 def test_jobs_alone_are_enough_when_pods_cannot_be_tried() -> None:
     fake = FakeCluster(enforced=("Job",), quotas=[TOOLFORGE_QUOTA])
-    real_admit = fake._admit
 
-    def admit(path: str, body: dict[str, Any]) -> dict[str, Any]:
+    def no_pods(body: dict[str, Any]) -> None:  # RBAC refuses pods before any admission policy sees them
         if body["kind"] == "Pod":
             raise ForbiddenError('not allowed: pods is forbidden: User "demo" cannot create resource "pods"')
-        return real_admit(path, body)
-
-    fake._admit = admit  # type: ignore[method-assign]
+    fake.admit(no_pods, first=True)
     check = by_name(run(fake))["permissions"]
     assert check.level is D.Level.OK and "jobs of any uid but 52000 are refused" in check.summary
     assert any(d.startswith("Pod as uid 52000 (this tool's) is refused too") for d in check.details)
@@ -401,7 +373,7 @@ def test_uid_namespace_asks_for_get_namespaces_and_compares_nothing_else() -> No
     fake = FakeCluster(quotas=[TOOLFORGE_QUOTA])
     report = run(fake, settings=Settings(uid="namespace", path="/etc/gridshim/config.yaml"))
     assert report.ok, report.problems
-    assert "review get namespaces" in fake.calls
+    assert "review get namespaces" in said(fake)
     assert f"all {len(D.REQUIRED_ACCESS) + 1} operations" in by_name(report)["permissions"].summary
     assert "uid namespace (52000)" in by_name(report)["site config"].summary
 
@@ -426,7 +398,7 @@ def test_uid_namespace_without_the_api_server_is_not_a_second_failure() -> None:
     fake = FakeCluster(version_error=ClusterError("cannot reach the Kubernetes API at https://k8s.example:6443"))
     calls: list[Any] = []
 
-    def connect() -> FakeCluster:
+    def connect() -> FakeApi:
         return fake
 
     report = D.diagnose(connect=connect, load_settings=lambda: Settings(uid="namespace"),
@@ -434,7 +406,7 @@ def test_uid_namespace_without_the_api_server_is_not_a_second_failure() -> None:
                         resolve_uid=lambda s, t, c: calls.append(c) or 1, now=NOW, timer=iter([0.0, 0.1]).__next__)
     checks = by_name(report)
     assert checks["API server"].level is D.Level.FAIL and checks["site config"].level is D.Level.OK
-    assert calls == [] and probes(fake) == [] and "GET namespace" not in fake.calls
+    assert calls == [] and probes(fake) == [] and "GET namespace" not in said(fake)
 
 
 # -- the CLI ---------------------------------------------------------------------------------------
@@ -457,7 +429,7 @@ def test_cli_missing_kubeconfig_is_plain_text_and_exit_1(tmp_path: Path) -> None
                                     "GRIDSHIM_CONFIG": str(tmp_path / "none.yaml")})
     assert code == 1
     assert "\x1b[" not in out
-    assert f"FAIL  kubeconfig" in out and str(missing) in out and "fix: run 'become <tool>'" in out
+    assert "FAIL  kubeconfig" in out and str(missing) in out and "fix: run 'become <tool>'" in out
     assert "FAIL  site config  site config" in out and "does not exist" in out
     assert out.rstrip().endswith("2 problems: kubeconfig, site config.")
 
@@ -472,13 +444,12 @@ def test_cli_colour_only_on_a_terminal_without_no_color(tmp_path: Path) -> None:
     assert "\x1b[" not in out
 
 
-class DiscoveringCluster(FakeCluster):
-    """A FakeCluster with discovery: MISSING lists what its API server does not serve."""
-
-    missing: list[tuple[str, str, str]] = []
-
-    def missing_apis(self) -> list[tuple[str, str, str]]:
-        return list(self.missing)
+def DiscoveringCluster() -> FakeApi:  # noqa: N802
+    """A FakeCluster with discovery: its `missing` lists what its API server does not serve."""
+    api = FakeCluster()
+    api.missing = []  # type: ignore[attr-defined]
+    api.missing_apis = lambda: list(api.missing)  # type: ignore[attr-defined]
+    return api
 
 
 def test_the_api_groups_gridshim_needs_are_checked_after_the_server_answers() -> None:
