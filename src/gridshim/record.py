@@ -74,7 +74,8 @@ def field(*, default: Any = MISSING, default_factory: Any = MISSING, init: bool 
 def record(cls: type[T] | None = None, /, *, frozen: bool = False, kw_only: bool = False,
            slots: bool = False) -> Any:
     def wrap(c: type[T]) -> type[T]:
-        return _build(c, frozen=frozen, kw_only=kw_only, slots=slots)
+        made: type[T] = _build(c, frozen=frozen, kw_only=kw_only, slots=slots)
+        return made
     return wrap if cls is None else wrap(cls)
 
 
@@ -89,12 +90,13 @@ def tuple_record(cls: type[T]) -> type[T]:
     defaults = [own[n] for n in names if n in own]
     if any(n not in own for n in names[len(names) - len(defaults):]):
         raise TypeError(f"{cls.__name__}: a field without a default cannot follow one with a default")
-    base: Any = collections.namedtuple(cls.__name__, names, defaults=defaults, module=own.get("__module__"))
+    # the names are known only here: mypy's namedtuple() wants literals (the checker sees CLS's NamedTuple)
+    base: Any = collections.namedtuple(cls.__name__, names, defaults=defaults, module=own.get("__module__"))  # type: ignore[misc]
     extra = {k: v for k, v in own.items()
              if k not in names and k not in ("__dict__", "__weakref__", "__annotations__", "__orig_bases__")}
     made = type(cls.__name__, (base,), {**extra, "__slots__": ()})
     made.__qualname__ = cls.__qualname__
-    return made  # type: ignore[return-value]
+    return made
 
 
 def is_record(obj: Any) -> bool:
@@ -108,13 +110,13 @@ def fields(obj: Any) -> tuple[Field, ...]:
         raise TypeError("must be called with a record type or instance") from None
 
 
-def replace(obj: Any, /, **changes: Any) -> Any:
+def replace(obj: T, /, **changes: Any) -> T:
     """A copy of OBJ (a record, or a dataclass) with CHANGES."""
     table = getattr(type(obj), _FIELDS, None)
     if table is None:
         import dataclasses  # noqa: PLC0415  (a real dataclass: the module is loaded already)
 
-        return dataclasses.replace(obj, **changes)
+        return dataclasses.replace(obj, **changes)  # type: ignore[type-var]  # OBJ is a dataclass here: no record table
     for f in table.values():
         if not f.init:
             if f.name in changes:
@@ -262,5 +264,5 @@ def _build(cls: Any, *, frozen: bool, kw_only: bool, slots: bool = False) -> Any
         cls.__hash__ = None
     setattr(cls, _FIELDS, table)
     cls.__record_frozen__ = frozen
-    cls.__match_args__ = tuple(positional)
+    cls.__match_args__ = tuple(positional)  # type: ignore[misc]  # mypy refuses any assignment to it; CLS is being built
     return cls
