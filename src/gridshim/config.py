@@ -359,12 +359,12 @@ def _volume(v: Any, i: int, path: str) -> Volume:
     mount = str(v["mount"])
     if not mount.startswith("/"):
         raise ConfigError(f"site config {path}: volumes[{i}].mount: expected an absolute path, got {mount!r}")
-    common = {"name": name, "mount": mount, "read_only": _bool(v.get("readOnly", False), f"volumes[{i}].readOnly", path)}
+    read_only = _bool(v.get("readOnly", False), f"volumes[{i}].readOnly", path)
     if "hostPath" in v:
-        return Volume(host_path=str(v["hostPath"]), **common)
+        return Volume(name=name, mount=mount, host_path=str(v["hostPath"]), read_only=read_only)
     if "claim" in v:
-        return Volume(claim=str(v["claim"]), **common)
+        return Volume(name=name, mount=mount, claim=str(v["claim"]), read_only=read_only)
     nfs = v["nfs"]
     if not isinstance(nfs, dict) or "server" not in nfs or "path" not in nfs:
         raise ConfigError(f"site config {path}: volumes[{i}].nfs: expected server and path")
-    return Volume(nfs_server=str(nfs["server"]), nfs_path=str(nfs["path"]), **common)
+    return Volume(name=name, mount=mount, nfs_server=str(nfs["server"]), nfs_path=str(nfs["path"]), read_only=read_only)
