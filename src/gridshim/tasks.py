@@ -17,7 +17,7 @@ from gridshim.render import labels as L
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
 if TYPE_CHECKING:
-    from typing import Any, Iterable
+    from typing import Any, Iterable, TypeGuard
 
 A_HOLD = f"{L.DOMAIN}/hold"  # "u": a user hold (qsub -h, qhold); absent: none
 A_PREDECESSORS = f"{L.DOMAIN}/predecessors"  # JSON {"<id>": "<unfinished tasks>" | ""}, still blocking
@@ -122,7 +122,7 @@ def _annotation(job: Manifest, key: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _int(v: Any) -> bool:
+def _int(v: Any) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
