@@ -24,7 +24,7 @@ from gridshim.record import field, record, replace
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
 if TYPE_CHECKING:
-    from typing import Callable
+    from typing import Any, Callable
 
 # SGE answer status numbers used as exit codes (sge_answer.h)
 ESEMANTIC, EUNKNOWN, ENOIMP, ESYNTAX, EDISK = 2, 4, 5, 7, 14
@@ -453,7 +453,7 @@ class _Merge:
     environ: dict[str, str]
     resources: dict[str, str] = field(default_factory=dict)
     env: dict[str, str | None] = field(default_factory=dict)
-    extra: dict[str, object] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # becomes GridOptions.sge
     queue_source: int = -1
     queues: list[str] = field(default_factory=list)
     mail: str = ""
@@ -548,9 +548,9 @@ def _fold_one(m: _Merge, e: Event) -> None:
     elif f == "-h":
         m.extra["hold"] = True
     elif f == "-v":
-        for var, val in _env_pairs(v, m.environ):
+        for var, given in _env_pairs(v, m.environ):
             m.env.pop(var, None)
-            m.env[var] = m.environ.get(var) if val is None else val
+            m.env[var] = m.environ.get(var) if given is None else given
             m.extra.setdefault("v_vars", []).append(var)
     elif f == "-V":
         m.extra["export_all"] = True
