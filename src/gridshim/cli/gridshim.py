@@ -300,7 +300,7 @@ def migrate_check(env: Env, files: list[str], *, follow: bool) -> int:
     except GridshimError as e:
         env.stderr.write(f"gridshim: warning: {e.message}; using the built-in defaults\n")
         settings = config.Settings()
-    if not files and hasattr(env.stdin, "isatty") and env.stdin.isatty():
+    if not files and env.stdin is not None and hasattr(env.stdin, "isatty") and env.stdin.isatty():
         raise UsageError("give a crontab file and scripts, or pipe a crontab in: crontab -l | gridshim "
                          "migrate-check")
     sources: list[migrate.Source] = []
@@ -314,8 +314,8 @@ def migrate_check(env: Env, files: list[str], *, follow: bool) -> int:
             label = "<stdin>"
         else:
             try:
-                with open(name, encoding="utf-8", errors="replace") as f:
-                    text = f.read()
+                with open(name, encoding="utf-8", errors="replace") as fh:
+                    text = fh.read()
             except OSError as e:
                 raise UsageError(f"cannot read {name}: {e.strerror}") from None
             label = name
