@@ -7,13 +7,17 @@ they guard nothing, so which implementation computes them does not matter.
 
 from __future__ import annotations
 
-try:
-    from _sha2 import sha256  # Python 3.12 and later
-except ImportError:
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (start-up, docs/performance.md)
+if TYPE_CHECKING:
+    from hashlib import sha256  # what the checker sees: the built-in modules have no stubs, and behave the same
+else:
     try:
-        from _sha256 import sha256  # Python 3.11
-    except ImportError:  # an interpreter built without them
-        from hashlib import sha256
+        from _sha2 import sha256  # Python 3.12 and later
+    except ImportError:
+        try:
+            from _sha256 import sha256  # Python 3.11
+        except ImportError:  # an interpreter built without them
+            from hashlib import sha256
 
 
 __all__ = ["sha256", "sha256_hex"]  # sha256(data) as hashlib.sha256(data)
