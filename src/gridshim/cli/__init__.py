@@ -50,9 +50,9 @@ def finish(code: int) -> None:
 
 
 def _quiet_exit_is_safe() -> bool:
-    import atexit
+    import atexit  # noqa: PLC0415  (only as the process ends)
 
-    if atexit._ncallbacks():  # type: ignore[attr-defined]  # (CPython; someone registered a cleanup)
+    if atexit._ncallbacks():  # CPython's; someone registered a cleanup
         return False
     threading = sys.modules.get("threading")
     if threading is not None:
