@@ -108,7 +108,7 @@ def _list(cluster: Cluster, kind: str, namespace: str, *, trim: Callable[[Manife
 
 
 def _read_namespace(cluster: Cluster, namespace: str, *, now: float, user_prefix: str,
-                    extra: dict[str, str]) -> list[JobRow]:
+                    extra: dict[str, str]) -> list[Row]:
     """One LIST of Jobs, one of their Pods, and one of FailedCreate Events only if a job looks stuck."""
     selector = L.selector(_tool_of(cluster, namespace), **extra)
     # each Job is trimmed to what its row reads as its page is decoded: the pages' full objects (the
@@ -404,7 +404,7 @@ def caller_of(cluster: Cluster, user_prefix: str) -> str:
 
 
 def remove_finished(cluster: Cluster, *, now: float, user_prefix: str, keep_seconds: float = 0.0,
-                    before_delete: Callable[[Manifest, list[Manifest]], None] | None = None) -> int:
+                    before_delete: Callable[[Manifest, list[Manifest]], object] | None = None) -> int:
     """Make room under the namespace's job quota: delete this tool's finished Jobs (Complete or Failed,
     kept only for their TTL), each after BEFORE_DELETE(job, pods) made its accounting record safe, with
     a uid precondition (a Job replaced meanwhile is left alone). Jobs that finished less than

@@ -85,7 +85,7 @@ def _pwd_ok() -> bool:
     """$PWD keeps symlinked paths as the user typed them (like jsub); trust it only if it is right."""
     pwd = os.environ.get("PWD")
     try:
-        return bool(pwd) and os.path.samefile(pwd, ".")
+        return bool(pwd and os.path.samefile(pwd, "."))
     except OSError:
         return False
 
