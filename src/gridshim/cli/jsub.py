@@ -14,7 +14,7 @@ from gridshim.cli._common import (Env, LiveStatus, argv, cached_namespace_uid, c
                                   offline_namespace, printable, remember_namespace_uid, report, run, tool_uid,
                                   uid_refused, unreached)
 from gridshim.errors import ExitCode, GridshimError, QuotaExceededError, UsageError
-from gridshim.model import JobRequest, Preset, tool_of
+from gridshim.model import Cluster, JobRequest, Preset, tool_of
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ Everything after the program is passed to it unchanged.
 
 
 
-def submit_main(env: Env, argv: list[str], preset: Preset, cluster: object = None) -> int:
+def submit_main(env: Env, argv: list[str], preset: Preset, cluster: Cluster | None = None) -> int:
     """CLUSTER: an already connected cluster (unit tests pass a fake); by default the tool's kubeconfig."""
     prog = preset.value
     settings = config.load(env.environ)
@@ -108,7 +108,8 @@ def submit_main(env: Env, argv: list[str], preset: Preset, cluster: object = Non
         from gridshim import ops  # noqa: PLC0415
 
         try:
-            ops.submit(cluster, manifests[0], req, make_room=make_room(env, cluster, settings))  # type: ignore[arg-type]
+            ops.submit(cluster, manifests[0], req,  # type: ignore[arg-type]  # not None: only --dry-run has none
+                       make_room=make_room(env, cluster, settings))
         except GridshimError as e:
             fresh = stale_uid(env, settings, cluster, tool, uid, e)
             if fresh is None:
@@ -119,7 +120,8 @@ def submit_main(env: Env, argv: list[str], preset: Preset, cluster: object = Non
                 raise p.late_error from None
             req, opts = p.request, p.opts
             manifests = render(req, settings)
-            ops.submit(cluster, manifests[0], req, make_room=make_room(env, cluster, settings))  # type: ignore[arg-type]
+            ops.submit(cluster, manifests[0], req,  # type: ignore[arg-type]  # not None: only --dry-run has none
+                       make_room=make_room(env, cluster, settings))
     except GridshimError as e:
         if unreached(e) and uid_cached(env, settings, cluster, uid):
             return _die(env, prog, e, err_path=None, keep_stderr=True)  # where connect() reported it before
@@ -134,7 +136,7 @@ def submit_main(env: Env, argv: list[str], preset: Preset, cluster: object = Non
 
 
 def connect(env: Env, settings: config.Settings, *, dry_run: bool,
-            cluster: object = None) -> tuple[object, str, int | None]:
+            cluster: Cluster | None = None) -> tuple[Cluster | None, str, int | None]:
     """The cluster (None for --dry-run, which contacts nothing), the tool and the uid its pods run as.
 
     With the site config's `uid: namespace` the uid is the cluster's answer: the one cached for the
@@ -145,7 +147,7 @@ def connect(env: Env, settings: config.Settings, *, dry_run: bool,
         cluster, namespace = None, offline_namespace(env)
     else:
         cluster = cluster or load_cluster(env)
-        namespace = cluster.namespace  # type: ignore[attr-defined]
+        namespace = cluster.namespace
     tool = tool_of(namespace)
     home = env.home
     uid = tool_uid(settings.uid, tool=tool, home=home, cluster=cluster, offline=dry_run,
@@ -180,7 +182,7 @@ def _safe_uid(policy: str, tool: str, home: str) -> int | None:
 
 
 def wait_for_job(env: Env, cluster: object, req: JobRequest, manifest: dict,
-                 interrupted: Callable[[], None], on_task: Callable[[int, object], None] | None = None) -> object | None:
+                 interrupted: Callable[[], object], on_task: Callable[[int, object], None] | None = None) -> object | None:
     """Watch the job until it ends (a live line on a terminal); None after Ctrl-C, which deletes it.
 
     The job exists (it was just created), so an unreachable or failing API never ends the wait:

@@ -126,7 +126,7 @@ def qsub(env: Env, argv: list[str]) -> int:
         from gridshim import ops  # noqa: PLC0415
 
         try:
-            created = ops.submit(cluster, manifests[0], req, make_room=make_room(env, cluster, settings))  # type: ignore[arg-type]
+            created = ops.submit(cluster, manifests[0], req, make_room=make_room(env, cluster, settings))
         except GridshimError as e:
             fresh = stale_uid(env, settings, cluster, tool, uid, e)
             if fresh is None:
@@ -137,7 +137,7 @@ def qsub(env: Env, argv: list[str]) -> int:
             req, opts = p.request, p.opts
             manifests = render(req, settings)
             manifests[0] = depends.apply(cluster, req, manifests[0])
-            created = ops.submit(cluster, manifests[0], req, make_room=make_room(env, cluster, settings))  # type: ignore[arg-type]
+            created = ops.submit(cluster, manifests[0], req, make_room=make_room(env, cluster, settings))
         for w in depends.submitted(cluster, created, backstop=depends.backstop_manifest(
                 settings, tool=req.tool, uid=req.uid, home=req.home), home=req.home):
             env.stderr.write(f"qsub: warning: {printable(w)}\n")
