@@ -342,7 +342,10 @@ def selector(o: Options, now: float) -> Callable[[list[str]], bool] | None:
     for kind, index in (("group", acct.GROUP), ("owner", acct.OWNER), ("account", acct.ACCOUNT),
                         ("project", acct.PROJECT), ("department", acct.DEPARTMENT), ("pe", acct.PE)):
         if kind in v:
-            checks.append(lambda f, want=v[kind], index=index: dec(f[index]) == want)
+            def field_is(f: list[str], want: str = v[kind], index: int = index) -> bool:
+                return dec(f[index]) == want
+
+            checks.append(field_is)
     if not o.job_flag and (o.job_number or o.job_name is not None):
         number, name = o.job_number, o.job_name
 
