@@ -23,7 +23,7 @@ from gridshim import config, control, depends, tasks
 from gridshim.cli import finish
 from gridshim.cli._common import Env, argv, load_cluster, run
 from gridshim.errors import ConflictError, ExitCode, GridshimError, JobExistsError, JobNotFoundError, UsageError
-from gridshim.model import RUNNING_STATES, JobRow, Manifest
+from gridshim.model import RUNNING_STATES, Cluster, JobRow, Manifest
 from gridshim.render import labels as L
 from gridshim.status import job_started
 
@@ -562,7 +562,7 @@ def replacement_manifest(job: Manifest, change: dict[str, Any], settings: Any) -
     return new
 
 
-def _replace(cluster: Any, settings: Any, job: Manifest, change: dict[str, Any]) -> Manifest:
+def _replace(cluster: Cluster, settings: Any, job: Manifest, change: dict[str, Any]) -> Manifest:
     """Create the replacement first, then delete the old Job only if it is exactly as read (uid +
     resourceVersion). If the old one changed meanwhile (released, started, altered), the replacement is
     deleted and the change refused: the job is never lost, and never doubled."""
