@@ -139,8 +139,8 @@ def qdel_main(env: Env, argv: list[str], cluster: Any = None) -> int:
             answers.append(control.Answer(
                 text=f"There is no job registered for the following users: {control.shown(','.join(empty or users))}",
                 error=True))
-    for a in answers:
-        env.stdout.write(a.text + "\n")
+    for answer in answers:
+        env.stdout.write(answer.text + "\n")
     return int(ExitCode.ERROR) if any(a.error for a in answers) else 0
 
 

@@ -54,8 +54,8 @@ def qmod_main(env: Env, argv: list[str], cluster: Any = None) -> int:
             if row.uid not in done:
                 done.add(row.uid)
                 answers.append(control.restart_job(cluster, row, grace=settings.grace_seconds))
-    for a in answers:
-        env.stdout.write(a.text + "\n")
+    for answer in answers:
+        env.stdout.write(answer.text + "\n")
     return int(ExitCode.ERROR) if any(a.error for a in answers) else 0
 
 
