@@ -22,6 +22,7 @@ import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, Callable
 
 from gridshim.config import Settings
@@ -310,14 +311,14 @@ def _write_pass(cluster: Cluster, stored: Stored, *, workers: Callable[[], Clust
         if name in terminating:
             waiting = True
         elif cur is None:
-            writes.append(lambda c, m=m: _create(c, m))
+            writes.append(partial(_create, m=m))
         elif (cur["metadata"].get("annotations") or {}).get(A_HASH) != m["metadata"]["annotations"].get(A_HASH):
-            writes.append(lambda c, m=m, cur=cur: _update(c, m, cur))
+            writes.append(partial(_update, m=m, cur=cur))
         else:
             result.unchanged += 1
     for name, cur in have.items():
         if name not in want:
-            deletes.append(lambda c, cur=cur: _delete(c, cur))
+            deletes.append(partial(_delete, cur=cur))
     if deletes or writes:
         latest = read_store(cluster)
         if (latest.uid, latest.serial) != (stored.uid, stored.serial):
