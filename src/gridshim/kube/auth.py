@@ -88,8 +88,8 @@ class Auth:
                 _CACHE[key] = fresh
             if cred is None or fresh.cert != cred.cert:
                 self.generation += 1
-            self._exec = fresh
-        return self._exec
+            self._exec = cred = fresh
+        return cred
 
     def _cache_key(self) -> str:
         import json  # noqa: PLC0415

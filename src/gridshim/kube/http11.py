@@ -168,7 +168,7 @@ class Response:
             while True:
                 n = self._chunk()
                 if n == 0:
-                    return out  # type: ignore[return-value]  (bytes-like: json, decode, re take it)
+                    return out  # type: ignore[return-value]  # bytes-like: json, decode, re take it
                 data = self._fp.read(n)
                 if len(data) < n:
                     raise IncompleteRead(f"{len(data)} of {n} bytes of a chunk")

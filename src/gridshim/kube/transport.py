@@ -400,7 +400,7 @@ class _Connection(http11.HTTPSConnection):
             raise
 
 
-class _Headers(dict):  # type: ignore[type-arg]
+class _Headers(dict):
     """Request headers where a name may repeat (Impersonate-Group), for http.client's request()."""
 
     def __init__(self, pairs: list[tuple[str, str]]) -> None:
