@@ -539,7 +539,7 @@ def _python_commands(text: str) -> list[tuple[int, list[str], str]]:
             for arg in node.args[:1]:
                 line = _python_string(arg, text)
                 head = line.split(None, 1)[0] if line and line.strip() else ""
-                if not grid_name(head):
+                if line is None or not grid_name(head):
                     continue
                 try:
                     cmds = find_commands(line, {})
@@ -567,8 +567,10 @@ def _python_string(node: ast.expr, text: str) -> str | None:
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod):
         return _python_string(node.left, text)
     if isinstance(node, ast.JoinedStr):
+        # the parts that are not string constants are FormattedValues (mypy sees only ast.expr)
         return "".join(v.value if isinstance(v, ast.Constant) and isinstance(v.value, str)
-                       else f"{{{ast.get_source_segment(text, v.value) or 'value'}}}" for v in node.values)
+                       else f"{{{ast.get_source_segment(text, v.value) or 'value'}}}"  # type: ignore[attr-defined]
+                       for v in node.values)
     return None
 
 
@@ -659,7 +661,7 @@ class _Checker:
         except GridshimError as e:
             notes.append(Note(text=e.message, kind=Kind.UNSUPPORTED))
         first = lines[0][0]
-        self.add(source=src.name, line=first, text=" | ".join(l.strip() for _, l in lines), command="#$ lines",
+        self.add(source=src.name, line=first, text=" | ".join(raw.strip() for _, raw in lines), command="#$ lines",
                  job=name or f"{default_job_name(src.name)} (unless jsub -N names it)", notes=tuple(notes),
                  via=src.in_job)
 
@@ -679,7 +681,7 @@ class _Checker:
 
     def _job_of_line(self, command: str, index: int) -> tuple[str, str | None, list[Note], str | None]:
         """(what, job, notes, program) of a cron command, read the way the crontab module reads it."""
-        plain = ("cron entry", f"cron-{index}", [], None)
+        plain: tuple[str, str | None, list[Note], str | None] = ("cron entry", f"cron-{index}", [], None)
         try:
             tokens = S.tokenize(command)
         except ValueError:
