@@ -50,7 +50,9 @@ def record_lines(job: Manifest, pods: list[Manifest], *, settings: Settings, now
     job_id = L.job_id_of(meta)
     submitted = _epoch(meta.get("creationTimestamp"))
     pe = opts.get("pe") if isinstance(opts.get("pe"), list) else None
-    slots = opts.get("slots") if isinstance(opts.get("slots"), int) else 1
+    slots = opts.get("slots")
+    if not isinstance(slots, int):
+        slots = 1
     deadline = (condition(job, "Failed") or {}).get("reason") == "DeadlineExceeded"
     array = array_of(job)
     out = []

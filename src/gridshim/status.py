@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 def condition(obj: Manifest, ctype: str) -> dict[str, Any] | None:
     for c in (obj.get("status") or {}).get("conditions") or []:
         if c.get("type") == ctype and c.get("status") == "True":
-            return c
+            return c  # type: ignore[no-any-return]  # a condition is an object (the API's schema)
     return None
 
 
@@ -60,10 +60,10 @@ def terminated_state(pod: Manifest) -> dict[str, Any] | None:
     for cs in (pod.get("status") or {}).get("containerStatuses") or []:
         state = cs.get("state") or {}
         if "terminated" in state:
-            return state["terminated"]
+            return state["terminated"]  # type: ignore[no-any-return]  # an object (the API's schema)
         last = cs.get("lastState") or {}
         if "terminated" in last:
-            return last["terminated"]
+            return last["terminated"]  # type: ignore[no-any-return]  # as above
     return None
 
 

@@ -144,7 +144,7 @@ def name_of(meta: dict[str, Any]) -> str:
     """Decode the grid name from object metadata (annotation first; the label for older layouts)."""
     ann = meta.get("annotations") or {}
     labels = meta.get("labels") or {}
-    return ann.get(A_NAME) or labels.get(NAME) or meta.get("name", "")
+    return ann.get(A_NAME) or labels.get(NAME) or meta.get("name", "")  # type: ignore[no-any-return]  # strings (the API's schema)
 
 
 def _is_int(v: Any) -> bool:
