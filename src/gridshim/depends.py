@@ -255,7 +255,7 @@ def submitted(cluster: Cluster, created: Manifest, *, backstop: Manifest | None,
             if home:
                 noted = {p for p, tasks in predecessors_of(job).items()
                          if not tasks and os.path.exists(marker(home, RELEASED, p))}
-            job = update(cluster, job, lambda j: settle(j, by_id, over=noted)) or job
+            job = update(cluster, job, lambda j: settle(j, by_id, over=noted)) or job  # noqa: B023  (update calls it now)
             left = predecessors_of(job)
             if not left:
                 break

@@ -82,7 +82,7 @@ def parse(argv: list[str]) -> Options:
 
         def value() -> str:
             if not args:
-                raise OptionError(f'ERROR! {control.shown(a)} option must have argument')
+                raise OptionError(f'ERROR! {control.shown(a)} option must have argument')  # noqa: B023  (called in this iteration)
             return args.pop(0)
 
         if a not in OPTIONS:
