@@ -195,7 +195,7 @@ class FaultProxy:
         while not self._stop.is_set():
             try:
                 raw, _ = self._listener.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return

@@ -268,7 +268,7 @@ def test_qstat_job_and_jstop_through_faults(proxied: tuple[Tool, FaultProxy, dic
 def test_qdel_through_faults(proxied: tuple[Tool, FaultProxy, dict]) -> None:
     tool, proxy, env = proxied
     ids = []
-    for i in range(3):
+    for _ in range(3):
         proc = tool.run("jsub", "-N", "many", "/bin/sleep", "300")
         assert proc.returncode == 0, proc.stderr
         ids.append(str(submitted_id(proc.stdout, "many")))

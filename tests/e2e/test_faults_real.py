@@ -236,7 +236,7 @@ def test_thirty_once_submissions_across_a_restart(make_tool: Callable[..., Tool]
         count("kube-apiserver SIGKILL + restart after 2 s")
         procs = [spawn(tool, "jsub", "-once", "-N", "same", "/bin/sleep", "120") for _ in range(30)]
         results = finish(procs)
-    for code, so, se in results:
+    for _code, so, se in results:
         assert not CLEAN.search(so + se), se
     winners = [r for r in results if r[0] == 0]
     assert len(winners) == 1, [r for r in results if r[0] != 1]
@@ -409,7 +409,7 @@ def test_node_agent_killed_and_restarted(make_tool: Callable[..., Tool], sandbox
     finally:
         stop(waiters)
     wrong = []
-    for i, (wcode, wout, werr) in enumerate(lost):
+    for i, (wcode, _wout, werr) in enumerate(lost):
         assert not CLEAN.search(werr), werr
         err = (tool.home / f"lost{i}.err").read_text()
         if wcode != 1 or not re.search(r"Job \d{7} exited because of signal SIGKILL", err):

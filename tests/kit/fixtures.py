@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import copy
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "k8s"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _read(name: str) -> str:
     path = FIXTURES / f"{name}.json"
     if not path.is_file():

@@ -82,8 +82,13 @@ def test_missing_value() -> None:
 
 @pytest.mark.parametrize("flag", ["-j", "-sync", "-b", "-now"])
 def test_yes_no_values(flag: str) -> None:
+    attr = {"-j": "join", "-sync": "sync", "-b": "binary"}.get(flag)  # -now is accepted and ignored
     for word, value in (("y", True), ("yes", True), ("n", False), ("NO", False)):
-        parse(flag, word, "p")
+        opts = parse(flag, word, "p")
+        if attr is None:
+            assert opts.ignored == (f"{flag} {word}",)
+        else:
+            assert getattr(opts, attr) is value
     with pytest.raises(UsageError, match=rf"^argument {flag}: invalid choice: 'maybe'"):
         parse(flag, "maybe", "p")
 

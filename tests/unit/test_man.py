@@ -102,10 +102,10 @@ def test_gridshim_page_documents_its_parser() -> None:
     text = render("gridshim")
     cli = command()
     words: set[str] = set()
-    for name, command in [("", cli), *cli.commands.items()]:
+    for name, cmd in [("", cli), *cli.commands.items()]:
         if name:
             words.add(name)
-        for param in command.params:
+        for param in cmd.params:
             words |= {o for o in (*param.opts, *param.secondary_opts) if o.startswith("-")}
     assert {"doctor", "migrate-check", "release", "--job", "--sweep", "--task", "--no-follow", "--version"} <= words
     missing = sorted(w for w in words if not documented(text, w))

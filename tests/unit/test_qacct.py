@@ -464,7 +464,7 @@ class TestFile:
         path.write_text(f"ttl_seconds: 300\n{line}\nmail_domain: example.org\n")
         assert acct.site_setting({"GRIDSHIM_CONFIG": str(path)}) == expected
         from gridshim import config
-        assert getattr(config.load({"GRIDSHIM_CONFIG": str(path)}), "accounting_file") == expected
+        assert config.load({"GRIDSHIM_CONFIG": str(path)}).accounting_file == expected
 
     @pytest.mark.parametrize("text,expected", [
         ("ttl_seconds: 300\n", acct.DEFAULT_FILE),

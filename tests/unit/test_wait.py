@@ -107,7 +107,7 @@ def test_finished_and_removed_by_its_ttl_while_the_waiter_was_paused() -> None:
     """The DELETED event carries the Job's last state: a failure stays a failure (never 'Unable to run')."""
     for conditions, code in ((FAILED, 1), (DONE, 0)):
         api = FakeApi()
-        job = submitted(api)
+        submitted(api)
         api.start("j")
 
         def finished_unseen_then_removed(conditions: list[dict[str, Any]] = conditions) -> None:
