@@ -702,7 +702,7 @@ def main(argv: list[str] | None = None) -> int:
                        f"{d['kubectl_median_s'] * 1000:.0f} ms ({d['pairs']} pairs; "
                        f"{d['round_trips']} round trip(s), imports {d['import_ms']:.0f} ms)")
             if "qacct" in only:
-                from qacct_bench import fig_qacct  # noqa: PLC0415  (bench/ is on sys.path: run as a script)
+                from qacct_bench import fig_qacct  # bench/ is on sys.path: run as a script
 
                 log("qacct -j NAME over 10,000 records")
                 d = details["qacct"] = fig_qacct(records=10_000, runs=args.pairs)

@@ -183,7 +183,7 @@ def kubeconfig_dict(*, server: str, ca_pem: bytes, cert: str, key: str, user: st
 
 def apply(api: Any, obj: dict[str, Any]) -> None:
     """Server-side apply through the dynamic client (idempotent)."""
-    from kubernetes.dynamic import DynamicClient  # noqa: PLC0415  (heavy import, only when needed)
+    from kubernetes.dynamic import DynamicClient  # heavy import, only when needed
 
     client = DynamicClient(api) if not hasattr(api, "resources") else api
     res = client.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])

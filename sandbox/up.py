@@ -127,7 +127,7 @@ def wait_http(url: str, *, ctx: ssl.SSLContext | None = None, timeout: float = 1
     last: Exception | str = "no answer"
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, context=ctx, timeout=5) as r:  # noqa: S310 (loopback only)
+            with urllib.request.urlopen(url, context=ctx, timeout=5) as r:  # loopback only
                 if r.status == 200:
                     return
         except Exception as e:  # noqa: BLE001  (any failure means "not ready yet")

@@ -32,7 +32,7 @@ class Creds:
     token: str | None = None
 
 
-def FakeCluster(*, creds: Creds | None = None, namespace: str = "tool-demo",  # noqa: N802  (the cluster below)
+def FakeCluster(*, creds: Creds | None = None, namespace: str = "tool-demo",  # capitalised: it stands for the cluster class below
                 denied: set[tuple[str, str]] | None = None, quotas: list[dict[str, Any]] = (),
                 ranges: list[dict[str, Any]] = (), version_error: GridshimError | None = None,
                 quota_error: GridshimError | None = None, user: str | None = "demo", ns_uid: str | None = "52000",

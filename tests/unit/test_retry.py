@@ -273,7 +273,7 @@ def test_a_create_refused_by_a_starting_server_is_made_once(no_sleep: list[float
 # -- crontab reconcile: 403s and outages are retried like 5xx, removed entries never stay ------------------
 
 def _fake_cron(budget: float) -> Any:
-    from test_crontab import FakeCluster  # noqa: PLC0415  (the fake API server of the crontab tests)
+    from test_crontab import FakeCluster  # the fake API server of the crontab tests
 
     c = FakeCluster()
     c.retry_seconds = budget

@@ -198,7 +198,7 @@ def test_a_kubeconfig_with_secrets_is_never_copied_to_the_cache(tmp_path: Path) 
 
 # -- the cached Namespace uid ---------------------------------------------------------------------------
 
-def PolicyCluster(uid: int) -> FakeApi:  # noqa: N802  (it stands for the cluster of the tests below)
+def PolicyCluster(uid: int) -> FakeApi:  # capitalised: it stands for the cluster of the tests below
     """The kit's tool-x, whose admission policy (the sandbox's gridshim-tool-uid) admits only the uid in the
     Namespace's annotation (tests change it to play the admins)."""
     api = FakeApi("tool-x", namespace_annotations={"gridshim.io/uid": str(uid)})

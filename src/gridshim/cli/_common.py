@@ -78,7 +78,7 @@ def argv() -> list[str]:
 
 
 def _devnull() -> TextIO:
-    return open(os.devnull, "w")  # noqa: SIM115  (lives as long as the process)
+    return open(os.devnull, "w")  # lives as long as the process
 
 
 def _pwd_ok() -> bool:

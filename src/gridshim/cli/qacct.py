@@ -596,7 +596,7 @@ def main() -> None:
     try:
         rc = qacct_main(env, _argv())
         env.stdout.flush()
-    except BaseException as err:  # noqa: BLE001  (the one funnel is cli._common's, imported only here)
+    except BaseException as err:  # the one funnel is cli._common's, imported only here
         if isinstance(err, SystemExit):
             raise
         from gridshim.cli._common import run  # noqa: PLC0415

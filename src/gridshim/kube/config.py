@@ -156,7 +156,7 @@ def merge(paths: list[str], environ: Any = None) -> tuple[dict[str, dict[str, An
             raise ClusterConfigError(f"kubeconfig {p} is not text (UTF-8)", hint="fix or regenerate it") from None
         except ClusterConfigError:
             raise
-        except Exception as e:  # noqa: BLE001  (yaml.YAMLError, ValueError, RecursionError: PyYAML may not be imported)
+        except Exception as e:  # yaml.YAMLError, ValueError, RecursionError: PyYAML may not be imported
             if not _yaml_error(e):
                 raise
             raise ClusterConfigError(f"kubeconfig {p} is not valid YAML",
