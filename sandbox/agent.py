@@ -1419,6 +1419,8 @@ class PodWorker:
             return
         for w in warnings:
             self.log("%s", w)
+        if not self.fill_volumes(c, now):
+            return
         if c.starts > 0:
             c.restart_count += 1
         c.starts += 1
@@ -1546,9 +1548,8 @@ class PodWorker:
         binds: list[Bind] = []
         roots = self.agent.private_roots
         for name, target in projected_mounts(self.pod, c.spec):
-            if name not in self.volume_refresh:
+            if name not in self.volume_refresh:  # fill_volumes left it: this raises why it cannot be filled
                 self.volume_refresh[name] = self.project(name)
-                self.log("projected volume %s filled", name)
             real = os.path.realpath(target)
             if any(is_under(real, r) for r in roots):
                 root = root_of(real, roots)
@@ -1563,6 +1564,30 @@ class PodWorker:
             binds.append(Bind(src, real, False, f"mount --bind {src} {target} (projected volume {name})",
                               read_only=True))
         return binds
+
+    def fill_volumes(self, c: ContainerRun, now: float) -> bool:
+        """Fill the projected volumes C mounts that are not filled yet. False when one cannot be filled
+        for now (the TokenRequest failed: API down, ServiceAccount missing): as the kubelet, the container
+        stays ContainerCreating with the reason and is tried again in VOLUME_RETRY_SECONDS. A volume this
+        agent cannot fill at all (an unsupported source, a bad path) is left to volume_mounts' StartError."""
+        if getattr(self.agent, "tmp_mode", "shared") != "private":
+            return True
+        for name, _ in projected_mounts(self.pod, c.spec):
+            if name in self.volume_refresh:
+                continue
+            try:
+                self.volume_refresh[name] = self.project(name)
+            except VolumeError:
+                return True
+            except Exception as e:  # noqa: BLE001 - the API's answer or a transport failure: try again
+                msg = f"MountVolume.SetUp failed for volume {name!r}: {e}"
+                self.log("container %s: %s; again in %.0f s", c.name, msg, VOLUME_RETRY_SECONDS)
+                c.restart_at = now + VOLUME_RETRY_SECONDS
+                c.state = {"waiting": {"reason": "ContainerCreating", "message": msg}}
+                self.dirty = True
+                return False
+            self.log("projected volume %s filled", name)
+        return True
 
     def project(self, name: str) -> float:
         """Write projected volume NAME's files (each replaced atomically); returns when to do it again."""

@@ -168,3 +168,20 @@ def test_the_kubernetes_service_variables_name_the_api_server() -> None:
     env = G.service_env("https://127.0.0.1:37363")
     assert env["KUBERNETES_SERVICE_HOST"] == "127.0.0.1" and env["KUBERNETES_SERVICE_PORT"] == "37363"
     assert env["KUBERNETES_PORT"] == "tcp://127.0.0.1:37363" and env["KUBERNETES_PORT_37363_TCP_PROTO"] == "tcp"
+
+
+def test_a_token_that_cannot_be_had_yet_keeps_the_container_creating(tmp_path: Path) -> None:
+    """As the kubelet: a failed TokenRequest (API down, ServiceAccount missing) is no StartError; the
+    container waits in ContainerCreating with the reason and is tried again."""
+    class Down(FakeAgent):
+        tmp_mode = "private"
+
+        def request_token(self, pod: dict[str, Any], audience: str | None, seconds: int) -> tuple[str, float]:
+            raise G.ApiError(503, "the API server is shutting down")
+
+    pod = api_access_pod()
+    w = G.PodWorker(Down(tmp_path), pod)  # type: ignore[arg-type]
+    (c,) = w.mains
+    assert w.fill_volumes(c, 100.0) is False
+    assert c.restart_at == 100.0 + G.VOLUME_RETRY_SECONDS and c.state["waiting"]["reason"] == "ContainerCreating"
+    assert "the API server is shutting down" in c.state["waiting"]["message"] and c.starts == 0
