@@ -1450,7 +1450,7 @@ class PodWorker:
                     raise StartFailure(128, f"cannot give the container a private /tmp: {e}") from e
                 try:
                     binds += self.volume_mounts(c)
-                except Exception as e:  # noqa: BLE001 - API, file system or spec: the container cannot start
+                except Exception as e:  # API, file system or spec: the container cannot start
                     raise StartFailure(128, f"cannot mount a projected volume: {e}") from e
             elif projected_mounts(pod, c.spec):
                 logf.write(f"gridshim-agent: warning: projected volumes "

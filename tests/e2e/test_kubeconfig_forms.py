@@ -19,9 +19,10 @@ import os
 import socket
 import sys
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
@@ -29,10 +30,9 @@ import yaml
 from conftest import Sandbox, Tool
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-from kubefake import ConnectProxy, free_port  # noqa: E402
-
-from sandbox.tenancy import TOOL_CLUSTERROLE  # noqa: E402
-from test_jobs_in_jobs import KUBECTL_MEM, SYNC_BOUND, site_config  # noqa: E402
+from kubefake import ConnectProxy, free_port
+from sandbox.tenancy import TOOL_CLUSTERROLE
+from test_jobs_in_jobs import KUBECTL_MEM, SYNC_BOUND, site_config
 
 PROXIED_HOST = "kube.proxied.test"  # resolved by the test proxy only
 SA = "forms-e2e"

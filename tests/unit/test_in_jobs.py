@@ -18,8 +18,7 @@ from gridshim.translate import SubmitHost, translate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from sandbox import agent as G  # noqa: E402
-from sandbox import tenancy  # noqa: E402
+from sandbox import agent as G, tenancy
 
 HOST = SubmitHost(tool="demo", home="/data/project/demo", cwd="/data/project/demo", uid=52001,
                   now=1_800_000_000.0, token="0123456789abcdef", env={"USER": "tools.demo", "PATH": "/home/bin"})

@@ -13,20 +13,18 @@ import pty
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
 
-from kubefake import ConnectProxy, FakeApiServer, Pki, free_port
-
 from gridshim import cron_ops
 from gridshim.errors import ClusterConfigError, ClusterError, GridshimError
-from gridshim.kube import auth as A
-from gridshim.kube import client as K
-from gridshim.kube import transport as T
+from gridshim.kube import auth as A, client as K, transport as T
 from gridshim.kube.config import load_credentials
+from kubefake import ConnectProxy, FakeApiServer, Pki, free_port
 
 CM = "/api/v1/namespaces/tool-x/configmaps/x"
 
@@ -333,7 +331,7 @@ def exec_user(p: Path, version: str = "client.authentication.k8s.io/v1", **extra
 
 
 def in_an_hour() -> str:
-    return (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def test_exec_plugin_token_v1_with_args_env_and_cluster_info(server: FakeApiServer, pki: Pki, tmp_path: Path) -> None:
