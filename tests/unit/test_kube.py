@@ -260,6 +260,13 @@ def test_in_cluster_credentials_partly_there_are_one_line_naming_what_is_missing
     assert says.format(sa=sa) in str(e.value) and "\n" not in str(e.value), str(e.value)
 
 
+def test_a_namespace_that_is_not_a_name_is_one_line(tmp_path: Path) -> None:
+    sa = service_account(tmp_path, None, namespace="tool-x")
+    env = {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443", "POD_NAMESPACE": "a/../b"}
+    with pytest.raises(ClusterConfigError, match=r"the namespace 'a/\.\./b' \(POD_NAMESPACE\) is not a namespace name"):
+        load_credentials([str(tmp_path / "none")], environ=env, sa_dir=str(sa))
+
+
 def test_an_ipv6_service_host_is_bracketed(tmp_path: Path) -> None:
     sa = service_account(tmp_path, None)
     creds = load_credentials([str(tmp_path / "none")], sa_dir=str(sa),

@@ -421,6 +421,10 @@ def in_cluster_credentials(environ: Any, *, sa_dir: str = SERVICE_ACCOUNT_DIR,
                 namespace = f.read().strip()
         except (OSError, UnicodeDecodeError):
             namespace = ""
+    if namespace and (len(namespace) > 63 or not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", namespace)):
+        where = "POD_NAMESPACE" if environ.get("POD_NAMESPACE") else os.path.join(sa_dir, "namespace")
+        raise ClusterConfigError(f"in-cluster credentials: the namespace {namespace!r} ({where}) is not a "
+                                 "namespace name", hint="check the pod's env and volumes")
     server = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
     return Credentials(path=f"{sa_dir} (in-cluster)", context=IN_CLUSTER, server=server,
                        namespace=namespace or "default", ca_file=ca if os.path.isfile(ca) else None,
