@@ -11,12 +11,13 @@ from gridshim.kube.transport import query, quote, split_server
 
 
 def _urllib(url: str) -> tuple[str | None, int | None, str]:
+    """The oracle: urlsplit's hostname (https only), port (-1 when it is not a port) and path."""
+    parts = urllib.parse.urlsplit(url)
     try:
-        u = urllib.parse.urlsplit(url)
-        port = u.port
-    except ValueError:
+        port = parts.port
+    except ValueError:  # not a number, or out of range
         return None, -1, ""
-    return (u.hostname if u.scheme == "https" else None), port, u.path
+    return parts.hostname if parts.scheme == "https" else None, port, parts.path
 
 
 HOSTS = st.one_of(st.sampled_from(["127.0.0.1", "api.example.org", "API.Example.ORG", "[::1]", "[fd00::5]", "k8s", ""]),
