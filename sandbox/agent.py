@@ -1285,7 +1285,7 @@ class PodWorker:
             self.save_state()
             try:
                 self.remove_private_dirs()
-            except Exception:  # noqa: BLE001 - never keep the worker from being accounted for
+            except Exception:  # never keep the worker from being accounted for
                 log.exception("pod %s: cannot remove its private /tmp", self.key)
             self.agent.worker_exited(self)
 
@@ -1433,7 +1433,7 @@ class PodWorker:
         try:
             logdir = os.path.join(self.agent.state_dir, "logs", f"{self.ns}_{self.name}_{self.uid}", c.name)
             os.makedirs(logdir, exist_ok=True)
-            logf = open(os.path.join(logdir, f"{c.restart_count}.log"), "ab", buffering=0)
+            logf = open(os.path.join(logdir, f"{c.restart_count}.log"), "ab", buffering=0)  # noqa: SIM115  (closed in finally)
             if not argv:
                 raise StartFailure(128, "no command or args in the container spec (images are not run)")
             if tmp_mode == "refused":
@@ -2257,7 +2257,7 @@ class Agent:
                 return
             try:
                 w = PodWorker(self, pod)
-            except Exception:  # noqa: BLE001 - a malformed pod must not stop the watch
+            except Exception:  # a malformed pod must not stop the watch
                 log.exception("pod %s/%s: cannot be run", md.get("namespace"), md.get("name"))
                 self.done[uid] = "terminal"
                 return
