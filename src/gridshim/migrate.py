@@ -594,7 +594,10 @@ class _Checker:
                       in_job: str | None) -> tuple[str | None, list[Note]]:
         """The job one grid command is about, and its notes. IN_JOB says which job it would run inside."""
         notes: list[Note] = []
-        if in_job:
+        if in_job and self.settings.in_jobs:  # the site gives jobs the commands and the tool's identity
+            notes.append(Note(text=f"it runs inside {in_job}, as the tool: the site runs gridshim inside jobs "
+                                   f"(in_jobs: {self.settings.in_jobs})", kind=Kind.INFO))
+        elif in_job:
             notes.append(Note(text=f"it runs inside {in_job}, where {cmd} does not exist unless the site's image "
                                    "has gridshim and the job can read your kubeconfig",
                               kind=Kind.UNSUPPORTED,

@@ -184,3 +184,21 @@ def test_a_token_that_cannot_be_had_yet_keeps_the_container_creating(tmp_path: P
     assert w.fill_volumes(c, 100.0) is False
     assert c.restart_at == 100.0 + G.VOLUME_RETRY_SECONDS and c.state["waiting"]["reason"] == "ContainerCreating"
     assert "the API server is shutting down" in c.state["waiting"]["message"] and c.starts == 0
+
+
+def test_a_refusal_with_the_jobs_own_identity_names_it_not_a_kubeconfig() -> None:
+    """A 403 answered to a job's ServiceAccount: the hint says what that identity may do; with a kubeconfig
+    it asks, as before, whether the kubeconfig is the tool's."""
+    import json
+
+    from gridshim.kube.config import Credentials
+    from gridshim.kube.transport import Transport
+
+    body = json.dumps({"kind": "Status", "reason": "Forbidden", "message": 'jobs.batch is forbidden: User '
+                       '"system:serviceaccount:tool-a:gridshim" cannot list resource "jobs" in the namespace "tool-b"'})
+    for in_cluster, hint in ((True, "a job acts as its own tool's ServiceAccount, which may touch that tool's jobs only"),
+                             (False, "is /k/config the kubeconfig of the tool that owns this?")):
+        t = Transport(Credentials(path="/k/config", context="c", server="https://10.0.0.1:443", namespace="tool-b",
+                                  token="t", in_cluster=in_cluster))
+        err = t.error_for(403, body.encode(), "GET", "/apis/batch/v1/namespaces/tool-b/jobs")
+        assert err.hint == hint and "system:serviceaccount:tool-a:gridshim" in err.message

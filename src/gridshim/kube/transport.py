@@ -799,9 +799,11 @@ class Transport:
                                        "which RBAC does not allow it: ask for the impersonate permission, or remove "
                                        "as: and its as-* entries", detail=detail)
         if status == 403:
-            return ForbiddenError(f"not allowed: {msg}",
-                                  hint=f"is {self.creds.path} the kubeconfig of the tool that owns this?",
-                                  detail=detail)
+            if self.creds.in_cluster:  # a job's own ServiceAccount: its rights are its tool's, in its namespace
+                hint = "a job acts as its own tool's ServiceAccount, which may touch that tool's jobs only"
+            else:
+                hint = f"is {self.creds.path} the kubeconfig of the tool that owns this?"
+            return ForbiddenError(f"not allowed: {msg}", hint=hint, detail=detail)
         if status == 404:
             return JobNotFoundError(msg, detail=detail)
         if status == 409 and reason == "AlreadyExists":
