@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from conftest import Tool, write
+from conftest import Sandbox, Tool, write
 
 
 def lines_of(out: str) -> dict[str, str]:
@@ -127,6 +127,26 @@ def test_migrate_check_names_each_job_and_classifies_each_line(tool: Tool) -> No
     assert f"{script}:2: not supported: jstart, job 'bot'" in out
     assert out.rstrip().endswith("7 grid commands in 2 files: 2 work unchanged, 1 with a difference, "
                                  "4 not supported.")
+
+
+def test_migrate_check_on_a_site_that_runs_gridshim_inside_jobs(tool: Tool, sandbox: Sandbox) -> None:
+    """A script the crontab's job runs may call qstat and jstart where the site sets in_jobs (issue 13
+    item 3): migrate-check says why instead of calling them unsupported."""
+    import yaml
+
+    write(tool, "bin/bot.sh", "#!/bin/sh\necho hi\n", 0o755)
+    write(tool, "bin/cleanup.sh", "#!/bin/sh\nqstat -j checker >/dev/null || jstart -N bot ~/bin/bot.sh\n", 0o755)
+    crontab = write(tool, "injobs.txt", "@daily ~/bin/cleanup.sh\n")
+    cfg = yaml.safe_load(sandbox.site_config.read_text())
+    cfg["in_jobs"] = {"identity": "service-account"}
+    site = write(tool, "in-jobs.yaml", yaml.safe_dump(cfg, sort_keys=False))
+    plain = tool.run("gridshim", "migrate-check", str(crontab))
+    assert plain.returncode == 1 and "not supported: qstat" in plain.stdout, plain.stdout + plain.stderr
+    proc = tool.run("gridshim", "migrate-check", str(crontab), env={"GRIDSHIM_CONFIG": str(site)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    script = tool.home / "bin" / "cleanup.sh"
+    assert f"{script}:2: works unchanged: qstat, job 'checker'" in proc.stdout, proc.stdout
+    assert "the site runs gridshim inside jobs (in_jobs: service-account)" in proc.stdout, proc.stdout
 
 
 def test_migrate_check_agrees_with_the_crontab_command(tool: Tool) -> None:
