@@ -336,7 +336,7 @@ def request_notes(req: JobRequest, settings: Settings) -> list[Note]:
             notes.append(Note(text=f"{item}: accepted but has no effect (a job that cannot start yet waits as qw)"))
     if req.not_before is not None:
         notes.append(Note(text="-a: the job's pod starts at once and waits inside until the given time (qstat shows "
-                               "hqw); its memory is reserved meanwhile"))
+                               "qw, as the grid did); its memory is reserved meanwhile"))
     return notes
 
 

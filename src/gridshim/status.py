@@ -116,7 +116,7 @@ K8S_TO_GRID: dict[Observation, GridState] = {
     Observation.DELETING: GridState.DELETING,
     Observation.HELD: GridState.HELD,
     Observation.SUSPENDED: GridState.QUEUED,
-    Observation.NOT_BEFORE: GridState.HELD,
+    Observation.NOT_BEFORE: GridState.QUEUED,  # qw, as SGE shows it; its hold kind `a` (qstat -s ha)
     Observation.CANNOT_START: GridState.ERROR,
     Observation.RUNNING_RESTARTED: GridState.RESTARTED,
     Observation.RUNNING: GridState.RUNNING,

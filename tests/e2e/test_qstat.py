@@ -94,7 +94,7 @@ def test_watchdog_fragment_finds_a_running_job_by_column_3(tool: Tool) -> None:
 
 def test_running_before_pending_and_states(make_tool: Callable[..., Tool]) -> None:
     """One pod allowed: the second job waits for the quota (qw), a continuous one with a bad -wd cannot
-    start (Eqw) once it gets a pod, -a in the future is hqw."""
+    start (Eqw) once it gets a pod, -a in the future is qw (as SGE shows it) and listed by -s ha."""
     tool = make_tool("qs", quota={**ROOMY, "pods": "2"})
     submit(tool, "jsub", "-N", "first", "/bin/sleep", "300")
     wait_state(tool, "first", lambda s: s == "r", "first to run")
@@ -105,7 +105,7 @@ def test_running_before_pending_and_states(make_tool: Callable[..., Tool]) -> No
     submit(tool, "jsub", "-a", later, "-N", "later", "/bin/sleep", "300")
     got = tool.wait_for(lambda: (s := states(tool), s if s.get("second") == "qw" else None)[1],
                         timeout=60, what="second to be qw")
-    assert got == {"first": "r", "broken": "Eqw", "second": "qw", "later": "hqw"}
+    assert got == {"first": "r", "broken": "Eqw", "second": "qw", "later": "qw"}
     lines = tool.run("qstat").stdout.splitlines()[2:]
     assert [line.split()[4] for line in lines][0] == "r"
     detail = tool.run("qstat", "-j", "broken").stdout

@@ -47,7 +47,7 @@ CASES = {
     "unschedulable": (GridState.QUEUED, Observation.WAITING, "didn't match Pod's node affinity/selector"),
     "suspended": (GridState.QUEUED, Observation.SUSPENDED, None),
     "held": (GridState.HELD, Observation.HELD, None),  # qsub -h
-    "not_before": (GridState.HELD, Observation.NOT_BEFORE, None),
+    "not_before": (GridState.QUEUED, Observation.NOT_BEFORE, None),
     "finished_failed": (GridState.DONE, Observation.FINISHED, None),
     "finished_complete": (GridState.DONE, Observation.FINISHED, None),
     "cron_run": (GridState.RUNNING, Observation.RUNNING, None),
@@ -135,10 +135,11 @@ class TestDeleting:
 
 
 class TestNotBefore:
-    def test_held_until_its_start_time(self) -> None:
+    def test_waiting_until_its_start_time_with_hold_kind_a(self) -> None:
         row = row_of("not_before")
         assert row.not_before is not None and row.not_before > NOW
-        assert (row.state, row.start_time, row.node) == (GridState.HELD, None, "")
+        assert (row.state, row.start_time, row.node) == (GridState.QUEUED, None, "")
+        assert row.state_text == "qw" and "a" in row.holds  # SGE's qw; qstat -s ha selects it
 
     def test_running_after_its_start_time_which_is_the_start(self) -> None:
         nb = row_of("not_before").not_before
