@@ -5,7 +5,9 @@ same answers — the error class of each refusal (409 AlreadyExists vs Conflict,
 a label or field selector selects, that every write moves resourceVersion on and keeps the uid, what a
 merge patch with null does, and the watch's event types in order, DELETED with the last state.
 
-ConfigMaps: every verb, no pods to schedule (cheap on the shared sandbox)."""
+ConfigMaps: every verb, no pods to schedule (cheap on the shared sandbox). And one suspended CronJob in a
+tool whose quota holds one: the quota admission's refusal (its words, before a taken name's 409) and an
+Orphan delete's answer (terminating, the orphan finalizer)."""
 
 from __future__ import annotations
 
@@ -96,3 +98,53 @@ def test_the_kits_fake_answers_as_the_real_api_server(tool: Tool) -> None:
     assert answers["create again"] == ("error", "JobExistsError")
     assert answers["stale replace"] == ("error", "ConflictError") and answers["uid delete"] == ("error", "ConflictError")
     assert answers["missing"] == ("error", "JobNotFoundError")
+
+
+def cronjob(name: str) -> dict[str, Any]:
+    """A CronJob that never runs (suspended, a yearly schedule) and names no uid (the sandbox's policy)."""
+    return {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": name, "labels": {"kit": "q"}},
+            "spec": {"schedule": "0 0 1 1 *", "suspend": True, "jobTemplate": {"spec": {"template": {"spec": {
+                "restartPolicy": "Never", "containers": [{"name": "c", "image": "kit.invalid/none", "command": ["true"]}]}}}}}}
+
+
+def said(fn: Step, cluster: Any) -> Any:
+    """outcome() with the refusal's words."""
+    try:
+        fn(cluster)
+        return ("ok",)
+    except GridshimError as e:
+        return ("error", type(e).__name__, e.message)
+
+
+def quota_scenario(c: Any) -> list[Any]:
+    out: list[Any] = [("first", said(lambda c: c.create(cronjob("kit-q1")), c))]
+    out.append(("over the quota", said(lambda c: c.create(cronjob("kit-q2")), c)))
+    out.append(("taken name, quota full", outcome(lambda c: c.create(cronjob("kit-q1")), c)))
+    gone = c.delete("CronJob", "kit-q1", propagation="Orphan")
+    out.append(("orphan delete", bool(gone["metadata"].get("deletionTimestamp")), gone["metadata"].get("finalizers")))
+    return out
+
+
+def test_the_kits_quota_and_orphan_delete_answer_as_the_real_api_server(make_tool: Callable[..., Tool]) -> None:
+    tool = make_tool("kq", quota={"count/cronjobs.batch": "1"})
+    # the quota is enforced once its controller has filled in its status (a fresh namespace: within seconds)
+    quota = tool.wait_for(lambda: next((q for q in tool.kubectl_json("get", "resourcequota")["items"]
+                                        if "count/cronjobs.batch" in ((q.get("status") or {}).get("used") or {})), None),
+                          what="the quota's status")
+    real = KubeCluster.from_kubeconfig(tool.kubeconfig)
+    try:
+        want = quota_scenario(real)
+        # the garbage collector finishes the Orphan delete: the CronJob goes
+        tool.wait_for(lambda: outcome(lambda c: c.get("CronJob", "kit-q1"), real) == ("error", "JobNotFoundError"),
+                      what="the garbage collector to remove kit-q1")
+    finally:
+        for name in ("kit-q1", "kit-q2"):
+            try:
+                real.delete("CronJob", name)
+            except GridshimError:
+                pass
+    fake = FakeApi(tool.namespace).seed(quota)
+    assert quota_scenario(fake) == want
+    assert outcome(lambda c: c.get("CronJob", "kit-q1"), fake) == ("error", "JobNotFoundError")
+    assert want[1][1][1] == "QuotaExceededError" and want[2][1] == ("error", "QuotaExceededError")
+    assert want[3] == ("orphan delete", True, ["orphan"])

@@ -11,8 +11,15 @@ What it does as the API server does, so that a unit test's answer means somethin
   (dotted paths, `=`, `==`, `!=`) filter lists, watches and collection deletes; lists are in name order;
 - merge patches (RFC 7386) with `metadata.resourceVersion`/`metadata.uid` as preconditions;
 - deletion: Background removes the object and the pods it owns; Foreground keeps a Job that still has
-  pods, with a deletionTimestamp and the foregroundDeletion finalizer, until its last pod is gone; every
-  removal is a DELETED event carrying the object's last state;
+  pods, with a deletionTimestamp and the foregroundDeletion finalizer, until its last pod is gone; Orphan
+  answers the object with a deletionTimestamp and the orphan finalizer, and the garbage collector then
+  takes its ownerReferences off the dependents and removes it, at once or (`gc_lists = N`) after N more
+  LISTs, so that a client polling meanwhile sees it terminating, its name still taken; every removal is a
+  DELETED event carrying the object's last state;
+- ResourceQuota admission for object counts (`count/<resource>`, e.g. `count/cronjobs.batch`): a create
+  (also a dry-run one) that would pass a quota's hard count is 403 `exceeded quota`
+  (QuotaExceededError), in kube-apiserver's words and order (after the other admission, before the
+  409); used is what the store holds (the quota controller in step), terminating objects included;
 - watches deliver ADDED/MODIFIED/DELETED after the resourceVersion asked for, BOOKMARK events
   (`bookmark()`), ERROR events (`expire()`: 410 Expired) and 410 at once for a version older than the
   last `compact()`. The store is synchronous: a watch that has delivered everything runs the next step queued
@@ -30,9 +37,11 @@ from __future__ import annotations
 
 import copy
 import re
-from typing import Any, Callable, Iterator, NamedTuple
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
-from gridshim.errors import ClusterError, ConflictError, ForbiddenError, JobExistsError, JobNotFoundError
+from gridshim import quantity
+from gridshim.errors import ClusterError, ConflictError, ForbiddenError, JobExistsError, JobNotFoundError, QuotaExceededError
 from gridshim.model import tool_of
 
 Manifest = dict[str, Any]
@@ -147,6 +156,9 @@ class FakeApi:
         self.denied: set[tuple[str, str]] = set()  # (verb, resource) an access review answers no to
         self.creds: Any = None
         self.conflicts = 0  # 409 Conflicts answered (a stale resourceVersion or uid)
+        self.gc_lists = 0  # LISTs an Orphan delete's object stays terminating before the GC removes it
+        self._collecting: dict[tuple[str, str, str], int] = {}  # Orphan deletes the GC has not finished
+        self.retry_seconds = 0.0  # the client's retry budget (KubeCluster's), which cron_ops reads
 
     @property
     def tool(self) -> str:
@@ -165,6 +177,7 @@ class FakeApi:
         ns = meta.setdefault("namespace", self.namespace)
         for policy in self._admission:  # validating admission comes before storage (and its 409)
             policy(obj)
+        self._quota(obj)  # the ResourceQuota plugin: the last of the validating admission
         if (ns, kind, name) in self.store:
             raise JobExistsError(f'{PLURAL.get(kind, kind)} "{name}" already exists')
         meta.update(uid=self._uid(), resourceVersion=self._next_rv(), creationTimestamp=self.now, generation=1)
@@ -227,6 +240,7 @@ class FakeApi:
              namespace: str | None = None, trim: Callable[[Manifest], Any] | None = None) -> tuple[list[Any], str]:
         ns = namespace or self.namespace
         self._call("list", kind, "", selector=selector, field_selector=field_selector, namespace=namespace)
+        self._garbage_collector()
         if ns not in self.readable:
             raise ForbiddenError(f'{PLURAL.get(kind, kind)} is forbidden: User "{self.tool}" cannot list resource '
                                  f'"{PLURAL.get(kind, kind).split(".")[0]}" in the namespace "{ns}"')
@@ -247,6 +261,29 @@ class FakeApi:
             self.conflicts += 1
             raise ConflictError(f"Precondition failed: ResourceVersion in precondition: {resource_version}, "
                                 f"ResourceVersion in object meta: {meta['resourceVersion']}")
+        key = (meta.get("namespace", self.namespace), kind, name)
+        if "orphan" in (meta.get("finalizers") or []):  # an Orphan delete the GC has not finished
+            if propagation == "Orphan":
+                return copy.deepcopy(cur)  # asked again: the same answer, nothing changes
+            # another policy takes the orphan finalizer off (kube-apiserver's deletionFinalizersForGarbage-
+            # Collection): Background has nothing left to wait for, Foreground waits for the dependents instead
+            self._collecting.pop(key, None)
+            if propagation == "Foreground":
+                swapped = copy.deepcopy(cur)
+                swapped["metadata"]["finalizers"] = [*(f for f in meta["finalizers"] if f != "orphan"),
+                                                     "foregroundDeletion"]
+                self._write(swapped)
+                cur = self._stored(kind, name)
+            return self._remove(cur, propagation)
+        if propagation == "Orphan":
+            dying = copy.deepcopy(cur)
+            dying["metadata"]["deletionTimestamp"] = self.now
+            dying["metadata"]["finalizers"] = [*(meta.get("finalizers") or []), "orphan"]
+            out = self._write(dying)
+            self._collecting[key] = self.gc_lists
+            if not self.gc_lists:
+                self._garbage_collector()
+            return out
         return self._remove(cur, propagation)
 
     def delete_collection(self, kind: str, *, selector: str, grace: int | None = None) -> None:
@@ -477,6 +514,7 @@ class FakeApi:
                 obj = copy.deepcopy(body)
                 for policy in self._admission:
                     policy(obj)
+                self._quota(obj)
                 return obj  # admitted, nothing stored
             return self.create(body)
         raise AssertionError(f"FakeApi does not answer {method} {path}")
@@ -604,17 +642,67 @@ class FakeApi:
             return copy.deepcopy(obj)
         for pod in owned:
             self._remove(pod, "Background")
-        del self.store[(meta.get("namespace", self.namespace), obj["kind"], meta["name"])]
+        key = (meta.get("namespace", self.namespace), obj["kind"], meta["name"])
+        if key not in self.store:  # a Job in foreground deletion that just went with its last pod
+            return copy.deepcopy(obj)
+        del self.store[key]
         gone = copy.deepcopy(obj)
         gone["metadata"]["resourceVersion"] = self._next_rv()
         self._emit("DELETED", gone)
         if obj["kind"] == "Pod":  # the garbage collector: a Job in foreground deletion goes with its last pod
             owner = (meta.get("labels") or {}).get(CONTROLLER_UID)
             for job in self._select("Job", None, None, self.namespace):
-                if job["metadata"]["uid"] == owner and job["metadata"].get("deletionTimestamp") \
+                if job["metadata"]["uid"] == owner and "foregroundDeletion" in (job["metadata"].get("finalizers") or []) \
                         and not self._select("Pod", f"{CONTROLLER_UID}={owner}", None, self.namespace):
                     self._remove(job, "Background")
         return gone
+
+    def _quota(self, obj: Manifest) -> None:
+        """ResourceQuota admission of a create, object counts only (compute resources are not counted)."""
+        kind, meta = obj["kind"], obj["metadata"]
+        ns = meta.get("namespace", self.namespace)
+        resource = f"count/{PLURAL.get(kind, kind)}"
+        for q in self._select("ResourceQuota", None, None, ns):
+            hard = (q.get("status") or {}).get("hard") or (q.get("spec") or {}).get("hard") or {}
+            if resource not in hard:
+                continue
+            limit = int(quantity.parse(hard[resource]))
+            used = len(self._select(kind, None, None, ns))
+            if used + 1 > limit:
+                raise QuotaExceededError(
+                    f'{PLURAL.get(kind, kind)} "{meta["name"]}" is forbidden: exceeded quota: {q["metadata"]["name"]}, '
+                    f"requested: {resource}=1, used: {resource}={used}, limited: {resource}={hard[resource]}")
+
+    def _garbage_collector(self) -> None:
+        """The GC's part of an Orphan delete, counted in LISTs: the dependents lose their ownerReference to
+        the object, the orphan finalizer comes off, and the object goes (if no other finalizer holds it)."""
+        for key in list(self._collecting):
+            self._collecting[key] -= 1
+            if self._collecting[key] >= 0:
+                continue
+            del self._collecting[key]
+            obj = self.store.get(key)
+            if obj is None:
+                continue
+            uid = obj["metadata"]["uid"]
+            for dep in [o for (n, _, _), o in sorted(self.store.items()) if n == key[0]]:
+                refs = (dep.get("metadata") or {}).get("ownerReferences") or []
+                if any(r.get("uid") == uid for r in refs):
+                    freed = copy.deepcopy(dep)
+                    freed["metadata"]["ownerReferences"] = [r for r in refs if r.get("uid") != uid]
+                    if not freed["metadata"]["ownerReferences"]:
+                        del freed["metadata"]["ownerReferences"]
+                    self._write(freed)
+            rest = [f for f in obj["metadata"].get("finalizers") or [] if f != "orphan"]
+            if rest:
+                kept = copy.deepcopy(obj)
+                kept["metadata"]["finalizers"] = rest
+                self._write(kept)
+                continue
+            del self.store[key]
+            gone = copy.deepcopy(obj)  # the last stored state, as etcd's delete event has it
+            gone["metadata"]["resourceVersion"] = self._next_rv()
+            self._emit("DELETED", gone)
 
     def _emit(self, etype: str, obj: Manifest) -> None:
         self.events.append((int(obj["metadata"]["resourceVersion"]), etype, obj["kind"], copy.deepcopy(obj)))

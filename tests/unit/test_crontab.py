@@ -1,12 +1,12 @@
 """crontab: parsing, validation, mapping of real entries, names, golden CronJobs, and the store/reconcile
-use cases against a small stateful fake cluster (the sandbox e2e tests are the evidence that it runs)."""
+use cases against the kit's fake API server (the sandbox e2e tests are the evidence that it runs)."""
 
 from __future__ import annotations
 
 import copy
 import io
-import itertools
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +17,11 @@ from gridshim import cron_ops, crontab
 from gridshim.cli import crontab as cli
 from gridshim.cli._common import Env
 from gridshim.config import Settings
-from gridshim.errors import ConflictError, GridshimError, JobExistsError, JobNotFoundError, UsageError
+from gridshim.errors import ForbiddenError, GridshimError, UsageError
 from gridshim.model import JobKind
-from gridshim.render import labels as L
-from gridshim.render import to_yaml
+from gridshim.render import labels as L, to_yaml
 from gridshim.render.command import unwrap_command
+from kit import FakeApi
 
 HOME = "/data/project/wikibugs"
 
@@ -459,208 +459,145 @@ def test_golden(name: str, text: str) -> None:
     golden(name, [e["manifest"] for e in cron_ops.render_plan(p, GOLDEN_SETTINGS)])
 
 
-# -- the store and reconcile, against a fake cluster ---------------------------------------------------
+# -- the store and reconcile, against the kit's fake API server ----------------------------------------
 
-class FakeCluster:
-    """API-server semantics that matter here: resourceVersion/uid, 409s, preconditions, label selectors."""
+def cluster() -> FakeApi:
+    """Tool wikibugs's namespace on the kit's fake API server."""
+    return FakeApi("tool-wikibugs")
 
-    _rv = itertools.count(100)
-    _uid = itertools.count(1)
 
-    def __init__(self, tool: str = "wikibugs", objects: dict[tuple[str, str], dict[str, Any]] | None = None) -> None:
-        self.namespace = f"tool-{tool}"
-        self.objects = objects if objects is not None else {}
-        self.writes: list[tuple[str, str, str]] = []
-        self.hooks: list[Any] = []  # called before each write: lets a test interleave another client
-        self.cronjob_quota: int | None = None
-        self.orphan_lag = 0  # Orphan deletes linger (deletionTimestamp set) for this many LISTs, like the GC
-        self._dying: dict[tuple[str, str], int] = {}
+def cronjobs(api: FakeApi) -> dict[str, dict[str, Any]]:
+    """The CronJobs stored now (also those being deleted), by name."""
+    return {o["metadata"]["name"]: o for o in api.objects("CronJob")}
 
-    @property
-    def tool(self) -> str:
-        return self.namespace[5:]
 
-    def _hook(self, verb: str, kind: str, name: str) -> None:
-        self.writes.append((verb, kind, name))
-        for h in list(self.hooks):
-            h(verb, kind, name)
-
-    def _stamp(self, m: dict[str, Any], *, new: bool) -> dict[str, Any]:
-        m = copy.deepcopy(m)
-        meta = m["metadata"]
-        meta["resourceVersion"] = str(next(self._rv))
-        if new:
-            meta["uid"] = f"uid-{next(self._uid)}"
-        return m
-
-    def create(self, m: dict[str, Any]) -> dict[str, Any]:
-        key = (m["kind"], m["metadata"]["name"])
-        self._hook("create", *key)
-        if key in self.objects:
-            raise JobExistsError(f'{key[0]} "{key[1]}" already exists')
-        if key[0] == "CronJob" and self.cronjob_quota is not None and \
-                sum(k == "CronJob" for k, _ in self.objects) >= self.cronjob_quota:
-            raise GridshimError("exceeded quota: count/cronjobs.batch")
-        self.objects[key] = self._stamp(m, new=True)
-        return copy.deepcopy(self.objects[key])
-
-    def get(self, kind: str, name: str) -> dict[str, Any]:
-        if (kind, name) not in self.objects:
-            raise JobNotFoundError(f'{kind} "{name}" not found')
-        return copy.deepcopy(self.objects[(kind, name)])
-
-    def replace(self, m: dict[str, Any]) -> dict[str, Any]:
-        key = (m["kind"], m["metadata"]["name"])
-        self._hook("replace", *key)
-        cur = self.objects.get(key)
-        if cur is None:
-            raise JobNotFoundError("not found")
-        if m["metadata"].get("resourceVersion") != cur["metadata"]["resourceVersion"]:
-            raise ConflictError("the object has been modified")
-        new = self._stamp(m, new=False)
-        new["metadata"]["uid"] = cur["metadata"]["uid"]
-        self.objects[key] = new
-        return copy.deepcopy(new)
-
-    def list(self, kind: str, *, selector: str | None = None) -> tuple[list[dict[str, Any]], str]:
-        for key in list(self._dying):
-            self._dying[key] -= 1
-            if self._dying[key] < 0:
-                del self._dying[key]
-                del self.objects[key]
-        want = dict(p.split("=", 1) for p in selector.split(",")) if selector else {}
-        out = [copy.deepcopy(o) for (k, _), o in sorted(self.objects.items()) if k == kind and
-               all((o["metadata"].get("labels") or {}).get(a) == b for a, b in want.items())]
-        return out, "1"
-
-    def delete(self, kind: str, name: str, *, uid: str | None = None, resource_version: str | None = None,
-               propagation: str = "Background") -> None:
-        self._hook("delete", kind, name)
-        cur = self.objects.get((kind, name))
-        if cur is None:
-            raise JobNotFoundError("not found")
-        if (uid and cur["metadata"]["uid"] != uid) or \
-                (resource_version and cur["metadata"]["resourceVersion"] != resource_version):
-            raise ConflictError("Precondition failed")
-        if cur["metadata"].get("deletionTimestamp"):
-            return
-        if propagation == "Orphan" and self.orphan_lag:
-            cur["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
-            cur["metadata"]["resourceVersion"] = str(next(self._rv))
-            self._dying[(kind, name)] = self.orphan_lag
-            return
-        del self.objects[(kind, name)]
-
-    def cronjobs(self) -> dict[str, dict[str, Any]]:
-        return {n: o for (k, n), o in self.objects.items() if k == "CronJob"}
+def at_each_write(api: FakeApi, hook: Callable[[str, str, str], bool | None]) -> None:
+    """HOOK(verb, kind, name) runs just before every write (another client's moment) until it returns
+    True or raises: the kit's one-shot interfere(), armed again after each write HOOK let pass."""
+    def once(verb: str, kind: str, name: str) -> None:
+        if not hook(verb, kind, name):
+            api.interfere(once)
+    api.interfere(once)
 
 
 def rendered(text: str) -> list[dict[str, Any]]:
     return cron_ops.render_plan(crontab.plan(text, settings=Settings(), host=host()), Settings())
 
 
-def install(c: FakeCluster, text: str, **kw: Any) -> cron_ops.Result:
+def install(c: FakeApi, text: str, **kw: Any) -> cron_ops.Result:
     return cron_ops.install(c, text=text.encode(), rendered=rendered(text), now=0, who="tools.wikibugs", **kw)
 
 
 A = "@hourly jsub -once -N a /bin/true\n@daily jsub -once -N b /bin/true\n* * * * * echo c\n"
+# RBAC's answer to a tool that may not read its namespace's quota (cron_ops.check_quota then leaves the
+# refusal to the API server's quota admission, at each create)
+QUOTA_UNREADABLE = ForbiddenError('not allowed: resourcequotas is forbidden: User "wikibugs" cannot list resource '
+                                  '"resourcequotas" in API group "" in the namespace "tool-wikibugs"')
+
+
+def cronjob_quota(n: int) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "tool-wikibugs"},
+            "spec": {"hard": {"count/cronjobs.batch": str(n)}}}
 
 
 class TestStore:
     def test_install_stores_text_exactly_and_creates_one_cronjob_per_entry(self) -> None:
-        c = FakeCluster()
+        c = cluster()
         res = install(c, "# keep me\n\n" + A)
-        assert sorted(res.created) == sorted(c.cronjobs()) and len(c.cronjobs()) == 3
+        assert sorted(res.created) == sorted(cronjobs(c)) and len(cronjobs(c)) == 3
         stored = cron_ops.read_store(c)
         assert stored.text == ("# keep me\n\n" + A).encode() and stored.previous is None and stored.serial == 1
-        for cj in c.cronjobs().values():
+        for cj in cronjobs(c).values():
             assert cj["metadata"]["labels"][L.CRONTAB] == "wikibugs"
             assert cj["metadata"]["annotations"][cron_ops.A_SERIAL] == f"{stored.uid}/1"
 
     @pytest.mark.parametrize("raw", [b"@daily echo x", b"@daily echo x\r\n# dos\r\n", b"# caf\xe9 latin-1\n",
                                      b"\n\n# only comments\n\n"])
     def test_bytes_round_trip(self, raw: bytes) -> None:
-        c = FakeCluster()
+        c = cluster()
         cron_ops.install(c, text=raw, rendered=[], now=0)
         assert cron_ops.read_store(c).text == raw
 
     def test_reinstalling_the_same_text_writes_no_cronjob(self) -> None:
-        c = FakeCluster()
+        c = cluster()
         install(c, A)
-        c.writes.clear()
+        c.calls.clear()
         res = install(c, A)
-        assert [w for w in c.writes if w[1] == "CronJob"] == [] and res.unchanged == 3
+        assert [w for w in c.writes() if w[1] == "CronJob"] == [] and res.unchanged == 3
 
     def test_only_changed_entries_are_written(self) -> None:
-        c = FakeCluster()
+        c = cluster()
         install(c, A)
-        c.writes.clear()
+        c.calls.clear()
         res = install(c, A.replace("@daily", "@weekly").replace("echo c\n", "echo c\n@monthly echo d\n"))
         assert (len(res.created), len(res.updated), len(res.deleted), res.unchanged) == (1, 1, 0, 2)
         # A line added above: names stay, but a plain command's grid name is Toolforge's cron-<line>
         # (its log file is ~/cron-<line>.out), so that CronJob is updated in place, not renamed.
-        names = sorted(c.cronjobs())
+        names = sorted(cronjobs(c))
         res = install(c, "# a comment\n" + A.replace("@daily", "@weekly").replace("echo c\n", "echo c\n@monthly echo d\n"))
-        assert sorted(c.cronjobs()) == names
+        assert sorted(cronjobs(c)) == names
         assert (len(res.created), len(res.deleted), res.unchanged) == (0, 0, 2) and len(res.updated) == 2
         res = install(c, A.splitlines(True)[0])
-        assert len(res.deleted) == 3 and list(c.cronjobs()) == ["a"]
+        assert len(res.deleted) == 3 and list(cronjobs(c)) == ["a"]
 
     def test_previous_is_kept_and_remove_keeps_it(self) -> None:
-        c = FakeCluster()
+        c = cluster()
         install(c, A)
         install(c, "@daily echo new\n")
         assert cron_ops.read_store(c).previous == A.encode()
         cron_ops.remove(c, now=0, who="tools.wikibugs")
         s = cron_ops.read_store(c)
-        assert s.text is None and s.previous == b"@daily echo new\n" and c.cronjobs() == {}
+        assert s.text is None and s.previous == b"@daily echo new\n" and cronjobs(c) == {}
         with pytest.raises(cron_ops.NoCrontab, match="no crontab for tools.wikibugs"):
             cron_ops.remove(c, now=0, who="tools.wikibugs")
         install(c, A)  # after a removal the removed text stays the previous one
         assert cron_ops.read_store(c).previous == b"@daily echo new\n"
 
     def test_remove_leaves_other_cronjobs_alone(self) -> None:
-        c = FakeCluster()
+        c = cluster()
         foreign = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "handmade", "labels": {
             L.MANAGED_BY: "gridshim", L.CREATED_BY: "wikibugs"}}}
         c.create(foreign)
         install(c, A)
         cron_ops.remove(c, now=0, who="tools.wikibugs")
-        assert list(c.cronjobs()) == ["handmade"]
+        assert list(cronjobs(c)) == ["handmade"]
 
     def test_reinstall_right_after_remove_waits_for_cronjobs_still_being_deleted(self) -> None:
-        c = FakeCluster()
-        c.orphan_lag = 3
+        c = cluster()
+        c.gc_lists = 3  # the garbage collector finishes an Orphan delete after 3 more LISTs
         install(c, A)
-        for o in c.objects.values():  # every entry has a run in progress: they are orphaned, not killed
-            if o["kind"] == "CronJob":
-                o["status"] = {"active": [{"kind": "Job", "name": "x"}]}
+        for name in cronjobs(c):  # every entry has a run in progress: they are orphaned, not killed
+            c.set_status("CronJob", name, active=[{"kind": "Job", "name": "x"}])
         cron_ops.remove(c, now=0, who="tools.wikibugs")
-        assert all(o["metadata"].get("deletionTimestamp") for o in c.cronjobs().values())
+        assert all(o["metadata"].get("deletionTimestamp") for o in cronjobs(c).values()) and len(cronjobs(c)) == 3
+        assert [w for w in c.writes() if w[0] == "delete"] and all(
+            call.params["propagation"] == "Orphan" for call in c.calls if call.verb == "delete")
+        c.calls.clear()
         res = install(c, A)  # same names, same specs: they must be created again, not taken as unchanged
+        assert c.lists().count("CronJob") > 1  # it saw them still terminating, and looked again
         assert sorted(res.created) == ["a", "b", next(n for n in res.created if n.startswith("cron-"))]
-        assert not any(o["metadata"].get("deletionTimestamp") for o in c.cronjobs().values())
-        assert len(c.cronjobs()) == 3
+        assert not any(o["metadata"].get("deletionTimestamp") for o in cronjobs(c).values())
+        assert len(cronjobs(c)) == 3
 
     def test_name_clash_with_a_foreign_cronjob_is_reported(self) -> None:
-        c = FakeCluster()
+        c = cluster()
         c.create({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "a", "labels": {}}})
         res = install(c, A)
         assert len(res.errors) == 1 and "not part of the crontab" in res.errors[0] and "(line 1)" in res.errors[0]
 
     def test_stale_base_is_refused_and_touches_no_cronjob(self) -> None:
-        c = FakeCluster()
+        c = cluster()
         install(c, A)
         base = cron_ops.read_store(c)
         install(c, "@daily echo other\n")
-        before = copy.deepcopy(c.cronjobs())
-        c.writes.clear()
+        before = copy.deepcopy(cronjobs(c))
+        c.calls.clear()
         with pytest.raises(cron_ops.ConcurrentChange, match="yours was not installed"):
             install(c, A, base=base)
-        assert c.cronjobs() == before and all(w[1] == "ConfigMap" for w in c.writes)
+        assert cronjobs(c) == before and all(w[1] == "ConfigMap" for w in c.writes())
 
     def test_interrupted_install_converges_on_the_next_command(self) -> None:
-        c = FakeCluster()
+        c = cluster()
         install(c, A)
 
         class Crash(Exception):
@@ -669,58 +606,73 @@ class TestStore:
         def crash(verb: str, kind: str, name: str) -> None:
             if kind == "CronJob":
                 raise Crash()
-        c.hooks.append(crash)
+        at_each_write(c, crash)
         with pytest.raises(Crash):
             install(c, "@daily echo only\n")  # the ConfigMap is written, the CronJobs are not
-        c.hooks.clear()
-        assert len(c.cronjobs()) == 3
+        assert len(cronjobs(c)) == 3
         res = cron_ops.reconcile(c, cron_ops.read_store(c))  # what any later crontab command does
-        assert [o["metadata"]["annotations"][L.A_COMMAND] for o in c.cronjobs().values()] == ["echo only"]
+        assert [o["metadata"]["annotations"][L.A_COMMAND] for o in cronjobs(c).values()] == ["echo only"]
         assert len(res.deleted) == 3 and len(res.created) == 1
 
     def test_slow_winner_never_overwrites_a_newer_install(self) -> None:
-        c = FakeCluster()
+        c = cluster()
         install(c, A)
         first = cron_ops.read_store(c)
         # A newer install lands while an older reconcile (serial 1) is between its LIST and its writes.
         old_target = cron_ops.read_store(c)
         install(c, "@daily jsub -once -N z /bin/true\n")
         res = cron_ops.reconcile(c, old_target)
-        assert sorted(c.cronjobs()) == ["z"] and res.superseded and first.serial == 1
+        assert sorted(cronjobs(c)) == ["z"] and res.superseded and first.serial == 1
 
-    def test_concurrent_reconcile_interleaved_at_every_write(self) -> None:
+    # the first install's CronJob writes over A: two deletes (b, the plain entry), a create (x1), an update (a)
+    FIRST_WRITES = [("delete", "b"), ("delete", rendered(A)[2]["manifest"]["metadata"]["name"]), ("create", "x1"),
+                    ("replace", "a")]
+
+    @pytest.mark.parametrize("at", range(len(FIRST_WRITES)), ids=[f"{v}-{n[:4]}" for v, n in FIRST_WRITES])
+    def test_concurrent_reconcile_interleaved_at_every_write(self, at: int) -> None:
         """Two installs whose reconciles interleave at each CronJob write end in the newer one exactly."""
-        c = FakeCluster()
+        c = cluster()
         install(c, A)
         texts = ["@daily jsub -once -N x1 /bin/true\n@hourly jsub -once -N a /bin/false\n",
                  "@daily jsub -once -N x2 /bin/true\n@weekly jsub -once -N b /bin/true\n"]
-        fired = []
+        seen: list[tuple[str, str]] = []
 
-        def interleave(verb: str, kind: str, name: str) -> None:
-            if kind == "CronJob" and not fired:
-                fired.append(name)
-                install(c, texts[1])  # the second install runs completely in the middle of the first
-        c.hooks.append(interleave)
+        def interleave(verb: str, kind: str, name: str) -> bool:
+            if kind != "CronJob":
+                return False
+            seen.append((verb, name))
+            if len(seen) <= at:
+                return False
+            install(c, texts[1])  # the second install runs completely in the middle of the first
+            return True
+        at_each_write(c, interleave)
         res = install(c, texts[0])
-        c.hooks.clear()
-        assert sorted(c.cronjobs()) == ["b", "x2"]
+        assert seen == self.FIRST_WRITES[:at + 1]  # it came in just before that write
+        assert sorted(cronjobs(c)) == ["b", "x2"]
         stamp = cron_ops.read_store(c).stamp
-        assert {o["metadata"]["annotations"][cron_ops.A_SERIAL] for o in c.cronjobs().values()} == {stamp}
+        assert {o["metadata"]["annotations"][cron_ops.A_SERIAL] for o in cronjobs(c).values()} == {stamp}
         assert res.superseded
 
     def test_errors_of_the_settling_pass_are_reported(self) -> None:
-        c = FakeCluster()
-        c.cronjob_quota = 2
+        c = cluster().seed(cronjob_quota(2))
+        c.fail("list", QUOTA_UNREADABLE, kind="ResourceQuota")
         res = install(c, A)
-        assert len(c.cronjobs()) == 2 and len(res.errors) == 1 and "exceeded quota" in res.errors[0]
+        assert len(cronjobs(c)) == 2 and len(res.errors) == 1 and "exceeded quota" in res.errors[0]
+        assert res.errors[0].endswith('is forbidden: exceeded quota: tool-wikibugs, requested: count/cronjobs.batch=1, '
+                                      'used: count/cronjobs.batch=2, limited: count/cronjobs.batch=2')
+
+    def test_a_quota_filled_by_other_cronjobs_refuses_the_entries_that_do_not_fit(self) -> None:
+        c = cluster().seed(cronjob_quota(3))
+        c.create({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "handmade", "labels": {}}})
+        res = install(c, A)  # 3 entries pass the check against the quota's 3, the handmade one takes a place
+        assert sorted(res.created) == ["a", "b"] and len(cronjobs(c)) == 3
+        assert len(res.errors) == 1 and "(line 3)" in res.errors[0] and "exceeded quota" in res.errors[0]
 
     def test_quota_is_checked_before_anything_is_written(self) -> None:
-        c = FakeCluster()
-        c.objects[("ResourceQuota", "q")] = {"kind": "ResourceQuota", "metadata": {"name": "q"},
-                                             "spec": {"hard": {"count/cronjobs.batch": "2"}}}
+        c = cluster().seed(cronjob_quota(2))
         with pytest.raises(GridshimError, match="at most 2 CronJobs"):
             install(c, A)
-        assert c.writes == []
+        assert c.writes() == []
 
     def test_too_large(self) -> None:
         with pytest.raises(GridshimError, match="too large"):
@@ -728,13 +680,12 @@ class TestStore:
                                     base=cron_ops.Stored(), now=0)
 
     def test_missing_rendered_jobs_are_rendered_again(self) -> None:
-        c = FakeCluster()
+        c = cluster()
         install(c, A)
-        cm = c.objects[("ConfigMap", cron_ops.STORE)]
-        del cm["binaryData"][cron_ops.K_RENDERED]
-        for key in list(c.objects):
-            if key[0] == "CronJob":
-                del c.objects[key]
+        c.patch("ConfigMap", cron_ops.STORE, {"binaryData": {cron_ops.K_RENDERED: None}})
+        assert cron_ops.K_RENDERED not in c.stored("ConfigMap", cron_ops.STORE)["binaryData"]
+        for name in cronjobs(c):
+            c.delete("CronJob", name)
         res = cron_ops.reconcile(c, cron_ops.read_store(c), render=lambda t: rendered(t.decode()))
         assert len(res.created) == 3
 

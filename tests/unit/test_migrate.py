@@ -16,6 +16,7 @@ from gridshim.config import Settings, from_dict
 from gridshim.crontab import CronHost
 from gridshim.errors import UsageError
 from gridshim.gridflags import OPTIONS
+from kit import FakeApi
 
 REPO = Path(__file__).resolve().parents[2]
 HOME = "/data/project/demo"
@@ -300,9 +301,9 @@ class _Reached(Exception):
     """The command accepted its command line and went on to ask the cluster."""
 
 
-class _Cluster:
-    def __getattr__(self, name: str) -> object:
-        raise _Reached
+def _cluster() -> FakeApi:
+    """The kit's fake API server, whose first answer (to any request) is _Reached."""
+    return FakeApi("tool-demo").fail("*", _Reached())
 
 
 def _answer(cmd: str, argv: list[str], tmp_path: Path) -> str:
@@ -323,7 +324,7 @@ def _answer(cmd: str, argv: list[str], tmp_path: Path) -> str:
         if cmd in parsers:
             parsers[cmd](argv)
         else:
-            mains[cmd](env, argv, cluster=_Cluster())
+            mains[cmd](env, argv, cluster=_cluster())
     except _Reached:
         pass
     except (qstat.OptionError, qacct.Usage, UsageError, qalter.HelpRequested) as e:

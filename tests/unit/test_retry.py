@@ -9,15 +9,15 @@ import email.utils
 import json
 import ssl
 import time
+from typing import Any
 
 import pytest
 
 from gridshim import cluster as C
-from gridshim.kube import transport as T
-from typing import Any
-
 from gridshim.errors import ClusterConfigError, ClusterError, ForbiddenError, GridshimError, QuotaExceededError
+from gridshim.kube import transport as T
 from gridshim.render import labels as L
+from kit import FakeApi
 
 
 def test_the_token_key_is_the_one_render_writes() -> None:
@@ -272,10 +272,11 @@ def test_a_create_refused_by_a_starting_server_is_made_once(no_sleep: list[float
 
 # -- crontab reconcile: 403s and outages are retried like 5xx, removed entries never stay ------------------
 
-def _fake_cron(budget: float) -> Any:
-    from test_crontab import FakeCluster  # the fake API server of the crontab tests
+def _fake_cron(budget: float) -> FakeApi:
+    """The crontab tests' cluster (the kit's fake API server), with the client's retry budget BUDGET."""
+    from test_crontab import cluster
 
-    c = FakeCluster()
+    c = cluster()
     c.retry_seconds = budget
     return c
 
@@ -283,22 +284,16 @@ def _fake_cron(budget: float) -> Any:
 RBAC_DELETE = 'cronjobs.batch "a" is forbidden: User "wikibugs" cannot delete resource "cronjobs" in API group "batch"'
 
 
-def _failing(c: Any, verb: str, errors: list[Exception]) -> None:
+def _failing(c: FakeApi, verb: str, errors: list[Exception]) -> None:
     """The next len(ERRORS) VERB calls of C on CronJobs raise them, in order."""
-    real = getattr(c, verb)
-
-    def wrapped(*a: Any, **kw: Any) -> Any:
-        kind = a[0]["kind"] if isinstance(a[0], dict) else a[0]
-        if errors and kind == "CronJob":
-            raise errors.pop(0)
-        return real(*a, **kw)
-    setattr(c, verb, wrapped)
+    for e in errors:
+        c.fail(verb, e, kind="CronJob")
 
 
 def test_reconcile_retries_rbac_403s_and_outages_until_the_crontab_is_exact(no_sleep: list[float],
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from test_crontab import A, install, rendered  # noqa: PLC0415
     from gridshim import cron_ops  # noqa: PLC0415
+    from test_crontab import A, cronjobs, install, rendered  # noqa: PLC0415
 
     monkeypatch.setattr(cron_ops.time, "sleep", no_sleep.append)
     c = _fake_cron(30)
@@ -307,14 +302,14 @@ def test_reconcile_retries_rbac_403s_and_outages_until_the_crontab_is_exact(no_s
     _failing(c, "create", [ClusterError("the Kubernetes API is failing (503)", status=503)])
     _failing(c, "list", [ClusterError("cannot reach the Kubernetes API: Connection refused")])
     res = install(c, "@weekly echo new\n")
-    assert sorted(c.cronjobs()) == [e["manifest"]["metadata"]["name"] for e in rendered("@weekly echo new\n")]
+    assert sorted(cronjobs(c)) == [e["manifest"]["metadata"]["name"] for e in rendered("@weekly echo new\n")]
     assert res.errors == [] and len(res.deleted) == 3
     assert no_sleep  # it paused between passes
 
 
 def test_reconcile_reports_an_admission_403_at_once(no_sleep: list[float], monkeypatch: pytest.MonkeyPatch) -> None:
-    from test_crontab import install  # noqa: PLC0415
     from gridshim import cron_ops  # noqa: PLC0415
+    from test_crontab import install  # noqa: PLC0415
 
     monkeypatch.setattr(cron_ops.time, "sleep", no_sleep.append)
     c = _fake_cron(30)
@@ -325,8 +320,8 @@ def test_reconcile_reports_an_admission_403_at_once(no_sleep: list[float], monke
 
 
 def test_an_outage_beyond_the_patience_is_one_clear_error(no_sleep: list[float], monkeypatch: pytest.MonkeyPatch) -> None:
-    from test_crontab import A, install  # noqa: PLC0415
     from gridshim import cron_ops  # noqa: PLC0415
+    from test_crontab import A, install  # noqa: PLC0415
 
     clock = [0.0]
     monkeypatch.setattr(cron_ops.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
@@ -342,8 +337,8 @@ def test_an_outage_beyond_the_patience_is_one_clear_error(no_sleep: list[float],
 
 
 def test_without_a_retry_budget_reconcile_does_not_wait_either(no_sleep: list[float], monkeypatch: pytest.MonkeyPatch) -> None:
-    from test_crontab import A, install  # noqa: PLC0415
     from gridshim import cron_ops  # noqa: PLC0415
+    from test_crontab import A, install  # noqa: PLC0415
 
     monkeypatch.setattr(cron_ops.time, "sleep", no_sleep.append)
     c = _fake_cron(0)
