@@ -115,10 +115,9 @@ def test_external_mode_sets_a_tool_up_through_the_api_and_skips_with_reasons(no_
     (certificates from the cluster's CSR signer) run qstat, may not change their namespace's uid nor read
     another tool's namespace; a test marked needs_sandbox is skipped with its reason under -ra."""
     work = no_cronjobs.state_dir / "external-work"  # reachable by the tools' uids, unlike tmp_path
-    env = {**os.environ, "GRIDSHIM_E2E_KUBECONFIG": str(no_cronjobs.state_dir / "admin.kubeconfig"),
-           "GRIDSHIM_E2E_WORKDIR": str(work), "GRIDSHIM_E2E_UID_BASE": "55000"}
-    env.pop("GRIDSHIM_E2E_ADMIN_KUBECONFIG", None)
-    env.pop("GRIDSHIM_E2E_SHARED_HOME", None)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDSHIM_E2E_")}
+    env.update({"GRIDSHIM_E2E_KUBECONFIG": str(no_cronjobs.state_dir / "admin.kubeconfig"),
+                "GRIDSHIM_E2E_WORKDIR": str(work), "GRIDSHIM_E2E_UID_BASE": "55000"})
     tests = ["tests/e2e/test_qstat.py::test_qstat_prints_nothing_for_a_tool_without_jobs",
              "tests/e2e/test_other_cluster.py::test_the_second_api_server_serves_jobs_but_no_cronjobs",
              "tests/e2e/test_tenancy.py::test_b_cannot_change_its_namespaces_uid_and_reads_only_its_own"]
