@@ -53,7 +53,7 @@ def ensure_ca(pki: Path) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
     if (pki / "ca.crt").exists():
         return load(pki / "ca")
     key = _key()
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gridshim-sandbox-ca")])
     cert = (
         x509.CertificateBuilder()
@@ -97,7 +97,7 @@ def issue(
     """Return (cert PEM, key PEM) for a leaf signed by CA. Dates are overridable for expiry tests."""
     ca_cert, ca_key = ca
     key = _key()
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in orgs]
     attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
     builder = (

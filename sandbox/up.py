@@ -156,8 +156,8 @@ def stop(name: str, grace: float = 15) -> bool:
 # -- configuration files ---------------------------------------------------------------------------
 
 def admin_clients() -> tuple[Any, Any]:
-    from kubernetes import client, config  # noqa: PLC0415
-    from kubernetes.dynamic import DynamicClient  # noqa: PLC0415
+    from kubernetes import client, config
+    from kubernetes.dynamic import DynamicClient
 
     api = config.new_client_from_config(str(STATE / "admin.kubeconfig"))
     return client.CoreV1Api(api), DynamicClient(api)
@@ -371,7 +371,7 @@ def add_tool(name: str, *, uid: int | None = None, quota: dict[str, str] | None 
     Each tool gets a uid of its own: the uid is its tenancy (the uid policy lets a namespace's pods run
     only as its annotation's uid), so two test runs adding tools at once must never share one. The uid is
     chosen and recorded under a lock, then the tool is provisioned."""
-    import fcntl  # noqa: PLC0415
+    import fcntl
 
     with open(STATE / "state.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

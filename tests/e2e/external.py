@@ -108,7 +108,7 @@ class External:
     _api: Any = None
 
     @classmethod
-    def from_environ(cls) -> "External":
+    def from_environ(cls) -> External:
         kubeconfig = str(Path(os.environ[ENV_KUBECONFIG]).resolve())
         admin = str(Path(os.environ.get(ENV_ADMIN) or kubeconfig).resolve())
         work = workdir()
@@ -130,8 +130,8 @@ class External:
         return self.work / "gridshim.yaml"
 
     def clients(self) -> tuple[Any, Any, Any]:
-        from kubernetes import client, config  # noqa: PLC0415
-        from kubernetes.dynamic import DynamicClient  # noqa: PLC0415
+        from kubernetes import client, config
+        from kubernetes.dynamic import DynamicClient
 
         if self._api is None:
             self._api = config.new_client_from_config(self.admin_kubeconfig)
@@ -139,7 +139,7 @@ class External:
 
     def setup(self) -> None:
         """Cluster-wide objects (the tools' ClusterRole and the uid policy) and the site config."""
-        from sandbox import tenancy, up  # noqa: PLC0415
+        from sandbox import tenancy, up
 
         _, dyn, _ = self.clients()
         tenancy.ensure_clusterrole(dyn)
@@ -156,7 +156,7 @@ class External:
         every tool namespace's in the cluster and every one handed out in this session."""
         if os.geteuid() != 0:
             return os.geteuid()
-        from sandbox import tenancy  # noqa: PLC0415
+        from sandbox import tenancy
 
         core, _, _ = self.clients()
         taken = [self.uid_base]
@@ -173,7 +173,7 @@ class External:
                  limits: dict[str, Any] | None = None) -> tuple[Path, int]:
         """Tool NAME in the cluster (namespace, RBAC, quota, limits), a certificate from the cluster's
         signer, and its home here with ~/.kube/config as Toolforge writes it. Returns (home, uid)."""
-        from sandbox import tenancy  # noqa: PLC0415
+        from sandbox import tenancy
 
         core, dyn, _ = self.clients()
         uid = self.next_uid()
@@ -211,9 +211,9 @@ class External:
 
     def issue(self, name: str, timeout: float = 60) -> tuple[bytes, bytes]:
         """(certificate PEM, key PEM) for CN=NAME, O=toolforge, signed by the cluster's client signer."""
-        from kubernetes import client  # noqa: PLC0415
+        from kubernetes import client
 
-        from sandbox import pki  # noqa: PLC0415
+        from sandbox import pki
 
         _, _, certs = self.clients()
         csr_pem, key_pem = pki.request(cn=name, orgs=("toolforge",))
