@@ -32,9 +32,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -156,7 +157,7 @@ class Bench:
     """The bench tool: its processes (run as its uid), its API client, its objects."""
 
     def __init__(self, tool: str, workdir: Path) -> None:
-        from sandbox import up  # noqa: PLC0415
+        from sandbox import up
 
         self.state = up.load_state()
         self.tool = tool
@@ -178,7 +179,7 @@ class Bench:
         if cache.exists() and os.geteuid() == 0:
             for p in [cache, *cache.rglob("*")]:
                 os.lchown(p, self.uid, self.uid)
-        from gridshim import config  # noqa: PLC0415
+        from gridshim import config
 
         self.settings = config.load({"GRIDSHIM_CONFIG": str(STATE / "gridshim.yaml")})
         self.image = self.settings.image_for(None)
@@ -309,7 +310,7 @@ class Bench:
 
     def template_job(self) -> dict[str, Any]:
         """What jsub itself would create (its --dry-run output), to copy for bulk objects."""
-        import yaml  # noqa: PLC0415
+        import yaml
 
         run = self.gridshim("jsub", "--dry-run", "-N", "bench", "/bin/true")
         return next(d for d in yaml.safe_load_all(run.text()) if d and d.get("kind") == "Job")
@@ -474,7 +475,7 @@ def fig_sync(b: Bench, runs: int) -> dict[str, Any]:
                 total.append(run.seconds)
                 ct = watcher.cond_time.get(name)
                 if ct:  # the condition's own timestamp: 1 s resolution, for reference only
-                    t = datetime.datetime.strptime(ct, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+                    t = datetime.datetime.strptime(ct, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
                     coarse.append(exited_wall - t.timestamp())
             assert run.rc == 0
             # kubectl: the same Job created through the API, then `kubectl wait` on it
@@ -709,7 +710,7 @@ def main(argv: list[str] | None = None) -> int:
                 figure("qacct_j_name_10000_s", d["cases"]["j_name"]["median_s"], GOALS["qacct_j_name_10000_s"],
                        f"qacct -j NAME, fresh process, {args.pairs} runs")
             if "arrays" in only:
-                from arrays_bench import GOALS as AGOALS, fig_array_finish, fig_array_submit  # noqa: PLC0415
+                from arrays_bench import GOALS as AGOALS, fig_array_finish, fig_array_submit
 
                 log(f"qsub -t 1-{args.array_tasks} vs {args.array_tasks} × kubectl create job")
                 d = details["array_submit"] = fig_array_submit(b, args.array_tasks)
@@ -721,7 +722,7 @@ def main(argv: list[str] | None = None) -> int:
                        f"qsub -t 1-{d['tasks']} of /bin/true: submit → last task's end "
                        f"({d['tasks_per_s']:.1f} tasks/s at the node's pace)")
             if "holds" in only:
-                from arrays_bench import GOALS as AGOALS, fig_hold_chain  # noqa: PLC0415
+                from arrays_bench import GOALS as AGOALS, fig_hold_chain
 
                 log(f"-hold_jid chain of {args.chain_links} links")
                 d = details["hold_chain"] = fig_hold_chain(b, args.chain_links)

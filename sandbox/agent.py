@@ -124,9 +124,10 @@ import sys
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from fractions import Fraction
-from typing import Any, Callable
+from typing import Any
 
 from gridshim import quantity as _quantity
 
@@ -173,7 +174,7 @@ def rfc3339(t: float | None = None) -> str:
 
 
 def micro_time(t: float | None = None) -> str:
-    dt = datetime.fromtimestamp(time.time() if t is None else t, tz=timezone.utc)
+    dt = datetime.fromtimestamp(time.time() if t is None else t, tz=UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -525,7 +526,7 @@ def child_failure(report: tuple[str, int, str, str], argv: list[str], cwd: str) 
 class _Libc:
     """unshare(2) and mount(2) through ctypes (Python 3.11 has no os.unshare), loaded in the
     parent so a child between fork and exec only makes the calls."""
-    _instance: "_Libc | None" = None
+    _instance: _Libc | None = None
 
     def __init__(self) -> None:
         import ctypes
@@ -539,7 +540,7 @@ class _Libc:
         self.get_errno = ctypes.get_errno
 
     @classmethod
-    def get(cls) -> "_Libc":
+    def get(cls) -> _Libc:
         if cls._instance is None:
             cls._instance = cls()
         return cls._instance
@@ -753,7 +754,7 @@ class ContainerRun:
     started_mono: float = 0.0
 
     @classmethod
-    def from_spec(cls, spec: dict, init: bool, waiting_reason: str = "ContainerCreating") -> "ContainerRun":
+    def from_spec(cls, spec: dict, init: bool, waiting_reason: str = "ContainerCreating") -> ContainerRun:
         return cls(name=spec["name"], image=spec.get("image") or "", init=init, spec=spec,
                    state={"waiting": {"reason": waiting_reason}})
 
@@ -1149,7 +1150,7 @@ class Reaper:
                 if self.periodic is not None:
                     try:
                         self.periodic()
-                    except Exception:  # noqa: BLE001
+                    except Exception:
                         log.exception("periodic reaping failed")
             for key, _ in events:
                 if key.fd == self.rfd:
@@ -1167,7 +1168,7 @@ class Reaper:
                 os.close(key.fd)
                 try:
                     key.data()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("reaper callback failed")
 
 
@@ -1187,7 +1188,7 @@ class TaskRunner:
             fn, args = self.q.get()
             try:
                 fn(*args)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("task %s failed", getattr(fn, "__name__", fn))
 
 
@@ -1207,7 +1208,7 @@ class StartFailure(Exception):
 class PodWorker:
     """Runs one pod from start to its terminal status (and final DELETE when deleted)."""
 
-    def __init__(self, agent: "Agent", pod: dict):
+    def __init__(self, agent: Agent, pod: dict):
         self.agent = agent
         self.pod = pod
         md = pod["metadata"]
@@ -1278,7 +1279,7 @@ class PodWorker:
         except PodGone:
             self.log("gone from the API; killing its processes")
             self.kill_now()
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("pod %s: worker failed; killing its processes", self.key)
             self.kill_now()
         finally:
@@ -2002,7 +2003,7 @@ class Agent:
         if not token:
             raise VolumeError(f"the TokenRequest for ServiceAccount {sa} returned no token")
         try:
-            expires = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+            expires = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
         except ValueError:
             expires = time.time() + seconds
         return str(token), expires
@@ -2559,7 +2560,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 class _UTCFormatter(logging.Formatter):
     converter = time.gmtime
 
-    def formatTime(self, record, datefmt=None):  # noqa: N802
+    def formatTime(self, record, datefmt=None):
         return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
 
 

@@ -35,15 +35,14 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from sandbox import up  # noqa: E402
-
 
 # The API server's own clients in the sandbox. After it was killed, client-go's reflectors in these wait
 # out an exponential back-off (up to 30 s, growing with each failure in two minutes) before they list

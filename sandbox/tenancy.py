@@ -204,7 +204,7 @@ def ensure_uid_policy(dyn: Any) -> None:
 
 def wait_uid_policy(core: Any, namespace: str, uid: int, timeout: float = 60) -> None:
     """Until the API server refuses a pod of another uid in NAMESPACE (a new policy takes a moment)."""
-    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
+    from kubernetes.client.exceptions import ApiException
 
     other = uid + 1
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "uid-policy-probe-"},
@@ -297,7 +297,7 @@ def ensure_tool(
 
 def wait_service_account(core: Any, namespace: str, timeout: float = 60) -> None:
     """Pods are admitted only once the controller-manager has made ServiceAccount `default`."""
-    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
+    from kubernetes.client.exceptions import ApiException
 
     deadline = time.monotonic() + timeout
     while True:

@@ -17,7 +17,8 @@ from gridshim.record import tuple_record
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (start-up, docs/performance.md)
 if TYPE_CHECKING:
-    from typing import Callable, NamedTuple
+    from collections.abc import Callable
+    from typing import NamedTuple
 else:
     NamedTuple = object  # tuple_record makes the class a collections.namedtuple
 

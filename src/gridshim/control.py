@@ -15,17 +15,30 @@ import re
 
 from gridshim import text
 from gridshim.errors import ConflictError, ForbiddenError, GridshimError, JobNotFoundError
-from gridshim.model import Cluster, GridState, JobKind, JobRow, Manifest, RUNNING_STATES, ordered, tool_of
-from gridshim.render import labels as L
+from gridshim.model import RUNNING_STATES, Cluster, GridState, JobKind, JobRow, Manifest, ordered, tool_of
 from gridshim.record import record, replace
-from gridshim.status import (Row, condition, controller_uid, epoch, job_finished, looks_stuck, rows_from_objects,
-                             slim_job, task_views)
-from gridshim.tasks import (A_DELETED_TASKS, A_PREDECESSOR_IDS, COMPLETION_INDEX, DELETED, SUCCESSORS, WAITING, Range,
-                            append_marker, id_list, in_ranges, marker, parse_ranges, range_to_dstring)
+from gridshim.render import labels as L
+from gridshim.status import Row, condition, controller_uid, epoch, job_finished, looks_stuck, rows_from_objects, slim_job, task_views
+from gridshim.tasks import (
+    A_DELETED_TASKS,
+    A_PREDECESSOR_IDS,
+    COMPLETION_INDEX,
+    DELETED,
+    SUCCESSORS,
+    WAITING,
+    Range,
+    append_marker,
+    id_list,
+    in_ranges,
+    marker,
+    parse_ranges,
+    range_to_dstring,
+)
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterable
+    from collections.abc import Callable, Iterable
+    from typing import Any
 
 # The Job controller's event when it cannot create a pod (quota, admission): the only reason we read
 # Events, and only for jobs without a live pod.

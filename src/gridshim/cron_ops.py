@@ -20,17 +20,18 @@ import json
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from gridshim.config import Settings
 from gridshim.errors import ClusterError, ConflictError, ForbiddenError, GridshimError, JobExistsError, JobNotFoundError
 from gridshim.model import Cluster, JobKind, Manifest
+from gridshim.record import replace
 from gridshim.render import labels as L
 from gridshim.render.manifests import cronjob, job
-from gridshim.record import replace
 
 if TYPE_CHECKING:  # types only: ops does not depend on the crontab parser
     from gridshim.crontab import Plan, PlannedJob

@@ -14,19 +14,19 @@ import posixpath
 import random
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 from zoneinfo import ZoneInfo
 
 from gridshim.config import Settings
 from gridshim.errors import GridshimError
 from gridshim.gridflags import GridOptions
 from gridshim.model import JobRequest, Preset
+from gridshim.record import replace
 from gridshim.render.labels import object_name
 from gridshim.shellwords import VAR_NAME, Prefix, Token, Unstatic, expand, posix_redirections, prefixes, tokenize
 from gridshim.text import printable
 from gridshim.translate import SubmitHost, translate
-from gridshim.record import replace
 
 # cron(8): the environment every command starts with, before the crontab's own VAR= lines.
 CRON_PATH = "/usr/bin:/bin"

@@ -21,13 +21,32 @@ from gridshim.model import Cluster, JobRequest, Manifest
 from gridshim.record import record
 from gridshim.render import labels as L
 from gridshim.status import job_finished
-from gridshim.tasks import (A_HOLD, A_PREDECESSOR_IDS, A_PREDECESSORS, A_PREDECESSORS_AD_REQ, A_PREDECESSORS_REQ,
-                            RELEASED, SUCCESSORS, WAITING, append_marker, array_of, deleted_tasks, finished_tasks,
-                            id_set, ids, marker, pack, predecessors_of, predecessors_text, user_held)
+from gridshim.tasks import (
+    A_HOLD,
+    A_PREDECESSOR_IDS,
+    A_PREDECESSORS,
+    A_PREDECESSORS_AD_REQ,
+    A_PREDECESSORS_REQ,
+    RELEASED,
+    SUCCESSORS,
+    WAITING,
+    append_marker,
+    array_of,
+    deleted_tasks,
+    finished_tasks,
+    id_set,
+    ids,
+    marker,
+    pack,
+    predecessors_of,
+    predecessors_text,
+    user_held,
+)
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterable
+    from collections.abc import Callable, Iterable
+    from typing import Any
 
 BACKSTOP = "gridshim-release"  # the CronJob that runs `release --sweep` every minute
 BACKSTOP_LABEL = f"{L.DOMAIN}/release"  # "true" on the CronJob, its Jobs and pods (never managed-by=gridshim)

@@ -9,9 +9,10 @@ cluster, click or rich.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from gridshim import quantity
 from gridshim.config import Settings, namespace_uid

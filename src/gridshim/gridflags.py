@@ -15,7 +15,7 @@ from gridshim.record import field, record, replace
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
 if TYPE_CHECKING:
-    from typing import Iterable
+    from collections.abc import Iterable
 
 # jsub's own flags and the qsub flags it passes through. FLAG: no value; VALUE: one value.
 FLAG, VALUE = 0, 1

@@ -17,17 +17,13 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
-from gridshim import crontab as C
-from gridshim import gridflags
-from gridshim import sgeflags
-from gridshim import shellwords as S
-from gridshim.cli import crontab as crontab_command
-from gridshim.cli import job, jstop, qacct, qalter, qdel, qmod, qstat
+from gridshim import crontab as C, gridflags, sgeflags, shellwords as S
+from gridshim.cli import crontab as crontab_command, job, jstop, qacct, qalter, qdel, qmod, qstat
 from gridshim.config import Settings
 from gridshim.errors import GridshimError
 from gridshim.model import JobRequest, Preset
-from gridshim.translate import SubmitHost, default_job_name
 from gridshim.record import replace
+from gridshim.translate import SubmitHost, default_job_name
 
 SUBMIT: dict[str, Preset] = C.GRID_COMMANDS  # the submitting commands, as a crontab line runs them
 # gridshim's other commands: each one's own option table (the options its parser accepts and how many

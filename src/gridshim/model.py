@@ -11,7 +11,8 @@ from gridshim.record import field, record  # a leaf: dataclasses without the cod
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (start-up, docs/performance.md)
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterator, Protocol
+    from collections.abc import Callable, Iterator
+    from typing import Any, Protocol
 
     Manifest = dict[str, Any]
 else:

@@ -16,7 +16,7 @@ from gridshim.tasks import COMPLETION_INDEX, array_of, deleted_tasks, id_set, po
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
 if TYPE_CHECKING:
-    from typing import Callable
+    from collections.abc import Callable
 
 # A -once submission meets a finished job of the same name at most this often before giving up
 # (each time it deletes the finished one with a uid precondition and tries again).

@@ -24,7 +24,8 @@ from gridshim.record import field, record, replace
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
 if TYPE_CHECKING:
-    from typing import Any, Callable
+    from collections.abc import Callable
+    from typing import Any
 
 # SGE answer status numbers used as exit codes (sge_answer.h)
 ESEMANTIC, EUNKNOWN, ENOIMP, ESYNTAX, EDISK = 2, 4, 5, 7, 14

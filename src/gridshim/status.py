@@ -14,13 +14,30 @@ from gridshim.model import RUNNING_STATES, GridState, JobRow, Manifest, tool_of
 from gridshim.record import field, record, replace
 from gridshim.render import labels as L
 from gridshim.render.command import unwrap_command
-from gridshim.tasks import (A_DELETED_TASKS, A_PREDECESSOR_IDS, A_PREDECESSORS_REQ, PARSED_OPTIONS, Range, _annotation,
-                            array_of, id_list, in_ranges, job_options, parse_ranges, pod_index, predecessors_of,
-                            range_to_dstring, task_concurrency, task_ids, user_held)
+from gridshim.tasks import (
+    A_DELETED_TASKS,
+    A_PREDECESSOR_IDS,
+    A_PREDECESSORS_REQ,
+    PARSED_OPTIONS,
+    Range,
+    _annotation,
+    array_of,
+    id_list,
+    in_ranges,
+    job_options,
+    parse_ranges,
+    pod_index,
+    predecessors_of,
+    range_to_dstring,
+    task_concurrency,
+    task_ids,
+    user_held,
+)
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
+    from typing import Any
 
 
 def condition(obj: Manifest, ctype: str) -> dict[str, Any] | None:
@@ -317,7 +334,7 @@ class Row(JobRow):
     predecessors_req: str = ""
     predecessor_ids: tuple[int, ...] = ()
     successors: tuple[int, ...] = ()  # waiting jobs that name this one (qstat -j fills it in)
-    views: tuple["Row", ...] = field(default=(), repr=False)
+    views: tuple[Row, ...] = field(default=(), repr=False)
 
     @property
     def state_text(self) -> str:

@@ -18,12 +18,12 @@ from gridshim.config import Settings
 from gridshim.errors import GridshimError, UsageError
 from gridshim.gridflags import GridOptions
 from gridshim.model import JobRequest, Preset
-from gridshim.translate import SubmitHost, default_job_name, resolve_program, translate
 from gridshim.record import record, replace
+from gridshim.translate import SubmitHost, default_job_name, resolve_program, translate
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
 if TYPE_CHECKING:
-    from typing import Callable
+    from collections.abc import Callable
 
 # jsub ran qsub with this PATH when the caller had none (cron's default)
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"

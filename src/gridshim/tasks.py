@@ -17,7 +17,8 @@ from gridshim.render import labels as L
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
 if TYPE_CHECKING:
-    from typing import Any, Iterable, TypeGuard
+    from collections.abc import Iterable
+    from typing import Any, TypeGuard
 
 A_HOLD = f"{L.DOMAIN}/hold"  # "u": a user hold (qsub -h, qhold); absent: none
 A_PREDECESSORS = f"{L.DOMAIN}/predecessors"  # JSON {"<id>": "<unfinished tasks>" | ""}, still blocking

@@ -17,15 +17,15 @@ from gridshim.config import Settings
 from gridshim.errors import GridshimError, UsageError
 from gridshim.gridflags import GridOptions
 from gridshim.model import JobKind, JobRequest, Preset
+from gridshim.record import field, record
 from gridshim.render.labels import job_id_for
 from gridshim.sgeflags import MAX_AJ_TASKS, Rejected
 from gridshim.tasks import ids as task_ids
 from gridshim.text import shown
-from gridshim.record import field, record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
 if TYPE_CHECKING:
-    from typing import Callable
+    from collections.abc import Callable
 
 # SGE job names may not contain these, nor start with a digit (sge_types(5) "job_name").
 _BAD_NAME = re.compile(r"[/:@\\*?\s]")

@@ -11,8 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
@@ -71,7 +72,7 @@ def refused_everywhere(tool: Tool, kubeconfig: str, *expected: str) -> list[str]
 
 
 def now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 @pytest.mark.needs_sandbox("mints certificates with the sandbox's CA key")

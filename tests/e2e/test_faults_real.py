@@ -21,7 +21,8 @@ import re
 import signal
 import subprocess
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import yaml

@@ -15,7 +15,6 @@ from conftest import STATE, VENV_BIN, Tool, write
 from kit import golden
 
 
-
 def with_release(tool: Tool) -> Tool:
     """The sandbox's site config plus release_command: the installed gridshim (the 'image' is the host)."""
     base = (STATE / "gridshim.yaml").read_text()

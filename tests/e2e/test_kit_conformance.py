@@ -11,13 +11,13 @@ Orphan delete's answer (terminating, the orphan finalizer)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from conftest import Tool
-from kit import FakeApi
-
 from gridshim.cluster import KubeCluster
 from gridshim.errors import GridshimError
+from kit import FakeApi
 
 Step = Callable[[Any], Any]
 

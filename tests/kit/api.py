@@ -335,18 +335,18 @@ class FakeApi:
 
     # -- what happens in the cluster meanwhile ---------------------------------------------------------
 
-    def then(self, *steps: Callable[[], None]) -> "FakeApi":
+    def then(self, *steps: Callable[[], None]) -> FakeApi:
         """Run STEPS one at a time, each when a watch has delivered everything before it."""
         self._steps.extend(steps)
         return self
 
-    def controller(self, fn: Callable[[], None]) -> "FakeApi":
+    def controller(self, fn: Callable[[], None]) -> FakeApi:
         """FN runs whenever a watch has delivered everything and no step is queued (what the cluster's
         controllers do while a client waits); a watch ends when FN changed nothing."""
         self._controller = fn
         return self
 
-    def run_jobs(self, exit_code: int = 0) -> "FakeApi":
+    def run_jobs(self, exit_code: int = 0) -> FakeApi:
         """A controller that runs every Job not finished yet to its end with EXIT_CODE."""
         def run() -> None:
             for job in self.objects("Job"):
@@ -432,7 +432,7 @@ class FakeApi:
         obj.setdefault("status", {}).update(status)
         return self._write(obj)
 
-    def seed(self, *objects: Manifest) -> "FakeApi":
+    def seed(self, *objects: Manifest) -> FakeApi:
         """Objects as a real cluster showed them (uid, resourceVersion kept; given where missing)."""
         for o in objects:
             obj = copy.deepcopy(o)
@@ -449,9 +449,9 @@ class FakeApi:
             self.store[(meta["namespace"], obj["kind"], meta["name"])] = obj
         return self
 
-    def add_fixture(self, *names: str) -> "FakeApi":
+    def add_fixture(self, *names: str) -> FakeApi:
         """Each tests/fixtures/k8s/NAME.json's job, pods and events."""
-        from kit.fixtures import fixture  # noqa: PLC0415
+        from kit.fixtures import fixture
 
         for n in names:
             fx = fixture(n)
@@ -462,17 +462,17 @@ class FakeApi:
 
     # -- faults ----------------------------------------------------------------------------------------
 
-    def fail(self, verb: str, error: BaseException, *, kind: str | None = None, times: int = 1) -> "FakeApi":
+    def fail(self, verb: str, error: BaseException, *, kind: str | None = None, times: int = 1) -> FakeApi:
         """The next TIMES calls of VERB ("*": any call) on KIND raise ERROR, before anything is done."""
         self._faults += [(verb, kind, error)] * times
         return self
 
-    def before(self, verb: str, action: Callable[[], None], *, kind: str | None = None) -> "FakeApi":
+    def before(self, verb: str, action: Callable[[], None], *, kind: str | None = None) -> FakeApi:
         """ACTION runs just before the next call of VERB on KIND is answered (what changed unseen)."""
         self._faults.append((verb, kind, action))  # type: ignore[arg-type]
         return self
 
-    def admit(self, policy: Callable[[Manifest], None], *, first: bool = False) -> "FakeApi":
+    def admit(self, policy: Callable[[Manifest], None], *, first: bool = False) -> FakeApi:
         """POLICY(object) runs on every create, dry-run create and replace before it is stored, and refuses
         by raising (a ValidatingAdmissionPolicy: gridshim's errors for the API server's 422, as the client maps
         it); FIRST puts it before the others (an earlier admission step)."""
@@ -487,9 +487,9 @@ class FakeApi:
     def path(self, kind: str, name: str | None = None, *, namespace: str | None = None,
              params: dict[str, Any] | None = None) -> str:
         """The request path KubeCluster.path makes (its KINDS table, this namespace)."""
-        import urllib.parse  # noqa: PLC0415
+        import urllib.parse
 
-        from gridshim.kube.client import KINDS  # noqa: PLC0415
+        from gridshim.kube.client import KINDS
 
         prefix, plural = KINDS[kind]
         out = f"{prefix}/namespaces/{namespace or self.namespace}/{plural}"
@@ -524,12 +524,12 @@ class FakeApi:
         self._call("access_review", resource, verb)
         return (verb, resource) not in self.denied
 
-    def lose_answer(self, verb: str = "create") -> "FakeApi":
+    def lose_answer(self, verb: str = "create") -> FakeApi:
         """The next VERB is done, but its answer is lost (see create)."""
         self._lost.append(verb)
         return self
 
-    def interfere(self, hook: Callable[[str, str, str], None]) -> "FakeApi":
+    def interfere(self, hook: Callable[[str, str, str], None]) -> FakeApi:
         """HOOK(verb, kind, name) runs once, just before the next write lands (another writer's moment)."""
         self._interfere = hook
         return self

@@ -10,8 +10,8 @@ from __future__ import annotations
 import difflib
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 

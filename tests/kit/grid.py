@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kit.api import FakeApi, Manifest
-
 from gridshim.render import labels as L
+from kit.api import FakeApi, Manifest
 
 TOOL = "demo"
 

@@ -11,10 +11,11 @@ import json
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass
@@ -29,14 +30,14 @@ class Pki:
     client_key: Path = field(init=False)
 
     @classmethod
-    def make(cls, dir: Path, *, sans: tuple[str, ...] = ("localhost", "127.0.0.1"), cn: str = "tool-x") -> "Pki":
+    def make(cls, dir: Path, *, sans: tuple[str, ...] = ("localhost", "127.0.0.1"), cn: str = "tool-x") -> Pki:
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.asymmetric import ec
         from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
         dir.mkdir(parents=True, exist_ok=True)
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
 
         def pem_key(k: Any) -> bytes:
             return k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import errno
-import os
 import importlib.util
+import os
 import sys
 import types
 from fractions import Fraction

@@ -10,18 +10,16 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
-
-from gridshim import ops
+from gridshim import ops, tasks as T
 from gridshim.config import Settings
 from gridshim.record import replace
-from gridshim.render import labels as L
-from gridshim.render import render
-from gridshim import tasks as T
+from gridshim.render import labels as L, render
 from gridshim.sgeflags import QsubError, Rejected, parse_task_range
 from kit import FakeApi
 from test_qsub import JOB_ID, SETTINGS, QsubCLI, container, dry, env_of, job_ids, job_of, qplan

@@ -118,7 +118,7 @@ def test_a_server_certificate_outside_its_validity_names_the_clock(tmp_path: Pat
     from sandbox import pki
 
     ca = pki.ensure_ca(tmp_path / "pki")
-    past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=400)
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(days=400)
     cert, key = pki.issue(ca, cn="127.0.0.1", server=True, not_before=past, not_after=past + dt.timedelta(days=30))
     (tmp_path / "srv.crt").write_bytes(cert)
     (tmp_path / "srv.key").write_bytes(key)

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from kit import FakeApi
-
 from gridshim import config
 from gridshim.config import ConfigError, from_dict
+from kit import FakeApi
 
 MiB = 1024 * 1024
 

@@ -11,12 +11,11 @@ from typing import Any
 
 import pytest
 
-from kit import GridApi
-from gridshim import depends as D
-from gridshim import tasks as T
+from gridshim import depends as D, tasks as T
 from gridshim.config import Settings
 from gridshim.model import JobKind, JobRequest
 from gridshim.render import labels as L
+from kit import GridApi
 
 
 def req(**kw: Any) -> JobRequest:

@@ -9,13 +9,12 @@ from typing import Any
 
 import pytest
 
-from kit import FakeApi
-
 from gridshim import doctor as D
 from gridshim.cli._common import Env
 from gridshim.cli.gridshim import main_with
 from gridshim.config import ConfigError, Settings, from_dict
 from gridshim.errors import ClusterConfigError, ClusterError, ForbiddenError, GridshimError, QuotaExceededError
+from kit import FakeApi
 
 NOW = 1_800_000_000.0
 DAY = 86400.0
@@ -444,7 +443,7 @@ def test_cli_colour_only_on_a_terminal_without_no_color(tmp_path: Path) -> None:
     assert "\x1b[" not in out
 
 
-def DiscoveringCluster() -> FakeApi:  # noqa: N802
+def DiscoveringCluster() -> FakeApi:
     """A FakeCluster with discovery: its `missing` lists what its API server does not serve."""
     api = FakeCluster()
     api.missing = []  # type: ignore[attr-defined]

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from kit import GridApi
-
 from gridshim import depends as D
 from gridshim.cli._common import Env, run
 from gridshim.cli.gridshim import DOCTOR_HELP, MIGRATE_HELP, RELEASE_HELP, _wrapper_form, command, main_with
+from kit import GridApi
 
 REPO = Path(__file__).resolve().parents[2]
 

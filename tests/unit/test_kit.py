@@ -7,10 +7,9 @@ import os
 
 import pytest
 
+from gridshim.errors import ClusterError, ConflictError, ForbiddenError, JobExistsError, JobNotFoundError
 from kit import FakeApi, fixture, fixture_names, golden, label_match
 from kit.golden import GOLDEN
-
-from gridshim.errors import ClusterError, ConflictError, ForbiddenError, JobExistsError, JobNotFoundError
 
 
 def job(name: str, **labels: str) -> dict:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import urllib.parse
 
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from gridshim.kube.transport import query, quote, split_server
 

@@ -308,8 +308,7 @@ def _cluster() -> FakeApi:
 
 def _answer(cmd: str, argv: list[str], tmp_path: Path) -> str:
     """What CMD's own parser says to ARGV: its refusal, or "" when it accepted the line."""
-    from gridshim.cli import crontab as crontab_cli
-    from gridshim.cli import job, jstop, qacct, qalter, qdel, qmod, qstat
+    from gridshim.cli import crontab as crontab_cli, job, jstop, qacct, qalter, qdel, qmod, qstat
 
     out, err = io.StringIO(), io.StringIO()
     (tmp_path / "site.yaml").write_text("images:\n  default: img:1\n")

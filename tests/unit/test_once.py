@@ -13,12 +13,11 @@ from typing import Any
 
 import pytest
 
-from kit import FakeApi
-
 from gridshim import ops
 from gridshim.errors import GridshimError, QuotaExceededError
 from gridshim.model import JobKind, JobRequest
 from gridshim.render import labels as L
+from kit import FakeApi
 
 QUOTA = QuotaExceededError('jobs.batch "bot" is forbidden: exceeded quota: q, requested: count/jobs.batch=1, '
                            "used: count/jobs.batch=15, limited: count/jobs.batch=15")

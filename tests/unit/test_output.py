@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +22,14 @@ from gridshim.cli.qdel import qdel_main
 from gridshim.cli.qmod import qmod_main
 from gridshim.cli.qstat import parse_states, qstat_main
 from gridshim.model import GridState, JobKind, JobRow
-from gridshim.render.labels import label_value
 from gridshim.output.plain import HEADER, RULE, format_details, format_plain, format_row, not_found
 from gridshim.output.xml import format_xml, format_xml_details, format_xml_unknown
+from gridshim.render.labels import label_value
 from gridshim.status import rows_from_objects
 from kit import FakeApi, fixture, golden as check_golden
 from kit.golden import local_time  # noqa: F401  (an autouse fixture: the layouts in local time)
 
-NOW = datetime(2026, 11, 22, 19, 40, tzinfo=timezone.utc).timestamp()
+NOW = datetime(2026, 11, 22, 19, 40, tzinfo=UTC).timestamp()
 # One real object per state, as a tool would have them at one moment (restarter appears once).
 NS = "tool-qsfix"
 LISTING = ["running_oneoff", "running_continuous", "restarted_in_place", "deleting", "cron_run", "start_error",

@@ -15,12 +15,11 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from gridshim import accounting as acct
 from gridshim.accounting import Record
@@ -31,8 +30,8 @@ from kit import golden as check_golden
 from kit.golden import local_time  # noqa: F401  (an autouse fixture: the layouts in local time)
 
 REPO = Path(__file__).resolve().parents[2]
-NOW = datetime(2026, 11, 22, 19, 40, tzinfo=timezone.utc).timestamp()
-T0 = int(datetime(2026, 11, 20, 8, 0, tzinfo=timezone.utc).timestamp())  # first job's submission
+NOW = datetime(2026, 11, 22, 19, 40, tzinfo=UTC).timestamp()
+T0 = int(datetime(2026, 11, 20, 8, 0, tzinfo=UTC).timestamp())  # first job's submission
 DAY = 86400
 
 
@@ -268,7 +267,7 @@ class TestBlock:
     def test_the_contracts_example_line_for_line(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("TZ", "UTC")
         time.tzset()
-        start = int(datetime(2020, 1, 2, 3, 4, 5, tzinfo=timezone.utc).timestamp())
+        start = int(datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC).timestamp())
         r = Record(qname="all.q", hostname="node01.example.org", group="users", owner="alice", job_name="sleep.sh",
                    job_number=1234, submission_time=start, start_time=start + 5, end_time=start + 65,
                    ru_wallclock=60, ru_utime=0.012, ru_stime=0.020, ru_maxrss=2148, cpu=0.032, mem=0.0003,

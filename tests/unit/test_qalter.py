@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from kit import GridApi
 from gridshim import depends as D
 from gridshim.cli._common import Env
 from gridshim.cli.qalter import qalter_main, qhold_main, replacement_manifest
 from gridshim.config import Settings
 from gridshim.render import labels as L
+from kit import GridApi
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -11,8 +11,7 @@ import pytest
 from gridshim import gridflags
 from gridshim.config import Settings, Volume
 from gridshim.model import Preset
-from gridshim.render import labels as L
-from gridshim.render import render, to_yaml
+from gridshim.render import labels as L, render, to_yaml
 from gridshim.render.command import unwrap_command, wrap_command
 from gridshim.translate import SubmitHost, translate
 from kit import golden as assert_golden
@@ -361,9 +360,8 @@ def test_continuous_job_mails_once_for_its_whole_run(tmp_path: Path) -> None:
 
 
 def test_mail_header_fields_stay_one_line_and_dollars_survive_the_kubelet() -> None:
-    from gridshim.render.manifests import mail_fields
-
     from gridshim.record import replace
+    from gridshim.render.manifests import mail_fields
 
     req = request("-m", "b", "/bin/true")  # jsub and qsub refuse control characters in -N; mail_fields too
     evil = replace(req, name="evil\nBcc: x@y")

@@ -292,8 +292,8 @@ def _failing(c: FakeApi, verb: str, errors: list[Exception]) -> None:
 
 def test_reconcile_retries_rbac_403s_and_outages_until_the_crontab_is_exact(no_sleep: list[float],
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from gridshim import cron_ops  # noqa: PLC0415
-    from test_crontab import A, cronjobs, install, rendered  # noqa: PLC0415
+    from gridshim import cron_ops
+    from test_crontab import A, cronjobs, install, rendered
 
     monkeypatch.setattr(cron_ops.time, "sleep", no_sleep.append)
     c = _fake_cron(30)
@@ -308,8 +308,8 @@ def test_reconcile_retries_rbac_403s_and_outages_until_the_crontab_is_exact(no_s
 
 
 def test_reconcile_reports_an_admission_403_at_once(no_sleep: list[float], monkeypatch: pytest.MonkeyPatch) -> None:
-    from gridshim import cron_ops  # noqa: PLC0415
-    from test_crontab import install  # noqa: PLC0415
+    from gridshim import cron_ops
+    from test_crontab import install
 
     monkeypatch.setattr(cron_ops.time, "sleep", no_sleep.append)
     c = _fake_cron(30)
@@ -320,8 +320,8 @@ def test_reconcile_reports_an_admission_403_at_once(no_sleep: list[float], monke
 
 
 def test_an_outage_beyond_the_patience_is_one_clear_error(no_sleep: list[float], monkeypatch: pytest.MonkeyPatch) -> None:
-    from gridshim import cron_ops  # noqa: PLC0415
-    from test_crontab import A, install  # noqa: PLC0415
+    from gridshim import cron_ops
+    from test_crontab import A, install
 
     clock = [0.0]
     monkeypatch.setattr(cron_ops.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
@@ -337,8 +337,8 @@ def test_an_outage_beyond_the_patience_is_one_clear_error(no_sleep: list[float],
 
 
 def test_without_a_retry_budget_reconcile_does_not_wait_either(no_sleep: list[float], monkeypatch: pytest.MonkeyPatch) -> None:
-    from gridshim import cron_ops  # noqa: PLC0415
-    from test_crontab import A, install  # noqa: PLC0415
+    from gridshim import cron_ops
+    from test_crontab import A, install
 
     monkeypatch.setattr(cron_ops.time, "sleep", no_sleep.append)
     c = _fake_cron(0)
@@ -365,7 +365,7 @@ def test_continue_token_is_read_from_the_head_of_a_page() -> None:
 
 
 class Paged(Scripted):
-    def _sibling(self) -> "Paged":  # the prefetch connection answers from the same script
+    def _sibling(self) -> Paged:  # the prefetch connection answers from the same script
         return self
 
 

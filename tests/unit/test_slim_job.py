@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from kit import fixture, fixture_names
-
 from gridshim.status import job_row, slim_job
+from kit import fixture, fixture_names
 
 NOW = 1795203600.0
 NAMES = fixture_names()

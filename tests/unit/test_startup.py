@@ -15,11 +15,10 @@ from typing import Any, ClassVar
 
 import pytest
 
-from kit import FakeApi
-
 from gridshim import config, usercache
 from gridshim.cli._common import Env, cached_namespace_uid, remember_namespace_uid
 from gridshim.errors import ClusterError
+from kit import FakeApi
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -346,7 +345,7 @@ def test_a_record_behaves_as_the_dataclass_it_replaces() -> None:
         with pytest.raises(ValueError):  # a shared mutable default, refused as dataclasses refuses it
             @deco
             class Shared:
-                v: list[int] = []  # noqa: RUF012
+                v: list[int] = []
 
         @deco(frozen=True, slots=True)
         class Slotted:

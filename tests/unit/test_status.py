@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from kit import fixture
-
 from gridshim.model import GridState, JobKind
 from gridshim.render import labels as L
-from gridshim.status import (DETECTORS, K8S_TO_GRID, Facts, Observation, looks_stuck, observe, quota_never_fits,
-                             rows_from_objects)
+from gridshim.status import DETECTORS, K8S_TO_GRID, Facts, Observation, looks_stuck, observe, quota_never_fits, rows_from_objects
+from kit import fixture
 
 # All fixtures were captured between 19:26 and 19:38 UTC on 2026-11-22; "now" is a little later.
-NOW = datetime(2026, 11, 22, 19, 40, tzinfo=timezone.utc).timestamp()
+NOW = datetime(2026, 11, 22, 19, 40, tzinfo=UTC).timestamp()
 
 
 def load(name: str) -> dict[str, Any]:

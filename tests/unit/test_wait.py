@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 
-from kit import FakeApi
-
 from gridshim import ops
 from gridshim.errors import ClusterConfigError, ClusterError, ForbiddenError
+from kit import FakeApi
 
 DONE = [{"type": "Complete", "status": "True"}]
 FAILED = [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]

@@ -15,7 +15,8 @@ from gridshim.text import printable
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
 if TYPE_CHECKING:
-    from typing import Any, Callable, TextIO
+    from collections.abc import Callable
+    from typing import Any, TextIO
 
 
 @record
@@ -268,7 +269,7 @@ class LiveStatus:
         if con is not None:
             self._status = con.status(text)
 
-    def __enter__(self) -> "LiveStatus":
+    def __enter__(self) -> LiveStatus:
         if self._status is not None:
             self._status.__enter__()
         return self

@@ -13,15 +13,15 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from gridshim import config
 from gridshim.cli import finish
-from gridshim.cli._common import (Env, argv, load_cluster, offline_namespace, read_script_head, report, run,
-                                  tool_uid)
-from gridshim.model import tool_of
+from gridshim.cli._common import Env, argv, load_cluster, offline_namespace, read_script_head, report, run, tool_uid
 from gridshim.errors import GridshimError, UsageError
+from gridshim.model import tool_of
 
 PROG = "crontab"
 USAGE = "usage: crontab [-h] [-u USER] [-i] [-e | -l | -r | --previous | --sync] [--dry-run] [file]"

@@ -9,7 +9,8 @@ parsers (design.md).
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from gridshim import __version__
 from gridshim.cli import finish

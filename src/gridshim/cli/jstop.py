@@ -13,7 +13,6 @@ from gridshim.cli import finish
 from gridshim.cli._common import Env, argv, load_cluster, run
 from gridshim.errors import ExitCode
 
-
 # jstop takes no options: it passed its first argument, whatever it looks like, to job as the name
 # (migrate-check reads scripts with this table).
 OPTIONS: dict[str, int] = {}

@@ -10,15 +10,30 @@ import os
 
 from gridshim import config, gridflags
 from gridshim.cli import finish
-from gridshim.cli._common import (Env, LiveStatus, argv, cached_namespace_uid, ctime, load_cluster, local_host, make_room,
-                                  offline_namespace, printable, remember_namespace_uid, report, run, tool_uid,
-                                  uid_refused, unreached)
+from gridshim.cli._common import (
+    Env,
+    LiveStatus,
+    argv,
+    cached_namespace_uid,
+    ctime,
+    load_cluster,
+    local_host,
+    make_room,
+    offline_namespace,
+    printable,
+    remember_namespace_uid,
+    report,
+    run,
+    tool_uid,
+    uid_refused,
+    unreached,
+)
 from gridshim.errors import ExitCode, GridshimError, QuotaExceededError, UsageError
 from gridshim.model import Cluster, JobRequest, Preset, tool_of
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
 if TYPE_CHECKING:
-    from typing import Callable
+    from collections.abc import Callable
 
 HELP_TEXT = """\
 {usage}

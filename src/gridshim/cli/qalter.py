@@ -16,8 +16,9 @@ import json
 import os
 import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from gridshim import config, control, depends, tasks
 from gridshim.cli import finish
@@ -186,7 +187,7 @@ def _no_job(env: Env, usage: str) -> int:
     return int(ExitCode.ERROR)
 
 
-def _session(env: Env, cluster: Any) -> tuple[Any, Any, "Out", str]:
+def _session(env: Env, cluster: Any) -> tuple[Any, Any, Out, str]:
     """The site settings, the cluster, the answer collector and the caller's grid user name."""
     settings = config.load(env.environ)
     cluster = cluster or load_cluster(env)
@@ -271,7 +272,7 @@ class AlterRefused(GridshimError):
 
 def parse_alter(argv: list[str]) -> tuple[Alter, list[str], list[str]]:
     """qalter's options → (changes, job specs, users). UsageError carries SGE's `ERROR! …` text."""
-    from gridshim.sgeflags import _resource_pairs, QsubError  # noqa: PLC0415
+    from gridshim.sgeflags import QsubError, _resource_pairs  # noqa: PLC0415
 
     alter = Alter()
     specs: list[str] = []

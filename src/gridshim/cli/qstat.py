@@ -7,7 +7,6 @@ job and for option errors, as SGE's qstat.
 
 from __future__ import annotations
 
-
 from gridshim import config, control
 from gridshim.cli import finish
 from gridshim.cli._common import Env, argv, console, load_cluster, run

@@ -10,10 +10,9 @@ import re
 import ssl
 import time
 
-from gridshim.digest import sha256
-from gridshim.errors import (ClusterConfigError, ClusterError, ConflictError, GridshimError, JobExistsError,
-                             JobNotFoundError)
 import gridshim.kube.http11 as http11
+from gridshim.digest import sha256
+from gridshim.errors import ClusterConfigError, ClusterError, ConflictError, GridshimError, JobExistsError, JobNotFoundError
 from gridshim.kube.auth import Auth
 from gridshim.kube.config import Credentials, kubeconfig_paths, load_credentials
 from gridshim.kube.transport import Transport, _one_line, _Retry, query, quote, retry_seconds
@@ -22,8 +21,9 @@ from gridshim.model import Manifest, tool_of
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
 if TYPE_CHECKING:
     import builtins  # `list` in the class body below is KubeCluster.list
-    from typing import Any, Callable, Iterator
+    from collections.abc import Callable, Iterator
     from pathlib import Path
+    from typing import Any
 
 # kind → (API prefix, plural). Everything gridshim touches is namespaced except the access review.
 KINDS: dict[str, tuple[str, str]] = {
@@ -130,7 +130,7 @@ def _each_item(text: str, keep: Callable[[Any], Any]) -> tuple[list[Any], dict[s
 class _Prefetch:
     """One page asked for in the background, on a connection of its own (the same credentials)."""
 
-    def __init__(self, owner: "KubeCluster") -> None:
+    def __init__(self, owner: KubeCluster) -> None:
         import threading  # noqa: PLC0415  (only lists of more than one page pay for it)
 
         self.owner = owner
@@ -184,7 +184,7 @@ class KubeCluster(Transport):
 
     @classmethod
     def from_kubeconfig(cls, path: str | None = None, context: str | None = None,
-                        environ: dict[str, str] | None = None) -> "KubeCluster":
+                        environ: dict[str, str] | None = None) -> KubeCluster:
         paths = [path] if path else kubeconfig_paths(environ)
         budget = retry_seconds(environ) if environ is not None else None
         return cls(load_credentials(paths, context), retry_seconds=budget, environ=environ)
@@ -346,7 +346,7 @@ class KubeCluster(Transport):
             if gc_was_on:
                 gc.enable()
 
-    def _sibling(self) -> "KubeCluster":
+    def _sibling(self) -> KubeCluster:
         """Another connection to the same server with the same credentials (and the same TLS context)."""
         other = KubeCluster(self.creds, self.namespace, retry_seconds=self.retry_seconds, auth=self.auth,
                             environ=self._environ)

@@ -77,7 +77,7 @@ def _line(fp: Any) -> bytes:
 
 
 class Response:
-    def __init__(self, fp: Any, method: str, owner: "HTTPSConnection") -> None:
+    def __init__(self, fp: Any, method: str, owner: HTTPSConnection) -> None:
         self._fp = fp
         self._owner = owner
         line = _line(fp)

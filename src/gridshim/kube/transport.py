@@ -21,9 +21,17 @@ import ssl
 import sys
 import time
 
-from gridshim.errors import (ClusterConfigError, ClusterError, ConflictError, ForbiddenError, GridshimError,
-                             JobExistsError, JobNotFoundError, QuotaExceededError)
 import gridshim.kube.http11 as http11
+from gridshim.errors import (
+    ClusterConfigError,
+    ClusterError,
+    ConflictError,
+    ForbiddenError,
+    GridshimError,
+    JobExistsError,
+    JobNotFoundError,
+    QuotaExceededError,
+)
 from gridshim.kube.auth import Auth, memfile
 from gridshim.kube.config import Credentials
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 
 from gridshim.model import GridState, JobKind, JobRow, ordered
+from gridshim.output import PRIORITY, is_running, queue_instance, shown_time
 from gridshim.quantity import format_binary
 from gridshim.text import shown
-from gridshim.output import PRIORITY, is_running, queue_instance, shown_time
 
 HEADER = ("job-ID  prior   name       user         state submit/start at     "
           "queue                          slots ja-task-ID \n")

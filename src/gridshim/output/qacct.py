@@ -8,7 +8,7 @@ text out; imports accounting (the record type) and text only. Times are local (t
 from __future__ import annotations
 
 import time
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from gridshim.accounting import Record
 from gridshim.text import shown

@@ -17,7 +17,8 @@ from gridshim.output import queue_instance, shown_time
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up, docs/performance.md)
 if TYPE_CHECKING:
-    from typing import Any, Callable
+    from collections.abc import Callable
+    from typing import Any
 
 STYLE = {GridState.RUNNING: "green", GridState.RESTARTED: "yellow", GridState.DELETING: "magenta",
          GridState.ERROR: "bold red", GridState.HELD: "cyan", GridState.RESTARTED_QUEUED: "yellow"}

@@ -5,7 +5,6 @@ Imports model, config and the other render modules only.
 
 from __future__ import annotations
 
-
 from gridshim.accounting import encode_text
 from gridshim.config import Settings
 from gridshim.errors import GridshimError
