@@ -55,7 +55,7 @@ LIMITS = {"default": {"cpu": "500m", "memory": "512Mi"}, "defaultRequest": {"cpu
 GOALS = {"qacct_j_name_10000_s": 0.2, "jsub_vs_kubectl": 1.0, "qstat5000_vs_kubectl": 0.5, "qstat5000_peak_rss_mb": 80.0,
          "crontab200_vs_kubectl_apply": 1.0, "sync_latency_s": 0.010}
 POPULATED = "bench.gridshim.io/populated"  # label on the suspended Jobs made for qstat
-FIGURES = ("jsub", "qsub", "sync", "crontab", "qstat", "qacct", "arrays", "holds")
+FIGURES = ("jsub", "qsub", "exec", "sync", "crontab", "qstat", "qacct", "arrays", "holds")
 
 
 def log(msg: str) -> None:
@@ -399,6 +399,62 @@ def fig_submit(b: Bench, pairs: int, cmd: str, *args: str) -> dict[str, Any]:
                      import_ms=b.import_ms(cmd, "--dry-run", *[a for a in args if a != "-quiet"]))
 
 
+def exec_kubeconfig(b: Bench) -> Path:
+    """The bench tool's kubeconfig with its client certificate handed out by an exec credential plugin
+    (client.authentication.k8s.io/v1beta1, as EKS, GKE and OIDC users have one); the same plugin serves
+    both sides. The plugin is a small Python script: a site's real plugin (a Go binary, a cloud CLI) costs
+    what it costs, the same for kubectl and gridshim."""
+    import yaml
+
+    cfg = yaml.safe_load(Path(b.kubeconfig).read_text())
+    base = Path(b.kubeconfig).parent
+    user = cfg["users"][0]
+    cert, key = (str((base / user["user"][k]).resolve()) for k in ("client-certificate", "client-key"))
+    plugin = b.workdir / "exec-plugin"
+    plugin.write_text(f"#!{sys.executable} -IS\nimport json, os\n"
+                      "info = json.loads(os.environ.get('KUBERNETES_EXEC_INFO') or '{}')\n"
+                      "print(json.dumps({'kind': 'ExecCredential', 'apiVersion': info.get('apiVersion', "
+                      "'client.authentication.k8s.io/v1beta1'), 'status': {"
+                      f"'clientCertificateData': open({cert!r}).read(), 'clientKeyData': open({key!r}).read()}}}}))\n")
+    plugin.chmod(0o755)
+    user["user"] = {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": str(plugin),
+                             "interactiveMode": "Never"}}
+    for c in cfg["clusters"]:  # the CA by absolute path: this file lives in the bench's scratch directory
+        ca = c["cluster"].get("certificate-authority")
+        if ca:
+            c["cluster"]["certificate-authority"] = str((base / ca).resolve())
+    out = b.workdir / "exec.kubeconfig"
+    out.write_text(yaml.safe_dump(cfg))
+    out.chmod(0o644)
+    return out
+
+
+def fig_exec(b: Bench, pairs: int) -> dict[str, Any]:
+    """What an exec credential plugin adds to jsub and to kubectl create job: each side with the plugin
+    and without it, interleaved, every Job deleted between runs (issue 13: the overhead next to kubectl's)."""
+    kubeconfig = str(exec_kubeconfig(b))
+    with_exec = {"KUBECONFIG": kubeconfig}
+
+    def clear() -> None:
+        b.delete_all("Job")
+        time.sleep(0.2)
+
+    def kc(i: int, env: dict[str, str] | None = None) -> Run:
+        return b.kctl("create", "job", f"x-ke-{i + 1}", f"--image={b.image}", "--", "/bin/true", extra_env=env)
+
+    clear()
+    g = b.interleave(pairs, lambda i: b.gridshim("jsub", "-quiet", "-N", "x", "/bin/true"),
+                     lambda i: b.gridshim("jsub", "-quiet", "-N", "x", "/bin/true", extra_env=with_exec), between=clear)
+    k = b.interleave(pairs, lambda i: kc(i), lambda i: kc(i, with_exec), between=clear)
+    clear()
+    med = {name: median(r.seconds for r in runs) for name, runs in
+           (("jsub", g.gridshim), ("jsub_exec", g.kubectl), ("kubectl", k.gridshim), ("kubectl_exec", k.kubectl))}
+    return {"pairs": pairs, **{f"{n}_median_s": round(v, 4) for n, v in med.items()},
+            "jsub_exec_overhead_s": round(med["jsub_exec"] - med["jsub"], 4),
+            "kubectl_exec_overhead_s": round(med["kubectl_exec"] - med["kubectl"], 4),
+            "ratio": round(med["jsub_exec"] / med["kubectl_exec"], 3)}
+
+
 def fig_jsub(b: Bench, pairs: int) -> dict[str, Any]:
     return fig_submit(b, pairs, "jsub", "-quiet", "-N", "x", "/bin/true")
 
@@ -702,6 +758,16 @@ def main(argv: list[str] | None = None) -> int:
                        f"{d['command']}: {d['gridshim_median_s'] * 1000:.0f} ms / kubectl create job "
                        f"{d['kubectl_median_s'] * 1000:.0f} ms ({d['pairs']} pairs; "
                        f"{d['round_trips']} round trip(s), imports {d['import_ms']:.0f} ms)")
+            if "exec" in only:
+                log("an exec credential plugin: jsub and kubectl create job, each with it and without")
+                d = details["exec"] = fig_exec(b, args.pairs)
+                figure("exec_plugin_jsub_vs_kubectl", d["ratio"], None,
+                       f"with the plugin: jsub {d['jsub_exec_median_s'] * 1000:.0f} ms / kubectl "
+                       f"{d['kubectl_exec_median_s'] * 1000:.0f} ms; the plugin adds "
+                       f"{d['jsub_exec_overhead_s'] * 1000:.0f} ms to jsub, "
+                       f"{d['kubectl_exec_overhead_s'] * 1000:.0f} ms to kubectl ({d['pairs']} pairs each)")
+                results["exec_plugin_jsub_overhead_s"] = d["jsub_exec_overhead_s"]
+                results["exec_plugin_kubectl_overhead_s"] = d["kubectl_exec_overhead_s"]
             if "qacct" in only:
                 from qacct_bench import fig_qacct  # bench/ is on sys.path: run as a script
 

@@ -16,7 +16,8 @@ import pytest
 from conftest import REPO, Sandbox
 
 FIGURES = ("jsub_vs_kubectl", "qstat5000_vs_kubectl", "qstat5000_peak_rss_mb", "crontab200_vs_kubectl_apply",
-           "sync_latency_s", "array1000_vs_kubectl_loop", "array1000_finish_s", "hold_release_median_s")
+           "sync_latency_s", "array1000_vs_kubectl_loop", "array1000_finish_s", "hold_release_median_s",
+           "qsub_vs_kubectl", "qacct_j_name_10000_s", "exec_plugin_jsub_vs_kubectl")
 
 
 @pytest.mark.needs_sandbox("bench/run.py makes its tool with sandbox.up")
@@ -36,6 +37,8 @@ def test_bench_writes_every_figure(sandbox: Sandbox, tmp_path) -> None:  # type:
         assert isinstance(value, (int, float)) and not isinstance(value, bool), (key, value)
         assert 0 < value < 10_000 or (key == "sync_latency_s" and 0 <= value < 60), (key, value)
         assert key in proc.stdout  # one line per figure
+    for key in ("exec_plugin_jsub_overhead_s", "exec_plugin_kubectl_overhead_s"):  # differences of medians
+        assert isinstance(results[key], float) and -1 < results[key] < 10, (key, results[key])
     assert results["goals"]["jsub_vs_kubectl"] == 1.0
     assert results["machine"]["cpu_count"] >= 1 and results["machine"]["python"]
 
