@@ -274,17 +274,24 @@ def ensure_tool(
     pkidir = state / "pki"
     ca = pki.ensure_ca(pkidir)
     stem = pki.ensure_leaf(pkidir, ca, f"tool-{name}", cn=name, orgs=("toolforge",))
-    home = home_root / name
-    kube = home / ".kube"
-    certs = home / ".toolskube"
-    for d in (home, kube, certs):
-        d.mkdir(parents=True, exist_ok=True)
-    (certs / "client.crt").write_bytes(stem.with_suffix(".crt").read_bytes())
-    (certs / "client.key").write_bytes(stem.with_suffix(".key").read_bytes())
     cfg = kubeconfig_dict(server=server, ca_pem=(pkidir / "ca.crt").read_bytes(),
                           cert="../.toolskube/client.crt", key="../.toolskube/client.key",
                           user=f"tf-{name}", namespace=ns)
-    (kube / "config").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    home = home_root / name
+    write_home(home, uid=uid, cert=stem.with_suffix(".crt").read_bytes(), key=stem.with_suffix(".key").read_bytes(),
+               kubeconfig=cfg)
+    return home
+
+
+def write_home(home: Path, *, uid: int, cert: bytes, key: bytes, kubeconfig: dict[str, Any]) -> None:
+    """A tool's home as Toolforge makes it: ~/.toolskube/client.{crt,key} (0400) and ~/.kube/config
+    (0600) naming them as ../.toolskube/…, all owned by the tool's uid; the home itself 0775."""
+    kube, certs = home / ".kube", home / ".toolskube"
+    for d in (home, kube, certs):
+        d.mkdir(parents=True, exist_ok=True)
+    (certs / "client.crt").write_bytes(cert)
+    (certs / "client.key").write_bytes(key)
+    (kube / "config").write_text(yaml.safe_dump(kubeconfig, sort_keys=False))
     (kube / "config").chmod(0o600)
     (certs / "client.crt").chmod(0o400)
     (certs / "client.key").chmod(0o400)
@@ -292,7 +299,6 @@ def ensure_tool(
         for p in (home, kube, certs, kube / "config", certs / "client.crt", certs / "client.key"):
             os.chown(p, uid, uid)
     home.chmod(0o775)
-    return home
 
 
 def wait_service_account(core: Any, namespace: str, timeout: float = 60) -> None:

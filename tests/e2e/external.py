@@ -183,11 +183,6 @@ class External:
             tenancy.apply(dyn, obj)
         crt, key = self.issue(name)
         home = self.work / "homes" / name
-        kube, certs = home / ".kube", home / ".toolskube"
-        for d in (home, kube, certs):
-            d.mkdir(parents=True, exist_ok=True)
-        (certs / "client.crt").write_bytes(crt)
-        (certs / "client.key").write_bytes(key)
         cfg = {"apiVersion": "v1", "kind": "Config",
                "clusters": [{"name": "e2e", "cluster": self.cluster}],
                "users": [{"name": f"tf-{name}", "user": {"client-certificate": "../.toolskube/client.crt",
@@ -195,14 +190,7 @@ class External:
                "contexts": [{"name": "toolforge", "context": {"cluster": "e2e", "user": f"tf-{name}",
                                                               "namespace": f"tool-{name}"}}],
                "current-context": "toolforge"}
-        (kube / "config").write_text(yaml.safe_dump(cfg, sort_keys=False))
-        (kube / "config").chmod(0o600)
-        (certs / "client.crt").chmod(0o400)
-        (certs / "client.key").chmod(0o400)
-        if os.geteuid() == 0:
-            for p in (home, kube, certs, kube / "config", certs / "client.crt", certs / "client.key"):
-                os.chown(p, uid, uid)
-        home.chmod(0o775)
+        tenancy.write_home(home, uid=uid, cert=crt, key=key, kubeconfig=cfg)
         tenancy.wait_service_account(core, f"tool-{name}")
         if not self._policy_checked:
             tenancy.wait_uid_policy(core, f"tool-{name}", uid)
