@@ -57,18 +57,20 @@ def test_the_quiet_exit_never_skips_a_cleanup_or_a_live_thread(tmp_path: Path, s
 
 def _ending(tmp_path: Path, name: str, body: str, how: str) -> tuple[int, str]:
     script = tmp_path / name
-    script.write_text("import sys, time\nimport gridshim.cli as cli\nprint('x' * 4000)\ntime.sleep(0.2)\n" + body)
+    script.write_text("import sys, time\nimport gridshim.cli as cli\nprint('x' * 4000)\n" + body)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     if how == "closed":
         out = subprocess.run(["sh", "-c", f'exec 1>&-; exec "{sys.executable}" "{script}"'], stderr=subprocess.PIPE,
                              text=True, env=env)
         return out.returncode, out.stderr
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env)
-    assert proc.stdout is not None and proc.stderr is not None
-    proc.stdout.close()  # the reader is gone before the flush: EPIPE
-    err = proc.stderr.read()
-    return proc.wait(), err
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the child even starts: its flush meets EPIPE, always
+    try:
+        out = subprocess.run([sys.executable, str(script)], stdout=write_end, stderr=subprocess.PIPE, text=True,
+                             env=env)
+    finally:
+        os.close(write_end)
+    return out.returncode, out.stderr
 
 
 @pytest.mark.parametrize("how", ["closed", "reader gone"])
