@@ -281,12 +281,14 @@ class KubeCluster(Transport):
         we decode page n. TRIM, when given, turns each object into what the caller keeps (a smaller
         dict, a row), so a page's full objects are garbage as soon as the page is decoded."""
         items: list[Any] = []
-        def trimmed(item: Any) -> Any:
+
+        def kept(item: Any) -> Any:
+            """What the list keeps of one object. gridshim never reads managedFields, ~40 % of a Job's JSON:
+            dropped, qstat with 5,000 Jobs peaks at ~55 MB less (docs/performance.md); a PUT without them
+            keeps them. Then TRIM, if given."""
             if isinstance(item, dict):
                 (item.get("metadata") or {}).pop("managedFields", None)
-            return trim(item) if trim is not None else item
-
-        keep: Callable[[Any], Any] | None = trimmed if trim is not None else None
+            return item if trim is None else trim(item)
 
         def path(token: str | None) -> str:
             return self.path(kind, namespace=namespace, params={
@@ -307,14 +309,14 @@ class KubeCluster(Transport):
                 # With TRIM, the items are decoded one at a time and each is trimmed before the next: a
                 # page's full objects never exist all at once (qstat: ~35 MB less at 500 Jobs a page).
                 one_by_one = None
-                if keep is not None and raw.startswith(b"{"):
+                if trim is not None and raw.startswith(b"{"):
                     try:
                         text = raw.decode("utf-8")
                     except UnicodeDecodeError:
                         text = ""
                     if text:
                         raw = b""  # the text is the page now: one copy of it at a time
-                        one_by_one = _each_item(text, keep)
+                        one_by_one = _each_item(text, kept)
                         if one_by_one is None:
                             raw = text.encode()
                         del text
@@ -324,11 +326,7 @@ class KubeCluster(Transport):
                 else:
                     page = self._decode(raw, "GET")
                     raw = b""
-                    for item in page.get("items") or []:
-                        # gridshim never reads managedFields, ~40 % of a Job's JSON: dropped, qstat with
-                        # 5,000 Jobs peaks at ~55 MB less (docs/performance.md). A PUT without them keeps them.
-                        (item.get("metadata") or {}).pop("managedFields", None)
-                        items.append(item if trim is None else trim(item))
+                    items.extend(kept(item) for item in page.get("items") or [])
                     meta = page.get("metadata") or {}
                     del page
                 if token is None:
