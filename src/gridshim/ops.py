@@ -224,7 +224,7 @@ def wait(cluster: Cluster, job: Manifest, *, on_change: Callable[[Manifest], Non
 
     gc.enable()  # a wait may last hours: the collector a command starts without is on again (gridshim.cli)
     transient = (ClusterError, ForbiddenError)
-    name = job["metadata"]["name"]
+    name, uid = job["metadata"]["name"], job["metadata"].get("uid")
     rv = job["metadata"].get("resourceVersion", "")
     current = job
     started = job_started(job)
@@ -323,7 +323,6 @@ def wait(cluster: Cluster, job: Manifest, *, on_change: Callable[[Manifest], Non
             except transient as e:
                 pause(e)
                 continue
-            uid = job["metadata"].get("uid")
             mine = [j for j in found if not uid or (j.get("metadata") or {}).get("uid") == uid]
             if not mine:
                 return deleted()  # gone (or replaced by another Job of the same name)
