@@ -20,7 +20,7 @@ from gridshim.tasks import (
     A_PREDECESSORS_REQ,
     PARSED_OPTIONS,
     Range,
-    _annotation,
+    annotation,
     array_of,
     id_list,
     in_ranges,
@@ -454,7 +454,7 @@ def _array_row(row: Row, job: Manifest, pods: Sequence[Manifest], array: Range, 
         text = status.get(key)
         for a, b, s in (parse_ranges(text) or []) if isinstance(text, str) and text else []:
             done.update(first + i * step for i in range(a, min(b, len(ids) - 1) + 1, s))
-    deleted_ranges = parse_ranges(_annotation(job, A_DELETED_TASKS)) or []
+    deleted_ranges = parse_ranges(annotation(job, A_DELETED_TASKS)) or []
     deleted = {t for t in ids if in_ranges(t, deleted_ranges)}
     running: dict[int, Manifest] = {}
     for pod in pods:
@@ -510,8 +510,8 @@ def _base_row(job: Manifest, pods: Sequence[Manifest], events: Sequence[Manifest
         | frozenset(("a",) if obs is Observation.NOT_BEFORE else ())
     return Row(
         holds=holds,
-        predecessors_req=_annotation(job, A_PREDECESSORS_REQ),
-        predecessor_ids=id_list(_annotation(job, A_PREDECESSOR_IDS)),
+        predecessors_req=annotation(job, A_PREDECESSORS_REQ),
+        predecessor_ids=id_list(annotation(job, A_PREDECESSOR_IDS)),
         job_id=L.job_id_of(meta),
         name=L.name_of(meta),
         owner=f"{user_prefix}{tool}",

@@ -118,7 +118,8 @@ def in_ranges(i: int, ranges: Iterable[Range]) -> bool:
     return any(a <= i <= b and (i - a) % s == 0 for a, b, s in ranges)
 
 
-def _annotation(job: Manifest, key: str) -> str:
+def annotation(job: Manifest, key: str) -> str:
+    """The text of annotation KEY on JOB, "" when it is absent or not a string."""
     value = ((job.get("metadata") or {}).get("annotations") or {}).get(key)
     return value if isinstance(value, str) else ""
 
@@ -197,18 +198,18 @@ def finished_tasks(job: Manifest, array: Range | None = None) -> set[int]:
 
 def deleted_tasks(job: Manifest) -> set[int]:
     """Pending tasks qdel removed (they never run)."""
-    return id_set(_annotation(job, A_DELETED_TASKS))
+    return id_set(annotation(job, A_DELETED_TASKS))
 
 
 def user_held(job: Manifest) -> bool:
     """A user hold: the annotation (qsub -h, qhold), or older objects' options `"hold": true`."""
-    return "u" in _annotation(job, A_HOLD) or bool(job_options(job).get("hold"))
+    return "u" in annotation(job, A_HOLD) or bool(job_options(job).get("hold"))
 
 
 def predecessors_of(job: Manifest) -> dict[str, str]:
     """The still-blocking predecessors: job id → its unfinished tasks ("" for a non-array one)."""
     try:
-        value = json.loads(_annotation(job, A_PREDECESSORS) or "{}")
+        value = json.loads(annotation(job, A_PREDECESSORS) or "{}")
     except ValueError:
         return {}
     if not isinstance(value, dict):
