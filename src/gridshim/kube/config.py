@@ -259,13 +259,7 @@ def load_credentials(paths: list[str], context: str | None = None, *, environ: A
     token = text_of(user, "token", uw)
     token_file = rel("users", user_name, text_of(user, "tokenFile", uw))
     if not token and token_file:
-        try:
-            with open(token_file) as f:  # as Path.read_text()
-                token = f.read().strip()
-        except (OSError, UnicodeDecodeError) as e:
-            raise ClusterConfigError(f"kubeconfig {shown}: cannot read tokenFile {token_file}: "
-                                     f"{getattr(e, 'strerror', None) or 'not text'}",
-                                     hint="check the user's tokenFile entry") from None
+        token = read_token(token_file, f"kubeconfig {shown}: cannot read tokenFile", hint="check the user's tokenFile entry")
     try:
         ca_data = (b64(cluster, "certificate-authority-data", cw) or b"").decode() or None
     except UnicodeDecodeError:
@@ -368,6 +362,17 @@ def _impersonation(user: dict[str, Any], shown: str, uw: str) -> tuple[tuple[str
     return tuple(out)
 
 
+def read_token(path: str, cannot_read: str, *, hint: str) -> str:
+    """The token in file PATH, stripped (as Path.read_text().strip()); a file that cannot be read or is not
+    text is one line: CANNOT_READ, the path, the reason."""
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ClusterConfigError(f"{cannot_read} {path}: {getattr(e, 'strerror', None) or 'not text'}",
+                                 hint=hint) from None
+
+
 def in_cluster_credentials(environ: Any, *, sa_dir: str = SERVICE_ACCOUNT_DIR,
                            instead_of: ClusterConfigError | None = None) -> Credentials:
     """The pod's ServiceAccount as client-go's InClusterConfig reads it: https://KUBERNETES_SERVICE_HOST:
@@ -403,13 +408,7 @@ def in_cluster_credentials(environ: Any, *, sa_dir: str = SERVICE_ACCOUNT_DIR,
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise ClusterConfigError(f"in-cluster credentials: KUBERNETES_SERVICE_PORT={port!r} is not a port",
                                  hint="it is set by the kubelet; check the pod's env")
-    try:
-        with open(token_path) as f:
-            token = f.read().strip()
-    except (OSError, UnicodeDecodeError) as e:
-        raise ClusterConfigError(f"in-cluster credentials: cannot read {token_path}: "
-                                 f"{getattr(e, 'strerror', None) or 'not text'}",
-                                 hint="the token must be readable by the pod's user") from None
+    token = read_token(token_path, "in-cluster credentials: cannot read", hint="the token must be readable by the pod's user")
     if not token:
         raise ClusterConfigError(f"in-cluster credentials: {token_path} is empty",
                                  hint="the kubelet writes the ServiceAccount token there; check the pod's volumes")
