@@ -308,6 +308,12 @@ class Bench:
         finally:
             once.close()
 
+    def clear_jobs(self) -> None:
+        """Between two timed submissions: every Job deleted, and the controllers let settle, the same for
+        both sides."""
+        self.delete_all("Job")
+        time.sleep(0.2)
+
     def template_job(self) -> dict[str, Any]:
         """What jsub itself would create (its --dry-run output), to copy for bulk objects."""
         import yaml
@@ -381,18 +387,14 @@ def have_command(module: str) -> bool:
 
 def fig_submit(b: Bench, pairs: int, cmd: str, *args: str) -> dict[str, Any]:
     """CMD ARGS (jsub, qsub) vs kubectl create job; every Job deleted before the next run."""
-    def clear() -> None:
-        b.delete_all("Job")
-        time.sleep(0.2)  # let the controllers settle, the same for both sides
-
-    clear()
+    b.clear_jobs()
     p = b.interleave(pairs,
                      lambda i: b.gridshim(cmd, *args),
                      lambda i: b.kctl("create", "job", f"x-kc-{i + 1}", f"--image={b.image}", "--", "/bin/true"),
-                     between=clear)
+                     between=b.clear_jobs)
     rt = b.count_round_trips(cmd, cmd, *args)
     krt = b.kubectl_requests("kubectl_create_job", "create", "job", "x-kc-rt", f"--image={b.image}", "--", "/bin/true")
-    clear()
+    b.clear_jobs()
     return p.summary(command=" ".join([cmd, *args]),
                      kubectl_command=f"kubectl create job x-kc-N --image={b.image} -- /bin/true",
                      round_trips=rt, kubectl_requests=krt,
@@ -435,18 +437,14 @@ def fig_exec(b: Bench, pairs: int) -> dict[str, Any]:
     kubeconfig = str(exec_kubeconfig(b))
     with_exec = {"KUBECONFIG": kubeconfig}
 
-    def clear() -> None:
-        b.delete_all("Job")
-        time.sleep(0.2)
-
     def kc(i: int, env: dict[str, str] | None = None) -> Run:
         return b.kctl("create", "job", f"x-ke-{i + 1}", f"--image={b.image}", "--", "/bin/true", extra_env=env)
 
-    clear()
+    b.clear_jobs()
     g = b.interleave(pairs, lambda i: b.gridshim("jsub", "-quiet", "-N", "x", "/bin/true"),
-                     lambda i: b.gridshim("jsub", "-quiet", "-N", "x", "/bin/true", extra_env=with_exec), between=clear)
-    k = b.interleave(pairs, lambda i: kc(i), lambda i: kc(i, with_exec), between=clear)
-    clear()
+                     lambda i: b.gridshim("jsub", "-quiet", "-N", "x", "/bin/true", extra_env=with_exec), between=b.clear_jobs)
+    k = b.interleave(pairs, lambda i: kc(i), lambda i: kc(i, with_exec), between=b.clear_jobs)
+    b.clear_jobs()
     med = {name: median(r.seconds for r in runs) for name, runs in
            (("jsub", g.gridshim), ("jsub_exec", g.kubectl), ("kubectl", k.gridshim), ("kubectl_exec", k.kubectl))}
     return {"pairs": pairs, **{f"{n}_median_s": round(v, 4) for n, v in med.items()},
