@@ -266,3 +266,103 @@ def test_ctrl_c_during_sync_deletes_the_job(tool: Tool) -> None:
     assert proc.returncode == 130, err
     assert "deleted" in err and "Traceback" not in err
     tool.wait_for(lambda: not job_objects(tool, "interrupted"), timeout=60, what="the job to be deleted")
+
+
+# -- issue 12, item 3: `-sync y` exit codes when the job is killed or its end is read late ------------------
+
+
+def waiter_as(tool: Tool, *argv: str, env: dict[str, str] | None = None) -> Any:
+    """ARGV started in the background as the tool's uid (stdout and stderr piped), like a shell's `&`."""
+    import os
+    import subprocess
+
+    cmd = list(argv)
+    if os.geteuid() == 0:
+        cmd = ["setpriv", f"--reuid={tool.uid}", f"--regid={tool.uid}", "--clear-groups", *cmd]
+    return subprocess.Popen(cmd, cwd=tool.home, env={**tool.env(**(env or {})), "PWD": str(tool.home)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def running_id(tool: Tool, name: str) -> str:
+    """The job id of NAME once qstat shows it running (state r), else ''."""
+    rows = [line.split() for line in tool.run("qstat").stdout.splitlines()[2:]]
+    return next((r[0] for r in rows if len(r) > 4 and r[2] == name and r[4] == "r"), "")
+
+
+@pytest.mark.parametrize(("qdel", "own_stderr"), [(("qdel",), False), (("qdel", "-f"), True)],
+                         ids=["qdel", "qdel-f"])
+def test_qdel_during_jsub_sync_is_the_signal_line_and_exit_1(tool: Tool, qdel: tuple[str, ...],
+                                                              own_stderr: bool) -> None:
+    """grid-behaviour §1.9: killed by a signal → `Job N exited because of signal SIGKILL`, exit 1 (not the
+    "Unable to run job N" + exit 0 of a job that never ran). Without -stderr the line goes to ~/NAME.err."""
+    flags = ("-stderr",) if own_stderr else ()
+    waiter = waiter_as(tool, "jsub", "-sync", "y", *flags, "-N", "victim", "/bin/sleep", "300")
+    try:
+        job_id = tool.wait_for(lambda: running_id(tool, "victim"), timeout=90, what="the job to run")
+        assert tool.run(*qdel, job_id).returncode == 0
+        out, err = waiter.communicate(timeout=90)
+    finally:
+        waiter.kill()
+    line = f"Job {job_id} exited because of signal SIGKILL\n"
+    assert waiter.returncode == 1, (waiter.returncode, out, err)
+    assert out == f'Your job {job_id} ("victim") has been submitted\n'
+    if own_stderr:
+        assert err == line
+    else:
+        # the job's own stderr shares the file (`Terminated` from the shell of a job stopped by qdel's SIGTERM)
+        assert err == "" and (tool.home / "victim.err").read_text().endswith(line)
+        assert (tool.home / "victim.err").read_text().count(line) == 1
+
+
+@pytest.mark.parametrize(("code", "seen_running"), [(3, True), (3, False), (0, False)],
+                         ids=["exit3-paused-while-running", "exit3-paused-before-start", "exit0-paused-before-start"])
+def test_a_waiter_paused_past_the_ttl_never_says_unable_to_run(tool: Tool, code: int, seen_running: bool) -> None:
+    """Ctrl-Z (or a loaded host) stops `jsub -sync y` while its job runs, ends, and is removed by its TTL with
+    its pods. On SIGCONT the job's end cannot be read any more: `No information available on job N's exit
+    status.`, exit 1 (qsub-behaviour §2.4 "unclear") — never `Unable to run job N` + exit 0 for a job that ran,
+    nor SIGKILL for one nobody killed. A job that ended with 0 is known from its Complete condition when the
+    waiter's watch still delivers the deletion; then it is exit 0."""
+    import signal
+
+    import yaml
+
+    from conftest import STATE
+
+    cfg = yaml.safe_load((STATE / "gridshim.yaml").read_text())
+    cfg["ttl_seconds"] = 2
+    site = tool.home / ".site-ttl.yaml"
+    site.write_text(yaml.safe_dump(cfg))
+    site.chmod(0o644)
+    env = {"GRIDSHIM_CONFIG": str(site)}
+    # the job waits for a go file so that the waiter is stopped while it runs (or before it starts)
+    go = tool.home / "go"
+    script = write_exe(tool.home / "ends.sh", f'#!/bin/sh\nwhile [ ! -e {go} ]; do sleep 0.2; done\nexit {code}\n',
+                       tool.uid)
+    waiter = waiter_as(tool, "jsub", "-sync", "y", "-stderr", "-N", "paused", str(script), env=env)
+    try:
+        if seen_running:
+            job_id = tool.wait_for(lambda: running_id(tool, "paused"), timeout=90, what="the job to run")
+            time.sleep(1.0)  # the waiter has seen the pod start (its watch event)
+        else:
+            tool.wait_for(lambda: job_objects(tool, "paused"), timeout=60, what="the Job")
+        waiter.send_signal(signal.SIGSTOP)
+        if not seen_running:
+            job_id = tool.wait_for(lambda: running_id(tool, "paused"), timeout=90, what="the job to run")
+        go.touch()
+        tool.wait_for(lambda: not job_objects(tool, "paused"), timeout=90, what="the TTL to remove the Job")
+        # the tool is new: its only pods are this job's
+        tool.wait_for(lambda: not tool.kubectl_json("get", "pods")["items"], timeout=90,
+                      what="the job's pods to be gone")
+        time.sleep(2.0)
+        waiter.send_signal(signal.SIGCONT)
+        out, err = waiter.communicate(timeout=120)
+    finally:
+        waiter.send_signal(signal.SIGCONT)
+        waiter.kill()
+    submitted = f'Your job {job_id} ("paused") has been submitted\n'
+    assert "Unable to run job" not in err and "SIGKILL" not in err, err
+    if code == 0 and waiter.returncode == 0:
+        assert (out, err) == (submitted + f"Job {job_id} exited with exit code 0.\n", "")
+    else:
+        assert out == submitted, (out, err)
+        assert (waiter.returncode, err) == (1, f"No information available on job {job_id}'s exit status.\n")
