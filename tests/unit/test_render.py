@@ -202,6 +202,50 @@ def test_the_wrapper_appends_one_accounting_record_per_attempt(tmp_path: Path) -
     assert (tmp_path / "o").read_text() == "0\n0\n"  # no GRIDSHIM_* variable reached the program
 
 
+@pytest.mark.parametrize("preset", [Preset.JSUB, Preset.JSTART])
+def test_a_job_stopped_by_term_is_recorded_as_sges_kill(tmp_path: Path, preset: Preset) -> None:
+    """qdel, jstop and h_rt (activeDeadlineSeconds) all reach the wrapper as a TERM: the grid killed such a
+    job with SIGKILL, so its record says exit_status 137, failed 100 (qsub-behaviour §6.4), even when the
+    program caught the TERM and exited 3 (which stays the wrapper's own exit status)."""
+    import os
+    import signal
+    import sys
+    import time
+
+    from gridshim.render.manifests import accounting_fields
+
+    marker = tmp_path / "m"
+    req = request("-o", str(tmp_path / "o"), "-e", str(tmp_path / "e"), sys.executable, "-c", TERM_AWARE,
+                  str(marker), preset=preset)
+    acct = accounting_fields(req, Settings(accounting_file=str(tmp_path / "acct")))
+    env = {"PATH": os.environ["PATH"], "JOB_ID": "4242", "HOSTNAME": "node1", "GRIDSHIM_ACCT": acct or "",
+           "GRIDSHIM_JOB_UID": "job-uid", "GRIDSHIM_POD_UID": "pod-uid"}
+    proc = subprocess.Popen(wrap_command(req), cwd=tmp_path, env=env, start_new_session=True)
+    deadline = time.monotonic() + 20
+    while not (tmp_path / "m.ready").exists():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 3 and marker.read_text() == "got TERM"
+    (line,) = (tmp_path / "acct").read_text().splitlines()
+    f = line.split(":")
+    assert (f[11], f[12], f[45]) == ("100", "137", "job-uid/pod-uid")
+
+
+def test_a_job_that_ends_itself_through_a_signal_keeps_its_own_status(tmp_path: Path) -> None:
+    """No TERM from outside: a program that kills itself with TERM is recorded as 143 (Terminated)."""
+    import os
+
+    from gridshim.render.manifests import accounting_fields
+
+    req = request("-o", str(tmp_path / "o"), "-e", str(tmp_path / "e"), "/bin/sh", "-c", "kill -TERM $$")
+    acct = accounting_fields(req, Settings(accounting_file=str(tmp_path / "acct")))
+    env = {"PATH": os.environ["PATH"], "JOB_ID": "4242", "GRIDSHIM_ACCT": acct or ""}
+    assert subprocess.run(wrap_command(req), cwd=tmp_path, env=env).returncode == 143
+    (line,) = (tmp_path / "acct").read_text().splitlines()
+    assert line.split(":")[11:13] == ["100", "143"]
+
+
 # -- mail on job events (-m/-M, qsub-behaviour §7) ---------------------------------------------------------
 
 TIME = r"\d\d/\d\d/\d{4} \d\d:\d\d:\d\d"

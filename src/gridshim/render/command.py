@@ -98,9 +98,12 @@ _ACCOUNTING = (
     '    ut=${ut:-0}; st=${st:-0}; peak=0\n'
     '    if [ -r /sys/fs/cgroup/memory.peak ] && [ "$(cat /proc/self/cgroup 2>/dev/null)" != "0::/" ]; then\n'
     '        peak=$(cat /sys/fs/cgroup/memory.peak 2>/dev/null || echo 0); fi\n'
-    '    failed=0; [ "$rc" -gt 128 ] && failed=100\n'
+    # killed (qdel, jstop, h_rt's activeDeadlineSeconds: the TERM trap set stop): SGE's SIGKILL, 137, failed
+    # 100 (qsub-behaviour §6.4), whatever the program made of the TERM; the wrapper's own exit status stays
+    '    a_rc=$rc; [ -n "$stop" ] && a_rc=137\n'
+    '    failed=0; [ "$a_rc" -gt 128 ] && failed=100\n'
     '    line=$(printf \'%s:%s:%s:%s:%s:%s:%s:%s:%s:%s:%s:%s:%s:%s\' "$a_q" "${HOSTNAME:-$(hostname)}" "$a_gon" \\\n'
-    '        "$JOB_ID" "$a_ap" "${a_sub:-$started}" "$started" "$ended" "$failed" "$rc" $(( ended - started )) \\\n'
+    '        "$JOB_ID" "$a_ap" "${a_sub:-$started}" "$started" "$ended" "$failed" "$a_rc" $(( ended - started )) \\\n'
     '        "$ut" "$st" $(( peak / 1024 )))\n'
     '    line=$line:0:0:0:0:0:0:0:0:0:0:0:0:0:0:$a_pdps:${t_id:-0}\n'
     '    cpu=$(awk -v u="$ut" -v s="$st" \'BEGIN { printf "%f", u + s }\')\n'
