@@ -5,12 +5,13 @@ behaviour — and nothing is created and then reported as failed. On the real sa
 from __future__ import annotations
 
 import base64
-import gzip
 import json
 import os
 import shutil
 import subprocess
+import tempfile
 import xml.dom.minidom
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,39 @@ def test_fifty_way_once_under_the_default_quota_is_one_job_and_49_already_active
     assert len(same) == 1
 
 
+# A crontab command's peak resident memory, whatever the ConfigMap holds: `crontab -l` of no crontab peaks at
+# ~23 MiB; with the 1 MB bomb below ~96 MiB (2026-12-01: the decompression stops at cron_ops.MAX_RENDERED_BYTES,
+# 16 MiB, and the ConfigMap's ~1.4 MB answer is held a few times). Before the fix a ~700 KB ConfigMap made
+# `crontab -l` use 1.46 GB.
+CRONTAB_RSS_BOUND_MIB = 200
+
+
+def gzip_bomb(size: int) -> bytes:
+    """A gzip stream of `[`, SIZE spaces and `]` (valid JSON), compressed ~1030:1 as deflate allows."""
+    c = zlib.compressobj(9, zlib.DEFLATED, 31)
+    chunk, parts, n = b" " * (1 << 20), [c.compress(b"[")], 0
+    while n < size:
+        parts.append(c.compress(chunk))
+        n += len(chunk)
+    return b"".join([*parts, c.compress(b"]"), c.flush()])
+
+
+def run_measured(tool: Tool, *argv: str) -> tuple[int, str, str, int]:
+    """(exit code, stdout, stderr, peak RSS in KiB) of ARGV run as the tool's uid (setpriv execs it, so the
+    child's own rusage from wait4 is the command's)."""
+    cmd = list(argv)
+    if os.geteuid() == 0:
+        cmd = ["setpriv", f"--reuid={tool.uid}", f"--regid={tool.uid}", "--clear-groups", *cmd]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, cwd=tool.home, env={**tool.env(), "PWD": str(tool.home)}, stdout=out,
+                                stderr=err, stdin=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return proc.returncode, out.read().decode(), err.read().decode(), usage.ru_maxrss
+
+
 def test_objects_written_with_kubectl_never_crash_qstat_or_crontab(tool: Tool) -> None:
     assert tool.run("qsub", "-h", "-N", "victim", "-b", "y", "/bin/true").returncode == 0
     name = gridshim_jobs(tool)[0]["metadata"]["name"]
@@ -106,13 +140,26 @@ def test_objects_written_with_kubectl_never_crash_qstat_or_crontab(tool: Tool) -
     tool.sandbox.kubectl(*k, "annotate", "--overwrite", "job", name,
                          'gridshim.io/options={"mem": "lots", "slots": "x", "pe": 5, "env": 3, "mem_request": "m"}')
     tool.sandbox.kubectl(*k, "label", "--overwrite", "job", name, "gridshim.io/job-id=99999999999999999999")
-    bomb = base64.b64encode(gzip.compress(b"[" + b" " * 50_000_000 + b"]")).decode()
-    tool.sandbox.kubectl(*k, "apply", "-f", "-", input=json.dumps({
+    # finding 9b: a gzip bomb as the stored rendered CronJobs: ~1 MB in the ConfigMap, 1.05 GB expanded
+    # (`kubectl create`, not apply: apply would copy it into an annotation, which cannot hold it)
+    raw = gzip_bomb(1_050_000_000)
+    assert len(raw) < 1_040_000, len(raw)  # a ConfigMap holds 1 MiB of data in all
+    tool.sandbox.kubectl(*k, "create", "-f", "-", input=json.dumps({
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "gridshim-crontab", "labels": {"app.kubernetes.io/managed-by": "gridshim",
                                                              "app.kubernetes.io/created-by": tool.name,
                                                              "gridshim.io/crontab": tool.name}},
-        "data": {"crontab": "0 0 1 1 * /bin/true\n"}, "binaryData": {"rendered": bomb}}))
+        "data": {"crontab": "0 0 1 1 * /bin/true\n"}, "binaryData": {"rendered": base64.b64encode(raw).decode()}}))
+    assert len(base64.b64decode(tool.kubectl_json("get", "configmap", "gridshim-crontab")["binaryData"]["rendered"])) \
+        == len(raw)  # stored as sent
+    for argv in (("crontab", "-l"), ("crontab", "--sync")):
+        code, out, err, rss_kib = run_measured(tool, *argv)
+        print(f"{' '.join(argv)}: peak RSS {rss_kib // 1024} MiB")  # shown with -s; docs/reliability.md
+        assert code == 0 and "internal error" not in err and "Traceback" not in err, (argv, code, err)
+        assert rss_kib < CRONTAB_RSS_BOUND_MIB * 1024, \
+            f"{' '.join(argv)} peaked at {rss_kib // 1024} MiB RSS on a 1 MB ConfigMap (bound {CRONTAB_RSS_BOUND_MIB} MiB)"
+        if argv == ("crontab", "-l"):
+            assert out == "0 0 1 1 * /bin/true\n"
     for argv in (("qstat",), ("qstat", "-j", "*"), ("qstat", "-r"), ("qstat", "-xml"), ("job", "victim"),
                  ("crontab", "-l"), ("crontab", "--sync")):
         r = tool.run(*argv)
