@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -87,15 +88,19 @@ def test_fifty_way_once_under_the_default_quota_is_one_job_and_49_already_active
         assert tool.run("qsub", "-h", "-N", f"filler{i}", "-b", "y", "/bin/true").returncode == 0
 
     def once(_: int) -> subprocess.CompletedProcess[str]:
-        return tool.run("jsub", "-once", "-N", "same", "/bin/sleep", "60")
+        # -stderr: each loser's refusal on its own stderr (without it, all 49 append to ~/same.err)
+        return tool.run("jsub", "-once", "-stderr", "-N", "same", "/bin/sleep", "60", timeout=300)
 
-    with ThreadPoolExecutor(max_workers=10) as pool:
+    with ThreadPoolExecutor(max_workers=50) as pool:  # all 50 at once
         results = list(pool.map(once, range(50)))
     codes = sorted(r.returncode for r in results)
     assert codes == [0] + [1] * 49, [(r.returncode, r.stderr) for r in results if r.returncode not in (0, 1)]
+    winner = next(r for r in results if r.returncode == 0)
+    assert winner.stdout.startswith("Your job ") and winner.stdout.endswith(' ("same") has been submitted\n')
+    active = re.compile(r"\[\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}\] there is a job named 'same' already active\n")
     losers = [r for r in results if r.returncode == 1]
-    assert all("there is a job named 'same' already active" in (tool.home / "same.err").read_text() or
-               "already active" in r.stderr for r in losers)
+    wrong = [r.stderr for r in losers if not active.fullmatch(r.stderr) or r.stdout]
+    assert not wrong, f"{len(wrong)} of 49 losers did not get exactly the 'already active' line: {wrong[:3]}"
     same = [j for j in gridshim_jobs(tool) if j["metadata"]["annotations"]["gridshim.io/name"] == "same"]
     assert len(same) == 1
 
