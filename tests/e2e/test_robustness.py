@@ -200,8 +200,6 @@ def test_unusable_files_and_surroundings_get_one_line_errors(tool: Tool) -> None
     assert r.returncode == 1 and "more than 7 days ahead" in r.stderr and "crontab" in r.stderr
     r = tool.run("jsub", "-N", "x", "-l", "h_rt=99999999999999999999", "/bin/true")
     assert r.returncode == 2 and "more than the 2147483647 seconds" in r.stderr
-    r = tool.run("/bin/sh", "-c", "unset HOME; exec jsub -N x /bin/true", env={"HOME": ""})
-    assert "internal error" not in r.stderr
     names = [j["metadata"]["annotations"]["gridshim.io/name"] for j in gridshim_jobs(tool)]
     assert names == ["fifo_rc"]
 
@@ -220,3 +218,83 @@ def test_arguments_larger_than_the_annotation_limit_reach_the_job(tool: Tool) ->
     r = tool.run("jsub", "-sync", "y", "-N", "bigarg", str(tool.home / "len.sh"), *big)
     assert r.returncode == 0, r.stderr
     assert (tool.home / "bigarg.out").read_text() == "3 100000 100000\n"
+
+
+CTIME = r"\[\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}\] "  # jsub's `[time.ctime()] ` prefix
+
+
+def test_once_leaves_a_finished_job_it_did_not_create_alone(tool: Tool) -> None:
+    """Finding 9c: a finished Job made with kubectl (not gridshim's) holds the name `jsub -once -N thatname`
+    would use: -once must not delete it (it deletes only its own finished Jobs), and says so in one line."""
+    from test_tenancy import _pod_spec, _wrap
+
+    spec = json.loads(json.dumps(_pod_spec(tool.uid)).replace("{cmd}", "true"))
+    tool.sandbox.kubectl("-n", tool.namespace, "create", "-f", "-", kubeconfig=tool.kubeconfig,
+                         input=json.dumps(_wrap("Job", "thatname", spec)))
+    done = tool.wait_for(lambda: next((c for c in (tool.kubectl_json("get", "job", "thatname")["status"]
+                                                   .get("conditions") or []) if c["type"] == "Complete"), None),
+                         timeout=90, what="the kubectl Job to complete")
+    assert done["status"] == "True"
+    uid = tool.kubectl_json("get", "job", "thatname")["metadata"]["uid"]
+    r = tool.run("jsub", "-once", "-stderr", "-N", "thatname", "/bin/true")
+    assert r.returncode == 1 and r.stdout == "", (r.returncode, r.stdout, r.stderr)
+    assert re.fullmatch(CTIME + r"a finished Job named thatname that gridshim did not create is in the way of "
+                        r"'thatname'; it was left alone \(delete it with: kubectl delete job thatname\)\n",
+                        r.stderr), r.stderr
+    jobs = gridshim_jobs(tool)
+    assert [(j["metadata"]["name"], j["metadata"]["uid"]) for j in jobs] == [("thatname", uid)]
+    assert not jobs[0]["metadata"].get("deletionTimestamp")
+
+
+def test_an_unwritable_home_is_refused_at_submit_with_nothing_created(tool: Tool) -> None:
+    """Finding 9j: with the default -o/-e (~/NAME.out, ~/NAME.err) in a $HOME the tool cannot write, the job
+    used to be created and exit 2 with the reason only in its container log. Now: one line at submit, exit 1."""
+    home = tool.home / "ro-home"
+    home.mkdir(mode=0o555)
+    os.chown(home, tool.uid, tool.uid)
+    r = tool.run("jsub", "-N", "rohome", "/bin/true", env={"HOME": str(home)})
+    assert r.returncode == 1 and r.stdout == "", (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and "could not write its output file" in lines[0] and str(home) in lines[0], r.stderr
+    assert gridshim_jobs(tool) == [] and list(home.iterdir()) == []
+
+
+def test_closed_stderr_or_stdin_submits_once_with_the_right_exit_code(tool: Tool) -> None:
+    """Finding 5: `2>&-` or `<&-` used to be `internal error: AttributeError` (the job created all the same)."""
+    cases = [
+        ("jsub -N errclosed /bin/true 2>&-; echo rc=$?", "errclosed", "rc=0"),
+        ("jsub -sync y -stderr -N errsync /bin/sh -c 'exit 3' 2>&-; echo rc=$?", "errsync", "rc=3"),
+        ("jsub -N inclosed /bin/true <&-; echo rc=$?", "inclosed", "rc=0"),
+        ("jsub -sync y -N insync /bin/sh -c 'exit 4' <&-; echo rc=$?", "insync", "rc=4"),
+    ]
+    for line, name, rc in cases:
+        r = as_tool(tool, line)
+        assert re.fullmatch(rf'Your job \d+ \("{name}"\) has been submitted\n{rc}\n', r.stdout), (line, r.stdout,
+                                                                                               r.stderr)
+        assert "internal error" not in r.stderr and "Traceback" not in r.stderr, (line, r.stderr)
+    names = sorted(j["metadata"]["annotations"]["gridshim.io/name"] for j in gridshim_jobs(tool))
+    assert names == sorted(name for _, name, _ in cases)  # each created once
+
+
+def test_unset_home_and_a_uid_without_passwd_entry_is_one_line_exit_1(tool: Tool) -> None:
+    """Finding 9f: `internal error: KeyError` before. The tool's uid has no passwd entry on this host."""
+    import pwd
+
+    with pytest.raises(KeyError):
+        pwd.getpwuid(tool.uid)  # the premise: no passwd entry
+    def without_home(*argv: str) -> subprocess.CompletedProcess[str]:
+        return tool.run("/bin/sh", "-c", 'unset HOME; exec "$@"', "sh", *argv)
+
+    why = f"$HOME is not set and uid {tool.uid} has no passwd entry"
+    r = without_home("jsub", "-N", "x", "/bin/true")  # no .err path without a home: the line goes to stderr
+    assert (r.returncode, r.stdout) == (1, ""), (r.returncode, r.stdout, r.stderr)
+    assert re.fullmatch(CTIME + re.escape(f"{why} (set HOME to the tool's home directory)\n"), r.stderr), r.stderr
+    r = without_home("qsub", "-b", "y", "/bin/true")  # qsub's form for an environment it cannot set up
+    assert (r.returncode, r.stdout, r.stderr) == (1, "", f"Unable to initialize environment because of error: "
+                                                         f"{why}\nExiting.\n")
+    # commands that need no home are not stopped by its absence
+    r = without_home("qstat")
+    assert (r.returncode, r.stderr) == (0, ""), r.stderr
+    r = without_home("crontab", "-l")
+    assert (r.returncode, r.stderr) == (1, f"no crontab for tools.{tool.name}\n"), r.stderr
+    assert gridshim_jobs(tool) == []
