@@ -513,8 +513,9 @@ def _map_grid_line(entry: Entry, cmd: str, rest: list[Token], pre: Prefix, *, en
                                          timezone=entry.timezone, shell=shell))
     except submit.HelpRequested:
         raise _LineError(f"{cmd}: -h asks for help; it is not a job") from None
-    except GridshimError as e:  # UsageError included: jsub's own words; QsubError: qsub's
-        raise _LineError(f"{cmd}: {e.message}") from None
+    except GridshimError as e:  # UsageError included: jsub's own words; QsubError: qsub's (one line here)
+        text = e.message.replace("\n", " ") if getattr(e, "multiline", False) else e.message
+        raise _LineError(f"{cmd}: {text}") from None
     watchdog = p.watchdog
     if p.late_error is not None:
         warnings.append(f"{p.program} is not executable (chmod +x it, or the job will fail)")

@@ -373,8 +373,9 @@ def analyse_submit(cmd: str, argv: list[str], *, settings: Settings, host: C.Cro
     except submit.HelpRequested:
         return _Submit(job=None, notes=[Note(text=f"{cmd} -h prints the help text", kind=Kind.INFO)], program=None)
     except sgeflags.QsubError as e:
+        text = e.message.replace("\n", " ")  # SGE's two-line answers, on one line of the report
         return _Submit(job=name_guess, program=None,
-                       notes=notes + [Note(text=f"qsub: {e.message} (exit {e.status})", kind=Kind.UNSUPPORTED)])
+                       notes=notes + [Note(text=f"qsub: {text} (exit {e.status})", kind=Kind.UNSUPPORTED)])
     except GridshimError as e:
         text = e.message.replace("\nExiting.", "")
         if cmd != "qsub" and text.startswith("the following arguments are required"):

@@ -79,8 +79,9 @@ _MUST_HAVE = {"-pe": "-pe option must have pe_name argument", "-v": "-v option m
               "-S": "-S option must have path_name argument", "-@": "-@ option must have file argument",
               "-t": "-t option must have a list of task id ranges"}
 _YES = {"y": True, "yes": True, "n": False, "no": False}
-# -l shortcuts (complex(5) "shortcut" column of the stock complexes)
-SHORTCUTS = {"mf": "mem_free", "vf": "virtual_free", "s": "slots", "h_vmem": "h_vmem", "rt": "h_rt"}
+# -l shortcuts of the stock complexes gridshim maps (complex(5) "shortcut" column; the centry files of
+# SGE's source/dist/util/resources: h_rt, s_rt and h_vmem are their own shortcuts, there is no `rt`)
+SHORTCUTS = {"mf": "mem_free", "vf": "virtual_free", "s": "slots"}
 
 
 @record(frozen=True)
@@ -126,7 +127,7 @@ def tokens_to_events(tokens: list[str], source: int, *, allow_script: bool,
         if arity != FLAG and i + 1 >= len(tokens):
             raise QsubError(_MUST_HAVE.get(tok, f"{tok} option must have argument"), ESEMANTIC)
         if tok in UNSUPPORTED:
-            raise QsubError(f"Unknown option {tok} (gridshim does not support {UNSUPPORTED[tok]} yet)", ENOIMP)
+            raise unsupported(tok, None if arity == FLAG else tokens[i + 1])
         if arity == FLAG:
             events.append(Event(tok, None, source))
             i += 1
@@ -144,6 +145,14 @@ def tokens_to_events(tokens: list[str], source: int, *, allow_script: bool,
         events.append(Event(tok, tokens[i + 1], source))
         i += 2
     return events, len(tokens)
+
+
+def unsupported(flag: str, value: str | None) -> QsubError:
+    """SGE's answer for an option its parser knows and qsub does not honour (MSG_ANSWER_UNKOWNOPTIONX_S,
+    `Unknown option -display host:0`, status 5), then a line of gridshim's saying why."""
+    shown = flag if value is None else f"{flag} {value}"
+    return QsubError(f"Unknown option {shown}\ngridshim does not support {UNSUPPORTED[flag]} yet", ENOIMP,
+                     multiline=True)
 
 
 def _include(path: str, source: int, read_file: Callable[[str], str | None] | None, depth: int) -> list[Event]:
@@ -229,7 +238,8 @@ def script_events(script: str, *, prefix: str, read_file: Callable[[str], str | 
     try:
         events, _ = tokens_to_events(directive_tokens(script, prefix), 1, allow_script=False, read_file=read_file)
     except QsubError as e:
-        raise QsubError(e.message, e.status, prefix="Unable to read script file because of error: ") from None
+        raise QsubError(e.message, e.status, prefix="Unable to read script file because of error: ",
+                        multiline=e.multiline) from None
     return [e for e in events if e.flag != "-C"]  # -C in a script is silently ignored
 
 
@@ -237,7 +247,7 @@ def defaults_events(text: str, *, read_file: Callable[[str], str | None] | None 
     try:
         events, _ = tokens_to_events(defaults_tokens(text), 0, allow_script=False, read_file=read_file)
     except QsubError as e:
-        raise QsubError(e.message, e.status, prefix="") from None
+        raise QsubError(e.message, e.status, prefix="", multiline=e.multiline) from None
     return events
 
 
@@ -582,6 +592,7 @@ def _memory(opts: GridOptions, resources: dict[str, str], *, default_mem: int) -
     """-l values that gridshim maps (memory, h_rt, slots, release); the rest stay in `resources`."""
     limit: int | None = None
     request: int | None = None
+    limits: dict[str, int | None] = {}  # h_rt, s_rt: seconds, None for INFINITY
     rest: list[tuple[str, str]] = []
     for name, val in resources.items():
         if name in MEMORY_LIMITS or name in MEMORY_REQUESTS:
@@ -595,13 +606,25 @@ def _memory(opts: GridOptions, resources: dict[str, str], *, default_mem: int) -
                 request = n if request is None else max(request, n)
         elif name in ("h_rt", "s_rt"):
             try:
-                secs = parse_time(val)
+                limits[name] = parse_time(val)
             except ValueError:
                 raise Rejected(f'wrong type in "{name}={val}" - time expected') from None
-            if name == "h_rt" or opts.wall_seconds is None:
-                opts = replace(opts, wall_seconds=secs)
         elif name == "release":
             opts = replace(opts, release=val)
         else:
             rest.append((name, val))
+    if limits:
+        opts = replace(opts, wall_seconds=wall_clock_limit(limits.get("h_rt"), limits.get("s_rt")))
     return replace(opts, mem=limit, mem_request=request, resources=tuple(rest))
+
+
+def wall_clock_limit(h_rt: int | None, s_rt: int | None) -> int | None:
+    """When the job is stopped, from -l h_rt and -l s_rt (None: not given, or INFINITY).
+
+    SGE 8.1.9's execd (execd_ck_to_do.c) keeps two clocks: at h_rt it sends SIGKILL; at s_rt it
+    sends SIGUSR1 (again every 90 s), whose default action ends a program that does not catch it.
+    gridshim has one clock (activeDeadlineSeconds) and sends no SIGUSR1, so the job is stopped at the
+    earlier of the two, as a job that does not catch SIGUSR1 ended on the grid; INFINITY is no limit
+    of its own (`h_rt=INFINITY,s_rt=100` stops at 100 s). docs/qsub.md "Resources"."""
+    given = [t for t in (h_rt, s_rt) if t is not None]
+    return min(given) if given else None

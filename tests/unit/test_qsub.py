@@ -337,22 +337,136 @@ class TestDefaultsFileErrors:
 
 
 class TestUnsupportedOptions:
-    """Options SGE knows that gridshim cannot honour yet: ENOIMP (5), like SGE's `Unknown option`."""
+    """Options SGE knows that gridshim cannot honour yet: ENOIMP (5). The first line is SGE's answer
+    exactly (§2.2: `qsub: Unknown option -display host:0`, the option and its value); a second line
+    says why gridshim refuses it."""
 
-    @pytest.mark.parametrize("argv", [
-        ["-ckpt", "c"], ["-c", "n"],
-        ["-dl", "202701010000"], ["-masterq", "a.q"], ["-ac", "a=1"], ["-dc", "a"], ["-sc", "a=1"], ["-ar", "1"],
-        ["-binding", "linear:1"], ["-jsv", "/x"], ["-verify"], ["-display", "h:0"], ["-pty", "y"], ["-U", "x"],
+    @pytest.mark.parametrize("argv,why", [
+        (["-ckpt", "c"], "checkpointing"), (["-c", "n"], "checkpointing"),
+        (["-dl", "202701010000"], "deadline scheduling"), (["-masterq", "a.q"], "parallel queues"),
+        (["-ac", "a=1"], "job contexts"), (["-dc", "a"], "job contexts"), (["-sc", "a=1"], "job contexts"),
+        (["-ar", "1"], "advance reservations"), (["-binding", "linear:1"], "core binding"),
+        (["-jsv", "/x"], "job submission verifiers"), (["-verify"], "-verify"),
+        (["-display", "h:0"], "interactive jobs"), (["-pty", "y"], "interactive jobs"), (["-U", "x"], "access lists"),
     ])
-    def test_status_5(self, cli: QsubCLI, argv: list[str]) -> None:
+    def test_status_5(self, cli: QsubCLI, argv: list[str], why: str) -> None:
         r = dry(cli, *argv, "run.sh")
-        assert r.rc == 5 and r.out == ""
-        assert r.err.startswith(f"qsub: Unknown option {argv[0]}") and r.err.count("\n") == 1
+        assert (r.rc, r.out) == (5, "")
+        assert r.err.splitlines() == [f"qsub: Unknown option {' '.join(argv)}", f"gridshim does not support {why} yet"]
+
+    def test_the_contracts_example_line(self, cli: QsubCLI) -> None:
+        """§2.2 gives `qsub: Unknown option -display host:0` word for word."""
+        assert dry(cli, "-display", "host:0", "run.sh").err.splitlines()[0] == "qsub: Unknown option -display host:0"
 
     def test_in_a_directive(self, cli: QsubCLI) -> None:
         cli.script("ck.sh", "#!/bin/sh\n#$ -ckpt c\necho hi\n")
         r = dry(cli, "ck.sh")
-        assert r.rc == 5 and r.err.startswith(f"{SCRIPT_PREFIX}Unknown option -ckpt")
+        assert (r.rc, r.err) == (5, f"{SCRIPT_PREFIX}Unknown option -ckpt c\ngridshim does not support checkpointing yet\n")
+
+    def test_in_a_defaults_file(self, cli: QsubCLI) -> None:
+        (cli.home / ".sge_request").write_text("-dl 202701010000\n")
+        r = dry(cli, "run.sh")
+        assert (r.rc, r.err) == (5, "Unknown option -dl 202701010000\ngridshim does not support deadline scheduling yet\n")
+
+    def test_without_its_value(self, cli: QsubCLI) -> None:
+        """The value's absence is found first, as for every option (§1.1)."""
+        r = dry(cli, "-ckpt")
+        assert (r.rc, r.err) == (2, "qsub: -ckpt option must have argument\n")
+
+
+class TestCLIFailures:
+    """§2.2–§2.4 messages of the CLI itself, each through `qsub(env, argv)` with the kit's fake API server."""
+
+    def test_no_usable_cluster(self, cli: QsubCLI, monkeypatch: pytest.MonkeyPatch) -> None:
+        """§2.2 'cannot reach the qmaster': `Unable to initialize environment because of error: <msg>`,
+        `Exiting.`, exit 1; nothing on stdout."""
+        import gridshim.cli.jsub as jsub_cli
+        from gridshim.errors import GridshimError
+
+        def connect(env: Env, settings: Settings, *, dry_run: bool) -> tuple[object, str, int | None]:
+            raise GridshimError("no kubeconfig at /nowhere/config")
+
+        monkeypatch.setattr(jsub_cli, "connect", connect)
+        r = cli("run.sh")
+        assert (r.rc, r.out, r.err) == (1, "", "Unable to initialize environment because of error: no kubeconfig at "
+                                               "/nowhere/config\nExiting.\n")
+
+    def test_job_limit_is_exit_25(self, cli: QsubCLI) -> None:
+        """§2.3: the qmaster's 'try later' (max_u_jobs) → exit 25; here the namespace's count/jobs.batch quota."""
+        fake = cli.with_cluster()
+        fake.seed({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "tool-demo"},
+                   "spec": {"hard": {"count/jobs.batch": "1"}}, "status": {"hard": {"count/jobs.batch": "1"}}})
+        assert cli("run.sh").rc == 0
+        r = cli("run.sh")
+        assert (r.rc, r.out, r.err) == (25, "", "Unable to run job: job rejected: only 1 jobs are allowed per user "
+                                                "(current job count: 1)\nExiting.\n")
+        assert len(fake.created("Job")) == 1
+
+    def test_interrupted_sync_deletes_the_job(self, cli: QsubCLI) -> None:
+        """§2.4: Ctrl-C during -sync y prints `Interrupted!` and `Please wait while qsub shuts down.`."""
+        fake = cli.with_cluster()
+
+        def ctrl_c() -> None:
+            raise KeyboardInterrupt
+
+        fake.controller(ctrl_c)  # the job never ends; the user presses Ctrl-C while qsub waits
+        r = cli("-sync", "y", "run.sh")
+        n = job_ids(fake)[0]
+        assert (r.rc, r.out) == (130, f'Your job {n} ("run.sh") has been submitted\n')
+        assert r.err == "Interrupted!\nPlease wait while qsub shuts down.\n"
+        assert fake.objects("Job") == []
+
+    def test_script_size_limit(self, cli: QsubCLI) -> None:
+        """docs/qsub.md 'Size': the copy travels in one env string (render.manifests.SCRIPT_ENV_LIMIT, the
+        variable's `NAME=value` and its NUL); one byte more is refused with SGE's two-line form, exit 1."""
+        from gridshim.render.manifests import SCRIPT_ENV_LIMIT
+
+        most = SCRIPT_ENV_LIMIT - len("GRIDSHIM_SCRIPT=") - 1
+        cli.script("big.sh", "#" * (most - 1) + "\n")
+        assert dry(cli, "big.sh").rc == 0
+        cli.script("big.sh", "#" * most + "\n")
+        r = dry(cli, "big.sh")
+        assert (r.rc, r.out) == (1, "")
+        assert r.err == ("Unable to run job: the job script is more than 127 KiB, the most gridshim carries in a job; "
+                         "run a script of that size from a file in your home with qsub -b y /bin/sh PATH\nExiting.\n")
+
+    def test_script_size_counts_bytes(self, cli: QsubCLI) -> None:
+        most = 128 * 1024 - len("GRIDSHIM_SCRIPT=") - 1
+        cli.script("big.sh", "é" * (most // 2 + 1))  # two bytes each in UTF-8
+        assert dry(cli, "big.sh").rc == 1
+
+
+class TestAcceptedWithoutEffect:
+    """migration.md 'Accepted, no effect': each submits (exit 0) and changes nothing of the Job."""
+
+    def test_now_y_warns_and_queues(self, cli: QsubCLI) -> None:
+        fake = cli.with_cluster()
+        r = cli("-now", "y", "run.sh")
+        assert r.rc == 0 and r.out == f'Your job {job_ids(fake)[0]} ("run.sh") has been submitted\n'
+        assert r.err == "qsub: warning: -now y: there are no interactive queues; the job was queued as a batch job\n"
+        assert cli("-now", "n", "run.sh").err == ""
+
+    @pytest.mark.parametrize("argv", [["-js", "5"], ["-R", "y"], ["-P", "x"], ["-R", "n"], ["-js", "0"]])
+    def test_submits(self, cli: QsubCLI, argv: list[str]) -> None:
+        fake = cli.with_cluster()
+        r = cli(*argv, "run.sh")
+        assert (r.rc, r.err, r.out) == (0, "", f'Your job {job_ids(fake)[0]} ("run.sh") has been submitted\n')
+        baseline = job_of(qplan(["run.sh"], RUN))
+        job = job_of(qplan([*argv, "run.sh"], RUN))
+        def env(j: dict[str, Any]) -> dict[str, str]:  # -P is written into the accounting record only
+            return {k: v for k, v in env_of(j).items() if k != "GRIDSHIM_ACCT"}
+
+        assert (container(job)["resources"], env(job), job["spec"].get("activeDeadlineSeconds")) == \
+            (container(baseline)["resources"], env(baseline), None)
+        assert {k: v for k, v in job["spec"]["template"]["spec"].items() if k != "containers"} == \
+            {k: v for k, v in baseline["spec"]["template"]["spec"].items() if k != "containers"}
+
+    def test_project_is_recorded(self) -> None:
+        """-P: accounting's project field (qacct), nothing else."""
+        p = qplan(["-P", "x", "run.sh"], RUN)
+        assert p.request.options["project"] == "x"
+        assert "\nx:defaultdepartment:" in env_of(job_of(p))["GRIDSHIM_ACCT"]
+        assert "\nNONE:defaultdepartment:" in env_of(job_of(qplan(["run.sh"], RUN)))["GRIDSHIM_ACCT"]
 
 
 class TestRejections:
@@ -849,6 +963,47 @@ class TestResources:
     def test_h_rt(self, value: str, seconds: int | None) -> None:
         _, job = self.resources("-l", f"h_rt={value}")
         assert job["spec"].get("activeDeadlineSeconds") == seconds
+
+    @pytest.mark.parametrize("resources,seconds", [
+        ("s_rt=100", 100),  # s_rt alone: SIGUSR1 at 100 s ended a job that does not catch it
+        ("s_rt=INFINITY", None),
+        ("h_rt=60", 60),  # h_rt alone
+        ("h_rt=INFINITY", None),
+        ("h_rt=INFINITY,s_rt=100", 100),  # INFINITY is no limit of its own: s_rt still applies
+        ("s_rt=100,h_rt=INFINITY", 100),
+        ("h_rt=60,s_rt=100", 60),  # both: the earlier one, in either order
+        ("s_rt=100,h_rt=60", 60),
+        ("h_rt=200,s_rt=100", 100),
+        ("s_rt=100,h_rt=200", 100),
+        ("h_rt=INFINITY,s_rt=INFINITY", None),
+    ])
+    def test_h_rt_and_s_rt(self, resources: str, seconds: int | None) -> None:
+        """sgeflags.wall_clock_limit: SGE's execd keeps both clocks (SIGKILL at h_rt, SIGUSR1 at s_rt);
+        the Job is stopped at the earlier one (docs/qsub.md "Resources")."""
+        _, job = self.resources("-l", resources)
+        assert job["spec"].get("activeDeadlineSeconds") == seconds
+
+    def test_h_rt_and_s_rt_from_different_sources(self) -> None:
+        p = qplan(["-l", "h_rt=INFINITY", "job.sh"], with_script("#$ -l s_rt=30\n"))
+        assert p.request.wall_seconds == 30
+        p = qplan(["-l", "s_rt=INFINITY", "job.sh"], with_script("#$ -l s_rt=30,h_rt=90\n"))
+        assert p.request.wall_seconds == 90  # the command line's s_rt replaced the script's (keyed by name)
+
+    def test_bad_s_rt(self, cli: QsubCLI) -> None:
+        r = dry(cli, "-l", "s_rt=soon", "run.sh")
+        assert (r.rc, r.err) == (1, 'Unable to run job: wrong type in "s_rt=soon" - time expected\nExiting.\n')
+
+    @pytest.mark.parametrize("short,long", [("mf", "mem_free"), ("vf", "virtual_free"), ("s", "slots")])
+    def test_shortcuts_of_the_stock_complexes(self, short: str, long: str) -> None:
+        value = "2" if long == "slots" else "700M"
+        assert job_of(qplan(["-l", f"{short}={value}", "run.sh"], RUN))["spec"] == \
+            job_of(qplan(["-l", f"{long}={value}", "run.sh"], RUN))["spec"]
+
+    def test_rt_is_not_a_shortcut(self, cli: QsubCLI) -> None:
+        """The stock h_rt complex's shortcut is `h_rt` itself (SGE's centry/h_rt): `rt` is an unknown resource."""
+        assert sgeflags.SHORTCUTS == {"mf": "mem_free", "vf": "virtual_free", "s": "slots"}
+        r = dry(cli, "-l", "rt=60", "run.sh")
+        assert (r.rc, r.err) == (1, 'Unable to run job: unknown resource "rt"\nExiting.\n')
 
     def test_h_rt_is_not_multiplied_by_slots(self) -> None:
         _, job = self.resources("-pe", "smp", "4", "-l", "h_rt=60")
