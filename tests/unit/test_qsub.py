@@ -857,6 +857,13 @@ class TestNamesAndPaths:
         r = qplan(["-o", given, "-e", given, "run.sh"], RUN, dirs=("logs",)).request
         assert (r.stdout, r.stderr) == (f"{HOME}/logs/run.sh.o{JOB_ID}", f"{HOME}/logs/run.sh.e{JOB_ID}")
 
+    def test_a_trailing_slash_means_a_directory_even_before_it_exists(self) -> None:
+        """docs/qsub.md 'A directory': `-o logs/` is always logs/NAME.oJOB_ID (SGE could not open `logs/` as a
+        file either); `-o logs` without the directory is a file called logs."""
+        r = qplan(["-o", "nologs/", "-e", "nologs/", "run.sh"], RUN).request
+        assert (r.stdout, r.stderr) == (f"{HOME}/nologs/run.sh.o{JOB_ID}", f"{HOME}/nologs/run.sh.e{JOB_ID}")
+        assert qplan(["-o", "nologs", "run.sh"], RUN).request.stdout == f"{HOME}/nologs"
+
     def test_relative_paths(self) -> None:
         r = qplan(["-o", "out.txt", "-e", "err/e.txt", "-i", "in.txt", "run.sh"], RUN).request
         assert (r.stdout, r.stderr, r.stdin) == (f"{HOME}/out.txt", f"{HOME}/err/e.txt", f"{HOME}/in.txt")
