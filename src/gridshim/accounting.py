@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 else:
     NamedTuple = object  # tuple_record makes the class a collections.namedtuple
 
-# SGE's 45 fields in accounting(5) order, then gridshim's attempt key: "<job uid>/<pod uid>", with
-# "-" for the pod when a backstop wrote the record because no pod could (docs/qacct.md).
+# SGE's 45 fields in accounting(5) order, then gridshim's attempt key: "<job uid>/<pod uid>" from the pod's
+# wrapper, "<job uid>/<pod uid>/backstop" from a backstop (records.py), "<job uid>/-" from a backstop that
+# knew no pod (docs/qacct.md, "The attempt key").
 FIELDS = (
     "qname", "hostname", "group", "owner", "job_name", "job_number", "account", "priority",
     "submission_time", "start_time", "end_time", "failed", "exit_status", "ru_wallclock",
@@ -38,7 +39,8 @@ QNAME, HOST, GROUP, OWNER, NAME, NUMBER, ACCOUNT = 0, 1, 2, 3, 4, 5, 6
 START, END = 9, 10
 PROJECT, DEPARTMENT, PE, SLOTS, TASK = 31, 32, 33, 34, 35
 PE_TASKID, ARID, ATTEMPT = 41, 43, 45
-BACKSTOP_POD = "-"  # the pod part of the attempt key of a record no pod wrote
+BACKSTOP_POD = "-"  # the pod part of the attempt key of a backstop's record that names no pod
+BACKSTOP = "backstop"  # the third part of the key of a backstop's record of a pod
 U32 = 2 ** 32 - 1  # SGE keeps times and ids as u_long32; ctime() of a larger time fails
 
 
@@ -212,28 +214,40 @@ def format_line(rec: Record) -> str:
 # -- a file --------------------------------------------------------------------------------------------
 
 def attempt_parts(key: str) -> tuple[str, str]:
-    """(job uid, pod uid) of an attempt key; the pod is "-" for a backstop's record."""
+    """(job uid, pod uid) of an attempt key; the pod is "-" for a backstop's record that names none."""
     job, _, pod = key.partition("/")
-    return job, pod
+    return job, pod.partition("/")[0]
+
+
+def attempt_of(key: str) -> str:
+    """The attempt a key names, whoever wrote it: "<job uid>/<pod uid>" (a backstop's mark dropped)."""
+    job, pod = attempt_parts(key)
+    return f"{job}/{pod}"
 
 
 def scan(text: str, *, keep: Callable[[list[str]], bool] | None = None,
          invalid: list[int] | None = None) -> list[tuple[int, list[str]]]:
-    """The records of an accounting file's TEXT as (line number, raw fields), in file order, without
-    duplicates, for which KEEP (if given) is true. Fields are not decoded or converted (from_fields
-    does that), so a lookup over many records only pays for the few it shows.
+    """The records of an accounting file's TEXT as (line number, raw fields), in file order, one per
+    attempt, for which KEEP (if given) is true. Fields are not decoded or converted (from_fields does
+    that), so a lookup over many records only pays for the few it shows.
 
     Lines of one character or less and lines starting with `#` (SGE's header) are ignored. The
     numbers of lines with fewer than 45 fields go to INVALID; an unterminated last line that short is
-    a record still being written and is ignored. Duplicates (docs/qacct.md):
-    - the same job number, task number and attempt key (and, for a pod's record, start time) as an
-      earlier record: the later one is dropped. A continuous job's respawns in one pod differ in
-      their start time and are all kept.
-    - a backstop's record (`<job uid>/-`) of a job number and task number for which a pod's record of
-      the same job uid exists, before or after it: the backstop's is dropped."""
+    a record still being written and is ignored. One record per attempt (docs/qacct.md, "The attempt
+    key"); an attempt is a job number, task number, job uid and pod uid:
+    - a wrapper's record (`J/P`) of an attempt already recorded with the same start time is dropped.
+      A continuous job's respawns in one pod differ in their start time and are all kept.
+    - whichever writer recorded a pod's attempt first wins over the other: a backstop's record
+      (`J/P/backstop`) after a wrapper's of that pod is dropped, and so is every record of that pod
+      after a backstop's (the wrapper of a `qdel -f`-killed pod that still had time to write; its
+      start time is its own, not the pod's).
+    - a backstop's record that names no pod (`J/-`) of a job number and task number for which a
+      pod's record of the same job uid exists, before or after it, is dropped."""
     lines = text.split("\n")
     last = len(lines) - 1
     seen: set[tuple[str, ...]] = set()
+    wrapped: set[tuple[str, str, str, str]] = set()  # attempts a wrapper recorded
+    closed: set[tuple[str, str, str, str]] = set()  # attempts a backstop recorded
     with_pod: set[tuple[str, str, str]] = set()
     kept: list[tuple[int, list[str]]] = []
     backstops: list[tuple[int, tuple[str, str, str]]] = []  # (index into kept, identity)
@@ -248,19 +262,34 @@ def scan(text: str, *, keep: Callable[[list[str]], bool] | None = None,
                 invalid.append(i + 1)
             continue
         if len(f) > ATTEMPT and f[ATTEMPT]:
-            job, pod = attempt_parts(f[ATTEMPT])
-            backstop = pod in ("", BACKSTOP_POD)
-            ident = (f[NUMBER], f[TASK], f[ATTEMPT]) if backstop else (f[NUMBER], f[TASK], f[ATTEMPT], f[START])
-            if ident in seen:
-                continue
-            seen.add(ident)
-            if job not in ("", "-"):
-                if backstop:
+            job, _, pod = f[ATTEMPT].partition("/")
+            pod, _, writer = pod.partition("/")
+            if pod in ("", BACKSTOP_POD):
+                ident = (f[NUMBER], f[TASK], f[ATTEMPT])
+                if ident in seen:
+                    continue
+                seen.add(ident)
+                if job not in ("", "-"):
                     if keep is None or keep(f):
                         backstops.append((len(kept), (f[NUMBER], f[TASK], job)))
                         kept.append((i + 1, f))
                     continue
-                with_pod.add((f[NUMBER], f[TASK], job))
+            else:
+                attempt = (f[NUMBER], f[TASK], job, pod)
+                if attempt in closed:
+                    continue
+                if writer:
+                    if attempt in wrapped:
+                        continue
+                    closed.add(attempt)
+                else:
+                    run = (*attempt, f[START])
+                    if run in seen:
+                        continue
+                    seen.add(run)
+                    wrapped.add(attempt)
+                if job not in ("", "-"):
+                    with_pod.add((f[NUMBER], f[TASK], job))
         if keep is None or keep(f):
             kept.append((i + 1, f))
     if backstops:

@@ -5,8 +5,10 @@ The job's wrapper (render/command.py) writes the record of every attempt that en
 finished Job is about to be deleted (to make room under the job quota), when `qdel -f` kills a running
 job, and when `qacct` misses a job, the attempts of that Job without a record get one from what the Job
 and its pods show: exit code and times from the container's terminated state, `failed 100` and exit
-137 when it was killed without one. Records are keyed `JOBUID/PODUID` (the 46th field), so a backstop
-never writes a second record for an attempt the wrapper recorded.
+137 when it was killed without one. A backstop's records are keyed `JOBUID/PODUID/backstop` (the 46th
+field; the wrapper's are `JOBUID/PODUID`): a backstop writes nothing for an attempt already recorded, and
+a reader keeps whichever record of an attempt came first (accounting.scan), so a wrapper that still
+writes after a `qdel -f` backstop never makes a second one.
 
 Layer: pure decisions plus one append to the tool's accounting file. Imports accounting (the one record
 format), model, render.labels, status, tasks, config.
@@ -18,7 +20,7 @@ import os
 import time
 from typing import Any
 
-from gridshim.accounting import Record, format_line
+from gridshim.accounting import BACKSTOP, BACKSTOP_POD, Record, attempt_of, format_line
 from gridshim.config import Settings
 from gridshim.model import Manifest
 from gridshim.render import labels as L
@@ -67,7 +69,8 @@ def record_lines(job: Manifest, pods: list[Manifest], *, settings: Settings, now
             end, code = int(now), 137  # killed (qdel -f, the grace period's SIGKILL, h_rt) or lost
         if deadline:
             code = 137  # h_rt: SGE kills with SIGKILL
-        key = f"{meta.get('uid', '-')}/{(pod.get('metadata') or {}).get('uid', '-')}"
+        pod_uid = (pod.get("metadata") or {}).get("uid")
+        key = f"{meta.get('uid', '-')}/{pod_uid}/{BACKSTOP}" if pod_uid else f"{meta.get('uid', '-')}/{BACKSTOP_POD}"
         index = pod_index(pod) if array else None
         task = task_of_index(array, index) if array and index is not None else 0  # an array task's own id
         rec = Record(qname=str(opts.get("queue") or "task"), hostname=str((pod.get("spec") or {}).get("nodeName") or ""),
@@ -83,14 +86,14 @@ def record_lines(job: Manifest, pods: list[Manifest], *, settings: Settings, now
 
 
 def recorded_keys(path: str) -> set[str]:
-    """The attempt keys (46th field) already in the accounting file."""
+    """The attempts (`JOBUID/PODUID` of the 46th field, accounting.attempt_of) already in the accounting file."""
     keys: set[str] = set()
     try:
         with open(path, "rb") as f:
             for raw in f:
                 head, sep, key = raw.rstrip(b"\n").rpartition(b":")
                 if sep and b"/" in key:
-                    keys.add(key.decode("utf-8", "replace"))
+                    keys.add(attempt_of(key.decode("utf-8", "replace")))
     except OSError:
         pass
     return keys
@@ -106,7 +109,7 @@ def ensure_records(job: Manifest, pods: list[Manifest], *, settings: Settings, h
     if not lines:
         return 0
     have = recorded_keys(path)
-    new = [line for key, line in lines if key not in have]
+    new = [line for key, line in lines if attempt_of(key) not in have]
     if not new:
         return 0
     old = os.umask(0o077)
