@@ -1289,7 +1289,40 @@ TOIL_ARGV = ["-V", "-b", "y", "-terse", "-j", "y", "-cwd", "-N", "toil_job_1", "
              "_toil_worker", "CWLJob", "file:/data/project/demo/toil/jobstore", "kind-CWLJob/instance-8t3x1b0q"]
 
 
+# the e2e suite's pipeline-shaped script (tests/e2e/test_qsub_e2e.py::test_a_pipeline_shaped_script_runs_with_every_directive)
+PIPELINE_SCRIPT = """\
+#!/bin/bash
+# properties = {}
+
+set -e
+#$ -N "pipe job"
+#$ -S /bin/bash -cwd
+#$ -wd /data/project/demo/work
+#$ -j y -o logs/ -l h_rt=INFINITY
+#$ -pe smp 4
+echo "BASH=$BASH_VERSION"; echo "ONLY=$ONLY_AT_SUBMIT"
+echo "JOB_ID=$JOB_ID"; echo "NSLOTS=$NSLOTS"
+"""
+PIPELINE_ENV = {**ENVIRON, "ONLY_AT_SUBMIT": "seen"}
+
+
 class TestGoldens:
+    def test_pipeline_shaped_script(self) -> None:
+        """Every directive of the done-when list: `#$` after comments and blank lines, `-N "quoted"`, -S,
+        -cwd then -wd (the last wins), -j y, -o DIR/, -pe smp 4, h_rt=INFINITY; -V on the command line."""
+        cwd = f"{HOME}/work"
+        p = qplan(["-V", "job.sh", "a b", "c"], {f"{cwd}/job.sh": PIPELINE_SCRIPT}, cwd=cwd, dirs=("work/logs",),
+                  env=PIPELINE_ENV)
+        r = p.request
+        assert (r.name, r.workdir, r.merge, r.wall_seconds, r.cpus) == ("pipe job", cwd, True, None, 4)
+        assert r.stdout == r.stderr == f"{cwd}/logs/pipe job.o{JOB_ID}"
+        assert r.argv == ("/bin/bash", "a b", "c") and r.script_text == PIPELINE_SCRIPT
+        job = job_of(p)
+        env = env_of(job)
+        assert (env["ONLY_AT_SUBMIT"], env["NSLOTS"], env["PE"], env["SHELL"]) == ("seen", "4", "smp", "/bin/bash")
+        assert "activeDeadlineSeconds" not in job["spec"] and container(job)["resources"]["requests"]["cpu"] == "4"
+        assert_golden("qsub_pipeline.yaml", to_yaml(render(r, SETTINGS)))
+
     def test_dask(self) -> None:
         p = qplan(["/tmp/tmp5x3k0a9q.sh"], {"/tmp/tmp5x3k0a9q.sh": DASK_SCRIPT}, cwd=f"{HOME}/dask",
                   dirs=("dask/logs",))
