@@ -128,3 +128,93 @@ def test_bytes_that_are_not_utf8_are_refused_not_mangled() -> None:
         tr("/bin/p", bad)
     with pytest.raises(GridshimError, match="the job name"):
         tr("-N", bad, "/bin/p")
+
+
+# -- the SGE job environment of a jsub job and of a CronJob run (issue 11, Deliver 4; qsub-behaviour §3) ----
+
+def _jsub_plan(argv: list[str], *, cron: object = None, dirs: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+    from gridshim import submit
+
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "USER": "tools.demo", "LOGNAME": "tools.demo", "HOME": HOME,
+           "SHELL": "/bin/bash", "MAIL": "/var/mail/tools.demo", "TZ": "UTC"}
+    host = SubmitHost(tool="demo", home=HOME, cwd=f"{HOME}/sub", env=env, uid=52001, now=1_800_000_000.0,
+                      token="0123456789abcdef", hostname="login01", exists=lambda p: p in ("/bin/sh", "/usr/bin/env"),
+                      isdir=lambda p: p in dirs)
+    return submit.plan("jsub", argv, settings=Settings(), host=host, cron=cron)  # type: ignore[arg-type]
+
+
+def _run_wrapper(req, tmp_path, extra: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    """The pod's command under a real /bin/sh with the pod env the kubelet would give it."""
+    import os
+    import subprocess
+
+    from gridshim.render.command import wrap_command
+
+    env = {**dict(req.env), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), **extra}
+    subprocess.run(wrap_command(req), env=env, cwd=tmp_path, check=True, timeout=30)
+
+
+def test_a_jsub_job_gets_sges_environment(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """§3's variables for a jsub job: what the pod env carries (values known at submission) and what the
+    wrapper adds when the job starts (TMPDIR, TMP, PATH's prefix, SGE_STDOUT/STDERR/STDIN_PATH)."""
+    out, err = tmp_path / "o", tmp_path / "e"
+    p = _jsub_plan(["-N", "envjob", "-o", str(out), "-e", str(err), "/usr/bin/env"])
+    req = p.request
+    env = dict(req.env)
+    job_id = str(req.job_id)
+    assert {k: env.get(k) for k in (
+        "JOB_ID", "JOB_NAME", "REQUEST", "REQNAME", "JOB_SCRIPT", "SGE_TASK_ID", "SGE_TASK_FIRST", "SGE_TASK_LAST",
+        "SGE_TASK_STEPSIZE", "NSLOTS", "NHOSTS", "NQUEUES", "QUEUE", "HOME", "USER", "LOGNAME", "SGE_O_HOME",
+        "SGE_O_LOGNAME", "SGE_O_PATH", "SGE_O_SHELL", "SGE_O_MAIL", "SGE_O_TZ", "SGE_O_HOST", "SGE_O_WORKDIR",
+        "SGE_CWD_PATH", "SGE_CELL", "SGE_ACCOUNT", "ENVIRONMENT", "RESTARTED", "TERM")} == {
+        "JOB_ID": job_id, "JOB_NAME": "envjob", "REQUEST": "envjob", "REQNAME": "envjob", "JOB_SCRIPT": "/usr/bin/env",
+        "SGE_TASK_ID": "undefined", "SGE_TASK_FIRST": "undefined", "SGE_TASK_LAST": "undefined",
+        "SGE_TASK_STEPSIZE": "undefined", "NSLOTS": "1", "NHOSTS": "1", "NQUEUES": "1", "QUEUE": "task",
+        "HOME": HOME, "USER": "tools.demo", "LOGNAME": "tools.demo", "SGE_O_HOME": HOME, "SGE_O_LOGNAME": "tools.demo",
+        "SGE_O_PATH": "/usr/local/bin:/usr/bin:/bin", "SGE_O_SHELL": "/bin/bash", "SGE_O_MAIL": "/var/mail/tools.demo",
+        "SGE_O_TZ": "UTC", "SGE_O_HOST": "login01", "SGE_O_WORKDIR": f"{HOME}/sub", "SGE_CWD_PATH": HOME,
+        "SGE_CELL": "default", "SGE_ACCOUNT": "sge", "ENVIRONMENT": "BATCH", "RESTARTED": "0", "TERM": ""}
+    assert "SGE_JOB_TASK_ID" not in env and "PE" not in env and "PWD" not in env  # not set without -t, -pe, -cwd
+    assert dict(_jsub_plan(["-cwd", "/usr/bin/env"]).request.env)["PWD"] == f"{HOME}/sub"
+    _run_wrapper(req, tmp_path, {})
+    seen = dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)
+    tmpdir = f"/tmp/{job_id}.1.default"
+    assert (seen["TMPDIR"], seen["TMP"], seen["JOB_ID"], seen["ENVIRONMENT"]) == (tmpdir, tmpdir, job_id, "BATCH")
+    assert seen["PATH"].startswith(tmpdir + ":")
+    assert (seen["SGE_STDOUT_PATH"], seen["SGE_STDERR_PATH"], seen["SGE_STDIN_PATH"]) == (str(out), str(err),
+                                                                                         "/dev/null")
+    assert not any(k.startswith("GRIDSHIM_") for k in seen)
+
+
+@pytest.mark.parametrize("uid", ["3f2b1c9e-1111-4222-8333-444455556666", "00000000-0000-4000-8000-000000000000",
+                                 "ffffffff-ffff-4fff-bfff-ffffffffffff", "9d1c6a52-5d7e-4a39-9c1b-0b6f2e7d8a10"])
+def test_the_wrappers_job_id_formula_is_labels_job_id_from_uid(tmp_path, uid: str) -> None:  # type: ignore[no-untyped-def]
+    """A CronJob run has no JOB_ID in its pod env: the wrapper derives it from the run's Job uid (downward
+    API) with sha256 in shell arithmetic; it must be the id qstat shows (labels.job_id_from_uid)."""
+    from gridshim import submit
+    from gridshim.render.labels import job_id_from_uid
+
+    p = _jsub_plan(["-N", "tick", "-o", str(tmp_path), "-j", "y", "/bin/sh", "-c", 'echo "JOB_ID=$JOB_ID"'],
+                   cron=submit.Cron(schedule="0 0 1 1 *"), dirs=(str(tmp_path),))
+    assert "JOB_ID" not in dict(p.request.env) and p.request.stdout == f"{tmp_path}/tick.o$JOB_ID"
+    _run_wrapper(p.request, tmp_path, {"GRIDSHIM_JOB_UID": uid})
+    expected = job_id_from_uid(uid)
+    assert (tmp_path / f"tick.o{expected}").read_text() == f"JOB_ID={expected}\n"
+
+
+def test_cronjob_runs_of_a_jsub_line_get_distinct_ids_and_files(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`-o DIR` of a scheduled jsub job: each run its own DIR/NAME.oJOB_ID (before issue 11: every run
+    appended to DIR/NAME.o0)."""
+    from gridshim import submit
+    from gridshim.render.labels import job_id_from_uid
+
+    p = _jsub_plan(["-N", "tick", "-o", str(tmp_path), "-e", str(tmp_path), "/bin/sh", "-c", 'echo "$JOB_ID"'],
+                   cron=submit.Cron(schedule="*/5 * * * *"), dirs=(str(tmp_path),))
+    uids = ("11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222")
+    for uid in uids:
+        _run_wrapper(p.request, tmp_path, {"GRIDSHIM_JOB_UID": uid})
+    ids = [job_id_from_uid(u) for u in uids]
+    assert ids[0] != ids[1]
+    assert sorted(f.name for f in tmp_path.glob("tick.o*")) == sorted(f"tick.o{i}" for i in ids)
+    assert [(tmp_path / f"tick.o{i}").read_text() for i in ids] == [f"{i}\n" for i in ids]
+    assert not (tmp_path / "tick.o0").exists() and not (tmp_path / "tick.o").exists()
