@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from conftest import lines_of, mkdir
+
 pytestmark = pytest.mark.e2e
 
 # The CronJob controller starts a `* * * * *` run at the next minute; on a busy shared sandbox the pod
@@ -320,3 +322,26 @@ def test_dry_run_contacts_nothing(tool: Any) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "kind: CronJob" in proc.stdout and "name: a\n" in proc.stdout
     assert cronjobs(tool) == {}
+
+
+@pytest.mark.needs_shared_home("the job runs a script written into the tool's home and the test reads what it writes")
+def test_jsub_line_runs_get_their_own_job_id_and_output_file(tool: Any) -> None:
+    """Issue 11 Deliver 4 for a *jsub* crontab line (test_qsub_e2e.py::test_cronjob_runs_get_their_own_job_id
+    is the qsub one): each CronJob run has its own JOB_ID, the one qstat shows, and `-o DIR` gives each run
+    its own DIR/NAME.oJOB_ID (before: every run appended to DIR/NAME.o0)."""
+    mkdir(tool, "jcron")
+    write(tool, "jtick.sh", '#!/bin/sh\necho "JOB_ID=$JOB_ID"\n', mode=0o755)
+    proc = tool.run("crontab", "-", input="0 0 1 1 * jsub -N jtick -o jcron -j y jtick.sh\n")
+    assert proc.returncode == 0, proc.stderr
+    cron = cronjobs(tool)
+    assert len(cron) == 1
+    name = next(iter(cron))
+    for n in (1, 2):  # two runs, started now instead of waiting for the schedule
+        tool.sandbox.kubectl("-n", tool.namespace, "create", "job", f"jrun{n}", f"--from=cronjob/{name}")
+    logs = tool.home / "jcron"
+    tool.wait_for(lambda: len([p for p in logs.glob("jtick.o*") if p.read_text()]) == 2, timeout=120,
+                  what="two runs' output files")
+    ids = {p.name.rsplit(".o", 1)[1]: lines_of(p)["JOB_ID"] for p in logs.glob("jtick.o*")}
+    assert len(ids) == 2 and all(k == v and v.isdigit() and v != "0" for k, v in ids.items()), ids
+    shown = tool.run("qstat", "-s", "z").stdout + tool.run("qstat").stdout
+    assert all(i in shown for i in ids), shown
