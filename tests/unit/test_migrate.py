@@ -419,3 +419,126 @@ def test_the_logic_stays_out_of_the_edge() -> None:
         names |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         bad = [n for n in names if n.startswith(("gridshim.cli", "gridshim.cluster", "click", "rich", "kubernetes"))]
         assert not bad, f"{mod} imports {bad}"
+
+
+# -- one pipeline: jsub, the crontab wrapper and migrate-check agree (issue 11 Deliver 1 and 6) ----------
+
+def _jsub(argv: list[str], *, files: dict[str, str] | None = None, env: dict[str, str] | None = None,
+          settings: Settings | None = None):  # type: ignore[no-untyped-def]
+    """jsub's own path: submit.plan with the submit host's environment (no PATH unless given)."""
+    from gridshim import submit
+    from gridshim.translate import SubmitHost
+
+    files = files or {}
+    port = SubmitHost(tool="demo", home=HOME, cwd=HOME, env={"USER": "tools.demo", **(env or {})}, uid=52000,
+                      token="0123456789abcdef", exists=lambda p: p in files, read_text=files.get)
+    return submit.plan("jsub", argv, settings=settings or Settings(), host=port)
+
+
+def _cron(text: str, *, files: dict[str, str] | None = None, settings: Settings | None = None):  # type: ignore[no-untyped-def]
+    """The crontab wrapper's path (crontab.plan, as `crontab FILE` runs it)."""
+    from gridshim import crontab
+
+    return crontab.plan(text, settings=settings or Settings(), host=host(files))
+
+
+NOT_FOUND = "argument program: Program 'no such program' not found."
+
+
+@pytest.mark.parametrize("argv", [["-N", "x", "no such program"], ["no such program"], ["-once", "no such program", "a"]])
+def test_a_program_word_with_spaces_not_found_is_refused_by_submit_plan(argv: list[str]) -> None:
+    with pytest.raises(UsageError) as e:
+        _jsub(argv)
+    assert e.value.message == NOT_FOUND
+    assert _jsub(["no-such-program"]).found is False  # without blanks: passed on, the image may have it
+
+
+@pytest.mark.parametrize("cmd", ["jsub", "jstart", "qcronsub"])
+def test_a_program_word_with_spaces_not_found_is_refused_by_the_crontab_wrapper(cmd: str) -> None:
+    from gridshim import crontab
+
+    with pytest.raises(crontab.CrontabInvalid) as e:
+        _cron(f'0 * * * * {cmd} -N y "no such program"\n')
+    assert [(p.line, p.message) for p in e.value.problems] == [(1, f"{cmd}: {NOT_FOUND}")]
+
+
+def test_a_program_word_with_spaces_that_exists_is_fine_everywhere() -> None:
+    files = {f"{HOME}/my prog": "#!/bin/sh\n"}
+    assert _jsub(["-N", "x", f"{HOME}/my prog"], files=files).program == f"{HOME}/my prog"
+    assert _cron(f'0 * * * * jsub -N x "{HOME}/my prog"\n', files=files).jobs[0].request.argv[0] == f"{HOME}/my prog"
+    assert one(check_crontab(f'0 * * * * jsub -N x "{HOME}/my prog"\n', files=files)).verdict is not N
+
+
+@pytest.mark.parametrize("where", ["crontab", "script"])
+def test_a_program_word_with_spaces_not_found_is_refused_by_migrate_check(where: str) -> None:
+    if where == "crontab":
+        f = one(check_crontab('0 * * * * jsub -N y "no such program"\n'))
+    else:
+        f = one(check_script('#!/bin/sh\njsub -N y "no such program"\n'))
+    assert (f.command, f.verdict, f.job) == ("jsub", N, "y")
+    assert notes(f) == f"jsub: {NOT_FOUND}"
+
+
+RC = {f"{HOME}/custom.rc": "-N from-custom-rc\n", f"{HOME}/.jsubrc": "-N from-home-rc\n"}
+
+
+def test_jobutils_jsubrc_is_read_by_jsub_crontab_lines_and_migrate_check() -> None:
+    """The drift issue 11 names: JOBUTILS_JSUBRC was read by jsub only."""
+    custom = {"JOBUTILS_JSUBRC": f"{HOME}/custom.rc"}
+    assert _jsub(["/bin/true"], files=RC, env=custom).request.name == "from-custom-rc"
+    assert _jsub(["/bin/true"], files=RC).request.name == "from-home-rc"
+    line = "0 * * * * jsub /bin/true\n"
+    text = f"JOBUTILS_JSUBRC={HOME}/custom.rc\n{line}"
+    assert _cron(text, files=RC).jobs[0].request.name == "from-custom-rc"
+    assert _cron(line, files=RC).jobs[0].request.name == "from-home-rc"
+    assert [f.job for f in check_crontab(text, files=RC) if f.command == "jsub"] == ["from-custom-rc"]
+    assert [f.job for f in check_crontab(line, files=RC) if f.command == "jsub"] == ["from-home-rc"]
+    sub = M.analyse_submit("jsub", ["/bin/true"], settings=Settings(), host=host(RC), env=custom)
+    assert sub.job == "from-custom-rc"
+
+
+def test_the_default_path_is_the_same_for_jsub_and_migrate_check() -> None:
+    """Without a PATH of the caller's, jsub and migrate-check's reading of a script use submit.DEFAULT_PATH;
+    a crontab line is read with cron's PATH by the wrapper and migrate-check alike (the other drift)."""
+    from gridshim import crontab, submit
+
+    assert submit.DEFAULT_PATH == "/usr/local/bin:/usr/bin:/bin"
+    files = {"/usr/local/bin/tool9": "#!/bin/sh\n"}
+    assert _jsub(["tool9"], files=files).program == "/usr/local/bin/tool9"
+    sub = M.analyse_submit("jsub", ["tool9"], settings=Settings(), host=host(files))
+    assert (sub.job, sub.program) == ("tool9", "/usr/local/bin/tool9")
+    assert "is not on this machine" not in notes(one(check_script("#!/bin/sh\njsub tool9\n", files=files)))
+    assert "is not on this machine" in notes(one(check_script("#!/bin/sh\njsub tool9\n")))  # the control
+    # cron's PATH (/usr/bin:/bin) for a crontab line, in the wrapper and in migrate-check
+    assert crontab.CRON_PATH == "/usr/bin:/bin"
+    warned = [w.message for w in _cron("0 * * * * jsub tool9\n", files=files).warnings]
+    assert any("not found in PATH (/usr/bin:/bin)" in w for w in warned), warned
+    assert "not found in PATH (/usr/bin:/bin)" in notes(one(check_crontab("0 * * * * jsub tool9\n", files=files)))
+    cron_line = "PATH=/usr/local/bin:/usr/bin:/bin\n0 * * * * jsub tool9\n"
+    assert _cron(cron_line, files=files).jobs[0].request.argv[0] == "/usr/local/bin/tool9"
+    assert _cron("0 * * * * jsub tool9\n", files=files).jobs[0].request.argv[0] == "tool9"
+
+
+@pytest.mark.parametrize("argv,name", [
+    (["-mem", "9g", f"{HOME}/bin/task.v2.sh"], "task"),  # jsub's default: the basename up to the first dot
+    (["-N", "mine", "-mem", "9g", f"{HOME}/bin/task.v2.sh"], "mine"),
+    (["-mem", "9g", "/usr/bin/python3.11", "x.py"], "python3"),
+])
+def test_the_name_migrate_check_reports_for_a_refused_line_is_jsubs(argv: list[str], name: str) -> None:
+    """The third drift: a line jsub refuses (here: memory above the site's maximum) is reported under the
+    name jsub would have given the job (submit.guess_name: -N, else translate.default_job_name)."""
+    from gridshim import submit
+    from gridshim.translate import SubmitHost
+
+    settings = from_dict({"images": {"default": "img"}, "memory": {"max": "4Gi"}})
+    files = {f"{HOME}/bin/task.v2.sh": "#!/bin/sh\n", "/usr/bin/python3.11": ""}
+    with pytest.raises(Exception) as refused:
+        _jsub(argv, files=files, settings=settings)
+    assert "more than this site's maximum" in str(refused.value)
+    port = SubmitHost(tool="demo", home=HOME, cwd=HOME, env={}, exists=files.__contains__)
+    assert submit.guess_name("jsub", argv, host=port) == name
+    script = M.Source(name="run.sh", text=f"#!/bin/sh\njsub {' '.join(argv)}\n", path=f"{HOME}/run.sh")
+    (f,) = M.check([script], settings=settings, host=host(files)).findings
+    assert (f.verdict, f.job) == (N, name)
+    assert "more than this site's maximum" in notes(f)
+    assert M.analyse_submit("jsub", argv, settings=settings, host=host(files)).job == name
