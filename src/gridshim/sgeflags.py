@@ -151,7 +151,7 @@ def unsupported(flag: str, value: str | None) -> QsubError:
     """SGE's answer for an option its parser knows and qsub does not honour (MSG_ANSWER_UNKOWNOPTIONX_S,
     `Unknown option -display host:0`, status 5), then a line of gridshim's saying why."""
     shown = flag if value is None else f"{flag} {value}"
-    return QsubError(f"Unknown option {shown}\ngridshim does not support {UNSUPPORTED[flag]} yet", ENOIMP,
+    return QsubError(f"Unknown option {shown}\n(gridshim does not support {UNSUPPORTED[flag]} yet)", ENOIMP,
                      multiline=True)
 
 

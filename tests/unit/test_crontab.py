@@ -247,6 +247,15 @@ class TestGridLines:
         assert r.stdout == f"{HOME}/late.o$JOB_ID"
         assert "-once" in problems("@daily qsub -once /bin/true\n")[0][1]
 
+    def test_qsubs_two_line_answers_are_one_problem_line(self) -> None:
+        """A qsub line refused with one of SGE's two-line texts (an unsupported option; -t's number error)
+        is one line of the crontab's report."""
+        h = host("job.sh", scripts={f"{HOME}/job.sh": "echo\n"})
+        assert problems("@daily qsub -ckpt c ~/job.sh\n", h=h) == [
+            (1, "qsub: Unknown option -ckpt c (gridshim does not support checkpointing yet)")]
+        assert problems("@daily qsub -t x ~/job.sh\n", h=h) == [
+            (1, 'qsub: Numerical value invalid! The initial portion of string "x" contains no decimal number')]
+
     def test_qcronsub_forces_once(self) -> None:
         assert one("@daily qcronsub /bin/true").request.once
         assert not one("@daily jsub /bin/true").request.once

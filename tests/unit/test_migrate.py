@@ -542,3 +542,10 @@ def test_the_name_migrate_check_reports_for_a_refused_line_is_jsubs(argv: list[s
     assert (f.verdict, f.job) == (N, name)
     assert "more than this site's maximum" in notes(f)
     assert M.analyse_submit("jsub", argv, settings=settings, host=host(files)).job == name
+
+
+def test_qsubs_two_line_answers_are_one_note() -> None:
+    files = {f"{HOME}/job.sh": "echo\n"}
+    f = one(check_script("#!/bin/sh\nqsub -t x job.sh\n", files=files))
+    assert (f.verdict, notes(f)) == (N, 'qsub: Numerical value invalid! The initial portion of string "x" contains no '
+                                        "decimal number (exit 7)")

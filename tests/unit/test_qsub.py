@@ -352,7 +352,7 @@ class TestUnsupportedOptions:
     def test_status_5(self, cli: QsubCLI, argv: list[str], why: str) -> None:
         r = dry(cli, *argv, "run.sh")
         assert (r.rc, r.out) == (5, "")
-        assert r.err.splitlines() == [f"qsub: Unknown option {' '.join(argv)}", f"gridshim does not support {why} yet"]
+        assert r.err.splitlines() == [f"qsub: Unknown option {' '.join(argv)}", f"(gridshim does not support {why} yet)"]
 
     def test_the_contracts_example_line(self, cli: QsubCLI) -> None:
         """§2.2 gives `qsub: Unknown option -display host:0` word for word."""
@@ -361,12 +361,12 @@ class TestUnsupportedOptions:
     def test_in_a_directive(self, cli: QsubCLI) -> None:
         cli.script("ck.sh", "#!/bin/sh\n#$ -ckpt c\necho hi\n")
         r = dry(cli, "ck.sh")
-        assert (r.rc, r.err) == (5, f"{SCRIPT_PREFIX}Unknown option -ckpt c\ngridshim does not support checkpointing yet\n")
+        assert (r.rc, r.err) == (5, f"{SCRIPT_PREFIX}Unknown option -ckpt c\n(gridshim does not support checkpointing yet)\n")
 
     def test_in_a_defaults_file(self, cli: QsubCLI) -> None:
         (cli.home / ".sge_request").write_text("-dl 202701010000\n")
         r = dry(cli, "run.sh")
-        assert (r.rc, r.err) == (5, "Unknown option -dl 202701010000\ngridshim does not support deadline scheduling yet\n")
+        assert (r.rc, r.err) == (5, "Unknown option -dl 202701010000\n(gridshim does not support deadline scheduling yet)\n")
 
     def test_without_its_value(self, cli: QsubCLI) -> None:
         """The value's absence is found first, as for every option (§1.1)."""
