@@ -417,11 +417,14 @@ def caller_of(cluster: Cluster, user_prefix: str) -> str:
 
 
 def remove_finished(cluster: Cluster, *, now: float, user_prefix: str, keep_seconds: float = 0.0,
-                    before_delete: Callable[[Manifest, list[Manifest]], object] | None = None) -> int:
-    """Make room under the namespace's job quota: delete this tool's finished Jobs (Complete or Failed,
-    kept only for their TTL), each after BEFORE_DELETE(job, pods) made its accounting record safe, with
-    a uid precondition (a Job replaced meanwhile is left alone). Jobs that finished less than
-    KEEP_SECONDS ago stay. Returns how many were deleted."""
+                    limit: int | None = None,
+                    before_delete: Callable[[Manifest, list[Manifest]], bool] | None = None) -> int:
+    """Make room under the namespace's job quota: delete up to LIMIT (None: all) of this tool's finished
+    Jobs (Complete or Failed, kept only for their TTL), the longest finished first, so that `qstat -s z`
+    keeps the recent ones. Each is deleted only when BEFORE_DELETE(job, pods) says its accounting records
+    are safe (records.make_safe: written and found in the file; a Job whose record cannot be written
+    stays), and with a uid precondition (a Job replaced meanwhile is left alone). Jobs that finished
+    less than KEEP_SECONDS ago stay. Returns how many were deleted."""
     jobs = _list(cluster, "Job", cluster.namespace, selector=L.selector(cluster.tool))
     finished = [j for j in jobs if job_finished(j) and not (j.get("metadata") or {}).get("deletionTimestamp")]
 
@@ -431,12 +434,15 @@ def remove_finished(cluster: Cluster, *, now: float, user_prefix: str, keep_seco
 
     removed = 0
     for job in sorted(finished, key=ended):
+        if limit is not None and removed >= limit:
+            break
         meta = job["metadata"]
         if keep_seconds and _age(ended(job), now) < keep_seconds:
             continue
         if before_delete is not None:
             pods = _list(cluster, "Pod", cluster.namespace, selector=f"batch.kubernetes.io/controller-uid={meta['uid']}")
-            before_delete(job, pods)
+            if not before_delete(job, pods):
+                continue
         try:
             cluster.delete("Job", meta["name"], uid=meta["uid"], propagation="Background")
             removed += 1

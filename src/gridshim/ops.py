@@ -52,18 +52,51 @@ def _live_same_name(cluster: Cluster, req: JobRequest, skip: str) -> bool:
 
 
 def submit(cluster: Cluster, manifest: Manifest, req: JobRequest,
-           make_room: Callable[[], int] | None = None) -> Manifest:
+           make_room: Callable[[int], int] | None = None, *,
+           sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> Manifest:
     """Create the job. With -once the API server decides: the object is named after the job, so a
     second live one is refused with 409; a finished one in the way is removed first.
 
-    Finished jobs never block new ones: when the namespace's job quota refuses the create and
-    MAKE_ROOM removes finished Jobs (their accounting records safe first), the create is tried again."""
+    Finished jobs never block new ones: when the namespace's job quota refuses the create,
+    MAKE_ROOM(N) removes up to N finished Jobs (oldest first, each once its accounting record is safe)
+    and returns how many it removed, and the create is tried again. The quota's used count falls only
+    when the quota controller has seen the deletes (asynchronously, usually well under a second): a
+    refusal that still shows the old count is retried after 0.1, 0.2, 0.4 … (at most 1) seconds, within
+    the cluster's retry budget (GRIDSHIM_RETRY_SECONDS); room is made again when the count fell and the
+    quota is still full (another submitter took the place), or when it has not fallen for 5 s."""
+    import re  # noqa: PLC0415  (only a refusal reads it)
+
     try:
         return _submit(cluster, manifest, req)
     except QuotaExceededError as e:
-        if make_room is None or "jobs are allowed per user" not in e.message or not make_room():
-            raise
-        return _submit(cluster, manifest, req)
+        refusal = e
+    counts = re.compile(r"only (\d+) jobs are allowed per user \(current job count: (\d+)\)")
+    if make_room is None or not counts.search(refusal.message):
+        raise refusal
+    budget = getattr(cluster, "retry_seconds", None)
+    deadline = clock() + (30.0 if budget is None else float(budget))
+    delay, target, settle_by = 0.1, None, 0.0
+    while True:
+        m = counts.search(refusal.message)
+        if m is None:
+            raise refusal
+        limit, used = int(m.group(1)), int(m.group(2))
+        if target is not None and clock() > deadline:
+            raise refusal
+        if target is None or used <= target or clock() >= settle_by:
+            removed = make_room(max(1, used - limit + 1))
+            if not removed:
+                raise refusal
+            target, settle_by, delay = used - removed, clock() + 5.0, 0.1
+        elif clock() + delay > deadline:
+            raise refusal
+        else:
+            sleep(delay)
+            delay = min(delay * 2, 1.0)
+        try:
+            return _submit(cluster, manifest, req)
+        except QuotaExceededError as e:
+            refusal = e
 
 
 def _submit(cluster: Cluster, manifest: Manifest, req: JobRequest) -> Manifest:

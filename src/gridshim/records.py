@@ -122,3 +122,18 @@ def ensure_records(job: Manifest, pods: list[Manifest], *, settings: Settings, h
     finally:
         os.umask(old)
     return len(new)
+
+
+def make_safe(job: Manifest, pods: list[Manifest], *, settings: Settings, home: str, now: float | None = None) -> bool:
+    """Is every attempt of the finished JOB that ran recorded in the accounting file, after writing the
+    missing ones (ensure_records)? True as well when the site keeps no accounting. make_room deletes a
+    finished Job only then: a record that could not be written (home full, unwritable) keeps the Job."""
+    path = settings.accounting_path(home)
+    if not path:
+        return True
+    ensure_records(job, pods, settings=settings, home=home, now=now)
+    lines = record_lines(job, pods, settings=settings, now=time.time() if now is None else now)
+    if not lines:
+        return True
+    have = recorded_keys(path)
+    return all(attempt_of(key) in have for key, _ in lines)

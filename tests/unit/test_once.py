@@ -151,11 +151,11 @@ def test_finished_jobs_make_room_under_a_full_quota_and_the_create_is_tried_once
     api = api_with(state=None).fail("create", QUOTA)
     rooms: list[int] = []
 
-    def make_room() -> int:
-        rooms.append(1)
+    def make_room(needed: int) -> int:
+        rooms.append(needed)
         return 1  # one finished Job removed
     made = ops.submit(api, manifest(request()), request(), make_room=make_room)
     assert rooms == [1] and [j["metadata"]["uid"] for j in api.objects("Job")] == [made["metadata"]["uid"]]
     api = api_with(state=None).fail("create", QUOTA)
     with pytest.raises(QuotaExceededError):  # nothing could be removed: the quota's answer stands
-        ops.submit(api, manifest(request()), request(), make_room=lambda: 0)
+        ops.submit(api, manifest(request()), request(), make_room=lambda needed: 0)

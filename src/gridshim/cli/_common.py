@@ -357,14 +357,14 @@ def offline_namespace(env: Env) -> str:
     return creds.namespace or "default"
 
 
-def make_room(env: Env, cluster: Any, settings: Any) -> Callable[[], int]:
-    """For ops.submit: delete the tool's finished Jobs (each accounting record made safe first) when the
-    job quota refuses a submission, so finished jobs never block new ones."""
-    def run_() -> int:
+def make_room(env: Env, cluster: Any, settings: Any) -> Callable[[int], int]:
+    """For ops.submit: delete up to N of the tool's oldest finished Jobs (each only once its accounting
+    record is safe) when the job quota refuses a submission, so finished jobs never block new ones."""
+    def run_(needed: int) -> int:
         from gridshim import control, records  # noqa: PLC0415
 
         return control.remove_finished(
-            cluster, now=env.clock(), user_prefix=settings.user_prefix,
-            before_delete=lambda job, pods: records.ensure_records(job, pods, settings=settings, home=env.home,
-                                                                   now=env.clock()))
+            cluster, now=env.clock(), user_prefix=settings.user_prefix, limit=needed,
+            before_delete=lambda job, pods: records.make_safe(job, pods, settings=settings, home=env.home,
+                                                              now=env.clock()))
     return run_
