@@ -621,8 +621,9 @@ def _memory(opts: GridOptions, resources: dict[str, str], *, default_mem: int) -
 def wall_clock_limit(h_rt: int | None, s_rt: int | None) -> int | None:
     """When the job is stopped, from -l h_rt and -l s_rt (None: not given, or INFINITY).
 
-    SGE 8.1.9's execd (execd_ck_to_do.c) keeps two clocks: at h_rt it sends SIGKILL; at s_rt it
-    sends SIGUSR1 (again every 90 s), whose default action ends a program that does not catch it.
+    SGE 8.1.9's execd (execd_ck_to_do.c, do_ck_to_do) keeps two clocks: at h_rt it sends SIGKILL; at
+    s_rt it sends SIGUSR1 (again every 90 s), whose default action ends a program that does not catch
+    it (queue_conf(5) adds a kill after the notify time, which that code does not do).
     gridshim has one clock (activeDeadlineSeconds) and sends no SIGUSR1, so the job is stopped at the
     earlier of the two, as a job that does not catch SIGUSR1 ended on the grid; INFINITY is no limit
     of its own (`h_rt=INFINITY,s_rt=100` stops at 100 s). docs/qsub.md "Resources"."""
