@@ -442,7 +442,24 @@ def check_settings(settings: Settings | None, error: GridshimError | None, *,
     details = tuple(f"volume {v.name}: {'hostPath' if v.host_path else 'nfs' if v.nfs_server else 'claim'} "
                     f"at {v.mount} (a PodSecurity 'restricted' namespace admits only claims)"
                     for v in settings.volumes if v.host_path or v.nfs_server)
+    if settings.uid != "namespace":
+        return Check(name="site config", level=Level.WARN, details=details,
+                     summary=f"{summary}: the uid comes from {uid_source(settings.uid)}, "
+                             "not from the cluster (the namespace's gridshim.io/uid annotation)",
+                     fix="set 'uid: namespace' in the site config, where the admission policy gridshim-tool-uid is "
+                         "deployed (docs/site-config.md, 'uid'); a job of another uid is then never submitted")
     return Check(name="site config", level=Level.OK, summary=summary, details=details)
+
+
+def uid_source(policy: str) -> str:
+    """Where a `uid` policy other than `namespace` takes the pods' uid from (the site config check's warning)."""
+    if policy == "self":
+        return "the submitting process (whoever runs the command)"
+    if policy == "home-owner":
+        return "the owner of $HOME, which the caller sets"
+    if policy.isdigit():
+        return "the site config (one fixed number)"
+    return "this host's passwd database"
 
 
 def check_mail(settings: Settings | None, tool: str | None) -> Check:

@@ -372,3 +372,18 @@ def test_doctor_proves_the_enforcement_and_fails_without_it(pair: tuple[Tool, To
     finally:
         sb.kubectl("label", "namespace", b.namespace, "tenancy=tool")
     assert b.kubectl_json("get", "pods")["items"] == []  # only dry runs
+
+
+def test_doctor_warns_when_the_uid_is_not_read_from_the_namespace(tool: Tool) -> None:
+    """The default `uid: self` (and home-owner, passwd:…, a number) choose the uid on the client: doctor
+    says so with the fix, and still passes (the admission policy refuses any other uid anyway)."""
+    r = tool.run("gridshim", "doctor")  # the sandbox's own config: uid: namespace
+    assert r.returncode == 0 and "All " in r.stdout and "uid comes from" not in r.stdout, r.stdout
+    site = own_config(tool, "self-site.yaml", "self")
+    r = tool.run("gridshim", "doctor", env={"GRIDSHIM_CONFIG": site})
+    assert r.returncode == 0, r.stdout
+    assert re.search(rf"^ warn  site config  {re.escape(site)}: .*, uid self \({tool.uid}\): the uid comes from the "
+                     r"submitting process \(whoever runs the command\), not from the cluster \(the namespace's "
+                     r"gridshim.io/uid annotation\)$", r.stdout, re.M), r.stdout
+    assert "fix: set 'uid: namespace' in the site config" in r.stdout
+    assert r.stdout.rstrip().endswith("No problems; 1 warning: site config."), r.stdout

@@ -121,8 +121,12 @@ def by_name(report: D.Report) -> dict[str, D.Check]:
     return {c.name: c for c in report.checks}
 
 
+# A site that reads the uid from the cluster (the default 'self' gets a warning: test_uid_not_from_the_namespace_…).
+NS_SITE = Settings(path="/etc/gridshim/config.yaml", uid="namespace")
+
+
 def test_a_healthy_tool_passes_every_check_in_order() -> None:
-    report = run()
+    report = run(settings=NS_SITE)
     assert [c.name for c in report.checks] == ["kubeconfig", "certificate", "API server", "permissions", "quota",
                                                "site config", "job mail"]
     assert all(c.level is D.Level.OK for c in report.checks), report.checks
@@ -131,7 +135,7 @@ def test_a_healthy_tool_passes_every_check_in_order() -> None:
     assert "context toolforge, namespace tool-demo" in checks["kubeconfig"].summary
     assert "355 more days" in checks["certificate"].summary
     assert "v1.36.3 (12 ms)" in checks["API server"].summary
-    assert f"all {len(D.REQUIRED_ACCESS)} operations" in checks["permissions"].summary
+    assert f"all {len(D.REQUIRED_ACCESS) + 1} operations" in checks["permissions"].summary  # + get namespaces
     assert "as user demo" in checks["permissions"].summary
     assert "pods 3/10" in checks["quota"].summary and "limits.memory 1.5G/8G" in checks["quota"].summary
 
@@ -139,7 +143,7 @@ def test_a_healthy_tool_passes_every_check_in_order() -> None:
 def test_missing_kubeconfig_names_the_path_and_skips_what_needs_it() -> None:
     err = ClusterConfigError("no kubeconfig found (tried /home/tool/.kube/config)",
                              hint="run 'become <tool>' first, or set KUBECONFIG to your tool's kubeconfig")
-    report = run(connect_error=err)
+    report = run(connect_error=err, settings=NS_SITE)
     checks = by_name(report)
     assert checks["kubeconfig"].level is D.Level.FAIL
     assert "/home/tool/.kube/config" in checks["kubeconfig"].summary and "become" in (checks["kubeconfig"].fix or "")
@@ -169,7 +173,7 @@ def test_certificate_expiry(dates: tuple[float, float] | None, level: D.Level, t
 
 
 def test_a_certificate_warning_does_not_fail_the_run() -> None:
-    report = run(dates=(NOW - 300 * DAY, NOW + 5 * DAY))
+    report = run(dates=(NOW - 300 * DAY, NOW + 5 * DAY), settings=NS_SITE)
     assert report.ok and [c.name for c in report.problems] == ["certificate"]
 
 
@@ -270,9 +274,32 @@ def test_site_config_summary_and_volume_note() -> None:
     s = from_dict({"volumes": [{"name": "data", "mount": "/data/project", "hostPath": "/srv/project"},
                                {"name": "pvc", "mount": "/scratch", "claim": "scratch"}]}, path="/etc/g.yaml")
     check = by_name(run(settings=s))["site config"]
-    assert check.level is D.Level.OK and "2 volumes" in check.summary and "uid self" in check.summary
+    assert check.level is D.Level.WARN and "2 volumes" in check.summary and "uid self" in check.summary
     assert len(check.details) == 1 and "restricted" in check.details[0]
     assert "built-in defaults" in by_name(run(settings=Settings()))["site config"].summary
+    ns = from_dict({"uid": "namespace", "volumes": [{"name": "pvc", "mount": "/scratch", "claim": "scratch"}]},
+                   path="/etc/g.yaml")
+    check = by_name(run(settings=ns))["site config"]
+    assert check.level is D.Level.OK and "uid namespace (52000)" in check.summary and check.details == ()
+
+
+@pytest.mark.parametrize(("policy", "source"), [
+    ("self", "the submitting process (whoever runs the command)"),
+    ("home-owner", "the owner of $HOME, which the caller sets"),
+    ("52000", "the site config (one fixed number)"),
+    ("passwd:tools.{tool}", "this host's passwd database"),
+])
+def test_uid_not_from_the_namespace_is_a_warning_naming_its_source(policy: str, source: str) -> None:
+    """Issue 12: the uid should be the cluster's answer. The admission policy refuses any other uid whatever
+    the site config says, so another policy is a warning (the run still passes), never silence."""
+    report = run(settings=from_dict({"uid": policy}, path="/etc/g.yaml"))
+    check = by_name(report)["site config"]
+    assert check.level is D.Level.WARN, check
+    resolved = "" if policy.isdigit() else " (52000)"  # a number is shown as it is
+    assert check.summary.endswith(f"uid {policy}{resolved}: the uid comes from {source}, not from the cluster "
+                                  "(the namespace's gridshim.io/uid annotation)"), check.summary
+    assert "set 'uid: namespace'" in (check.fix or "") and "docs/site-config.md" in (check.fix or "")
+    assert report.ok and [c.name for c in report.problems] == ["site config"]
 
 
 
