@@ -195,6 +195,15 @@ def test_qalter_h_rt_is_the_deadline_in_place_and_memory_replaces_a_held_job(tmp
     assert j["metadata"]["annotations"][D.A_HOLD] == "u"
 
 
+def test_qalter_s_rt_and_h_rt_stop_at_the_earlier_as_qsub_does(tmp_path: Path) -> None:
+    s = GridApi()
+    s.add_job(1111111, "h", options={"mem": 536870912})  # the default memory: only the deadline changes
+    for spec, deadline in (("s_rt=100,h_rt=600", 100), ("h_rt=INFINITY,s_rt=90", 90), ("h_rt=0:2:0", 120)):
+        code, out, _ = qalter(tmp_path, ["-l", spec, "1111111"], s)
+        assert (code, out) == (0, "modified hard resource list of job 1111111\n"), spec
+        assert s.job(1111111)["spec"]["activeDeadlineSeconds"] == deadline, spec
+
+
 def test_qalter_never_loses_a_job_released_while_it_was_being_replaced(tmp_path: Path) -> None:
     s = GridApi()
     s.add_job(1111111, "w", suspend=True, labels={D.WAITING: "true"}, options={"mem": 536870912},

@@ -336,11 +336,12 @@ class HelpRequested(Exception):
 
 def _memory_and_wall(pairs: list[tuple[str, str]], *, slots: int, default_mem: int) -> tuple[int, int | None, bool]:
     """-l pairs → (memory limit in bytes, h_rt seconds or None, whether memory was named)."""
-    from gridshim.sgeflags import parse_memory, parse_time  # noqa: PLC0415
+    from gridshim.sgeflags import SHORTCUTS, parse_memory, parse_time, wall_clock_limit  # noqa: PLC0415
 
-    mem, wall, named = None, None, False
+    mem, named = None, False
+    limits: dict[str, int | None] = {}
     for name, value in pairs:
-        name = {"mf": "mem_free", "vf": "virtual_free", "rt": "h_rt"}.get(name, name)
+        name = SHORTCUTS.get(name, name)
         if name in MEMORY:
             try:
                 v = parse_memory(value) * max(slots, 1)
@@ -350,9 +351,10 @@ def _memory_and_wall(pairs: list[tuple[str, str]], *, slots: int, default_mem: i
             named = True
         elif name in ("h_rt", "s_rt"):
             try:
-                wall = parse_time(value)
+                limits[name] = parse_time(value)
             except ValueError:
                 raise UsageError(f'ERROR! wrong type in "{name}={control.shown(value)}" - time expected') from None
+    wall = wall_clock_limit(limits.get("h_rt"), limits.get("s_rt"))
     return (mem if mem is not None else default_mem), wall, named
 
 
