@@ -296,11 +296,15 @@ job 4242.1 died through signal {sig} ({num})
 """
 
 
+PEAK = "/sys/fs/cgroup/memory.peak"  # the container's peak memory, as the wrapper reads it
+
+
 def run_with_mail(tmp_path: Path, *argv: str, preset: Preset = Preset.JSUB, mailer: str | None = None,
-                  edit: tuple[str, str] | None = None) -> tuple[int, list[str], dict[str, str]]:
+                  edit: tuple[str, str] | None = None, peak: int | None = None) -> tuple[int, list[str], dict[str, str]]:
     """Render the job at a site whose mail command is a fake sendmail that keeps each message in a file,
     run its container's command and env as the kubelet would ($$ → $), and return the exit status, the
-    messages (times replaced by <T>, in the order sent) and the env."""
+    messages (times replaced by <T>, in the order sent) and the env. PEAK: the container's memory.peak
+    (None: the machine has none, as a node without cgroup v2)."""
     import re
     import time
 
@@ -317,6 +321,10 @@ def run_with_mail(tmp_path: Path, *argv: str, preset: Preset = Preset.JSUB, mail
     cmd = [unescape_expansion(part) for part in c["command"]]
     if edit:
         cmd[2] = cmd[2].replace(*edit)
+    if peak is not None:
+        (tmp_path / "memory.peak").write_text(f"{peak}\n")
+    assert PEAK in cmd[2]
+    cmd[2] = cmd[2].replace(PEAK, str(tmp_path / "memory.peak"))
     run_env = {**env, "PATH": os.environ["PATH"], "JOB_ID": "4242", "HOSTNAME": "node01.example.org"}
     rc = subprocess.run(cmd, cwd=tmp_path, env=run_env, timeout=60).returncode
     time.sleep(0.2)  # a Started mail of a job that never asked to wait for it
@@ -337,6 +345,20 @@ def test_mail_begin_and_end_to_every_address_exactly_as_sge(tmp_path: Path) -> N
     assert env["GRIDSHIM_MAIL"].splitlines() == ["be", f"cat >{tmp_path}/mails/$(date +%s%N).$$",
                                                  "tools.demo@toolforge.org", "tools.demo", "task", "run.sh",
                                                  "someone@example.org,local@toolforge.org"]
+
+
+@pytest.mark.parametrize("peak,shown", [(20447232, "19.500M"), (1073741824, "1.000G"), (512, "512.000"),
+                                        (0, "NA")])
+def test_mail_max_vmem_is_the_containers_peak_memory_in_sges_printer(tmp_path: Path, peak: int, shown: str) -> None:
+    """qsub-behaviour §7: `Max vmem` in the Complete and the Aborted mail is the peak memory (the container
+    cgroup's memory.peak, as maxvmem in the accounting record), SGE's printer without the B, NA for 0."""
+    import re
+
+    _, mails, _ = run_with_mail(tmp_path, "-m", "e", "-M", "a@example.org", "/bin/true", peak=peak)
+    (tmp_path / "killed").mkdir()
+    _, aborted, _ = run_with_mail(tmp_path / "killed", "-m", "a", "-M", "a@example.org", "/bin/sh", "-c",
+                                  "kill -KILL $$", peak=peak)
+    assert [re.findall(r"^ Max vmem         = (.*)$", m, re.M) for m in mails + aborted] == [[shown], [shown]]
 
 
 @pytest.mark.parametrize("events,program,expected", [

@@ -83,7 +83,12 @@ _PRELUDE = (
 # The accounting record of one attempt (accounting.py reads it): GRIDSHIM_ACCT holds the file and the
 # fields known at submission, one per line; the wrapper adds what only the run knows. Written under
 # umask 077, so only the tool reads it; a failure to write never changes the job's exit status.
+# The peak memory of the container (maxvmem, ru_maxrss, the mail's Max vmem): its cgroup v2 memory.peak,
+# which a container sees at /sys/fs/cgroup in its own cgroup namespace (/proc/self/cgroup then says 0::/).
+# Without one the path is the hierarchy's root, which has no memory.peak: 0, printed NA in mail.
 _ACCOUNTING = (
+    'mem_peak() { peak=0; [ -r /sys/fs/cgroup/memory.peak ] && peak=$(cat /sys/fs/cgroup/memory.peak 2>/dev/null); '
+    'peak=${peak:-0}; }\n'
     'acct_start() { started=$(date +%s); }\n'
     'acct_end() {\n'
     '    [ -n "$acct" ] || return 0\n'
@@ -95,9 +100,7 @@ _ACCOUNTING = (
     '    times >"$TMPDIR/.times" 2>/dev/null\n'
     '    ut=$(awk \'NR==2 { split($1, a, "m"); print a[1] * 60 + a[2] }\' "$TMPDIR/.times" 2>/dev/null)\n'
     '    st=$(awk \'NR==2 { split($2, a, "m"); print a[1] * 60 + a[2] }\' "$TMPDIR/.times" 2>/dev/null)\n'
-    '    ut=${ut:-0}; st=${st:-0}; peak=0\n'
-    '    if [ -r /sys/fs/cgroup/memory.peak ] && [ "$(cat /proc/self/cgroup 2>/dev/null)" != "0::/" ]; then\n'
-    '        peak=$(cat /sys/fs/cgroup/memory.peak 2>/dev/null || echo 0); fi\n'
+    '    ut=${ut:-0}; st=${st:-0}; mem_peak\n'
     # killed (qdel, jstop, h_rt's activeDeadlineSeconds: the TERM trap set stop): SGE's SIGKILL, 137, failed
     # 100 (qsub-behaviour §6.4), whatever the program made of the TERM; the wrapper's own exit status stays
     '    a_rc=$rc; [ -n "$stop" ] && a_rc=137\n'
@@ -186,6 +189,11 @@ m_wait() {  # for the mails in flight, at most @TIMEOUT@ s
     kill "$m_w" 2>/dev/null; wait "$m_w" 2>/dev/null; m_pids=
 }
 m_hms() { printf '%02d:%02d:%02d' $(( $1 / 3600 )) $(( $1 % 3600 / 60 )) $(( $1 % 60 )); }
+# bytes in SGE's memory printer without the B (19.500M; below 1 KiB the number alone), NA for 0 (§7)
+m_mem() { awk -v b="$1" 'BEGIN { if (b + 0 <= 0) { print "NA"; exit }
+                                 u = ""; n = split("K M G T", s, " ")
+                                 for (i = 1; i <= n && b >= 1024; i++) { b /= 1024; u = s[i] }
+                                 printf "%.3f%s\n", b, u }'; }
 m_end() {  # $1 the wrapper's exit status: Complete (e) unless the program died through a signal: Aborted (a or e)
     m_now=$(date '+%s %m/%d/%Y %H:%M:%S'); m_t1=${m_now%% *}; m_now=${m_now#* }
     times >"$TMPDIR.times" 2>/dev/null  # line 2: the children's user and system time, as 1m2.50s
@@ -196,6 +204,7 @@ m_end() {  # $1 the wrapper's exit status: Complete (e) unless the program died 
 $m_c
 MAIL_EOF
     m_ut=${m_ut:-0}; m_st=${m_st:-0}; m_cpu=${m_cpu:-0}
+    mem_peak; m_vmem=$(m_mem "$peak")
     m_wait  # the Begin mail leaves first: a short job's End mail never overtakes it
     m_at=" User             = $m_user
  Queue            = $m_q@${m_host%%.*}
@@ -209,7 +218,7 @@ MAIL_EOF
  Signal           = $m_sn
 $m_at
  CPU              = $(m_hms "$m_cpu")
- Max vmem         = NA
+ Max vmem         = $m_vmem
 failed assumedly after job because:
 job ${JOB_ID:-0}.${t_id:-1} died through signal $m_sn ($m_sig)"
     else
@@ -219,7 +228,7 @@ job ${JOB_ID:-0}.${t_id:-1} died through signal $m_sn ($m_sig)"
  System Time      = $(m_hms "$m_st")
  Wallclock Time   = $(m_hms $(( m_t1 - m_t0 )))
  CPU              = $(m_hms "$m_cpu")
- Max vmem         = NA
+ Max vmem         = $m_vmem
  Exit Status      = $1"
     fi
     m_wait
