@@ -232,6 +232,35 @@ def test_a_job_stopped_by_term_is_recorded_as_sges_kill(tmp_path: Path, preset: 
     assert (f[11], f[12], f[45]) == ("100", "137", "job-uid/pod-uid")
 
 
+def test_the_record_of_a_stopped_job_survives_the_grace_periods_sigkill(tmp_path: Path) -> None:
+    """A program that ignores TERM runs until the grace period ends and the container is SIGKILLed: the
+    wrapper wrote the record at the TERM, so it is not lost (137, failed 100)."""
+    import os
+    import signal
+    import time
+
+    from gridshim.render.manifests import accounting_fields
+
+    req = request("-o", str(tmp_path / "o"), "-e", str(tmp_path / "e"), "/bin/sh", "-c",
+                  f"trap '' TERM; : >{tmp_path}/ready; while :; do sleep 0.1; done")
+    acct = accounting_fields(req, Settings(accounting_file=str(tmp_path / "acct")))
+    env = {"PATH": os.environ["PATH"], "JOB_ID": "4242", "GRIDSHIM_ACCT": acct or "",
+           "GRIDSHIM_JOB_UID": "job-uid", "GRIDSHIM_POD_UID": "pod-uid"}
+    proc = subprocess.Popen(wrap_command(req), cwd=tmp_path, env=env, start_new_session=True)
+    deadline = time.monotonic() + 20
+    while not (tmp_path / "ready").exists():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    while not (tmp_path / "acct").exists():
+        assert time.monotonic() < deadline and proc.poll() is None  # the program still runs: no exit yet
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the end of the grace period: everything in the container
+    assert proc.wait(timeout=20) == -signal.SIGKILL
+    (line,) = (tmp_path / "acct").read_text().splitlines()
+    assert line.split(":")[11:13] == ["100", "137"]
+
+
 def test_a_job_that_ends_itself_through_a_signal_keeps_its_own_status(tmp_path: Path) -> None:
     """No TERM from outside: a program that kills itself with TERM is recorded as 143 (Terminated)."""
     import os

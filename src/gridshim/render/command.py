@@ -65,7 +65,7 @@ _PRELUDE = (
     '    printf %s "$GRIDSHIM_SCRIPT" >"$JOB_SCRIPT" || exit 1\n'
     '    unset GRIDSHIM_SCRIPT\n'
     'fi\n'
-    'stop=; child=\n'
+    'stop=; child=; a_done=1\n'  # a_done: no attempt whose record is still to be written (acct_start)
     "trap '{on_term}' TERM INT HUP\n"
     'pause() {{ sleep "$1" <&3 & child=$!; wait "$child"; child=; }}\n'
     'run() {{\n'
@@ -89,9 +89,10 @@ _PRELUDE = (
 _ACCOUNTING = (
     'mem_peak() { peak=0; [ -r /sys/fs/cgroup/memory.peak ] && peak=$(cat /sys/fs/cgroup/memory.peak 2>/dev/null); '
     'peak=${peak:-0}; }\n'
-    'acct_start() { started=$(date +%s); }\n'
+    'acct_start() { started=$(date +%s); a_done=; }\n'
     'acct_end() {\n'
-    '    [ -n "$acct" ] || return 0\n'
+    '    [ -n "$acct" ] && [ -z "$a_done" ] || return 0\n'
+    '    a_done=1\n'
     '    ended=$(date +%s)\n'
     '    { IFS= read -r af; IFS= read -r a_q; IFS= read -r a_gon; IFS= read -r a_ap; IFS= read -r a_sub;\n'
     '      IFS= read -r a_pdps; IFS= read -r a_cat; } <<ACCT_EOF\n'
@@ -115,9 +116,13 @@ _ACCOUNTING = (
     '    return 0\n'
     '}\n'
 )
-_ON_TERM = 'stop=1; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null'
+# The record of a stopped attempt is written at the TERM, before the program is told: the grace period's
+# SIGKILL (a program that ignores TERM) can then no longer lose it, and the kill's time is its end, as SGE's.
+# (Written first, it adds a few ms before the program's TERM; afterwards, a program that ends at once would
+# be gone before run() looks again, and its status read as the wait's 143.)
+_ON_TERM = 'stop=1; [ -n "$child" ] && { acct_end; kill -TERM "$child" 2>/dev/null; }'
 # -notify: SIGUSR2 first, as SGE sends before a kill; the TERM follows after half the grace period.
-_ON_TERM_NOTIFY = ('stop=1; [ -n "$child" ] && {{ kill -USR2 "$child" 2>/dev/null; '
+_ON_TERM_NOTIFY = ('stop=1; [ -n "$child" ] && {{ acct_end; kill -USR2 "$child" 2>/dev/null; '
                    '( sleep {delay}; kill -TERM "$child" 2>/dev/null ) & }}')
 # Releasing the jobs that wait for this one (-hold_jid; docs/arrays-and-holds.md "Release"): after the
 # record, only when the site names its gridshim command and qsub left the successors marker; its output
