@@ -20,7 +20,7 @@ from gridshim.errors import ConflictError, GridshimError, JobExistsError, JobNot
 from gridshim.model import Cluster, JobRequest, Manifest
 from gridshim.record import record
 from gridshim.render import labels as L
-from gridshim.status import job_finished
+from gridshim.status import controller_uid, job_finished
 from gridshim.tasks import (
     A_HOLD,
     A_PREDECESSOR_IDS,
@@ -399,6 +399,7 @@ def sweep_jobs(cluster: Cluster, jobs: list[Manifest]) -> list[int]:
 class SweepResult:
     released: list[int]
     backstop_deleted: bool
+    accounted: int = 0  # accounting records the sweep wrote (account_ended)
 
 
 MARKER_AGE = 3600  # marker files of jobs no longer live are removed by the sweep after this many seconds
@@ -426,17 +427,49 @@ def clean_markers(home: str, jobs: Iterable[Manifest], *, now: float) -> int:
     return gone
 
 
-def sweep(cluster: Cluster, *, home: str | None = None, now: float | None = None) -> SweepResult:
+def account_ended(cluster: Cluster, jobs: list[Manifest],
+                  account: Callable[[Manifest, list[Manifest]], int]) -> int:
+    """The sweep's accounting backstop: ACCOUNT(job, pods) (records.ensure_records) for each Job of JOBS
+    that ended Failed or is being deleted: the ones whose wrapper may have been SIGKILLed with its
+    container (an OOM kill of the whole container, a lost node, the grace period's end) before it wrote
+    its record, and whose Job the TTL would otherwise remove before anyone ran qacct. Complete Jobs ended
+    through their wrapper, which wrote the record. One LIST of the tool's pods, only when there is such a
+    Job; returns how many records were written. Never fails the sweep."""
+    ended = [j for j in jobs if (j.get("metadata") or {}).get("deletionTimestamp")
+             or any(c.get("type") == "Failed" and c.get("status") == "True"
+                    for c in (j.get("status") or {}).get("conditions") or [])]
+    if not ended:
+        return 0
+    try:
+        pods, _ = cluster.list("Pod", selector=L.selector(cluster.tool))
+    except GridshimError:
+        return 0
+    by_uid: dict[str, list[Manifest]] = {}
+    for p in pods:
+        by_uid.setdefault(controller_uid(p), []).append(p)
+    wrote = 0
+    for job in ended:
+        try:
+            wrote += account(job, by_uid.get((job.get("metadata") or {}).get("uid", ""), []))
+        except (OSError, GridshimError):
+            continue
+    return wrote
+
+
+def sweep(cluster: Cluster, *, home: str | None = None, now: float | None = None,
+          account: Callable[[Manifest, list[Manifest]], int] | None = None) -> SweepResult:
     """`gridshim release --sweep`: drop every predecessor whose Job is gone or over (and array tasks in
     completedIndexes/failedIndexes); delete the backstop CronJob when no waiting Job is left. The CronJob
     is read before the Jobs and deleted with its resourceVersion as precondition, so a qsub that touched
-    it after creating a new dependent job keeps it."""
+    it after creating a new dependent job keeps it. With ACCOUNT, the records of ended Jobs that lack one
+    are written too (account_ended), from the same LIST of Jobs."""
     try:
         cron: Manifest | None = cluster.get("CronJob", BACKSTOP)
     except JobNotFoundError:
         cron = None
     jobs, _ = cluster.list("Job", selector=L.selector(cluster.tool))
     changed = sweep_jobs(cluster, jobs)
+    accounted = account_ended(cluster, jobs, account) if account is not None else 0
     if home:
         import time  # noqa: PLC0415
 
@@ -453,7 +486,7 @@ def sweep(cluster: Cluster, *, home: str | None = None, now: float | None = None
             deleted = True
         except (ConflictError, JobNotFoundError):
             pass  # touched by a qsub meanwhile (keep it), or already gone
-    return SweepResult(released=changed, backstop_deleted=deleted)
+    return SweepResult(released=changed, backstop_deleted=deleted, accounted=accounted)
 
 
 # -- the backstop CronJob --------------------------------------------------------------------------

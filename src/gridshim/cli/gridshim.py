@@ -356,7 +356,15 @@ def release(env: Env, *, job: int | None, tasks: list[int] | None, sweep: bool, 
 
     cluster = cluster or load_cluster(env)
     if sweep:
-        result = depends.sweep(cluster, home=env.home)
+        from gridshim import config, records  # noqa: PLC0415
+
+        try:
+            settings = config.load(env.environ)
+        except GridshimError:
+            settings = None  # a bad site config must not stop the releases; qacct reports it
+        account = None if settings is None else (lambda job, pods: records.ensure_records(
+            job, pods, settings=settings, home=env.home, now=env.clock()))
+        result = depends.sweep(cluster, home=env.home, account=account)
         changed = result.released
     else:
         changed = depends.release(cluster, job, tasks)  # type: ignore[arg-type]
