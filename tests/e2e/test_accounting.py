@@ -228,3 +228,51 @@ def test_a_crontab_run_gets_one_record(tool: Tool) -> None:
     job_id = block["jobnumber"].rstrip()
     assert re.fullmatch(r"[1-9]\d{6}", job_id), block
     assert [status_of(b) for b in qacct_blocks(tool, job_id)] == [("0", "5")]  # one record of that run
+
+
+# -- memory: the program's own failure under h_vmem, and a container SIGKILLed whole ----------------------
+
+ALLOC = "import sys\nb = bytearray(400 * 1024 * 1024)\nprint(len(b))\n"
+
+
+@pytest.mark.needs_shared_home("qacct reads the accounting records the jobs' wrapper appends in the tool's home")
+def test_a_job_over_its_h_vmem_gets_one_record(tool: Tool) -> None:
+    """The sandbox enforces h_vmem as the address-space limit, as SGE's setrlimit did: the allocation
+    fails, the program exits 1 (MemoryError), and its wrapper records that (failed 0: it ended itself)."""
+    from conftest import write
+
+    write(tool, "alloc.py", ALLOC)
+    r = tool.run("qsub", "-terse", "-N", "hog", "-l", "h_vmem=150M", "-b", "y", "/usr/bin/python3",
+                 str(tool.home / "alloc.py"))
+    assert r.returncode == 0, r.stderr
+    job_id = r.stdout.strip()
+    (block,) = accounted(tool, job_id)
+    assert status_of(block) == ("0", "1"), block
+    assert "MemoryError" in (tool.home / f"hog.e{job_id}").read_text()
+    assert block["category"].strip() == "-l h_vmem=157286400", block
+
+
+@pytest.mark.needs_shared_home("qacct reads the accounting records the jobs' wrapper appends in the tool's home")
+def test_a_container_killed_whole_is_recorded_by_the_sweep_before_anyone_runs_qacct(tool: Tool) -> None:
+    """What an OOM kill of the whole container (cgroup v2's memory.oom.group) or a lost node does: the
+    wrapper dies with the program and writes nothing. A dependent job keeps the gridshim-release CronJob
+    running; its sweep writes the record (failed 100, 137: SGE's words for a job killed by a signal)
+    from the Failed Job, with nobody running qacct, long before the Job's TTL."""
+    from conftest import write
+
+    write(tool, "killall.sh", "#!/bin/sh\nsleep 2\nkill -KILL 0\n", 0o755)
+    r = tool.run("qsub", "-terse", "-N", "wiped", str(tool.home / "killall.sh"))
+    assert r.returncode == 0, r.stderr
+    job_id = r.stdout.strip()
+    after = tool.run("qsub", "-terse", "-N", "after", "-hold_jid", job_id, "-b", "y", "/bin/true")
+    assert after.returncode == 0, after.stderr
+    path = tool.home / ".gridshim" / "accounting"
+
+    def lines() -> list[list[str]]:
+        return [f for f in (line.split(":") for line in path.read_text().splitlines()) if f[5] == job_id] \
+            if path.exists() else []
+
+    recorded = tool.wait_for(lines, timeout=300, interval=2, what="the sweep to write the killed job's record")
+    assert len(recorded) == 1 and recorded[0][45].endswith("/backstop"), recorded  # no wrapper wrote one
+    (block,) = accounted(tool, job_id)
+    assert status_of(block) == KILLED, block
