@@ -73,7 +73,9 @@ def record_lines(job: Manifest, pods: list[Manifest], *, settings: Settings, now
         key = f"{meta.get('uid', '-')}/{pod_uid}/{BACKSTOP}" if pod_uid else f"{meta.get('uid', '-')}/{BACKSTOP_POD}"
         index = pod_index(pod) if array else None
         task = task_of_index(array, index) if array and index is not None else 0  # an array task's own id
-        rec = Record(qname=str(opts.get("queue") or "task"), hostname=str((pod.get("spec") or {}).get("nodeName") or ""),
+        # the pod's name, as the wrapper's $HOSTNAME (the node's when the pod has none)
+        host = (pod.get("metadata") or {}).get("name") or (pod.get("spec") or {}).get("nodeName") or ""
+        rec = Record(qname=str(opts.get("queue") or "task"), hostname=str(host),
                      group=user, owner=user, job_name=name, job_number=job_id,
                      account=str(opts.get("account") or "sge"), priority=int(opts.get("priority") or 0),
                      task_number=task, submission_time=submitted, start_time=start, end_time=end,

@@ -36,6 +36,14 @@ def test_an_array_tasks_backstop_record_carries_its_task_id() -> None:
     recs = [fields(line) for _, line in lines]
     assert [(r.task_number, r.exit_status, r.job_number) for r in recs] == [(1, 0, 1234567), (7, 3, 1234567)]
     assert [key for key, _ in lines] == ["ju/p0/backstop", "ju/p2/backstop"]
+    assert [r.hostname for r in recs] == ["node1", "node1"]  # pods without a name: their node's
+
+
+def test_a_backstop_records_the_pods_name_as_hostname_as_the_wrapper_does() -> None:
+    named = pod("p", None, 0)
+    named["metadata"]["name"] = "arr-7x2kq"
+    ((_, line),) = record_lines(job({}), [named], settings=Settings(), now=0)
+    assert fields(line).hostname == "arr-7x2kq"
 
 
 def test_a_plain_jobs_record_has_task_number_0_and_killed_attempts_137() -> None:
