@@ -66,7 +66,8 @@ Release the jobs that wait for another (qsub -hold_jid, -hold_jid_ad):
                         (unless it is held with qsub -h or qhold)
   --sweep               drop every predecessor whose job is gone or has finished (and array
                         tasks already finished); delete the gridshim-release CronJob when no
-                        job waits any more
+                        job waits any more; write the accounting records of failed jobs whose
+                        pod could not (qacct)
 
 A finished job's wrapper runs `release --job` when the site sets release_command; the
 gridshim-release CronJob runs `release --sweep` every minute as the backstop. Both use the
