@@ -51,8 +51,8 @@ def write_file(path: Path, records: int, *, seed: int = 16) -> dict[str, Any]:
             ru_wallclock=20, ru_utime=0.5, ru_stime=0.1, ru_maxrss=20480, cpu=0.6,
             category="-l h_vmem=536870912", maxvmem=20971520.0, attempt=f"uid-{i}/pod-{i}")
         lines.append(accounting.format_line(rec))
-        if i % 50 == 0:  # a backstop's record of the same attempt, which readers drop
-            lines.append(accounting.format_line(rec._replace(attempt=f"uid-{i}/-")))
+        if i % 50 == 0:  # a backstop's record of the same attempt (its key as records.py writes it), which readers drop
+            lines.append(accounting.format_line(rec._replace(attempt=f"uid-{i}/pod-{i}/{accounting.BACKSTOP}")))
     path.write_text("\n".join(lines) + "\n")
     probe = accounting.parse_line(lines[len(lines) // 2])
     assert probe is not None
