@@ -245,12 +245,11 @@ def scan(text: str, *, keep: Callable[[list[str]], bool] | None = None,
       pod's record of the same job uid exists, before or after it, is dropped."""
     lines = text.split("\n")
     last = len(lines) - 1
-    seen: set[tuple[str, ...]] = set()
-    wrapped: set[tuple[str, str, str, str]] = set()  # attempts a wrapper recorded
-    closed: set[tuple[str, str, str, str]] = set()  # attempts a backstop recorded
-    with_pod: set[tuple[str, str, str]] = set()
+    seen: set[tuple[str, ...]] = set()  # wrapper runs (number, task, key, start) and pod-less backstops
+    wrapped: set[tuple[str, str, str]] = set()  # (number, task, "J/P") a wrapper recorded
+    closed: set[tuple[str, str, str]] = set()  # (number, task, "J/P") a backstop recorded
     kept: list[tuple[int, list[str]]] = []
-    backstops: list[tuple[int, tuple[str, str, str]]] = []  # (index into kept, identity)
+    backstops: list[tuple[int, tuple[str, str, str]]] = []  # pod-less backstops: (index into kept, identity)
     for i, line in enumerate(lines):
         if len(line) <= 1 or line[0] == "#":
             continue
@@ -262,37 +261,35 @@ def scan(text: str, *, keep: Callable[[list[str]], bool] | None = None,
                 invalid.append(i + 1)
             continue
         if len(f) > ATTEMPT and f[ATTEMPT]:
-            job, _, pod = f[ATTEMPT].partition("/")
-            pod, _, writer = pod.partition("/")
-            if pod in ("", BACKSTOP_POD):
-                ident = (f[NUMBER], f[TASK], f[ATTEMPT])
+            key = f[ATTEMPT]
+            parts = key.split("/")
+            if len(parts) < 2 or parts[1] in ("", BACKSTOP_POD):  # a backstop's record that names no pod
+                ident = (f[NUMBER], f[TASK], key)
                 if ident in seen:
                     continue
                 seen.add(ident)
-                if job not in ("", "-"):
+                if parts[0] not in ("", "-"):
                     if keep is None or keep(f):
-                        backstops.append((len(kept), (f[NUMBER], f[TASK], job)))
+                        backstops.append((len(kept), (f[NUMBER], f[TASK], parts[0])))
                         kept.append((i + 1, f))
                     continue
-            else:
-                attempt = (f[NUMBER], f[TASK], job, pod)
-                if attempt in closed:
+            elif len(parts) == 2:  # the pod's wrapper's: the common case, kept cheap
+                if closed and (f[NUMBER], f[TASK], key) in closed:
                     continue
-                if writer:
-                    if attempt in wrapped:
-                        continue
-                    closed.add(attempt)
-                else:
-                    run = (*attempt, f[START])
-                    if run in seen:
-                        continue
-                    seen.add(run)
-                    wrapped.add(attempt)
-                if job not in ("", "-"):
-                    with_pod.add((f[NUMBER], f[TASK], job))
+                run = (f[NUMBER], f[TASK], key, f[START])
+                if run in seen:
+                    continue
+                seen.add(run)
+                wrapped.add((f[NUMBER], f[TASK], key))
+            else:  # a backstop's record of a pod
+                attempt = (f[NUMBER], f[TASK], f"{parts[0]}/{parts[1]}")
+                if attempt in wrapped or attempt in closed:
+                    continue
+                closed.add(attempt)
         if keep is None or keep(f):
             kept.append((i + 1, f))
     if backstops:
+        with_pod = {(n, t, a.partition("/")[0]) for n, t, a in wrapped | closed}
         drop = {k for k, ident in backstops if ident in with_pod}
         if drop:
             kept = [r for k, r in enumerate(kept) if k not in drop]
