@@ -242,11 +242,16 @@ def _terminal_pods(cluster: Cluster, job: Manifest,
 def wait(cluster: Cluster, job: Manifest, *, on_change: Callable[[Manifest], None] | None = None,
          on_trouble: Callable[[GridshimError, float], None] | None = None,
          on_task: Callable[[int, Outcome], None] | None = None,
-         sleep: Callable[[float], None] = time.sleep, max_delay: float = 10.0) -> Outcome:
+         sleep: Callable[[float], None] = time.sleep, max_delay: float = 10.0,
+         recorded: Callable[[str], Outcome | None] | None = None) -> Outcome:
     """Watch (not poll) the Job until it finishes; return how it ended.
 
     A Job deleted before any pod of it ran never ran ("Unable to run job"); one deleted while or
-    after it ran was killed.
+    after it ran was killed. A Job whose end cannot be read from its pods (gone with their Job, its TTL
+    passed), or that vanished while it was not watched (the watch's history since the last look
+    expired: a waiter paused for minutes), ended as RECORDED (its uid → the job's own accounting record)
+    says; without a record such a Job that was never seen running has an unknown end (UNKNOWN), never
+    "never ran".
 
     While the API cannot be reached or answers errors that say nothing about the Job (transport
     failures, 5xx and 429 after the call's retry budget, a 403 of a server that is starting), the Job
@@ -357,8 +362,12 @@ def wait(cluster: Cluster, job: Manifest, *, on_change: Callable[[Manifest], Non
                 pause(e)
                 continue
             mine = [j for j in found if not uid or (j.get("metadata") or {}).get("uid") == uid]
-            if not mine:
-                return deleted()  # gone (or replaced by another Job of the same name)
+            if not mine:  # gone (or replaced by another Job of the same name) while not watched
+                ended = recorded(uid) if recorded and uid and not array else None
+                if ended is not None:
+                    return ended
+                # seen running: judged killed, as before; never seen running, it may have run since: unknown
+                return deleted() if started or array else UNKNOWN
             current = mine[0]
             started = started or job_started(current)
             rv = list_rv or current["metadata"].get("resourceVersion", "")
@@ -380,7 +389,8 @@ def wait(cluster: Cluster, job: Manifest, *, on_change: Callable[[Manifest], Non
         return job_outcome(current, pods)
     outcome = job_outcome(current, pods)
     if outcome.exit_code is None and (started or condition(current, "Failed")):
-        return UNKNOWN  # it ran (or failed), but its pods are gone: no exit code to report
+        # it ran (or failed), but its pods are gone: its accounting record, if any, has the exit code
+        return (recorded(current["metadata"].get("uid", "")) if recorded else None) or UNKNOWN
     return outcome
 
 

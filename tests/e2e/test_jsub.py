@@ -314,14 +314,14 @@ def test_qdel_during_jsub_sync_is_the_signal_line_and_exit_1(tool: Tool, qdel: t
         assert (tool.home / "victim.err").read_text().count(line) == 1
 
 
+@pytest.mark.needs_shared_home("the exit code of a job whose pods are gone is read from the tool's accounting file")
 @pytest.mark.parametrize(("code", "seen_running"), [(3, True), (3, False), (0, False)],
                          ids=["exit3-paused-while-running", "exit3-paused-before-start", "exit0-paused-before-start"])
 def test_a_waiter_paused_past_the_ttl_never_says_unable_to_run(tool: Tool, code: int, seen_running: bool) -> None:
     """Ctrl-Z (or a loaded host) stops `jsub -sync y` while its job runs, ends, and is removed by its TTL with
-    its pods. On SIGCONT the job's end cannot be read any more: `No information available on job N's exit
-    status.`, exit 1 (qsub-behaviour §2.4 "unclear") — never `Unable to run job N` + exit 0 for a job that ran,
-    nor SIGKILL for one nobody killed. A job that ended with 0 is known from its Complete condition when the
-    waiter's watch still delivers the deletion; then it is exit 0."""
+    its pods. On SIGCONT the watch still delivers the Job's end, but its pods (the exit code) are gone: the
+    job's own accounting record gives it (before: `No information available on job N's exit status.`, exit
+    1) — never `Unable to run job N` + exit 0 for a job that ran, nor SIGKILL for one nobody killed."""
     import signal
 
     import yaml
@@ -361,8 +361,104 @@ def test_a_waiter_paused_past_the_ttl_never_says_unable_to_run(tool: Tool, code:
         waiter.kill()
     submitted = f'Your job {job_id} ("paused") has been submitted\n'
     assert "Unable to run job" not in err and "SIGKILL" not in err, err
-    if code == 0 and waiter.returncode == 0:
-        assert (out, err) == (submitted + f"Job {job_id} exited with exit code 0.\n", "")
-    else:
-        assert out == submitted, (out, err)
-        assert (waiter.returncode, err) == (1, f"No information available on job {job_id}'s exit status.\n")
+    if code == 0:
+        assert (waiter.returncode, out, err) == (0, submitted + f"Job {job_id} exited with exit code 0.\n", "")
+    else:  # the pods are gone; the job's accounting record has its exit code
+        assert (waiter.returncode, out, err) == (code, submitted, f"Job {job_id} exited with exit code {code}.\n")
+
+
+class AdminApi:
+    """The sandbox's API server through its admin kubeconfig, one kept-alive connection (http.client):
+    what kubectl does not show (a LIST's own resourceVersion; the first event of a watch) or does slowly."""
+
+    def __init__(self, sandbox: Any) -> None:
+        import base64
+        import http.client
+        import ssl
+
+        import yaml
+
+        kc = yaml.safe_load(Path(sandbox.admin_kubeconfig).read_text())
+        cl, user = kc["clusters"][0]["cluster"], kc["users"][0]["user"]
+        ctx = ssl.create_default_context(cadata=base64.b64decode(cl["certificate-authority-data"]).decode())
+        ctx.load_cert_chain(user["client-certificate"], user["client-key"])
+        host, _, port = cl["server"].removeprefix("https://").partition(":")
+        self.conn = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=30)
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+        headers = {"Content-Type": "application/merge-patch+json"} if body is not None else {}
+        self.conn.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
+        resp = self.conn.getresponse()
+        return resp.status, resp.read()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def watch_history_gone(api: AdminApi, namespace: str, rv: str) -> bool:
+    """Whether a watch of NAMESPACE's Jobs from resourceVersion RV is refused as too old (410): the API
+    server's watch cache no longer holds the history since RV."""
+    status, data = api.call("GET", f"/apis/batch/v1/namespaces/{namespace}/jobs?watch=1&resourceVersion={rv}"
+                                   "&timeoutSeconds=1")
+    first = data.split(b"\n")[0]
+    return status == 200 and first.startswith(b'{"type":"ERROR"') and b"too old resource version" in first
+
+
+@pytest.mark.needs_sandbox("patches a Job many times through the admin kubeconfig to age the API server's watch cache")
+@pytest.mark.needs_shared_home("the exit code is read from the tool's accounting file, which the job writes")
+@pytest.mark.parametrize("seen_running", [True, False], ids=["paused-while-running", "paused-before-start"])
+def test_a_waiter_paused_until_the_watch_history_is_gone_gets_the_exit_code(tool: Tool, seen_running: bool) -> None:
+    """Ctrl-Z for minutes, as the default ttl_seconds (120 s) takes: by SIGCONT the Job and its pods are gone
+    and so is the API server's watch history from where the waiter stopped (its watch is refused 410 and its
+    re-list finds nothing). That is neither "never ran" (exit 0) nor a kill: the job's own accounting record
+    says how it ended, exit 3. (The cache drops old events only when it needs room: other Jobs' updates
+    are made here until it has, as a busy cluster's would.)"""
+    import signal
+
+    import yaml
+
+    from conftest import STATE
+
+    cfg = yaml.safe_load((STATE / "gridshim.yaml").read_text())
+    cfg["ttl_seconds"] = 2
+    site = tool.home / ".site-ttl.yaml"
+    site.write_text(yaml.safe_dump(cfg))
+    site.chmod(0o644)
+    assert tool.run("qsub", "-h", "-N", "churn", "-b", "y", "/bin/true").returncode == 0  # held: never runs
+    churn = next(j["metadata"]["name"] for j in tool.kubectl_json("get", "jobs")["items"])
+    go = tool.home / "go"
+    script = write_exe(tool.home / "ends.sh", f'#!/bin/sh\nwhile [ ! -e {go} ]; do sleep 0.2; done\nexit 3\n', tool.uid)
+    api = AdminApi(tool.sandbox)
+    jobs = f"/apis/batch/v1/namespaces/{tool.namespace}/jobs"
+    waiter = waiter_as(tool, "jsub", "-sync", "y", "-stderr", "-N", "paused", str(script),
+                       env={"GRIDSHIM_CONFIG": str(site)})
+    try:
+        if seen_running:
+            job_id = tool.wait_for(lambda: running_id(tool, "paused"), timeout=90, what="the job to run")
+            time.sleep(1.0)
+        else:
+            tool.wait_for(lambda: job_objects(tool, "paused"), timeout=60, what="the Job")
+        waiter.send_signal(signal.SIGSTOP)
+        rv = json.loads(api.call("GET", jobs)[1])["metadata"]["resourceVersion"]  # the waiter's is not newer
+        assert rv, "a LIST's resourceVersion"
+        if not seen_running:
+            job_id = tool.wait_for(lambda: running_id(tool, "paused"), timeout=90, what="the job to run")
+        go.touch()
+        tool.wait_for(lambda: not job_objects(tool, "paused") and not tool.kubectl_json("get", "pods")["items"],
+                      timeout=90, what="the TTL to remove the Job and its pods")
+        deadline = time.monotonic() + 900
+        n = 0
+        while not watch_history_gone(api, tool.namespace, rv):
+            assert time.monotonic() < deadline, f"the watch history since {rv} is still there after {n} updates"
+            for _ in range(200):
+                n += 1
+                assert api.call("PATCH", f"{jobs}/{churn}", {"metadata": {"annotations": {"churn": str(n)}}})[0] == 200
+            time.sleep(5)
+        waiter.send_signal(signal.SIGCONT)
+        out, err = waiter.communicate(timeout=120)
+    finally:
+        api.close()
+        waiter.send_signal(signal.SIGCONT)
+        waiter.kill()
+    assert (waiter.returncode, out, err) == (3, f'Your job {job_id} ("paused") has been submitted\n',
+                                             f"Job {job_id} exited with exit code 3.\n")

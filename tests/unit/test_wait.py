@@ -224,3 +224,70 @@ def test_a_job_unchanged_for_longer_than_the_watch_window_is_still_waited_for() 
     api.compact()  # the window has moved past the Job's last change
     api.then(lambda: api.finish("j", 0))
     assert lines(ops.wait(api, job, sleep=lambda s: None))[2] == 0
+
+
+# -- issue 12 item 3: a Job gone while the waiter did not look; its accounting record ---------------------
+
+
+def vanished_unseen(api: FakeApi, *, ran: bool) -> dict[str, Any]:
+    """The wait's view when a paused waiter comes back: the watch history is gone (410) and the re-list
+    finds no Job (it ran or not, ended and its TTL removed it). Returns the Job as the waiter last saw it."""
+    submitted(api)
+    seen = api.stored("Job", "j")
+    if ran:
+        api.start("j")
+        seen = api.stored("Job", "j")
+    api.before("list", lambda: api.unseen(gone=("Job", "j")), kind="Job")
+    api.compact()
+    return seen
+
+
+def test_a_job_gone_unseen_that_was_never_seen_running_is_unknown_not_never_ran() -> None:
+    """Before: `Unable to run job N`, exit 0, for a job that had run and failed while its waiter was paused."""
+    api = FakeApi()
+    job = vanished_unseen(api, ran=False)
+    assert lines(ops.wait(api, job, sleep=lambda s: None)) == (
+        None, "No information available on job 4242's exit status.", 1)
+
+
+@pytest.mark.parametrize("ran", [True, False])
+def test_a_job_gone_unseen_ended_as_its_accounting_record_says(ran: bool) -> None:
+    api = FakeApi()
+    job = vanished_unseen(api, ran=ran)
+    asked: list[str] = []
+
+    def recorded(uid: str) -> ops.Outcome | None:
+        asked.append(uid)
+        return ops.Outcome(exit_code=3)
+
+    assert lines(ops.wait(api, job, sleep=lambda s: None, recorded=recorded)) == (
+        None, "Job 4242 exited with exit code 3.", 3)
+    assert asked == [job["metadata"]["uid"]]
+
+
+def test_pods_gone_and_a_record_gives_the_exit_code_and_no_record_stays_no_information() -> None:
+    for record, want in ((ops.Outcome(exit_code=5), (None, "Job 4242 exited with exit code 5.", 5)),
+                         (None, (None, "No information available on job 4242's exit status.", 1))):
+        api = FakeApi()
+        job = submitted(api)
+        api.then(lambda: api.set_status("Job", "j", failed=1, conditions=FAILED))  # no pod left to read
+        assert lines(ops.wait(api, job, recorded=lambda uid, r=record: r)) == want
+
+
+def test_recorded_outcome_reads_the_last_attempt_of_that_job_from_the_accounting_file(tmp_path: Any) -> None:
+    from gridshim import accounting
+    from gridshim.cli.jsub import recorded_outcome
+
+    def rec(job_uid: str, end: int, code: int) -> str:
+        return accounting.format_line(accounting.Record(job_name="x", job_number=4242, end_time=end,
+                                                        exit_status=code, attempt=f"{job_uid}/pod{end}")) + "\n"
+
+    (tmp_path / ".gridshim").mkdir()
+    (tmp_path / ".gridshim" / "accounting").write_text(rec("u1", 10, 2) + rec("u2", 11, 4) + rec("u1", 12, 137))
+    environ = {"HOME": str(tmp_path), "GRIDSHIM_CONFIG": str(tmp_path / "none.yaml")}
+    (tmp_path / "none.yaml").write_text("images: {default: x}\n")
+    assert recorded_outcome(environ, "u1") == ops.Outcome(exit_code=137, signal_name="SIGKILL", reason="accounting")
+    assert recorded_outcome(environ, "u2") == ops.Outcome(exit_code=4, reason="accounting")
+    assert recorded_outcome(environ, "u3") is None and recorded_outcome(environ, "") is None
+    (tmp_path / "none.yaml").write_text("images: {default: x}\naccounting_file: null\n")  # accounting off
+    assert recorded_outcome(environ, "u1") is None

@@ -35,6 +35,8 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from gridshim.status import Outcome
+
 HELP_TEXT = """\
 {usage}
 
@@ -241,7 +243,8 @@ def wait_for_job(env: Env, cluster: object, req: JobRequest, manifest: dict,
         with LiveStatus(env, f"{label}: qw — waiting for it to finish (Ctrl-C deletes the job)") as live:
             job = find()
             show(job)
-            return ops.wait(cluster, job, on_change=show, on_trouble=trouble, on_task=on_task)  # type: ignore[arg-type]
+            return ops.wait(cluster, job, on_change=show, on_trouble=trouble, on_task=on_task,  # type: ignore[arg-type]
+                            recorded=lambda uid: recorded_outcome(env.environ, uid))
     except KeyboardInterrupt:
         try:
             cluster.delete("Job", (job or {}).get("metadata", {}).get("name") or name,  # type: ignore[attr-defined]
@@ -250,6 +253,39 @@ def wait_for_job(env: Env, cluster: object, req: JobRequest, manifest: dict,
             pass
         interrupted()
         return None
+
+
+def recorded_outcome(environ: dict[str, str], job_uid: str) -> Outcome | None:
+    """How the Job of uid JOB_UID ended according to the tool's accounting file (its wrapper appends a
+    record when the program ends: docs/qacct.md), for a -sync wait whose Job and pods are gone (ops.wait's
+    RECORDED): the last attempt's exit status, a signal for 129-192. None without a file, a record of that
+    Job, or accounting (site `accounting_file: null`)."""
+    import signal  # noqa: PLC0415
+
+    from gridshim import accounting  # noqa: PLC0415
+    from gridshim.status import Outcome  # noqa: PLC0415
+
+    try:
+        path = accounting.path_for(accounting.site_setting(environ), accounting.home_of(environ))
+        if not path or not job_uid:
+            return None
+        with open(path, "rb") as f:
+            text = accounting.read_text(f.read())
+    except (OSError, GridshimError):
+        return None
+    ours = [accounting.from_fields(fields) for _, fields in accounting.scan(
+        text, keep=lambda f: len(f) > 45 and accounting.attempt_parts(f[45])[0] == job_uid)]
+    records = [r for r in ours if r is not None]
+    if not records:
+        return None
+    code = max(records, key=lambda r: r.end_time).exit_status
+    sig = None
+    if 128 < code < 193:
+        try:
+            sig = signal.Signals(code - 128).name
+        except ValueError:
+            sig = None
+    return Outcome(exit_code=code, signal_name=sig, reason="accounting")
 
 
 def _sync(env: Env, prog: str, cluster: object, req: JobRequest, manifest: dict, *, err_path: str,
