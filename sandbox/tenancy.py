@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -287,6 +288,10 @@ def write_home(home: Path, *, uid: int, cert: bytes, key: bytes, kubeconfig: dic
     """A tool's home as Toolforge makes it: ~/.toolskube/client.{crt,key} (0400) and ~/.kube/config
     (0600) naming them as ../.toolskube/…, all owned by the tool's uid; the home itself 0775."""
     kube, certs = home / ".kube", home / ".toolskube"
+    if os.geteuid() == 0 and home.exists() and home.stat().st_uid != uid:
+        # a home left by an earlier life of the sandbox, when this name had another uid: the new tool
+        # must not inherit files it cannot write (its ~/.gridshim, its output files)
+        shutil.rmtree(home)
     for d in (home, kube, certs):
         d.mkdir(parents=True, exist_ok=True)
     (certs / "client.crt").write_bytes(cert)
