@@ -329,11 +329,13 @@ PEAK = "/sys/fs/cgroup/memory.peak"  # the container's peak memory, as the wrapp
 
 
 def run_with_mail(tmp_path: Path, *argv: str, preset: Preset = Preset.JSUB, mailer: str | None = None,
-                  edit: tuple[str, str] | None = None, peak: int | None = None) -> tuple[int, list[str], dict[str, str]]:
+                  edit: tuple[str, str] | None = None, peak: int | None = None,
+                  stop_when: Path | None = None) -> tuple[int, list[str], dict[str, str]]:
     """Render the job at a site whose mail command is a fake sendmail that keeps each message in a file,
     run its container's command and env as the kubelet would ($$ → $), and return the exit status, the
     messages (times replaced by <T>, in the order sent) and the env. PEAK: the container's memory.peak
-    (None: the machine has none, as a node without cgroup v2)."""
+    (None: the machine has none, as a node without cgroup v2). STOP_WHEN: once this file exists, the wrapper
+    gets a TERM, as qdel, jstop and h_rt send it."""
     import re
     import time
 
@@ -355,7 +357,16 @@ def run_with_mail(tmp_path: Path, *argv: str, preset: Preset = Preset.JSUB, mail
     assert PEAK in cmd[2]
     cmd[2] = cmd[2].replace(PEAK, str(tmp_path / "memory.peak"))
     run_env = {**env, "PATH": os.environ["PATH"], "JOB_ID": "4242", "HOSTNAME": "node01.example.org"}
-    rc = subprocess.run(cmd, cwd=tmp_path, env=run_env, timeout=60).returncode
+    if stop_when is None:
+        rc = subprocess.run(cmd, cwd=tmp_path, env=run_env, timeout=60).returncode
+    else:
+        proc = subprocess.Popen(cmd, cwd=tmp_path, env=run_env, start_new_session=True)
+        deadline = time.monotonic() + 20
+        while not stop_when.exists():
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        proc.terminate()
+        rc = proc.wait(timeout=60)
     time.sleep(0.2)  # a Started mail of a job that never asked to wait for it
     # dates, and the durations a loaded machine can stretch past a second, are not what is checked here
     mails = [re.sub(DURATION, r"\1 = 00:00:0x", re.sub(TIME, "<T>", p.read_text()))
@@ -404,6 +415,19 @@ def test_mail_letters_choose_the_mails(tmp_path: Path, events: str, program: str
             "Aborted": lambda rc, sig, num: ABORTED.format(to=to, rc=rc, sig=sig, num=num)}
     assert mails == [want[e[0]](*e[1:]) for e in expected]
     assert rc == (expected[0][1] if expected and expected[0][0] == "Aborted" else int(program.split()[-1]))
+
+
+@pytest.mark.parametrize("program,rc", [("sleep 30", 143), ("trap 'exit 0' TERM; sleep 30 & wait", 0)])
+def test_a_job_stopped_from_outside_mails_sges_kill_as_its_record_says(tmp_path: Path, program: str,
+                                                                       rc: int) -> None:
+    """qdel, jstop and h_rt reach the wrapper as a TERM; SGE killed such a job with SIGKILL, and its
+    accounting record says 137 (qacct.md): the Aborted mail says the same, whatever the program made of
+    the TERM (the wrapper's own exit status stays the program's)."""
+    ready = tmp_path / "ready"
+    got, mails, _ = run_with_mail(tmp_path, "-m", "ae", "/bin/sh", "-c", f": >{ready}; {program}",
+                                  stop_when=ready)
+    assert got == rc
+    assert mails == [ABORTED.format(to="tools.demo@toolforge.org", rc=137, sig="KILL", num=9)]
 
 
 @pytest.mark.parametrize("argv", [["-m", "n"], ["-m", "s"], ["-m", "ben"], [], ["-M", "x@example.org"]])

@@ -200,6 +200,7 @@ m_mem() { awk -v b="$1" 'BEGIN { if (b + 0 <= 0) { print "NA"; exit }
                                  for (i = 1; i <= n && b >= 1024; i++) { b /= 1024; u = s[i] }
                                  printf "%.3f%s\n", b, u }'; }
 m_end() {  # $1 the wrapper's exit status: Complete (e) unless the program died through a signal: Aborted (a or e)
+    m_rc=$1; [ -n "$stop" ] && m_rc=137  # stopped from outside (qdel, jstop, h_rt): SGE's SIGKILL, as the record
     m_now=$(date '+%s %m/%d/%Y %H:%M:%S'); m_t1=${m_now%% *}; m_now=${m_now#* }
     times >"$TMPDIR.times" 2>/dev/null  # line 2: the children's user and system time, as 1m2.50s
     m_c=$(awk 'NR == 2 { split($1, a, "m"); split($2, b, "m"); u = a[1] * 60 + a[2]; s = b[1] * 60 + b[2]
@@ -216,10 +217,10 @@ MAIL_EOF
  Host             = $m_host
  Start Time       = $m_start
  End Time         = $m_now"
-    if [ "$1" -gt 128 ]; then
+    if [ "$m_rc" -gt 128 ]; then
         case $m_ev in *[ae]*) ;; *) return 0;; esac
-        m_sig=$(( $1 - 128 )); m_sn=$(kill -l "$m_sig" 2>/dev/null) || m_sn=$m_sig
-        m_send "$m_job Aborted" " Exit Status      = $1
+        m_sig=$(( m_rc - 128 )); m_sn=$(kill -l "$m_sig" 2>/dev/null) || m_sn=$m_sig
+        m_send "$m_job Aborted" " Exit Status      = $m_rc
  Signal           = $m_sn
 $m_at
  CPU              = $(m_hms "$m_cpu")
@@ -234,7 +235,7 @@ job ${JOB_ID:-0}.${t_id:-1} died through signal $m_sn ($m_sig)"
  Wallclock Time   = $(m_hms $(( m_t1 - m_t0 )))
  CPU              = $(m_hms "$m_cpu")
  Max vmem         = $m_vmem
- Exit Status      = $1"
+ Exit Status      = $m_rc"
     fi
     m_wait
 }
