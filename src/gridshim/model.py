@@ -64,7 +64,8 @@ class JobRequest:
     image: str
     release: str | None = None
     queue: str = "task"
-    wall_seconds: int | None = None  # -l h_rt
+    wall_seconds: int | None = None  # -l h_rt (qsub: the earlier of h_rt and s_rt + the queue's notify time)
+    soft_seconds: int | None = None  # -l s_rt before h_rt: the wrapper sends SIGUSR1 this long after the start
     schedule: str | None = None  # SCHEDULED only: the cron line Kubernetes runs
     schedule_text: str | None = None  # the schedule as the user typed it (@daily …)
     timezone: str | None = None

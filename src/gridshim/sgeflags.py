@@ -449,7 +449,7 @@ def fold(events: list[Event], *, environ: dict[str, str], default_mem: int) -> G
     if m.mail:
         opts = replace(opts, mail_events=m.mail)
     opts = _memory(opts, m.resources, default_mem=default_mem)
-    return replace(opts, env=tuple(m.env.items()), sge=m.extra)
+    return replace(opts, env=tuple(m.env.items()), sge={**m.extra, **opts.sge})  # opts.sge: _memory's h_rt, s_rt
 
 
 # How qsub prints an error, by where the option came from (qsub-behaviour §2.2).
@@ -614,18 +614,32 @@ def _memory(opts: GridOptions, resources: dict[str, str], *, default_mem: int) -
         else:
             rest.append((name, val))
     if limits:
-        opts = replace(opts, wall_seconds=wall_clock_limit(limits.get("h_rt"), limits.get("s_rt")))
+        h_rt, s_rt = limits.get("h_rt"), limits.get("s_rt")
+        # h_rt and s_rt as asked (None: not given or INFINITY), for the record qstat -j and -r show
+        opts = replace(opts, wall_seconds=wall_clock_limit(h_rt, s_rt),
+                       sge={**opts.sge, "h_rt": h_rt, "s_rt": s_rt, "soft_seconds": soft_warning(h_rt, s_rt)})
     return replace(opts, mem=limit, mem_request=request, resources=tuple(rest))
 
 
-def wall_clock_limit(h_rt: int | None, s_rt: int | None) -> int | None:
-    """When the job is stopped, from -l h_rt and -l s_rt (None: not given, or INFINITY).
+# queue_conf(5)'s `notify` of SGE's queue template (00:00:60, sge_cqueue.c): how long after s_rt's
+# SIGUSR1 the kill follows.
+QUEUE_NOTIFY_DEFAULT = 60
 
-    SGE 8.1.9's execd (execd_ck_to_do.c, do_ck_to_do) keeps two clocks: at h_rt it sends SIGKILL; at
-    s_rt it sends SIGUSR1 (again every 90 s), whose default action ends a program that does not catch
-    it (queue_conf(5) adds a kill after the notify time, which that code does not do).
-    gridshim has one clock (activeDeadlineSeconds) and sends no SIGUSR1, so the job is stopped at the
-    earlier of the two, as a job that does not catch SIGUSR1 ended on the grid; INFINITY is no limit
-    of its own (`h_rt=INFINITY,s_rt=100` stops at 100 s). docs/qsub.md "Resources"."""
-    given = [t for t in (h_rt, s_rt) if t is not None]
+
+def wall_clock_limit(h_rt: int | None, s_rt: int | None) -> int | None:
+    """When the job is stopped (activeDeadlineSeconds), from -l h_rt and -l s_rt (None: not given, or
+    INFINITY, which is no limit of its own).
+
+    qsub-behaviour §1.7: past h_rt the job is killed; past s_rt it gets SIGUSR1 (the wrapper sends it,
+    soft_warning) and is killed once the queue's notify time has passed. So the deadline is the earlier
+    of h_rt and s_rt + QUEUE_NOTIFY_DEFAULT. docs/qsub.md "Resources"."""
+    given = [t for t in (h_rt, None if s_rt is None else s_rt + QUEUE_NOTIFY_DEFAULT) if t is not None]
     return min(given) if given else None
+
+
+def soft_warning(h_rt: int | None, s_rt: int | None) -> int | None:
+    """Seconds after the program starts at which the wrapper sends it SIGUSR1 (s_rt), or None: no s_rt,
+    or h_rt kills the job first (s_rt not earlier than h_rt)."""
+    if s_rt is None or (h_rt is not None and s_rt >= h_rt):
+        return None
+    return s_rt

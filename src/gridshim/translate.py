@@ -19,7 +19,7 @@ from gridshim.gridflags import GridOptions
 from gridshim.model import JobKind, JobRequest, Preset
 from gridshim.record import field, record
 from gridshim.render.labels import job_id_for
-from gridshim.sgeflags import MAX_AJ_TASKS, Rejected
+from gridshim.sgeflags import MAX_AJ_TASKS, QUEUE_NOTIFY_DEFAULT, Rejected
 from gridshim.tasks import ids as task_ids
 from gridshim.text import shown
 
@@ -444,8 +444,13 @@ def translate(
         raise GridshimError(text, hint="use a crontab line (crontab -e) for far-off starts")
     if opts.wall_seconds is not None and opts.wall_seconds > MAX_WALL_SECONDS:
         text = f"h_rt={opts.wall_seconds} is more than the {MAX_WALL_SECONDS} seconds Kubernetes can enforce"
+        limit = "h_rt"
+        if qsub and sge.get("s_rt") is not None and sge.get("h_rt") != opts.wall_seconds:  # s_rt's deadline
+            text = (f"s_rt={sge['s_rt']} and the {QUEUE_NOTIFY_DEFAULT} seconds before its kill are more than the "
+                    f"{MAX_WALL_SECONDS} seconds Kubernetes can enforce")
+            limit = "s_rt"
         if qsub:
-            raise Rejected(f"job rejected: {text}; use h_rt=INFINITY for no limit")
+            raise Rejected(f"job rejected: {text}; use {limit}=INFINITY for no limit")
         raise UsageError(f"argument -l: {text}; leave h_rt out for no limit")
     for path in {stdout, stderr}:
         if RUNTIME_JOB_ID not in path:
@@ -466,8 +471,11 @@ def translate(
         options.update(dialect="qsub", slots=slots, pe=list(pe) if pe else None, shell=sge.get("shell"),
                        args=list(opts.args),
                        binary=bool(opts.binary), script_file=sge.get("script_file"),
+                       wall_seconds=sge.get("h_rt", opts.wall_seconds),  # h_rt as asked, not the deadline
                        **{k: sge[k] for k in ("account", "project", "priority", "notify", "rerun", "hold",
                                               "jobshare", "queues", "tc", "hold_jid", "hold_jid_ad") if k in sge})
+        if sge.get("s_rt") is not None:
+            options["s_rt"] = sge["s_rt"]
         if tasks:
             options["tasks"] = list(tasks)
     argv = _job_argv(opts, program=program, shell=shell, qsub=qsub, shell_path=shell_path,
@@ -479,7 +487,7 @@ def translate(
         command_line=command_line or shlex.join(argv), mem_bytes=mem, once=once,
         stdout=stdout, stderr=stderr, merge=opts.join, stdin=stdin, workdir=workdir, home=host.home,
         env=tuple(env.items()), umask=umask, image=settings.image_for(opts.release), release=opts.release,
-        queue=queue, wall_seconds=opts.wall_seconds, schedule=schedule, schedule_text=schedule_text,
+        queue=queue, wall_seconds=opts.wall_seconds, soft_seconds=sge.get("soft_seconds"), schedule=schedule, schedule_text=schedule_text,
         timezone=timezone, uid=host.uid, token=host.token, options=options, not_before=not_before,
         job_id=job_id, cpus=slots if qsub and slots > 1 else None, script_text=script_text,
         notify=bool(sge.get("notify")), held=bool(sge.get("hold")),

@@ -195,13 +195,30 @@ def test_qalter_h_rt_is_the_deadline_in_place_and_memory_replaces_a_held_job(tmp
     assert j["metadata"]["annotations"][D.A_HOLD] == "u"
 
 
-def test_qalter_s_rt_and_h_rt_stop_at_the_earlier_as_qsub_does(tmp_path: Path) -> None:
+def test_qalter_h_rt_and_s_rt_give_qsubs_deadline_but_cannot_add_or_move_the_sigusr1(tmp_path: Path) -> None:
+    """The deadline is qsub's (sgeflags.wall_clock_limit: h_rt, or s_rt + the queue's notify time); s_rt's
+    SIGUSR1 is sent by the job's pod, which cannot change: an -l that would add, move or drop it is refused."""
     s = GridApi()
     s.add_job(1111111, "h", options={"mem": 536870912})  # the default memory: only the deadline changes
-    for spec, deadline in (("s_rt=100,h_rt=600", 100), ("h_rt=INFINITY,s_rt=90", 90), ("h_rt=0:2:0", 120)):
+    for spec, deadline in (("h_rt=0:2:0", 120), ("h_rt=600,s_rt=900", 600), ("s_rt=100,h_rt=60", 60)):
         code, out, _ = qalter(tmp_path, ["-l", spec, "1111111"], s)
         assert (code, out) == (0, "modified hard resource list of job 1111111\n"), spec
         assert s.job(1111111)["spec"]["activeDeadlineSeconds"] == deadline, spec
+    for spec in ("s_rt=100,h_rt=600", "h_rt=INFINITY,s_rt=90"):  # would need a SIGUSR1 the pod does not send
+        code, out, _ = qalter(tmp_path, ["-l", spec, "1111111"], s)
+        assert (code, out) == (1, "denied: gridshim cannot change when job 1111111 gets s_rt's SIGUSR1 (its pod "
+                                  "sends it, and Kubernetes does not let a Job's pod change): qdel it and qsub it "
+                                  "again\n"), spec
+        assert s.job(1111111)["spec"]["activeDeadlineSeconds"] == 60, spec  # unchanged
+    s.add_job(2222222, "s", options={"mem": 536870912, "dialect": "qsub", "wall_seconds": 600, "s_rt": 100})
+    code, out, _ = qalter(tmp_path, ["-l", "s_rt=100,h_rt=1200", "2222222"], s)
+    assert (code, out) == (0, "modified hard resource list of job 2222222\n")
+    j = s.job(2222222)
+    assert j["spec"]["activeDeadlineSeconds"] == 160  # s_rt's SIGUSR1 at 100 s, the kill 60 s later
+    assert (L.options_of(j["metadata"])["wall_seconds"], L.options_of(j["metadata"])["s_rt"]) == (1200, 100)
+    for spec in ("h_rt=1200", "s_rt=50,h_rt=1200"):  # drops or moves the SIGUSR1 its pod sends at 100 s
+        assert qalter(tmp_path, ["-l", spec, "2222222"], s)[0] == 1, spec
+    assert s.job(2222222)["spec"]["activeDeadlineSeconds"] == 160
 
 
 def test_qalter_never_loses_a_job_released_while_it_was_being_replaced(tmp_path: Path) -> None:

@@ -971,34 +971,67 @@ class TestResources:
         _, job = self.resources("-l", f"h_rt={value}")
         assert job["spec"].get("activeDeadlineSeconds") == seconds
 
-    @pytest.mark.parametrize("resources,seconds", [
-        ("s_rt=100", 100),  # s_rt alone: SIGUSR1 at 100 s ended a job that does not catch it
-        ("s_rt=INFINITY", None),
-        ("h_rt=60", 60),  # h_rt alone
-        ("h_rt=INFINITY", None),
-        ("h_rt=INFINITY,s_rt=100", 100),  # INFINITY is no limit of its own: s_rt still applies
-        ("s_rt=100,h_rt=INFINITY", 100),
-        ("h_rt=60,s_rt=100", 60),  # both: the earlier one, in either order
-        ("s_rt=100,h_rt=60", 60),
-        ("h_rt=200,s_rt=100", 100),
-        ("s_rt=100,h_rt=200", 100),
-        ("h_rt=INFINITY,s_rt=INFINITY", None),
+    @pytest.mark.parametrize("resources,deadline,usr1", [
+        ("s_rt=100", 160, 100),  # s_rt alone: SIGUSR1 at 100 s, the kill once the queue's notify time (60 s) passed
+        ("s_rt=INFINITY", None, None),
+        ("h_rt=60", 60, None),  # h_rt alone
+        ("h_rt=INFINITY", None, None),
+        ("h_rt=INFINITY,s_rt=100", 160, 100),  # INFINITY is no limit of its own: s_rt still applies
+        ("s_rt=100,h_rt=INFINITY", 160, 100),
+        ("h_rt=60,s_rt=100", 60, None),  # h_rt first: it kills before any SIGUSR1, in either order
+        ("s_rt=100,h_rt=60", 60, None),
+        ("h_rt=100,s_rt=100", 100, None),
+        ("h_rt=200,s_rt=100", 160, 100),
+        ("s_rt=100,h_rt=200", 160, 100),
+        ("h_rt=120,s_rt=100", 120, 100),  # the kill at h_rt, before s_rt's notify time is over
+        ("h_rt=INFINITY,s_rt=INFINITY", None, None),
     ])
-    def test_h_rt_and_s_rt(self, resources: str, seconds: int | None) -> None:
-        """sgeflags.wall_clock_limit: SGE's execd keeps both clocks (SIGKILL at h_rt, SIGUSR1 at s_rt);
-        the Job is stopped at the earlier one (docs/qsub.md "Resources")."""
-        _, job = self.resources("-l", resources)
-        assert job["spec"].get("activeDeadlineSeconds") == seconds
+    def test_h_rt_and_s_rt(self, resources: str, deadline: int | None, usr1: int | None) -> None:
+        """qsub-behaviour §1.7: SIGKILL past h_rt; SIGUSR1 past s_rt (the wrapper sends it, usr1 seconds after
+        the program starts) and the kill once the notify time has passed (docs/qsub.md "Resources")."""
+        p = qplan(["-l", resources, "run.sh"], RUN)
+        job = job_of(p)
+        assert job["spec"].get("activeDeadlineSeconds") == deadline
+        assert p.request.soft_seconds == usr1
+        script = container(job)["command"][2]
+        assert ("kill -USR1 $$$$" in script) is (usr1 is not None)  # $$: escape_expansion's doubling
+        if usr1 is not None:
+            assert f"sleep {usr1} " in script
+
+    @pytest.mark.parametrize("resources,shown", [
+        ("h_rt=200,s_rt=100", ["h_rt=200", "s_rt=100"]),  # h_rt as asked, not the deadline (160)
+        ("s_rt=100", ["s_rt=100"]),
+        ("h_rt=60", ["h_rt=60"]),
+        ("h_rt=INFINITY,s_rt=100", ["s_rt=100"]),
+        ("h_rt=0:1:0,s_rt=0:2:0", ["h_rt=60", "s_rt=120"]),
+    ])
+    def test_qstat_shows_h_rt_and_s_rt_as_asked(self, resources: str, shown: list[str]) -> None:
+        from gridshim.output import plain, xml
+        from gridshim.status import rows_from_objects
+
+        (row,) = rows_from_objects([job_of(qplan(["-l", resources, "run.sh"], RUN))], [], [], now=1_800_000_000.0)
+        assert [r for r in plain.requested(row) if r.startswith(("h_rt=", "s_rt="))] == shown
+        assert [f"{n}={v}" for n, v, _ in xml._requests(row) if n in ("h_rt", "s_rt")] == shown
 
     def test_h_rt_and_s_rt_from_different_sources(self) -> None:
         p = qplan(["-l", "h_rt=INFINITY", "job.sh"], with_script("#$ -l s_rt=30\n"))
-        assert p.request.wall_seconds == 30
+        assert (p.request.wall_seconds, p.request.soft_seconds) == (90, 30)
         p = qplan(["-l", "s_rt=INFINITY", "job.sh"], with_script("#$ -l s_rt=30,h_rt=90\n"))
-        assert p.request.wall_seconds == 90  # the command line's s_rt replaced the script's (keyed by name)
+        assert (p.request.wall_seconds, p.request.soft_seconds) == (90, None)  # the command line's s_rt won
 
     def test_bad_s_rt(self, cli: QsubCLI) -> None:
         r = dry(cli, "-l", "s_rt=soon", "run.sh")
         assert (r.rc, r.err) == (1, 'Unable to run job: wrong type in "s_rt=soon" - time expected\nExiting.\n')
+
+    def test_a_deadline_kubernetes_cannot_enforce_names_the_limit_it_came_from(self, cli: QsubCLI) -> None:
+        r = dry(cli, "-l", "s_rt=2147483600", "run.sh")  # + the 60 s notify time: past 2**31 - 1
+        assert (r.rc, r.err) == (1, "Unable to run job: job rejected: s_rt=2147483600 and the 60 seconds before its "
+                                    "kill are more than the 2147483647 seconds Kubernetes can enforce; use "
+                                    "s_rt=INFINITY for no limit\nExiting.\n")
+        r = dry(cli, "-l", "s_rt=100,h_rt=2147483648", "run.sh")
+        assert r.rc == 0, r.err  # the deadline is s_rt's 160 s
+        r = dry(cli, "-l", "h_rt=2147483648", "run.sh")
+        assert "job rejected: h_rt=2147483648 is more than" in r.err
 
     @pytest.mark.parametrize("short,long", [("mf", "mem_free"), ("vf", "virtual_free"), ("s", "slots")])
     def test_shortcuts_of_the_stock_complexes(self, short: str, long: str) -> None:

@@ -489,3 +489,79 @@ def test_mail_header_fields_stay_one_line_and_dollars_survive_the_kubelet() -> N
     (job,) = render(req, Settings(images=SETTINGS.images, mail_command="sendmail -t -i -f $ADMIN"))
     env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["GRIDSHIM_MAIL"].splitlines()[1] == "sendmail -t -i -f $$ADMIN"
+
+
+USR1_AWARE = ("import signal, sys, time, pathlib\n"
+              "out = pathlib.Path(sys.argv[1])\n"
+              "def usr1(*_):\n"
+              "    with out.open('a') as f: f.write(f'USR1 {time.time() - start:.3f}\\n')\n"
+              "    sys.exit(5)\n"
+              "signal.signal(signal.SIGUSR1, usr1)\n"
+              "start = time.time()\n"
+              "time.sleep(30)\n"
+              "sys.exit(9)\n")
+
+
+def _soft(req, seconds: int):  # type: ignore[no-untyped-def]
+    from gridshim.record import replace
+
+    return replace(req, soft_seconds=seconds)  # as translate sets it from qsub's -l s_rt (test_qsub.py)
+
+
+def test_s_rt_sends_sigusr1_to_the_program_and_keeps_its_exit_status(tmp_path: Path) -> None:
+    """-l s_rt (qsub-behaviour §1.7): SIGUSR1 s_rt seconds after the program starts; what the program makes
+    of it is its own: here it exits 5, the wrapper's exit status."""
+    import sys
+    import time
+
+    marker = tmp_path / "m"
+    req = _soft(request("-o", str(tmp_path / "o"), "-e", str(tmp_path / "e"), sys.executable, "-c", USR1_AWARE,
+                        str(marker)), 1)
+    t0 = time.monotonic()
+    assert subprocess.run(wrap_command(req), cwd=tmp_path, timeout=20).returncode == 5
+    took = time.monotonic() - t0
+    (line,) = marker.read_text().splitlines()
+    after = float(line.split()[1])
+    assert 0.8 <= after <= 3 and took < 5, (after, took)  # ~1 s after the start, not at the program's 30 s
+    assert (tmp_path / "e").read_text() == ""
+
+
+def test_s_rt_sleeper_never_outlives_the_program(tmp_path: Path) -> None:
+    """A program that ends before s_rt: the wrapper exits with its status at once and leaves no sleeper
+    behind (nor a SIGUSR1 for a pid that may be reused)."""
+    import time
+
+    req = _soft(request("-o", str(tmp_path / "o"), "-e", str(tmp_path / "e"), "/bin/sh", "-c", "exit 7"), 4243)
+    for _ in range(20):  # the program ends at once: the sleeper is ended while it is still starting
+        t0 = time.monotonic()
+        assert subprocess.run(wrap_command(req), cwd=tmp_path, timeout=20).returncode == 7
+        assert time.monotonic() - t0 < 3
+    left = subprocess.run(["pgrep", "-f", "-x", "sleep 4243"], capture_output=True, text=True)
+    assert left.stdout == "", left.stdout
+    assert (tmp_path / "e").read_text() == ""
+
+
+def test_s_rt_clock_starts_again_with_each_attempt_of_a_continuous_job(tmp_path: Path) -> None:
+    """The wrapper's SIGUSR1 comes s_rt after each start of the program (SGE's execd counts from the start of
+    the run); a continuous job's respawn is a new start."""
+    import signal
+    import sys
+    import time
+
+    from gridshim.render.command import RESPAWN_DELAY
+
+    marker = tmp_path / "m"
+    req = _soft(request("-o", str(tmp_path / "o"), "-e", str(tmp_path / "e"), sys.executable, "-c", USR1_AWARE,
+                        str(marker), preset=Preset.JSTART), 1)
+    proc = subprocess.Popen(wrap_command(req), cwd=tmp_path, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 2 * (RESPAWN_DELAY + 1) + 10
+        while not marker.exists() or len(marker.read_text().splitlines()) < 2:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+    for line in marker.read_text().splitlines()[:2]:
+        assert 0.8 <= float(line.split()[1]) <= 3, line
+    assert "exited with code 5. Respawning..." in (tmp_path / "e").read_text()

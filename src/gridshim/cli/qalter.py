@@ -334,9 +334,21 @@ class HelpRequested(Exception):
     pass
 
 
-def _memory_and_wall(pairs: list[tuple[str, str]], *, slots: int, default_mem: int) -> tuple[int, int | None, bool]:
-    """-l pairs → (memory limit in bytes, h_rt seconds or None, whether memory was named)."""
-    from gridshim.sgeflags import SHORTCUTS, parse_memory, parse_time, wall_clock_limit  # noqa: PLC0415
+@dataclass
+class _Limits:
+    """What qalter's -l asks for: memory and the wall-clock limits, as qsub reads them."""
+
+    mem: int  # bytes
+    named: bool  # whether a memory resource was named
+    h_rt: int | None  # as asked (None: not given, or INFINITY)
+    s_rt: int | None
+    deadline: int | None  # activeDeadlineSeconds (sgeflags.wall_clock_limit)
+    soft: int | None  # when the wrapper sends SIGUSR1 (sgeflags.soft_warning)
+
+
+def _memory_and_wall(pairs: list[tuple[str, str]], *, slots: int, default_mem: int) -> _Limits:
+    """-l pairs → the memory limit in bytes and the wall-clock limits."""
+    from gridshim.sgeflags import SHORTCUTS, parse_memory, parse_time, soft_warning, wall_clock_limit  # noqa: PLC0415
 
     mem, named = None, False
     limits: dict[str, int | None] = {}
@@ -354,8 +366,19 @@ def _memory_and_wall(pairs: list[tuple[str, str]], *, slots: int, default_mem: i
                 limits[name] = parse_time(value)
             except ValueError:
                 raise UsageError(f'ERROR! wrong type in "{name}={control.shown(value)}" - time expected') from None
-    wall = wall_clock_limit(limits.get("h_rt"), limits.get("s_rt"))
-    return (mem if mem is not None else default_mem), wall, named
+    h_rt, s_rt = limits.get("h_rt"), limits.get("s_rt")
+    return _Limits(mem=mem if mem is not None else default_mem, named=named, h_rt=h_rt, s_rt=s_rt,
+                   deadline=wall_clock_limit(h_rt, s_rt), soft=soft_warning(h_rt, s_rt))
+
+
+def _check_soft_limit(jid: int, limits: _Limits, options: dict[str, Any]) -> None:
+    """s_rt's SIGUSR1 is sent by the job's wrapper, part of the pod template, which Kubernetes does not let
+    change: qalter may change h_rt and the deadline, but not when (or whether) the SIGUSR1 comes."""
+    from gridshim.sgeflags import soft_warning  # noqa: PLC0415
+
+    if limits.soft != soft_warning(options.get("wall_seconds"), options.get("s_rt")):
+        raise AlterRefused(f"denied: gridshim cannot change when job {jid} gets s_rt's SIGUSR1 (its pod sends "
+                           "it, and Kubernetes does not let a Job's pod change): qdel it and qsub it again")
 
 
 def qalter_main(env: Env, argv: list[str], *, cluster: Any = None) -> int:
@@ -398,10 +421,12 @@ def _alter_one(env: Env, cluster: Any, settings: Any, caller: str, row: JobRow, 
     if alter.priority is not None and alter.priority > int(options.get("priority") or 0):
         raise AlterRefused(f'denied: "{caller}" must be operator to increase job priority')
     template_change: dict[str, Any] = {}
-    wall: int | None = None
+    limits: _Limits | None = None
     if alter.resources is not None:
         slots = int(options.get("slots") or 1)
-        mem, wall, named = _memory_and_wall(alter.resources, slots=slots, default_mem=settings.default_mem)
+        limits = _memory_and_wall(alter.resources, slots=slots, default_mem=settings.default_mem)
+        mem = limits.mem
+        _check_soft_limit(jid, limits, options)
         if settings.max_mem is not None and mem > settings.max_mem:
             raise AlterRefused(f"denied: h_vmem={mem} is more than the site's maximum of "
                                f"{settings.max_mem // (1024 * 1024)}M")
@@ -445,10 +470,12 @@ def _alter_one(env: Env, cluster: Any, settings: Any, caller: str, row: JobRow, 
             meta["labels"][L.NAME] = L.label_value(alter.name)
         if alter.priority is not None:
             opts["priority"] = alter.priority
-        if alter.resources is not None:
+        if limits is not None:
+            assert alter.resources is not None
             opts["resources"] = [list(p) for p in alter.resources]
-            opts["wall_seconds"] = wall
-            spec["activeDeadlineSeconds"] = wall
+            opts["wall_seconds"] = limits.h_rt  # as asked, as qsub records it; the deadline can be s_rt's
+            opts["s_rt"] = limits.s_rt
+            spec["activeDeadlineSeconds"] = limits.deadline
         held = tasks.user_held(j)
         if alter.hold is not None:
             held = "u" in alter.hold

@@ -73,8 +73,10 @@ def requested(row: JobRow) -> list[str]:
         out.append(f"h_vmem={memory(row.mem_bytes // max(slots_of(row), 1) if qsub else row.mem_bytes)}")
     if opts.get("mem_request"):
         out.append(f"mem_free={memory(int(opts['mem_request']))}")
-    if opts.get("wall_seconds"):
+    if opts.get("wall_seconds"):  # qsub: h_rt as asked (the deadline can be s_rt's, docs/qsub.md "Resources")
         out.append(f"h_rt={opts['wall_seconds']}")
+    if opts.get("s_rt"):
+        out.append(f"s_rt={opts['s_rt']}")
     if qsub:
         out += [f"{k}={v}" for k, v in opts.get("resources") or []]
     elif opts.get("release"):

@@ -91,6 +91,8 @@ def _requests(row: JobRow) -> list[tuple[str, str, float]]:
         out.append(("mem_free", f"{int(o['mem_request']) // 1024}k", float(o["mem_request"])))
     if o.get("wall_seconds"):
         out.append(("h_rt", str(o["wall_seconds"]), float(o["wall_seconds"])))
+    if o.get("s_rt"):
+        out.append(("s_rt", str(o["s_rt"]), float(o["s_rt"])))
     if o.get("release"):
         out.append(("release", str(o["release"]), 0.0))
     return out

@@ -70,7 +70,9 @@ _PRELUDE = (
     'pause() {{ sleep "$1" <&3 & child=$!; wait "$child"; child=; }}\n'
     'run() {{\n'
     '    "$@" 0<&3 3<&- & child=$!\n'
+    '{soft_start}'
     '    while :; do wait "$child"; rc=$?; kill -0 "$child" 2>/dev/null || break; done\n'
+    '{soft_end}'
     '    child=; return "$rc"\n'
     '}}\n'
     'if [ -n "$4" ]; then now=$(date +%s); if [ "$now" -lt "$4" ]; then pause $(( $4 - now )); fi; fi\n'
@@ -124,6 +126,22 @@ _ON_TERM = 'stop=1; [ -n "$child" ] && { acct_end; kill -TERM "$child" 2>/dev/nu
 # -notify: SIGUSR2 first, as SGE sends before a kill; the TERM follows after half the grace period.
 _ON_TERM_NOTIFY = ('stop=1; [ -n "$child" ] && {{ acct_end; kill -USR2 "$child" 2>/dev/null; '
                    '( sleep {delay}; kill -TERM "$child" 2>/dev/null ) & }}')
+# -l s_rt (qsub-behaviour §1.7): SIGUSR1 to the program SECONDS after each start of it (SGE's execd measures
+# from the start of the run). Only in a job with s_rt before h_rt; the deadline (activeDeadlineSeconds) is
+# s_rt + the queue's notify time. A sleeper asks the wrapper ($$), which passes the USR1 on only while
+# $child is the program, so a late one never reaches a reused pid. run() ends the sleeper when the program
+# ends, with SIGALRM, which the wrapper never traps: a forked subshell keeps its parent's handlers until it
+# resets them, and a TERM arriving then was lost (seen: the wrapper waited for the sleeper). Its trap kills
+# its sleep with SIGKILL (a TERM that reaches the sleep before it has exec'd sleep is lost in the same way:
+# seen, 16 of 300 sleeps left behind), also at an ALRM that came before $s_s was set (s_x), so no sleep
+# outlives the program.
+_SOFT_TRAP = """trap '[ -n "$child" ] && kill -USR1 "$child" 2>/dev/null' USR1\n"""
+_SOFT_START = (
+    """    ( s_s=; s_x=; trap 's_x=1; [ -z "$s_s" ] || {{ kill -KILL "$s_s"; exit 0; }}' ALRM\n"""
+    """      sleep {seconds} </dev/null & s_s=$!\n"""
+    """      [ -z "$s_x" ] || {{ kill -KILL "$s_s"; exit 0; }}\n"""
+    """      wait "$s_s" && kill -USR1 $$ ) 2>/dev/null & s_w=$!\n""")
+_SOFT_END = '    kill -ALRM "$s_w" 2>/dev/null; wait "$s_w" 2>/dev/null\n'
 # Releasing the jobs that wait for this one (-hold_jid; docs/arrays-and-holds.md "Release"): after the
 # record, only when the site names its gridshim command and qsub left the successors marker; its output
 # goes to the job's stderr file, it gets at most RELEASE_TIMEOUT seconds and never changes the exit status.
@@ -252,8 +270,13 @@ def script_for(req: JobRequest, *, notify_delay: int = 10, mail: bool = False) -
     """The wrapper script; MAIL adds the -m/-M mail part (the pod's env then carries GRIDSHIM_MAIL)."""
     body = _CONTINUOUS.format(delay=RESPAWN_DELAY) if req.kind is JobKind.CONTINUOUS else _ONE_OFF
     on_term = _ON_TERM_NOTIFY.format(delay=notify_delay) if req.notify else _ON_TERM
-    return (_PRELUDE.format(umask=req.umask, fixed=FIXED, on_term=on_term) + _ACCOUNTING + _RELEASE
-            + (_MAIL if mail else "") + body)
+    soft = req.soft_seconds
+    prelude = _PRELUDE.format(umask=req.umask, fixed=FIXED, on_term=on_term,
+                              soft_start=_SOFT_START.format(seconds=soft) if soft else "",
+                              soft_end=_SOFT_END if soft else "")
+    if soft:
+        prelude = prelude.replace("pause() {", _SOFT_TRAP + "pause() {", 1)
+    return prelude + _ACCOUNTING + _RELEASE + (_MAIL if mail else "") + body
 
 
 def program_argv(req: JobRequest) -> list[str]:

@@ -163,7 +163,7 @@ def _strings(v: Any) -> bool:
 # What each option kept for read-back must look like. Anyone who may edit the namespace's objects can
 # write this annotation (kubectl annotate), so a value of another shape is dropped, never trusted.
 OPTION_TYPES: dict[str, Any] = {
-    **{k: _is_int for k in ("mem", "mem_request", "wall_seconds", "slots", "priority", "jobshare", "tc")},
+    **{k: _is_int for k in ("mem", "mem_request", "wall_seconds", "s_rt", "slots", "priority", "jobshare", "tc")},
     **{k: lambda v: isinstance(v, bool) for k in ("once", "continuous", "cwd", "join", "notify", "hold",
                                                   "binary", "rerun", "truncated")},
     **{k: lambda v: isinstance(v, str) for k in ("stdout", "stderr", "stdin", "workdir", "queue", "release",
