@@ -145,6 +145,21 @@ def test_notify_sends_sigusr2_before_the_kill(tool: Tool) -> None:
     tool.wait_for(lambda: "got-usr2" in out.read_text(), timeout=30, what="SIGUSR2 to reach the job")
 
 
+@pytest.mark.needs_shared_home("reads the files the job writes in the tool's home")
+def test_s_rt_sends_sigusr1_before_h_rt(tool: Tool) -> None:
+    """qsub-behaviour §1.7: past s_rt the job gets SIGUSR1 (here it exits 4 on it), the kill only once the
+    queue's notify time (60 s) has passed: the Job's deadline is s_rt + 60, before h_rt."""
+    write(tool, "srt.sh", "trap 'echo got USR1; exit 4' USR1\necho started\nsleep 100 & wait\n")
+    proc = tool.run("qsub", "-terse", "-sync", "y", "-j", "y", "-l", "s_rt=2,h_rt=120", "srt.sh")
+    assert proc.returncode == 4, (proc.stdout, proc.stderr)
+    job_id = proc.stdout.strip()
+    assert f"Job {job_id} exited with exit code 4." in proc.stderr
+    out = (tool.home / f"srt.sh.o{job_id}").read_text()
+    assert out == "started\ngot USR1\n", out
+    (job,) = jobs_named(tool, "srt.sh")
+    assert job["spec"]["activeDeadlineSeconds"] == 62
+
+
 def test_hold_shows_hqw_and_never_starts_a_pod(tool: Tool) -> None:
     proc = tool.run("qsub", "-h", "-terse", "-b", "y", "/bin/true")
     assert proc.returncode == 0, proc.stderr

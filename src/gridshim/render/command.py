@@ -141,7 +141,11 @@ _SOFT_START = (
     """      sleep {seconds} </dev/null & s_s=$!\n"""
     """      [ -z "$s_x" ] || {{ kill -KILL "$s_s"; exit 0; }}\n"""
     """      wait "$s_s" && kill -USR1 $$ ) 2>/dev/null & s_w=$!\n""")
-_SOFT_END = '    kill -ALRM "$s_w" 2>/dev/null; wait "$s_w" 2>/dev/null\n'
+# The USR1 also interrupts the wrapper's own wait (138): when the program ends at once on it, run()'s
+# kill -0 can find it gone, so the status is asked for again (the shell keeps it; 127: already read).
+# Seen on the sandbox: a job that exited 4 on the SIGUSR1 was reported as killed by it.
+_SOFT_END = ('    wait "$child"; s_rc=$?; [ "$s_rc" -eq 127 ] || rc=$s_rc\n'
+             '    kill -ALRM "$s_w" 2>/dev/null; wait "$s_w" 2>/dev/null\n')
 # Releasing the jobs that wait for this one (-hold_jid; docs/arrays-and-holds.md "Release"): after the
 # record, only when the site names its gridshim command and qsub left the successors marker; its output
 # goes to the job's stderr file, it gets at most RELEASE_TIMEOUT seconds and never changes the exit status.
