@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import xml.dom.minidom
 import zlib
@@ -106,10 +107,10 @@ def test_fifty_way_once_under_the_default_quota_is_one_job_and_49_already_active
 
 
 # A crontab command's peak resident memory, whatever the ConfigMap holds: `crontab -l` of no crontab peaks at
-# ~23 MiB; with the 1 MB bomb below ~96 MiB (2026-12-01: the decompression stops at cron_ops.MAX_RENDERED_BYTES,
-# 16 MiB, and the ConfigMap's ~1.4 MB answer is held a few times). Before the fix a ~700 KB ConfigMap made
-# `crontab -l` use 1.46 GB.
-CRONTAB_RSS_BOUND_MIB = 200
+# ~22 MiB; with the 1 MB bomb at 58 MiB, `crontab --sync` 62 MiB (2026-12-01, measured as run_measured does:
+# the decompression stops at cron_ops.MAX_RENDERED_BYTES, 16 MiB, and the ConfigMap's ~1.4 MB answer is held
+# a few times). Before the fix a ~700 KB ConfigMap made `crontab -l` use 1.46 GB (2032 MiB with this bomb).
+CRONTAB_RSS_BOUND_MIB = 150
 
 
 def gzip_bomb(size: int) -> bytes:
@@ -122,20 +123,30 @@ def gzip_bomb(size: int) -> bytes:
     return b"".join([*parts, c.compress(b"]"), c.flush()])
 
 
+# The peak RSS a child reports (ru_maxrss) starts from the high-water mark of the process it was forked
+# from: Linux carries the old memory's mark across exec. A command forked from pytest (hundreds of MiB after
+# a full run) would report pytest's size, not its own, so a small Python forks it and writes its figure.
+_MEASURE = ("import os, subprocess, sys\n"
+            "p = subprocess.Popen(sys.argv[2:])\n"
+            "_, status, usage = os.wait4(p.pid, 0)\n"
+            "open(sys.argv[1], 'w').write(str(usage.ru_maxrss))\n"
+            "sys.exit(os.waitstatus_to_exitcode(status) % 256)\n")
+
+
 def run_measured(tool: Tool, *argv: str) -> tuple[int, str, str, int]:
     """(exit code, stdout, stderr, peak RSS in KiB) of ARGV run as the tool's uid (setpriv execs it, so the
-    child's own rusage from wait4 is the command's)."""
+    rusage of setpriv's process is the command's), forked from a small process (_MEASURE)."""
     cmd = list(argv)
     if os.geteuid() == 0:
         cmd = ["setpriv", f"--reuid={tool.uid}", f"--regid={tool.uid}", "--clear-groups", *cmd]
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, cwd=tool.home, env={**tool.env(), "PWD": str(tool.home)}, stdout=out,
-                                stderr=err, stdin=subprocess.DEVNULL)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r") as figure:
+        proc = subprocess.run([sys.executable, "-S", "-c", _MEASURE, figure.name, *cmd], cwd=tool.home,
+                              env={**tool.env(), "PWD": str(tool.home)}, stdout=out, stderr=err,
+                              stdin=subprocess.DEVNULL, check=False)
         out.seek(0)
         err.seek(0)
-        return proc.returncode, out.read().decode(), err.read().decode(), usage.ru_maxrss
+        return proc.returncode, out.read().decode(), err.read().decode(), int(figure.read())
 
 
 def test_objects_written_with_kubectl_never_crash_qstat_or_crontab(tool: Tool) -> None:
