@@ -202,6 +202,18 @@ def test_the_wrapper_appends_one_accounting_record_per_attempt(tmp_path: Path) -
     assert (tmp_path / "o").read_text() == "0\n0\n"  # no GRIDSHIM_* variable reached the program
 
 
+def started(cmd: list[str], *, cwd: Path, env: dict[str, str], ready: Path) -> subprocess.Popen[bytes]:
+    """CMD (a rendered wrapper) started in a session of its own, once READY exists (the program runs)."""
+    import time
+
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, start_new_session=True)
+    deadline = time.monotonic() + 20
+    while not ready.exists():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    return proc
+
+
 @pytest.mark.parametrize("preset", [Preset.JSUB, Preset.JSTART])
 def test_a_job_stopped_by_term_is_recorded_as_sges_kill(tmp_path: Path, preset: Preset) -> None:
     """qdel, jstop and h_rt (activeDeadlineSeconds) all reach the wrapper as a TERM: the grid killed such a
@@ -210,7 +222,6 @@ def test_a_job_stopped_by_term_is_recorded_as_sges_kill(tmp_path: Path, preset: 
     import os
     import signal
     import sys
-    import time
 
     from gridshim.render.manifests import accounting_fields
 
@@ -220,11 +231,7 @@ def test_a_job_stopped_by_term_is_recorded_as_sges_kill(tmp_path: Path, preset: 
     acct = accounting_fields(req, Settings(accounting_file=str(tmp_path / "acct")))
     env = {"PATH": os.environ["PATH"], "JOB_ID": "4242", "HOSTNAME": "node1", "GRIDSHIM_ACCT": acct or "",
            "GRIDSHIM_JOB_UID": "job-uid", "GRIDSHIM_POD_UID": "pod-uid"}
-    proc = subprocess.Popen(wrap_command(req), cwd=tmp_path, env=env, start_new_session=True)
-    deadline = time.monotonic() + 20
-    while not (tmp_path / "m.ready").exists():
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.05)
+    proc = started(wrap_command(req), cwd=tmp_path, env=env, ready=tmp_path / "m.ready")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 3 and marker.read_text() == "got TERM"
     (line,) = (tmp_path / "acct").read_text().splitlines()
@@ -246,12 +253,9 @@ def test_the_record_of_a_stopped_job_survives_the_grace_periods_sigkill(tmp_path
     acct = accounting_fields(req, Settings(accounting_file=str(tmp_path / "acct")))
     env = {"PATH": os.environ["PATH"], "JOB_ID": "4242", "GRIDSHIM_ACCT": acct or "",
            "GRIDSHIM_JOB_UID": "job-uid", "GRIDSHIM_POD_UID": "pod-uid"}
-    proc = subprocess.Popen(wrap_command(req), cwd=tmp_path, env=env, start_new_session=True)
-    deadline = time.monotonic() + 20
-    while not (tmp_path / "ready").exists():
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.05)
+    proc = started(wrap_command(req), cwd=tmp_path, env=env, ready=tmp_path / "ready")
     proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 20
     while not (tmp_path / "acct").exists():
         assert time.monotonic() < deadline and proc.poll() is None  # the program still runs: no exit yet
         time.sleep(0.05)
@@ -360,11 +364,7 @@ def run_with_mail(tmp_path: Path, *argv: str, preset: Preset = Preset.JSUB, mail
     if stop_when is None:
         rc = subprocess.run(cmd, cwd=tmp_path, env=run_env, timeout=60).returncode
     else:
-        proc = subprocess.Popen(cmd, cwd=tmp_path, env=run_env, start_new_session=True)
-        deadline = time.monotonic() + 20
-        while not stop_when.exists():
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.05)
+        proc = started(cmd, cwd=tmp_path, env=run_env, ready=stop_when)
         proc.terminate()
         rc = proc.wait(timeout=60)
     time.sleep(0.2)  # a Started mail of a job that never asked to wait for it
