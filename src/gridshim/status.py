@@ -84,6 +84,17 @@ def terminated_state(pod: Manifest) -> dict[str, Any] | None:
     return None
 
 
+def signal_name(code: int) -> str | None:
+    """The signal an exit status above 128 stands for (137 → SIGKILL); None for other statuses and for
+    numbers that are no signal here."""
+    if code <= 128:
+        return None
+    try:
+        return signal.Signals(code - 128).name
+    except ValueError:
+        return None
+
+
 def job_outcome(job: Manifest, pods: list[Manifest]) -> Outcome:
     """The exit of a finished Job: its newest pod's container exit code; deadline → SIGKILL (h_rt)."""
     failed = condition(job, "Failed")
@@ -94,13 +105,7 @@ def job_outcome(job: Manifest, pods: list[Manifest]) -> Outcome:
         term = terminated_state(pod)
         if term is not None and term.get("exitCode") is not None:
             code = int(term["exitCode"])
-            sig = None
-            if code > 128 and (term.get("signal") or code - 128 < 65):
-                try:
-                    sig = signal.Signals(code - 128).name
-                except ValueError:
-                    sig = None
-            return Outcome(exit_code=code, signal_name=sig, reason=term.get("reason", ""))
+            return Outcome(exit_code=code, signal_name=signal_name(code), reason=term.get("reason", ""))
     if condition(job, "Complete"):
         return Outcome(exit_code=0)
     return Outcome(exit_code=None, reason=(failed or {}).get("reason", ""))

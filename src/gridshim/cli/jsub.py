@@ -260,10 +260,8 @@ def recorded_outcome(environ: dict[str, str], job_uid: str) -> Outcome | None:
     record when the program ends: docs/qacct.md), for a -sync wait whose Job and pods are gone (ops.wait's
     RECORDED): the last attempt's exit status, a signal for 129-192. None without a file, a record of that
     Job, or accounting (site `accounting_file: null`)."""
-    import signal  # noqa: PLC0415
-
     from gridshim import accounting  # noqa: PLC0415
-    from gridshim.status import Outcome  # noqa: PLC0415
+    from gridshim.status import Outcome, signal_name  # noqa: PLC0415
 
     try:
         path = accounting.path_for(accounting.site_setting(environ), accounting.home_of(environ))
@@ -279,13 +277,7 @@ def recorded_outcome(environ: dict[str, str], job_uid: str) -> Outcome | None:
     if not records:
         return None
     code = max(records, key=lambda r: r.end_time).exit_status
-    sig = None
-    if 128 < code < 193:
-        try:
-            sig = signal.Signals(code - 128).name
-        except ValueError:
-            sig = None
-    return Outcome(exit_code=code, signal_name=sig, reason="accounting")
+    return Outcome(exit_code=code, signal_name=signal_name(code), reason="accounting")
 
 
 def _sync(env: Env, prog: str, cluster: object, req: JobRequest, manifest: dict, *, err_path: str,
