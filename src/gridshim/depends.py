@@ -20,7 +20,7 @@ from gridshim.errors import ConflictError, GridshimError, JobExistsError, JobNot
 from gridshim.model import Cluster, JobRequest, Manifest
 from gridshim.record import record
 from gridshim.render import labels as L
-from gridshim.status import controller_uid, job_finished
+from gridshim.status import condition, controller_uid, job_finished
 from gridshim.tasks import (
     A_HOLD,
     A_PREDECESSOR_IDS,
@@ -435,9 +435,7 @@ def account_ended(cluster: Cluster, jobs: list[Manifest],
     its record, and whose Job the TTL would otherwise remove before anyone ran qacct. Complete Jobs ended
     through their wrapper, which wrote the record. One LIST of the tool's pods, only when there is such a
     Job; returns how many records were written. Never fails the sweep."""
-    ended = [j for j in jobs if (j.get("metadata") or {}).get("deletionTimestamp")
-             or any(c.get("type") == "Failed" and c.get("status") == "True"
-                    for c in (j.get("status") or {}).get("conditions") or [])]
+    ended = [j for j in jobs if (j.get("metadata") or {}).get("deletionTimestamp") or condition(j, "Failed")]
     if not ended:
         return 0
     try:
