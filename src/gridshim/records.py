@@ -107,7 +107,12 @@ def ensure_records(job: Manifest, pods: list[Manifest], *, settings: Settings, h
     path = settings.accounting_path(home)
     if not path:
         return 0
-    lines = record_lines(job, pods, settings=settings, now=time.time() if now is None else now, killed=killed)
+    return _append_missing(path, record_lines(job, pods, settings=settings, now=time.time() if now is None else now,
+                                              killed=killed))
+
+
+def _append_missing(path: str, lines: list[tuple[str, str]]) -> int:
+    """Append those of LINES ((attempt key, record line)) whose attempt the file at PATH lacks; how many."""
     if not lines:
         return 0
     have = recorded_keys(path)
@@ -128,14 +133,14 @@ def ensure_records(job: Manifest, pods: list[Manifest], *, settings: Settings, h
 
 def make_safe(job: Manifest, pods: list[Manifest], *, settings: Settings, home: str, now: float | None = None) -> bool:
     """Is every attempt of the finished JOB that ran recorded in the accounting file, after writing the
-    missing ones (ensure_records)? True as well when the site keeps no accounting. make_room deletes a
+    missing ones (as ensure_records does)? True as well when the site keeps no accounting. make_room deletes a
     finished Job only then: a record that could not be written (home full, unwritable) keeps the Job."""
     path = settings.accounting_path(home)
     if not path:
         return True
-    ensure_records(job, pods, settings=settings, home=home, now=now)
     lines = record_lines(job, pods, settings=settings, now=time.time() if now is None else now)
     if not lines:
         return True
+    _append_missing(path, lines)
     have = recorded_keys(path)
     return all(attempt_of(key) in have for key, _ in lines)
