@@ -67,6 +67,7 @@ _PRELUDE = (
     'fi\n'
     'stop=; child=; a_done=1\n'  # a_done: no attempt whose record is still to be written (acct_start)
     "trap '{on_term}' TERM INT HUP\n"
+    '{soft_trap}'
     'pause() {{ sleep "$1" <&3 & child=$!; wait "$child"; child=; }}\n'
     'run() {{\n'
     '    "$@" 0<&3 3<&- & child=$!\n'
@@ -275,11 +276,9 @@ def script_for(req: JobRequest, *, notify_delay: int = 10, mail: bool = False) -
     body = _CONTINUOUS.format(delay=RESPAWN_DELAY) if req.kind is JobKind.CONTINUOUS else _ONE_OFF
     on_term = _ON_TERM_NOTIFY.format(delay=notify_delay) if req.notify else _ON_TERM
     soft = req.soft_seconds
-    prelude = _PRELUDE.format(umask=req.umask, fixed=FIXED, on_term=on_term,
+    prelude = _PRELUDE.format(umask=req.umask, fixed=FIXED, on_term=on_term, soft_trap=_SOFT_TRAP if soft else "",
                               soft_start=_SOFT_START.format(seconds=soft) if soft else "",
                               soft_end=_SOFT_END if soft else "")
-    if soft:
-        prelude = prelude.replace("pause() {", _SOFT_TRAP + "pause() {", 1)
     return prelude + _ACCOUNTING + _RELEASE + (_MAIL if mail else "") + body
 
 
