@@ -20,7 +20,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,17 +168,30 @@ class Tool:
         env.update(extra)
         return env
 
+    def command(self, argv: Iterable[str | bytes]) -> list[str | bytes]:
+        """ARGV as run by this tool's uid: through setpriv when the tests run as root, like `become NAME`."""
+        cmd = list(argv)
+        if os.geteuid() == 0 and self.uid != 0:
+            cmd = ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups", *cmd]
+        return cmd
+
     def run(self, *argv: str, input: str | bytes | None = None, cwd: str | Path | None = None,
             env: dict[str, str] | None = None, timeout: float = 180, shell: bool = False,
             ) -> subprocess.CompletedProcess[str]:
         """Run an installed command (or a shell line) as this tool's uid, like `become NAME`."""
-        cmd = ["/bin/sh", "-c", argv[0]] if shell else list(argv)
-        if os.geteuid() == 0 and self.uid != 0:
-            cmd = ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups", *cmd]
         env_all = self.env(**(env or {}))
         env_all["PWD"] = str(cwd or self.home)
-        return subprocess.run(cmd, input=input, cwd=cwd or self.home, env=env_all, capture_output=True,
+        return subprocess.run(self.command(["/bin/sh", "-c", argv[0]] if shell else argv), input=input,
+                              cwd=cwd or self.home, env=env_all, capture_output=True,
                               text=not isinstance(input, bytes), timeout=timeout)
+
+    def start(self, *argv: str, env: dict[str, str] | None = None, **popen: Any) -> subprocess.Popen[str]:
+        """ARGV started in the background as this tool's uid, like a shell's `&` (Tool.run without
+        waiting): in its home, stdout and stderr piped, as text; POPEN adds to subprocess.Popen's."""
+        env_all = self.env(**(env or {}))
+        env_all["PWD"] = str(self.home)
+        return subprocess.Popen(self.command(argv), cwd=self.home, env=env_all, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, **popen)
 
     def kubectl_json(self, *args: str) -> Any:
         return self.sandbox.kubectl_json("-n", self.namespace, *args)

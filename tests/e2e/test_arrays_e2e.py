@@ -3,7 +3,6 @@ the tool's uid (contract: ../shared/docs/qsub-behaviour.md §2.1, §2.4, §3, §
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any
 
@@ -154,16 +153,12 @@ def test_a_finished_task_runs_the_sites_release_command(tool: Tool) -> None:
 def test_sync_reports_a_killed_task_at_once_and_waits_for_the_rest(tool: Tool) -> None:
     """Deleting a running task's pod (what qdel of a task does) fails only that index: -sync y prints its
     SIGKILL line while the other task still runs, then the other's line; the exit code is 1 (signal)."""
-    import subprocess
     import threading
     import time
 
     cmd = ["qsub", "-sync", "y", "-t", "1-2", "-b", "y", "-shell", "n", "/bin/sh", "-c",
            'if [ "$SGE_TASK_ID" = 1 ]; then sleep 120; else sleep 15; fi']
-    if os.geteuid() == 0:
-        cmd = ["setpriv", f"--reuid={tool.uid}", f"--regid={tool.uid}", "--clear-groups", *cmd]
-    env = {**tool.env(), "PWD": str(tool.home)}
-    proc = subprocess.Popen(cmd, cwd=tool.home, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = tool.start(*cmd)
     err_lines: list[tuple[float, str]] = []
     reader = threading.Thread(target=lambda: err_lines.extend((time.monotonic(), line) for line in proc.stderr or ()))
     reader.start()
@@ -193,14 +188,10 @@ def test_a_pending_task_on_the_deleted_list_never_runs(tool: Tool) -> None:
     """What qdel of a pending task leaves (docs/arrays-and-holds.md "qdel of array tasks"): the marker
     file lists the task, the Job's annotation names it. Its pod's wrapper exits 0 at once, with no output
     file and no accounting record, and -sync y says `Unable to run job N.T` (contributing 0)."""
-    import subprocess
 
     cmd = ["qsub", "-sync", "y", "-terse", "-t", "1-3", "-tc", "1", "-b", "y", "-shell", "n", "/bin/sh", "-c",
            'sleep 3; echo "ran $SGE_TASK_ID"']
-    if os.geteuid() == 0:
-        cmd = ["setpriv", f"--reuid={tool.uid}", f"--regid={tool.uid}", "--clear-groups", *cmd]
-    env = {**tool.env(), "PWD": str(tool.home)}
-    proc = subprocess.Popen(cmd, cwd=tool.home, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = tool.start(*cmd)
     try:
         first = proc.stdout.readline() if proc.stdout else ""  # -terse: N.1-3:1, flushed before the wait
         job_id = first.split(".")[0]
@@ -225,13 +216,9 @@ def test_a_pending_task_on_the_deleted_list_never_runs(tool: Tool) -> None:
 def test_sync_when_qdel_deletes_the_whole_array(tool: Tool) -> None:
     """qdel N of a running array under -sync y: the running task exited because of SIGKILL, the pending
     ones never ran (`Unable to run job N.T`); qsub exits 1, the first non-zero contribution."""
-    import subprocess
 
     cmd = ["qsub", "-sync", "y", "-terse", "-t", "1-3", "-tc", "1", "-b", "y", "/bin/sleep", "120"]
-    if os.geteuid() == 0:
-        cmd = ["setpriv", f"--reuid={tool.uid}", f"--regid={tool.uid}", "--clear-groups", *cmd]
-    env = {**tool.env(), "PWD": str(tool.home)}
-    proc = subprocess.Popen(cmd, cwd=tool.home, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = tool.start(*cmd)
     try:
         job_id = (proc.stdout.readline() if proc.stdout else "").split(".")[0]
         tool.wait_for(lambda: any(p["status"].get("phase") == "Running"

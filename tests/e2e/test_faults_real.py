@@ -108,14 +108,8 @@ class Admin:
 
 def spawn(tool: Tool, *argv: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """Start an installed command as the tool (like Tool.run, without waiting)."""
-    cmd = list(argv)
-    if os.geteuid() == 0 and tool.uid != 0:
-        cmd = ["setpriv", f"--reuid={tool.uid}", f"--regid={tool.uid}", "--clear-groups", *cmd]
-    env_all = tool.env(**(env or {}))
-    env_all["PWD"] = str(tool.home)
     FIGURES["processes"] += 1
-    return subprocess.Popen(cmd, cwd=tool.home, env=env_all, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return tool.start(*argv, env=env, stdin=subprocess.DEVNULL)
 
 
 def stop(procs: list[subprocess.Popen[str]]) -> None:

@@ -174,10 +174,9 @@ def test_non_utf8_arguments_are_exact_or_refused(tool: Tool) -> None:
     jsub must then either deliver them exactly or refuse clearly; never change them silently."""
     dump = install_dump(tool)
     raw = b"caf\xe9-\xff"
-    proc = subprocess.run(["setpriv", f"--reuid={tool.uid}", f"--regid={tool.uid}", "--clear-groups",
-                           str(Path(tool.env()["PATH"].split(":")[0]) / "jsub"), "-sync", "y", "-stderr", "-N",
-                           "bytes", str(dump), raw], env={**tool.env(), "PWD": str(tool.home)}, cwd=tool.home,
-                          capture_output=True)
+    proc = subprocess.run(tool.command([str(Path(tool.env()["PATH"].split(":")[0]) / "jsub"), "-sync", "y",
+                                        "-stderr", "-N", "bytes", str(dump), raw]),
+                          env={**tool.env(), "PWD": str(tool.home)}, cwd=tool.home, capture_output=True)
     if proc.returncode == 0:
         assert dump_of(tool, "bytes")["argv"] == [raw.hex()]
     else:

@@ -248,18 +248,12 @@ def test_real_toolforge_lines_work_unchanged(real_tree: Tool) -> None:
 
 
 def test_ctrl_c_during_sync_deletes_the_job(tool: Tool) -> None:
-    import os
     import signal
-    import subprocess
 
-    env = tool.env()
-    env["PWD"] = str(tool.home)
-    cmd = ["setpriv", f"--reuid={tool.uid}", f"--regid={tool.uid}", "--clear-groups"] if os.geteuid() == 0 else []
     # A terminal's Ctrl-C: the test runner itself may have been started with SIGINT ignored (a background
     # job of a non-interactive shell), which the child would inherit, so give jsub the default disposition.
-    proc = subprocess.Popen([*cmd, "jsub", "-sync", "y", "-N", "interrupted", "/bin/sleep", "300"], cwd=tool.home,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = tool.start("jsub", "-sync", "y", "-N", "interrupted", "/bin/sleep", "300",
+                      preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     tool.wait_for(lambda: running(tool, "interrupted"), timeout=60, what="the job to run")
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
@@ -269,18 +263,6 @@ def test_ctrl_c_during_sync_deletes_the_job(tool: Tool) -> None:
 
 
 # -- issue 12, item 3: `-sync y` exit codes when the job is killed or its end is read late ------------------
-
-
-def waiter_as(tool: Tool, *argv: str, env: dict[str, str] | None = None) -> Any:
-    """ARGV started in the background as the tool's uid (stdout and stderr piped), like a shell's `&`."""
-    import os
-    import subprocess
-
-    cmd = list(argv)
-    if os.geteuid() == 0:
-        cmd = ["setpriv", f"--reuid={tool.uid}", f"--regid={tool.uid}", "--clear-groups", *cmd]
-    return subprocess.Popen(cmd, cwd=tool.home, env={**tool.env(**(env or {})), "PWD": str(tool.home)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def running_id(tool: Tool, name: str) -> str:
@@ -296,7 +278,7 @@ def test_qdel_during_jsub_sync_is_the_signal_line_and_exit_1(tool: Tool, qdel: t
     """grid-behaviour §1.9: killed by a signal → `Job N exited because of signal SIGKILL`, exit 1 (not the
     "Unable to run job N" + exit 0 of a job that never ran). Without -stderr the line goes to ~/NAME.err."""
     flags = ("-stderr",) if own_stderr else ()
-    waiter = waiter_as(tool, "jsub", "-sync", "y", *flags, "-N", "victim", "/bin/sleep", "300")
+    waiter = tool.start("jsub", "-sync", "y", *flags, "-N", "victim", "/bin/sleep", "300")
     try:
         job_id = tool.wait_for(lambda: running_id(tool, "victim"), timeout=90, what="the job to run")
         assert tool.run(*qdel, job_id).returncode == 0
@@ -338,7 +320,7 @@ def test_a_waiter_paused_past_the_ttl_never_says_unable_to_run(tool: Tool, code:
     go = tool.home / "go"
     script = write_exe(tool.home / "ends.sh", f'#!/bin/sh\nwhile [ ! -e {go} ]; do sleep 0.2; done\nexit {code}\n',
                        tool.uid)
-    waiter = waiter_as(tool, "jsub", "-sync", "y", "-stderr", "-N", "paused", str(script), env=env)
+    waiter = tool.start("jsub", "-sync", "y", "-stderr", "-N", "paused", str(script), env=env)
     try:
         if seen_running:
             job_id = tool.wait_for(lambda: running_id(tool, "paused"), timeout=90, what="the job to run")
@@ -430,7 +412,7 @@ def test_a_waiter_paused_until_the_watch_history_is_gone_gets_the_exit_code(tool
     script = write_exe(tool.home / "ends.sh", f'#!/bin/sh\nwhile [ ! -e {go} ]; do sleep 0.2; done\nexit 3\n', tool.uid)
     api = AdminApi(tool.sandbox)
     jobs = f"/apis/batch/v1/namespaces/{tool.namespace}/jobs"
-    waiter = waiter_as(tool, "jsub", "-sync", "y", "-stderr", "-N", "paused", str(script),
+    waiter = tool.start("jsub", "-sync", "y", "-stderr", "-N", "paused", str(script),
                        env={"GRIDSHIM_CONFIG": str(site)})
     try:
         if seen_running:

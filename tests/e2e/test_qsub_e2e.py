@@ -209,13 +209,8 @@ def test_jsub_refuses_a_program_word_with_spaces_it_cannot_find(tool: Tool) -> N
 
 
 def test_qdel_during_sync_is_the_signal_line_and_exit_1(tool: Tool) -> None:
-    import subprocess
 
-    cmd = ["qsub", "-sync", "y", "-N", "victim", "-b", "y", "/bin/sleep", "300"]
-    if os.geteuid() == 0:
-        cmd = ["setpriv", f"--reuid={tool.uid}", f"--regid={tool.uid}", "--clear-groups", *cmd]
-    waiter = subprocess.Popen(cmd, cwd=tool.home, env={**tool.env(), "PWD": str(tool.home)},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    waiter = tool.start("qsub", "-sync", "y", "-N", "victim", "-b", "y", "/bin/sleep", "300")
     try:
         def running() -> str:
             rows = [line.split() for line in tool.run("qstat").stdout.splitlines()[2:]]

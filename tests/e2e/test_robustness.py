@@ -136,9 +136,7 @@ _MEASURE = ("import os, subprocess, sys\n"
 def run_measured(tool: Tool, *argv: str) -> tuple[int, str, str, int]:
     """(exit code, stdout, stderr, peak RSS in KiB) of ARGV run as the tool's uid (setpriv execs it, so the
     rusage of setpriv's process is the command's), forked from a small process (_MEASURE)."""
-    cmd = list(argv)
-    if os.geteuid() == 0:
-        cmd = ["setpriv", f"--reuid={tool.uid}", f"--regid={tool.uid}", "--clear-groups", *cmd]
+    cmd = tool.command(argv)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
             tempfile.NamedTemporaryFile("r") as figure:
         proc = subprocess.run([sys.executable, "-S", "-c", _MEASURE, figure.name, *cmd], cwd=tool.home,
